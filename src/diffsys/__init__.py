@@ -1,0 +1,69 @@
+"""diffsys: end-to-end differentiable systems over NumPy.
+
+>>> import diffsys as ds
+>>> import diffsys.numpy as dnp
+>>> ds.grad(lambda x: dnp.sum(dnp.sin(x) ** 2))(dnp.array([0.0, 1.0]))
+array([0.        , 0.90929743])
+"""
+
+from . import numpy  # noqa: F401 - installs tracer methods and the NumPy surface
+from .check import GradientCheckError, check_grads
+from .core import (
+    Primitive,
+    Tracer,
+    checkpoint,
+    concrete,
+    custom_jvp,
+    custom_vjp,
+    elementwise_grad,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    primitive,
+    register_pytree_node,
+    stop_gradient,
+    tree_flatten,
+    tree_leaves,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+    value_and_grad,
+    vjp,
+    vmap,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GradientCheckError",
+    "Primitive",
+    "Tracer",
+    "check_grads",
+    "checkpoint",
+    "concrete",
+    "custom_jvp",
+    "custom_vjp",
+    "elementwise_grad",
+    "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacobian",
+    "jacrev",
+    "jvp",
+    "primitive",
+    "register_pytree_node",
+    "stop_gradient",
+    "tree_flatten",
+    "tree_leaves",
+    "tree_map",
+    "tree_structure",
+    "tree_unflatten",
+    "value_and_grad",
+    "vjp",
+    "vmap",
+]

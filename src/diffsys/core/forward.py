@@ -1,0 +1,56 @@
+"""Forward mode: tangents travel with the values through the primitives' JVP rules.
+
+JVP rules are written with :mod:`diffsys.numpy`, so tangents may themselves be traced by an
+outer transform (``jvp`` of ``grad``, ``vmap`` of ``jvp`` for ``jacfwd``, ...).
+"""
+
+from __future__ import annotations
+
+from .ad_util import add_any
+from .tracer import Trace, Tracer
+
+
+class JVPTracer(Tracer):
+    __slots__ = ("_tangent",)
+
+    def __init__(self, trace: JVPTrace, value, tangent) -> None:
+        self._trace = trace
+        self._value = value
+        self._tangent = tangent
+
+
+class JVPTrace(Trace):
+    """Carries a tangent beside each traced value for one forward-mode transform."""
+
+    __slots__ = ()
+
+    def process(self, prim, args, params):
+        primals = list(args)
+        tangents = [None] * len(args)
+        mine = False
+        for i, a in enumerate(args):
+            if a.__class__ is JVPTracer and a._trace is self:
+                primals[i] = a._value
+                tangents[i] = a._tangent
+                mine = True
+        out = prim(*primals, **params)
+        if not mine or prim.zero_derivative:
+            return out
+        if prim.jvp_all is not None:
+            t_out = prim.jvp_all(primals, tangents, out, **params)
+        else:
+            t_out = None
+            for i, t in enumerate(tangents):
+                if t is None:
+                    continue
+                ti = prim.jvp_rule(i)(t, out, *primals, **params)
+                t_out = ti if t_out is None else _add_tangents(t_out, ti, prim)
+        if prim.multiple_results:
+            return [JVPTracer(self, o, t) for o, t in zip(out, t_out, strict=True)]
+        return JVPTracer(self, out, t_out)
+
+
+def _add_tangents(a, b, prim):
+    if prim.multiple_results:
+        return [add_any(x, y) for x, y in zip(a, b, strict=True)]
+    return add_any(a, b)

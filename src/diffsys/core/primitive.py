@@ -1,0 +1,153 @@
+"""Primitives: an implementation on plain arrays plus its derivative and batching rules.
+
+Every differentiable operation in diffsys, and every user-defined one, is a :class:`Primitive`
+held in one registry. Rules are written next to the implementation::
+
+    import numpy as np
+    import diffsys as ds
+    import diffsys.numpy as dnp
+
+    logcosh = ds.Primitive("logcosh", lambda x: np.log(np.cosh(x)))
+    logcosh.defvjp(lambda g, ans, x: g * dnp.tanh(x))
+    logcosh.defjvp(lambda t, ans, x: t * dnp.tanh(x))
+
+Rule signatures (``ans`` is the primitive's output, ``*args`` its inputs, ``**params`` its
+keyword parameters; all may be tracers of outer transforms, so rules must use
+:mod:`diffsys.numpy` operations to stay differentiable to any order):
+
+- VJP, one rule per positional argument: ``rule(g, ans, *args, **params) -> cotangent`` with
+  the shape of that argument (un-broadcast it: :func:`diffsys.numpy.unbroadcast`).
+- JVP, one rule per positional argument: ``rule(t, ans, *args, **params) -> tangent`` with
+  the shape of ``ans``; the engine adds the contributions of all arguments that have
+  tangents. Or one rule for all: ``defjvp_all(rule(primals, tangents, ans, **params))`` where
+  missing tangents are ``None``.
+- Batching: ``rule(args, batched, **params) -> out`` where every batched argument carries
+  the batch on axis 0 and the output must carry it on axis 0 too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .tracer import Tracer
+
+registry: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """A named operation with its implementation and derivative rules.
+
+    Calling a primitive on plain values runs ``impl``; on tracers it is handed to the trace
+    of the highest level among its arguments.
+    """
+
+    __slots__ = (
+        "name",
+        "impl",
+        "vjps",
+        "jvps",
+        "jvp_all",
+        "batch_rule",
+        "zero_derivative",
+        "multiple_results",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        impl: Callable,
+        *,
+        zero_derivative: bool = False,
+        multiple_results: bool = False,
+        register: bool = True,
+    ) -> None:
+        if register and name in registry:
+            raise ValueError(f"a primitive named {name!r} is already registered")
+        self.name = name
+        self.impl = impl
+        self.vjps: tuple = ()
+        self.jvps: tuple = ()
+        self.jvp_all: Callable | None = None
+        self.batch_rule: Callable | None = None
+        self.zero_derivative = zero_derivative
+        self.multiple_results = multiple_results
+        if register:
+            registry[name] = self
+
+    def __call__(self, *args, **params):
+        trace = None
+        level = 0
+        for a in args:
+            if isinstance(a, Tracer):
+                t = a._trace
+                if t.level > level:
+                    trace = t
+                    level = t.level
+        if trace is None:
+            return self.impl(*args, **params)
+        return trace.process(self, args, params)
+
+    # --- rule registration ----------------------------------------------------------------
+    def defvjp(self, *rules: Callable | None) -> Primitive:
+        """One VJP rule per positional argument (``None``: not differentiable there)."""
+        self.vjps = rules
+        return self
+
+    def defjvp(self, *rules: Callable | None) -> Primitive:
+        """One JVP rule per positional argument (``None``: not differentiable there)."""
+        self.jvps = rules
+        return self
+
+    def defjvp_all(self, rule: Callable) -> Primitive:
+        """One JVP rule for all arguments: ``rule(primals, tangents, ans, **params)``."""
+        self.jvp_all = rule
+        return self
+
+    def defbatch(self, rule: Callable) -> Primitive:
+        """The batching rule used by ``vmap`` (and so by ``jacfwd``/``jacrev``/``hessian``)."""
+        self.batch_rule = rule
+        return self
+
+    def vjp_rule(self, argnum: int) -> Callable:
+        rules = self.vjps
+        rule = rules[argnum] if argnum < len(rules) else None
+        if rule is None:
+            raise NotImplementedError(
+                f"reverse-mode derivative of primitive '{self.name}' with respect to its "
+                f"argument {argnum} is not defined (no VJP rule); wrap the value in "
+                "diffsys.stop_gradient if it should be treated as a constant, or define one "
+                "with defvjp"
+            )
+        return rule
+
+    def jvp_rule(self, argnum: int) -> Callable:
+        rules = self.jvps
+        rule = rules[argnum] if argnum < len(rules) else None
+        if rule is None:
+            raise NotImplementedError(
+                f"forward-mode derivative of primitive '{self.name}' with respect to its "
+                f"argument {argnum} is not defined (no JVP rule); wrap the value in "
+                "diffsys.stop_gradient if it should be treated as a constant, or define one "
+                "with defjvp"
+            )
+        return rule
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"
+
+
+def primitive(name: str | None = None, **kwargs) -> Callable[[Callable], Primitive]:
+    """Decorator form: turn a function on plain arrays into a :class:`Primitive`.
+
+    >>> import numpy as np, diffsys as ds
+    >>> @ds.primitive()
+    ... def cube(x):
+    ...     return x ** 3
+    >>> _ = cube.defvjp(lambda g, ans, x: g * 3 * x ** 2)
+    """
+
+    def wrap(fun: Callable) -> Primitive:
+        return Primitive(name or fun.__qualname__, fun, **kwargs)
+
+    return wrap

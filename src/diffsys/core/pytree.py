@@ -1,0 +1,176 @@
+"""Pytrees: nested containers of arrays that transforms flatten and rebuild.
+
+Containers are tuples, lists, dicts (keys in sorted order), namedtuples, dataclasses, ``None``
+(an empty node) and any type registered with :func:`register_pytree_node`. Everything else
+is a leaf.
+
+>>> leaves, treedef = tree_flatten({"b": (1, 2), "a": [3]})
+>>> leaves
+[3, 1, 2]
+>>> tree_unflatten(treedef, [30, 10, 20])
+{'a': [30], 'b': (10, 20)}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+_registry: dict[type, tuple[Callable, Callable]] = {}
+
+
+def register_pytree_node(
+    cls: type,
+    flatten: Callable[[Any], tuple[Iterable, Any]],
+    unflatten: Callable[[Any, list], Any],
+) -> None:
+    """Make ``cls`` a container: ``flatten(x) -> (children, aux)``,
+    ``unflatten(aux, children) -> x``. ``aux`` must compare with ``==``."""
+    _registry[cls] = (flatten, unflatten)
+
+
+def _dict_keys(d: dict) -> list:
+    try:
+        return sorted(d)
+    except TypeError:  # keys of mixed types: keep insertion order
+        return list(d)
+
+
+register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c))
+register_pytree_node(list, lambda t: (t, None), lambda _, c: list(c))
+register_pytree_node(type(None), lambda _: ((), None), lambda _a, _c: None)
+
+
+def _flatten_dict(d):
+    keys = _dict_keys(d)
+    return [d[k] for k in keys], (type(d), tuple(keys))
+
+
+def _unflatten_dict(aux, children):
+    cls, keys = aux
+    out = dict(zip(keys, children, strict=True))
+    return out if cls is dict else cls(out)
+
+
+register_pytree_node(dict, _flatten_dict, _unflatten_dict)
+
+
+def _node_handlers(x) -> tuple[Callable, Callable] | None:
+    cls = type(x)
+    handlers = _registry.get(cls)
+    if handlers is not None:
+        return handlers
+    if isinstance(x, tuple) and hasattr(cls, "_fields"):  # namedtuple
+        return (lambda t: (tuple(t), None), lambda _, c, cls=cls: cls(*c))
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        names = tuple(f.name for f in dataclasses.fields(x))
+        return (
+            lambda obj: ([getattr(obj, n) for n in names], None),
+            lambda _, c, cls=cls: _build_dataclass(cls, names, c),
+        )
+    if isinstance(x, dict):  # OrderedDict, defaultdict, ... keep their class
+        return (_flatten_dict, _unflatten_dict)
+    return None
+
+
+def _build_dataclass(cls, names, children):
+    obj = object.__new__(cls)
+    for n, c in zip(names, children, strict=True):
+        object.__setattr__(obj, n, c)
+    return obj
+
+
+class PyTreeDef(NamedTuple):
+    """The structure of a pytree: node type, auxiliary data, and child structures."""
+
+    node_type: type | None  # None marks a leaf
+    aux: Any
+    children: tuple
+    num_leaves: int
+
+    def __repr__(self) -> str:
+        if self.node_type is None:
+            return "*"
+        inner = ", ".join(repr(c) for c in self.children)
+        return f"{self.node_type.__name__}({inner})"
+
+
+_LEAF = PyTreeDef(None, None, (), 1)
+
+
+def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """Leaves of ``tree`` in a fixed order, and its structure."""
+    leaves: list = []
+    treedef = _flatten(tree, leaves, is_leaf)
+    return leaves, treedef
+
+
+def _flatten(x, leaves: list, is_leaf) -> PyTreeDef:
+    if is_leaf is not None and is_leaf(x):
+        leaves.append(x)
+        return _LEAF
+    handlers = _node_handlers(x)
+    if handlers is None:
+        leaves.append(x)
+        return _LEAF
+    children, aux = handlers[0](x)
+    defs = tuple(_flatten(c, leaves, is_leaf) for c in children)
+    return PyTreeDef(type(x), (handlers[1], aux), defs, sum(d.num_leaves for d in defs))
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves: Iterable) -> Any:
+    """Rebuild a pytree of structure ``treedef`` from ``leaves``."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(
+            f"tree_unflatten: the structure {treedef} has {treedef.num_leaves} leaves, "
+            f"but {len(leaves)} were given"
+        )
+    it = iter(leaves)
+    return _unflatten(treedef, it)
+
+
+def _unflatten(treedef: PyTreeDef, it) -> Any:
+    if treedef.node_type is None:
+        return next(it)
+    unflatten, aux = treedef.aux
+    return unflatten(aux, [_unflatten(c, it) for c in treedef.children])
+
+
+def tree_leaves(tree, is_leaf: Callable[[Any], bool] | None = None) -> list:
+    """The leaves of ``tree``, in flattening order."""
+    return tree_flatten(tree, is_leaf)[0]
+
+
+def tree_structure(tree) -> PyTreeDef:
+    return tree_flatten(tree)[1]
+
+
+def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):
+    """Apply ``f`` leaf-wise to ``tree`` (and to matching leaves of trees in ``rest``).
+
+    >>> tree_map(lambda x, y: x + y, {"a": 1, "b": (2, 3)}, {"a": 10, "b": (20, 30)})
+    {'a': 11, 'b': (22, 33)}
+    """
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    others = []
+    for r in rest:
+        r_leaves, r_def = tree_flatten(r, is_leaf)
+        if not same_structure(treedef, r_def):
+            raise ValueError(
+                f"tree_map: trees have different structures: {treedef} and {r_def}"
+            )
+        others.append(r_leaves)
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others, strict=True)])
+
+
+def same_structure(a: PyTreeDef, b: PyTreeDef) -> bool:
+    """Whether two structures match (node types, auxiliary data, children)."""
+    if a.node_type is not b.node_type or a.num_leaves != b.num_leaves:
+        return False
+    if a.node_type is None:
+        return True
+    if a.aux[1] != b.aux[1] or len(a.children) != len(b.children):
+        return False
+    return all(same_structure(x, y) for x, y in zip(a.children, b.children, strict=True))

@@ -1,0 +1,123 @@
+"""Reverse mode by graph extension.
+
+A :class:`ReverseTrace` records every primitive applied to its tracers on a *tape*, in the
+order they run. Eager tracing creates nodes in topological order, so the backward pass is a
+single walk of the tape in reverse: no graph search, no sorting. Each value owns a *slot* in
+the cotangent list; a node reads the cotangent of its output slot and adds its VJP rules'
+results into its parents' slots.
+
+VJP rules are written with :mod:`diffsys.numpy`, so when the backward pass runs on tracers of
+an outer transform it is recorded by that transform: derivatives of derivatives follow.
+When no outer transform is active the rules see plain arrays and run at NumPy speed.
+"""
+
+from __future__ import annotations
+
+from .ad_util import add_any, zeros_like_value
+from .tracer import Trace, Tracer
+
+
+class ReverseTracer(Tracer):
+    __slots__ = ("_slot",)
+
+    def __init__(self, trace: ReverseTrace, value, slot: int) -> None:
+        self._trace = trace
+        self._value = value
+        self._slot = slot
+
+
+class ReverseTrace(Trace):
+    """Records primitives applied to its tracers for one reverse-mode transform."""
+
+    __slots__ = ("tape", "nslots")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tape: list[tuple] = []
+        self.nslots = 0
+
+    def new_input(self, value) -> ReverseTracer:
+        slot = self.nslots
+        self.nslots = slot + 1
+        return ReverseTracer(self, value, slot)
+
+    def process(self, prim, args, params):
+        if prim.zero_derivative:
+            return prim(*[a._value if _is_mine(self, a) else a for a in args], **params)
+        vals = list(args)
+        parents = []
+        for i, a in enumerate(args):
+            if a.__class__ is ReverseTracer and a._trace is self:
+                vals[i] = a._value
+                parents.append((i, a._slot))
+        out = prim(*vals, **params)
+        if not parents:  # only lower-level tracers: nothing to record at this level
+            return out
+        slot = self.nslots
+        if prim.multiple_results:
+            n = len(out)
+            self.nslots = slot + n
+            self.tape.append((prim, vals, params, out, parents, slot, n))
+            return [ReverseTracer(self, o, slot + k) for k, o in enumerate(out)]
+        self.nslots = slot + 1
+        self.tape.append((prim, vals, params, out, parents, slot, 0))
+        return ReverseTracer(self, out, slot)
+
+    def record_custom(self, name, vals, out, parents, bwd, multiple_results):
+        """Record a node whose VJP is ``bwd(g) -> {argnum: cotangent}`` (custom rules)."""
+        slot = self.nslots
+        if multiple_results:
+            n = len(out)
+            self.nslots = slot + n
+            self.tape.append((_CustomNode(name, bwd), vals, {}, out, parents, slot, n))
+            return [ReverseTracer(self, o, slot + k) for k, o in enumerate(out)]
+        self.nslots = slot + 1
+        self.tape.append((_CustomNode(name, bwd), vals, {}, out, parents, slot, 0))
+        return ReverseTracer(self, out, slot)
+
+    def backward(self, seeds: list[tuple[int, object]], n_inputs: int) -> list:
+        """Run the tape backwards from ``(slot, cotangent)`` seeds; cotangents of inputs."""
+        cts: list = [None] * self.nslots
+        for slot, ct in seeds:
+            old = cts[slot]
+            cts[slot] = ct if old is None else add_any(old, ct)
+        for prim, vals, params, out, parents, slot, n in reversed(self.tape):
+            if n:
+                gs = cts[slot : slot + n]
+                if all(g is None for g in gs):
+                    continue
+                g = tuple(
+                    zeros_like_value(o) if gi is None else gi for gi, o in zip(gs, out, strict=True)
+                )
+                cts[slot : slot + n] = [None] * n
+            else:
+                g = cts[slot]
+                if g is None:
+                    continue
+                cts[slot] = None  # free the cotangent as soon as it is consumed
+            if prim.__class__ is _CustomNode:
+                pslots = dict(parents)
+                for i, ct in prim.bwd(g).items():
+                    pslot = pslots[i]
+                    old = cts[pslot]
+                    cts[pslot] = ct if old is None else add_any(old, ct)
+                continue
+            for i, pslot in parents:
+                ct = prim.vjp_rule(i)(g, out, *vals, **params)
+                old = cts[pslot]
+                cts[pslot] = ct if old is None else add_any(old, ct)
+        return cts[:n_inputs]
+
+
+class _CustomNode:
+    """Stands in for a primitive on the tape when the VJP is a closure (custom rules)."""
+
+    __slots__ = ("name", "bwd")
+
+    def __init__(self, name, bwd):
+        self.name = name
+        self.bwd = bwd
+
+
+def _is_mine(trace, a) -> bool:
+    return a.__class__ is ReverseTracer and a._trace is trace

@@ -1,0 +1,134 @@
+"""Traced values and trace levels.
+
+A transform (``grad``, ``jvp``, ``vmap`` ...) opens a *trace* with a fresh level and wraps its
+inputs in *tracers* of that trace. Every primitive applied to a tracer is handed to the trace
+with the highest level among its arguments; that trace unwraps its own tracers (their values
+may be tracers of lower levels) and calls the primitive again on the unwrapped values. This is
+how nested transforms compose and why perturbations of different transforms never mix.
+
+Levels come from one process-wide monotonic counter. An inner transform always starts after
+its outer one, so it always gets a higher level; transforms running in other threads get
+unrelated levels and never share tracers. No trace state is global, so concurrent transforms
+in several threads do not interfere.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+_level_counter = itertools.count(1)
+
+
+def new_level() -> int:
+    """A level higher than that of every trace opened before (thread-safe under the GIL)."""
+    return next(_level_counter)
+
+
+class Trace:
+    """One transform's recording context. Subclasses implement :meth:`process`."""
+
+    __slots__ = ("level",)
+
+    def __init__(self) -> None:
+        self.level = new_level()
+
+    def process(self, prim, args, params):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Tracer:
+    """A value traced by a transform; behaves like an immutable ``numpy.ndarray``.
+
+    ``isinstance(x, diffsys.Tracer)`` tells whether ``x`` is being traced. Arithmetic,
+    indexing and the common array methods are installed by :mod:`diffsys.numpy`.
+    """
+
+    __slots__ = ("_trace", "_value")
+    # NumPy must defer to our reflected operators: ``ndarray * tracer`` -> ``tracer.__rmul__``.
+    __array_ufunc__ = None
+    __array_priority__ = 1000.0
+    __hash__ = None  # like ndarray: mutable-looking values are unhashable
+
+    # --- abstract value -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of unsized object (a 0-d traced array)")
+        return shape[0]
+
+    def concrete(self):
+        """The plain value under every trace level (for Python control flow)."""
+        return concrete(self._value)
+
+    # --- Python control flow reads the current value (eager tracing) ----------------------
+    def __bool__(self) -> bool:
+        return bool(self.concrete())
+
+    def __float__(self) -> float:
+        return float(self.concrete())
+
+    def __int__(self) -> int:
+        return int(self.concrete())
+
+    def __complex__(self) -> complex:
+        return complex(self.concrete())
+
+    def __index__(self) -> int:
+        value = self.concrete()
+        if not np.issubdtype(np.asarray(value).dtype, np.integer):
+            raise TypeError(
+                f"only integer traced values can be used as an index, got dtype {value.dtype}"
+            )
+        return int(value)
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"a traced value ({type(self).__name__}, shape {self.shape}, dtype {self.dtype}) "
+            "cannot be converted to a numpy array inside a transform: use diffsys.numpy "
+            "(import diffsys.numpy as dnp) instead of numpy for traced computations, or "
+            "diffsys.stop_gradient / .concrete() if you really want the plain value"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self._trace.level}, value={self._value!r})"
+
+
+def concrete(x):
+    """Strip every trace level from ``x`` and return the plain value."""
+    while isinstance(x, Tracer):
+        x = x.concrete()
+    return x
+
+
+def top_trace(args):
+    """The trace with the highest level among ``args``' tracers, or ``None``."""
+    trace = None
+    level = 0
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if t.level > level:
+                trace = t
+                level = t.level
+    return trace

@@ -1,0 +1,591 @@
+"""The user-facing transforms: grad, value_and_grad, vjp, jvp, vmap, jacfwd, jacrev, hessian,
+hvp, elementwise_grad.
+
+Arguments and results may be pytrees. ``argnums`` is an int (one gradient) or a tuple (a
+tuple of gradients). Only floating-point and complex leaves can be differentiated.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+import numpy as np
+
+from . import ad_util
+from .batching import BatchTrace, BatchTracer
+from .forward import JVPTrace, JVPTracer
+from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
+from .reverse import ReverseTrace, ReverseTracer
+from .tracer import Tracer
+
+# --- argument handling ---------------------------------------------------------------------
+
+
+def _normalize_argnums(argnums, nargs: int, fname: str) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums:
+        raise ValueError(f"{fname}: argnums must name at least one argument")
+    out = []
+    for a in nums:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise TypeError(f"{fname}: argnums must be ints, got {a!r}")
+        if not -nargs <= a < nargs:
+            raise ValueError(
+                f"{fname}: argnums {argnums!r} is out of range for a call with {nargs} "
+                "positional argument(s)"
+            )
+        out.append(a % nargs)
+    return tuple(out), single
+
+
+def _describe(fname: str, argnum: int, leaf_index: int, n_leaves: int) -> str:
+    where = f"argument {argnum}"
+    if n_leaves > 1:
+        where += f" (leaf {leaf_index} of its pytree)"
+    return where
+
+
+def as_diff_leaf(x, fname: str, where: str):
+    """Check that ``x`` can be differentiated and return it as an array (or tracer)."""
+    if isinstance(x, Tracer | np.ndarray | np.generic):
+        dtype = x.dtype
+    elif isinstance(x, bool | int):
+        raise TypeError(
+            f"{fname}: cannot differentiate with respect to {where}: it is a Python "
+            f"{type(x).__name__} ({x!r}); only floating-point and complex values have "
+            "gradients. Pass a float (e.g. 1.0) or exclude it from argnums"
+        )
+    elif isinstance(x, float | complex):
+        return np.asarray(x)
+    else:
+        raise TypeError(
+            f"{fname}: cannot differentiate with respect to {where}: expected an array or a "
+            f"float, got an object of type {type(x).__name__}"
+        )
+    if not np.issubdtype(dtype, np.inexact):
+        raise TypeError(
+            f"{fname}: cannot differentiate with respect to {where} of dtype {dtype}: only "
+            "floating-point and complex arrays have gradients. Convert it "
+            "(x.astype(float)) or exclude it from argnums"
+        )
+    return x
+
+
+def _flatten_diff_args(args, argnums, fname):
+    """Flatten the differentiated arguments into checked leaves, with their structures."""
+    leaves, treedefs = [], []
+    for a in argnums:
+        arg_leaves, treedef = tree_flatten(args[a])
+        n = len(arg_leaves)
+        leaves.extend(
+            as_diff_leaf(x, fname, _describe(fname, a, k, n)) for k, x in enumerate(arg_leaves)
+        )
+        treedefs.append(treedef)
+    return leaves, treedefs
+
+
+def _rebuild_args(args, argnums, treedefs, leaves):
+    new_args = list(args)
+    k = 0
+    for a, treedef in zip(argnums, treedefs, strict=True):
+        n = treedef.num_leaves
+        new_args[a] = tree_unflatten(treedef, leaves[k : k + n])
+        k += n
+    return new_args
+
+
+def _group(leaves, treedefs, single):
+    """Split flat per-leaf results back into one pytree per differentiated argument."""
+    out, k = [], 0
+    for treedef in treedefs:
+        n = treedef.num_leaves
+        out.append(tree_unflatten(treedef, leaves[k : k + n]))
+        k += n
+    return out[0] if single else tuple(out)
+
+
+def _split_aux(out, has_aux: bool, fname: str):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        raise TypeError(
+            f"{fname}(..., has_aux=True) requires the function to return a pair "
+            f"(output, aux), got {type(out).__name__}"
+        )
+    return out[0], out[1]
+
+
+def _unbox(trace, tree):
+    """Replace ``trace``'s tracers in ``tree`` by their values (lower levels stay traced)."""
+
+    def leaf(x):
+        return x._value if isinstance(x, Tracer) and x._trace is trace else x
+
+    return tree_map(leaf, tree)
+
+
+def _finish_cotangent(ct, leaf):
+    """The gradient for one input leaf: zeros if unreached, cast to the leaf's dtype."""
+    if ct is None:
+        return ad_util.zeros_like_value(leaf)
+    if np.shape(ct) != np.shape(leaf):
+        raise RuntimeError(
+            f"internal error: a cotangent of shape {np.shape(ct)} reached an input of shape "
+            f"{np.shape(leaf)}; a VJP rule returned the wrong shape"
+        )
+    dtype = leaf.dtype
+    ct_dtype = getattr(ct, "dtype", None)
+    if ct_dtype != dtype:
+        if np.issubdtype(ct_dtype, np.complexfloating) and not np.issubdtype(
+            dtype, np.complexfloating
+        ):
+            ct = ad_util.real_part(ct)
+        ct = ad_util.cast(ct, dtype=dtype)
+    return ct
+
+
+# --- reverse mode ---------------------------------------------------------------------------
+
+
+def _reverse_pass(fun, args, kwargs, argnums, has_aux, fname):
+    """Run ``fun`` under a new reverse trace; return what the VJP needs."""
+    leaves, treedefs = _flatten_diff_args(args, argnums, fname)
+    trace = ReverseTrace()
+    boxed = [trace.new_input(x) for x in leaves]
+    out = fun(*_rebuild_args(args, argnums, treedefs, boxed), **kwargs)
+    out, aux = _split_aux(out, has_aux, fname)
+    return trace, leaves, treedefs, out, aux
+
+
+def _check_scalar_output(out, fname: str):
+    shape = np.shape(out)
+    if shape != ():
+        raise TypeError(
+            f"{fname} requires a function with a scalar output, got an output of shape "
+            f"{shape}. For the full Jacobian use diffsys.jacrev (or jacfwd); for the gradient "
+            "of sum(f(x)) use diffsys.elementwise_grad; for a vector-Jacobian product with "
+            "your own cotangent use diffsys.vjp"
+        )
+    dtype = getattr(out, "dtype", None)
+    if dtype is None:
+        dtype = np.result_type(out)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(
+            f"{fname} requires a real floating-point scalar output, got dtype {dtype}"
+            + (
+                "; for complex outputs differentiate the real part (dnp.real) or use vjp"
+                if np.issubdtype(dtype, np.complexfloating)
+                else ""
+            )
+        )
+
+
+def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """A function returning ``(fun(*args), gradient)``; with ``has_aux``,
+    ``((value, aux), gradient)``.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.value_and_grad(lambda x: dnp.sum(x ** 2))(dnp.array([1.0, 2.0]))
+    (np.float64(5.0), array([2., 4.]))
+    """
+
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args, **kwargs):
+        nums, single = _normalize_argnums(argnums, len(args), "grad")
+        trace, leaves, treedefs, out, aux = _reverse_pass(
+            fun, args, kwargs, nums, has_aux, "grad"
+        )
+        _check_scalar_output(out, "grad")
+        if isinstance(out, ReverseTracer) and out._trace is trace:
+            seed = ad_util.ones_like_value(out)
+            cts = trace.backward([(out._slot, seed)], len(leaves))
+            value = out._value
+        else:
+            cts = [None] * len(leaves)
+            value = out
+        grads = [_finish_cotangent(ct, leaf) for ct, leaf in zip(cts, leaves, strict=True)]
+        grads = _group(grads, treedefs, single)
+        if has_aux:
+            return (value, _unbox(trace, aux)), grads
+        return value, grads
+
+    return value_and_grad_fun
+
+
+def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The gradient of a scalar-valued function.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.grad(dnp.sin)(0.0)
+    array(1.)
+    """
+    vg = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def grad_fun(*args, **kwargs):
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_fun
+
+
+def vjp(fun: Callable, *primals, has_aux: bool = False):
+    """``(fun(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> out, f_vjp = ds.vjp(lambda x: x * 3.0, dnp.ones(2))
+    >>> f_vjp(dnp.array([1.0, 2.0]))
+    (array([3., 6.]),)
+    """
+    nums = tuple(range(len(primals)))
+    trace, leaves, treedefs, out, aux = _reverse_pass(fun, primals, {}, nums, has_aux, "vjp")
+    out_leaves, out_def = tree_flatten(out)
+
+    def vjp_fn(cotangent):
+        ct_leaves, ct_def = tree_flatten(cotangent)
+        if not same_structure(ct_def, out_def):
+            raise ValueError(
+                f"vjp_fn: the cotangent's structure {ct_def} does not match the output's "
+                f"structure {out_def}"
+            )
+        seeds = []
+        for k, (o, c) in enumerate(zip(out_leaves, ct_leaves, strict=True)):
+            if np.shape(c) != np.shape(o):
+                raise ValueError(
+                    f"vjp_fn: cotangent {k} has shape {np.shape(c)}, but the function's "
+                    f"output {k} has shape {np.shape(o)}; they must match"
+                )
+            if isinstance(o, ReverseTracer) and o._trace is trace:
+                seeds.append((o._slot, c))
+        cts = trace.backward(seeds, len(leaves)) if seeds else [None] * len(leaves)
+        grads = [_finish_cotangent(ct, leaf) for ct, leaf in zip(cts, leaves, strict=True)]
+        return _group(grads, treedefs, single=False)
+
+    primal_out = _unbox(trace, out)
+    if has_aux:
+        return primal_out, vjp_fn, _unbox(trace, aux)
+    return primal_out, vjp_fn
+
+
+def elementwise_grad(fun: Callable, argnums: int | Sequence[int] = 0):
+    """The gradient of ``sum(fun(x))``: the derivative of an elementwise function, elementwise.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.elementwise_grad(dnp.square)(dnp.array([1.0, 2.0]))
+    array([2., 4.])
+    """
+
+    @functools.wraps(fun)
+    def egrad_fun(*args, **kwargs):
+        nums, single = _normalize_argnums(argnums, len(args), "elementwise_grad")
+        trace, leaves, treedefs, out, _ = _reverse_pass(
+            fun, args, kwargs, nums, False, "elementwise_grad"
+        )
+        seeds = [
+            (o._slot, ad_util.ones_like_value(o))
+            for o in tree_flatten(out)[0]
+            if isinstance(o, ReverseTracer) and o._trace is trace
+        ]
+        cts = trace.backward(seeds, len(leaves)) if seeds else [None] * len(leaves)
+        grads = [_finish_cotangent(ct, leaf) for ct, leaf in zip(cts, leaves, strict=True)]
+        return _group(grads, treedefs, single)
+
+    return egrad_fun
+
+
+# --- forward mode ---------------------------------------------------------------------------
+
+
+def jvp(fun: Callable, primals: Sequence, tangents: Sequence):
+    """``(fun(*primals), tangent_out)``: the Jacobian-vector product, in one forward pass.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.jvp(dnp.sin, (0.0,), (2.0,))
+    (np.float64(0.0), np.float64(2.0))
+    """
+    if not isinstance(primals, tuple | list) or not isinstance(tangents, tuple | list):
+        raise TypeError(
+            "jvp: primals and tangents must be tuples (one entry per argument of fun), got "
+            f"{type(primals).__name__} and {type(tangents).__name__}"
+        )
+    if len(primals) != len(tangents):
+        raise ValueError(
+            f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s) were given"
+        )
+    trace = JVPTrace()
+    boxed_args = []
+    for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+        p_leaves, p_def = tree_flatten(p)
+        t_leaves, t_def = tree_flatten(t)
+        if not same_structure(p_def, t_def):
+            raise ValueError(
+                f"jvp: tangent {i} has structure {t_def}, but primal {i} has {p_def}"
+            )
+        boxed = []
+        for k, (pl, tl) in enumerate(zip(p_leaves, t_leaves, strict=True)):
+            where = _describe("jvp", i, k, len(p_leaves))
+            pl = as_diff_leaf(pl, "jvp", where)
+            tl = _as_tangent(tl, pl, where)
+            boxed.append(JVPTracer(trace, pl, tl))
+        boxed_args.append(tree_unflatten(p_def, boxed))
+    out = fun(*boxed_args)
+    out_leaves, out_def = tree_flatten(out)
+    values, tans = [], []
+    for o in out_leaves:
+        if isinstance(o, JVPTracer) and o._trace is trace:
+            values.append(o._value)
+            tans.append(o._tangent)
+        else:
+            values.append(o)
+            tans.append(ad_util.zeros_like_value(o))
+    return tree_unflatten(out_def, values), tree_unflatten(out_def, tans)
+
+
+def _as_tangent(t, primal, where: str):
+    if isinstance(t, float | int | complex) and not isinstance(t, bool):
+        t = np.asarray(t, dtype=primal.dtype)
+    if not isinstance(t, Tracer | np.ndarray | np.generic):
+        raise TypeError(
+            f"jvp: the tangent for {where} must be an array, got {type(t).__name__}"
+        )
+    if np.shape(t) != np.shape(primal):
+        raise ValueError(
+            f"jvp: the tangent for {where} has shape {np.shape(t)}, but the primal has shape "
+            f"{np.shape(primal)}; they must match"
+        )
+    if not np.issubdtype(t.dtype, np.inexact):
+        raise TypeError(f"jvp: the tangent for {where} has non-float dtype {t.dtype}")
+    return t
+
+
+def hvp(fun: Callable, primals: Sequence, tangents: Sequence):
+    """Hessian-vector product(s) of a scalar function, forward-over-reverse.
+
+    Returns one array per primal (a single array when there is one primal).
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.hvp(lambda x: dnp.sum(x ** 3), (dnp.array([1.0, 2.0]),), (dnp.ones(2),))
+    array([ 6., 12.])
+    """
+    n = len(primals)
+    g = grad(fun, argnums=tuple(range(n)))
+    _, t_out = jvp(g, tuple(primals), tuple(tangents))
+    return t_out[0] if n == 1 else t_out
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def vmap(fun: Callable, in_axes: int | None | Sequence[int | None] = 0, out_axes: int = 0):
+    """Map ``fun`` over an axis of its arguments, computing the whole batch at once.
+
+    ``in_axes`` is one axis for all arguments or one per argument (``None``: not mapped);
+    it applies to every leaf of that argument.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.vmap(lambda row: dnp.sum(row ** 2))(dnp.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([ 5., 25.])
+    """
+
+    @functools.wraps(fun)
+    def vmapped(*args):
+        axes = in_axes if isinstance(in_axes, tuple | list) else (in_axes,) * len(args)
+        if len(axes) != len(args):
+            raise ValueError(
+                f"vmap: in_axes has {len(axes)} entries but the function got {len(args)} "
+                "arguments"
+            )
+        size = None
+        flat = []
+        for i, (arg, axis) in enumerate(zip(args, axes, strict=True)):
+            leaves, treedef = tree_flatten(arg)
+            moved = []
+            for leaf in leaves:
+                if axis is None:
+                    moved.append(leaf)
+                    continue
+                shape = np.shape(leaf)
+                if not -len(shape) <= axis < len(shape):
+                    raise ValueError(
+                        f"vmap: in_axes {axis} is out of range for argument {i} of shape "
+                        f"{shape}"
+                    )
+                ax = axis % len(shape)
+                if size is None:
+                    size = shape[ax]
+                elif shape[ax] != size:
+                    raise ValueError(
+                        f"vmap: mapped axes have different sizes: {size} and {shape[ax]} "
+                        f"(argument {i}, shape {shape}, axis {axis})"
+                    )
+                moved.append(_move_axis(leaf, ax, 0) if not isinstance(leaf, float) else leaf)
+            flat.append((moved, treedef, axis))
+        if size is None:
+            raise ValueError("vmap: no argument is mapped (every in_axes is None)")
+        trace = BatchTrace(size)
+        boxed = [
+            tree_unflatten(td, leaves if ax is None else [trace.box(x) for x in leaves])
+            for leaves, td, ax in flat
+        ]
+        out = fun(*boxed)
+        out_leaves, out_def = tree_flatten(out)
+        results = []
+        for o in out_leaves:
+            if isinstance(o, BatchTracer) and o._trace is trace:
+                v = o._value
+            else:
+                v = ad_util.broadcast_axis(_asarray(o), n=size, axis=0)
+            nd = len(np.shape(v))
+            results.append(_move_axis(v, 0, out_axes % nd) if out_axes % nd else v)
+        return tree_unflatten(out_def, results)
+
+    return vmapped
+
+
+def _asarray(x):
+    return x if isinstance(x, Tracer | np.ndarray) else np.asarray(x)
+
+
+def _move_axis(x, src: int, dst: int):
+    if src == dst:
+        return x
+    order = [a for a in range(len(np.shape(x))) if a != src]
+    order.insert(dst, src)
+    return ad_util.transpose(x, axes=tuple(order))
+
+
+# --- Jacobians ------------------------------------------------------------------------------
+
+
+def _flat_fun(fun, args, kwargs, argnums, treedefs):
+    def f(*leaves):
+        return fun(*_rebuild_args(args, argnums, treedefs, list(leaves)), **kwargs)
+
+    return f
+
+
+def _basis(sizes, shapes, dtype):
+    """Rows of the identity, split into per-leaf blocks shaped like the leaves."""
+    n = sum(sizes)
+    eye = np.eye(n, dtype=dtype)
+    blocks, off = [], 0
+    for size, shape in zip(sizes, shapes, strict=True):
+        blocks.append(eye[:, off : off + size].reshape((n,) + tuple(shape)))
+        off += size
+    return blocks
+
+
+def _leaf_dtype(leaves):
+    return np.result_type(*[getattr(x, "dtype", np.float64) for x in leaves])
+
+
+def _assemble(blocks_by_out, out_def, treedefs, single):
+    """``blocks_by_out[k][j]``: Jacobian block of output leaf k w.r.t. input leaf j."""
+    per_out = [_group(row, treedefs, single) for row in blocks_by_out]
+    return tree_unflatten(out_def, per_out)
+
+
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian by forward mode, all basis tangents pushed through at once (``vmap``).
+
+    The result has shape ``out.shape + in.shape`` (nested by output, then by input pytree).
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.jacfwd(lambda x: x ** 2)(dnp.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
+
+    @functools.wraps(fun)
+    def jacfwd_fun(*args, **kwargs):
+        nums, single = _normalize_argnums(argnums, len(args), "jacfwd")
+        leaves, treedefs = _flatten_diff_args(args, nums, "jacfwd")
+        f = _flat_fun(fun, args, kwargs, nums, treedefs)
+        sizes = [int(np.size(x)) for x in leaves]
+        shapes = [np.shape(x) for x in leaves]
+        basis = _basis(sizes, shapes, _leaf_dtype(leaves))
+        aux_box = []
+
+        def pushforward(*tangents):
+            out, t_out = jvp(f, tuple(leaves), tangents)
+            out, aux = _split_aux(out, has_aux, "jacfwd")
+            if has_aux:
+                aux_box.append((out, aux))
+                t_out = t_out[0]
+            return t_out
+
+        t_batched = vmap(pushforward)(*basis)
+        t_leaves, out_def = tree_flatten(t_batched)
+        blocks_by_out = []
+        for t in t_leaves:  # t: (n, *out_shape)
+            out_shape = tuple(np.shape(t)[1:])
+            row, off = [], 0
+            for size, shape in zip(sizes, shapes, strict=True):
+                block = ad_util.slice_axis(t, start=off, stop=off + size, axis=0)
+                block = _move_axis(block, 0, len(out_shape))
+                row.append(ad_util.reshape(block, shape=out_shape + tuple(shape)))
+                off += size
+            blocks_by_out.append(row)
+        jac = _assemble(blocks_by_out, out_def, treedefs, single)
+        return (jac, aux_box[0][1]) if has_aux else jac
+
+    return jacfwd_fun
+
+
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The Jacobian by reverse mode: one forward pass, all basis cotangents pulled back at once.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.jacrev(lambda x: x ** 2)(dnp.array([1.0, 2.0]))
+    array([[2., 0.],
+           [0., 4.]])
+    """
+
+    @functools.wraps(fun)
+    def jacrev_fun(*args, **kwargs):
+        nums, single = _normalize_argnums(argnums, len(args), "jacrev")
+        leaves, treedefs = _flatten_diff_args(args, nums, "jacrev")
+        f = _flat_fun(fun, args, kwargs, nums, treedefs)
+        if has_aux:
+            out, vjp_fn, aux = vjp(f, *leaves, has_aux=True)
+        else:
+            out, vjp_fn = vjp(f, *leaves)
+        out_leaves, out_def = tree_flatten(out)
+        out_shapes = [tuple(np.shape(o)) for o in out_leaves]
+        out_sizes = [int(np.prod(s, dtype=int)) for s in out_shapes]
+        dtype = _leaf_dtype(out_leaves)
+        if sum(out_sizes) == 1:
+            cts = [np.ones(s, dtype=dtype) for s in out_shapes]
+            grads = [[g] for g in vjp_fn(tree_unflatten(out_def, cts))]
+            batched = [ad_util.reshape(g[0], shape=(1,) + tuple(np.shape(g[0]))) for g in grads]
+        else:
+            basis = _basis(out_sizes, out_shapes, dtype)
+            batched = vmap(lambda *cts: vjp_fn(tree_unflatten(out_def, list(cts))))(*basis)
+        blocks_by_out, off = [], 0
+        for size, shape in zip(out_sizes, out_shapes, strict=True):
+            row = []
+            for g, leaf in zip(batched, leaves, strict=True):  # g: (m, *leaf_shape)
+                block = ad_util.slice_axis(g, start=off, stop=off + size, axis=0)
+                row.append(ad_util.reshape(block, shape=shape + tuple(np.shape(leaf))))
+            blocks_by_out.append(row)
+            off += size
+        jac = _assemble(blocks_by_out, out_def, treedefs, single)
+        return (jac, aux) if has_aux else jac
+
+    return jacrev_fun
+
+
+jacobian = jacrev
+
+
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0):
+    """The Hessian of a scalar function: ``jacfwd(jacrev(fun))``, batched forward-over-reverse.
+
+    >>> import diffsys as ds, diffsys.numpy as dnp
+    >>> ds.hessian(lambda x: dnp.sum(x ** 3))(dnp.array([1.0, 2.0]))
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    return jacfwd(jacrev(fun, argnums), argnums)
+

@@ -1,0 +1,287 @@
+"""Elementwise operations: arithmetic, ufuncs, ``where``, ``clip``, comparisons.
+
+Each differentiable operation is one primitive with its VJP and JVP rule side by side. The
+rules use these same primitives, so they can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.ad_util import real_part as real
+from ..core.primitive import Primitive
+from ._util import broadcast_like, def_elementwise_batch, unbroadcast
+
+# --- construction helpers ----------------------------------------------------------------------
+
+
+def _unary(name: str, fn, deriv=None) -> Primitive:
+    """An elementwise primitive whose derivative is ``deriv(ans, x)`` (``None``: zero)."""
+    prim = Primitive(name, fn, zero_derivative=deriv is None)
+    if deriv is not None:
+        prim.defvjp(lambda g, ans, x: g * deriv(ans, x))
+        prim.defjvp(lambda t, ans, x: t * deriv(ans, x))
+    def_elementwise_batch(prim)
+    return prim
+
+
+def _binary(name: str, fn, dx, dy) -> Primitive:
+    """A broadcasting primitive with partial derivatives ``dx(ans, x, y)``, ``dy(ans, x, y)``."""
+    prim = Primitive(name, fn)
+    prim.defvjp(
+        lambda g, ans, x, y: unbroadcast(g * dx(ans, x, y), x),
+        lambda g, ans, x, y: unbroadcast(g * dy(ans, x, y), y),
+    )
+    prim.defjvp(
+        lambda t, ans, x, y: broadcast_like(t * dx(ans, x, y), ans),
+        lambda t, ans, x, y: broadcast_like(t * dy(ans, x, y), ans),
+    )
+    def_elementwise_batch(prim)
+    return prim
+
+
+def _nondiff(name: str, fn) -> Primitive:
+    """An elementwise operation with no derivative (comparisons, rounding, logic)."""
+    prim = Primitive(name, fn, zero_derivative=True)
+    def_elementwise_batch(prim)
+    return prim
+
+
+# --- arithmetic with simple rules ---------------------------------------------------------------
+
+add = Primitive("add", np.add)
+add.defvjp(lambda g, ans, x, y: unbroadcast(g, x), lambda g, ans, x, y: unbroadcast(g, y))
+add.defjvp(lambda t, ans, x, y: broadcast_like(t, ans), lambda t, ans, x, y: broadcast_like(t, ans))
+def_elementwise_batch(add)
+
+subtract = Primitive("subtract", np.subtract)
+subtract.defvjp(
+    lambda g, ans, x, y: unbroadcast(g, x), lambda g, ans, x, y: unbroadcast(negative(g), y)
+)
+subtract.defjvp(
+    lambda t, ans, x, y: broadcast_like(t, ans),
+    lambda t, ans, x, y: broadcast_like(negative(t), ans),
+)
+def_elementwise_batch(subtract)
+
+multiply = Primitive("multiply", np.multiply)
+multiply.defvjp(
+    lambda g, ans, x, y: unbroadcast(g * y, x), lambda g, ans, x, y: unbroadcast(g * x, y)
+)
+multiply.defjvp(
+    lambda t, ans, x, y: broadcast_like(t * y, ans),
+    lambda t, ans, x, y: broadcast_like(x * t, ans),
+)
+def_elementwise_batch(multiply)
+
+divide = Primitive("divide", np.true_divide)
+divide.defvjp(
+    lambda g, ans, x, y: unbroadcast(g / y, x),
+    lambda g, ans, x, y: unbroadcast(negative(g) * ans / y, y),
+)
+divide.defjvp(
+    lambda t, ans, x, y: broadcast_like(t / y, ans),
+    lambda t, ans, x, y: broadcast_like(negative(t) * ans / y, ans),
+)
+def_elementwise_batch(divide)
+true_divide = divide
+
+negative = Primitive("negative", np.negative)
+negative.defvjp(lambda g, ans, x: negative(g))
+negative.defjvp(lambda t, ans, x: negative(t))
+def_elementwise_batch(negative)
+
+positive = Primitive("positive", np.positive)
+positive.defvjp(lambda g, ans, x: g)
+positive.defjvp(lambda t, ans, x: t)
+def_elementwise_batch(positive)
+
+conjugate = Primitive("conjugate", np.conjugate)
+conjugate.defvjp(lambda g, ans, x: conjugate(g))
+conjugate.defjvp(lambda t, ans, x: conjugate(t))
+def_elementwise_batch(conjugate)
+conj = conjugate
+
+
+# --- power ----------------------------------------------------------------------------------------
+
+
+def _safe_log(x):
+    """log(x) where x > 0, 0 elsewhere (so 0 * log(0) terms vanish instead of giving NaN)."""
+    positive_part = greater(x, 0)
+    return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
+
+
+def _power_dx(ans, x, y):
+    # y * x**(y-1), with the y == 0 case exactly 0 (not 0 * inf at x == 0)
+    return where(equal(y, 0), 0.0, y * power(x, y - 1))
+
+
+power = _binary("power", np.power, _power_dx, lambda ans, x, y: ans * _safe_log(x))
+
+
+# --- unary functions --------------------------------------------------------------------------
+
+_LN2 = float(np.log(2.0))
+_LN10 = float(np.log(10.0))
+
+exp = _unary("exp", np.exp, lambda ans, x: ans)
+exp2 = _unary("exp2", np.exp2, lambda ans, x: ans * _LN2)
+expm1 = _unary("expm1", np.expm1, lambda ans, x: ans + 1.0)
+log = _unary("log", np.log, lambda ans, x: reciprocal(x))
+log2 = _unary("log2", np.log2, lambda ans, x: reciprocal(x * _LN2))
+log10 = _unary("log10", np.log10, lambda ans, x: reciprocal(x * _LN10))
+log1p = _unary("log1p", np.log1p, lambda ans, x: reciprocal(x + 1.0))
+reciprocal = _unary("reciprocal", np.reciprocal, lambda ans, x: negative(ans * ans))
+sqrt = _unary("sqrt", np.sqrt, lambda ans, x: 0.5 / ans)
+cbrt = _unary("cbrt", np.cbrt, lambda ans, x: reciprocal(3.0 * ans * ans))
+square = _unary("square", np.square, lambda ans, x: 2.0 * x)
+sin = _unary("sin", np.sin, lambda ans, x: cos(x))
+cos = _unary("cos", np.cos, lambda ans, x: negative(sin(x)))
+tan = _unary("tan", np.tan, lambda ans, x: 1.0 + ans * ans)
+arcsin = _unary("arcsin", np.arcsin, lambda ans, x: reciprocal(sqrt(1.0 - x * x)))
+arccos = _unary("arccos", np.arccos, lambda ans, x: negative(reciprocal(sqrt(1.0 - x * x))))
+arctan = _unary("arctan", np.arctan, lambda ans, x: reciprocal(1.0 + x * x))
+sinh = _unary("sinh", np.sinh, lambda ans, x: cosh(x))
+cosh = _unary("cosh", np.cosh, lambda ans, x: sinh(x))
+tanh = _unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans)
+arcsinh = _unary("arcsinh", np.arcsinh, lambda ans, x: reciprocal(sqrt(x * x + 1.0)))
+arccosh = _unary("arccosh", np.arccosh, lambda ans, x: reciprocal(sqrt(x * x - 1.0)))
+arctanh = _unary("arctanh", np.arctanh, lambda ans, x: reciprocal(1.0 - x * x))
+absolute = _unary("absolute", np.absolute, lambda ans, x: sign(x))
+abs = absolute  # noqa: A001 - NumPy's name
+fabs = absolute
+sign = _nondiff("sign", np.sign)
+
+# --- binary functions -------------------------------------------------------------------------
+
+
+def _tie_share(x, ans, other):
+    """1 where ``x`` is the selected value, 0.5 on ties (the gradient is split evenly)."""
+    return equal(x, ans) / (1.0 + equal(x, other))
+
+
+maximum = _binary(
+    "maximum", np.maximum, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+)
+minimum = _binary(
+    "minimum", np.minimum, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+)
+fmax = _binary(
+    "fmax", np.fmax, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+)
+fmin = _binary(
+    "fmin", np.fmin, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+)
+arctan2 = _binary(
+    "arctan2",
+    np.arctan2,
+    lambda ans, y, x: x / (x * x + y * y),
+    lambda ans, y, x: negative(y) / (x * x + y * y),
+)
+logaddexp = _binary(
+    "logaddexp", np.logaddexp, lambda ans, x, y: exp(x - ans), lambda ans, x, y: exp(y - ans)
+)
+hypot = _binary("hypot", np.hypot, lambda ans, x, y: x / ans, lambda ans, x, y: y / ans)
+
+# --- where and clip ---------------------------------------------------------------------------
+
+_where = Primitive("where", np.where)
+_where.defvjp(
+    None,
+    lambda g, ans, c, x, y: unbroadcast(_where(c, g, 0.0), x),
+    lambda g, ans, c, x, y: unbroadcast(_where(c, 0.0, g), y),
+)
+_where.defjvp(
+    None,
+    lambda t, ans, c, x, y: broadcast_like(_where(c, t, 0.0), ans),
+    lambda t, ans, c, x, y: broadcast_like(_where(c, 0.0, t), ans),
+)
+def_elementwise_batch(_where)
+
+
+def where(condition, x=None, y=None):
+    """Elements of ``x`` where ``condition`` holds, of ``y`` elsewhere (differentiable in both).
+
+    With only ``condition``, the indices where it is true (as ``numpy.nonzero``; not traced).
+    """
+    if x is None and y is None:
+        from ._indexing import nonzero
+
+        return nonzero(condition)
+    if x is None or y is None:
+        raise ValueError("where: either both or neither of x and y must be given")
+    return _where(condition, x, y)
+
+
+_clip = Primitive("clip", np.clip)
+_clip.defvjp(
+    lambda g, ans, x, lo, hi: unbroadcast(g * logical_and(greater_equal(x, lo), less_equal(x, hi)), x),
+    lambda g, ans, x, lo, hi: unbroadcast(g * less(x, lo), lo),
+    lambda g, ans, x, lo, hi: unbroadcast(g * logical_and(greater(x, hi), greater_equal(x, lo)), hi),
+)
+_clip.defjvp(
+    lambda t, ans, x, lo, hi: broadcast_like(
+        t * logical_and(greater_equal(x, lo), less_equal(x, hi)), ans
+    ),
+    lambda t, ans, x, lo, hi: broadcast_like(t * less(x, lo), ans),
+    lambda t, ans, x, lo, hi: broadcast_like(
+        t * logical_and(greater(x, hi), greater_equal(x, lo)), ans
+    ),
+)
+def_elementwise_batch(_clip)
+
+
+def clip(a, a_min=None, a_max=None):
+    """``a`` limited to ``[a_min, a_max]``; differentiable in ``a`` and in both bounds.
+
+    Inside the interval (bounds included) the gradient flows to ``a``; below it to
+    ``a_min``; above it to ``a_max``.
+    """
+    if a_min is None and a_max is None:
+        raise ValueError("clip: at least one of a_min and a_max must be given")
+    return _clip(a, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max)
+
+
+# --- comparisons, logic, rounding: values only -----------------------------------------------------
+
+equal = _nondiff("equal", np.equal)
+not_equal = _nondiff("not_equal", np.not_equal)
+less = _nondiff("less", np.less)
+less_equal = _nondiff("less_equal", np.less_equal)
+greater = _nondiff("greater", np.greater)
+greater_equal = _nondiff("greater_equal", np.greater_equal)
+logical_and = _nondiff("logical_and", np.logical_and)
+logical_or = _nondiff("logical_or", np.logical_or)
+logical_xor = _nondiff("logical_xor", np.logical_xor)
+logical_not = _nondiff("logical_not", np.logical_not)
+bitwise_and = _nondiff("bitwise_and", np.bitwise_and)
+bitwise_or = _nondiff("bitwise_or", np.bitwise_or)
+bitwise_xor = _nondiff("bitwise_xor", np.bitwise_xor)
+invert = _nondiff("invert", np.invert)
+isfinite = _nondiff("isfinite", np.isfinite)
+isnan = _nondiff("isnan", np.isnan)
+isinf = _nondiff("isinf", np.isinf)
+signbit = _nondiff("signbit", np.signbit)
+floor = _nondiff("floor", np.floor)
+ceil = _nondiff("ceil", np.ceil)
+trunc = _nondiff("trunc", np.trunc)
+rint = _nondiff("rint", np.rint)
+floor_divide = _nondiff("floor_divide", np.floor_divide)
+
+
+def round(a, decimals: int = 0):  # noqa: A001 - NumPy's name
+    """Round to ``decimals`` places (zero derivative)."""
+    return _round(a, decimals=decimals)
+
+
+_round = _nondiff("round", np.round)
+around = round
+
+remainder = _binary(
+    "remainder",
+    np.remainder,
+    lambda ans, x, y: 1.0,
+    lambda ans, x, y: negative(floor_divide(x, y)),
+)
+mod = remainder

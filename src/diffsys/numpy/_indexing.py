@@ -1,0 +1,340 @@
+"""Indexing with gradients, and functional updates (``x.at[idx].set(v)``).
+
+An index is normalized once into a tuple of ints, slices, ``None`` and integer arrays
+(boolean masks become the integer arrays of ``nonzero``, ``...`` becomes full slices); that
+tuple is the primitive's parameter. The VJP of indexing scatters the cotangent back with
+``index_add`` (``numpy.add.at`` semantics, so repeated indices accumulate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import ad_util
+from ..core.primitive import Primitive
+from ..core.tracer import Tracer, concrete
+from ._util import batch_size, move_batch_axis, shape_of, unbroadcast
+
+# --- index normalization ---------------------------------------------------------------------
+
+
+def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
+    """``idx`` as a tuple of ints, slices, ``None`` and integer arrays, for an array of
+    ``shape``; raises ``IndexError``/``TypeError`` for what NumPy would reject."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    items = []
+    for item in idx:
+        if isinstance(item, Tracer):
+            dtype = item.dtype
+            if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+                item = concrete(item)
+            else:
+                raise TypeError(
+                    f"indexing: a traced array of dtype {dtype} cannot be used as an index; "
+                    "indices must be integers, slices, None, ... or boolean masks"
+                )
+        if isinstance(item, list):
+            item = np.asarray(item)
+            if item.size == 0:
+                item = item.astype(np.intp)
+        if isinstance(item, np.ndarray | np.generic) and item.dtype == np.bool_:
+            if item.ndim == 0:
+                raise IndexError("indexing: boolean scalar indices are not supported")
+            items.extend(np.nonzero(item))
+            continue
+        if isinstance(item, np.ndarray | np.generic):
+            if not np.issubdtype(item.dtype, np.integer):
+                raise IndexError(
+                    f"indexing: arrays used as indices must be of integer or boolean type, "
+                    f"got dtype {item.dtype}"
+                )
+            item = int(item) if item.ndim == 0 else item
+        elif isinstance(item, bool):
+            raise IndexError("indexing: boolean scalar indices are not supported")
+        elif isinstance(item, int | np.integer):
+            item = int(item)
+        elif not (item is None or item is Ellipsis or isinstance(item, slice)):
+            raise IndexError(
+                f"indexing: only integers, slices, ..., None and integer or boolean arrays "
+                f"are valid indices, got {type(item).__name__}"
+            )
+        items.append(item)
+    n_ellipsis = sum(1 for i in items if i is Ellipsis)
+    if n_ellipsis > 1:
+        raise IndexError("indexing: an index can only have a single ellipsis ('...')")
+    consumed = sum(1 for i in items if i is not None and i is not Ellipsis)
+    if consumed > len(shape):
+        raise IndexError(
+            f"indexing: too many indices for array: array is {len(shape)}-dimensional, "
+            f"but {consumed} were indexed"
+        )
+    if n_ellipsis:
+        k = items.index(Ellipsis)
+        items[k : k + 1] = [slice(None)] * (len(shape) - consumed)
+    # Check bounds eagerly so errors name the shape (NumPy's message is generic).
+    dim = 0
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, int):
+            if not -shape[dim] <= item < shape[dim]:
+                raise IndexError(
+                    f"indexing: index {item} is out of bounds for axis {dim} with size "
+                    f"{shape[dim]} (array shape {shape})"
+                )
+        elif isinstance(item, np.ndarray) and item.size:
+            if item.max() >= shape[dim] or item.min() < -shape[dim]:
+                raise IndexError(
+                    f"indexing: an index array has values out of bounds for axis {dim} with "
+                    f"size {shape[dim]} (array shape {shape})"
+                )
+        dim += 1
+    return tuple(items)
+
+
+def _is_basic(idx) -> bool:
+    return not any(isinstance(i, np.ndarray) for i in idx)
+
+
+def _advanced_front_rank(idx) -> int:
+    """When advanced indices are separated (NumPy then puts their dimensions first), the
+    rank of those leading dimensions; 0 when they stay in place."""
+    arrays = [i for i in idx if isinstance(i, np.ndarray)]
+    if not arrays:
+        return 0
+    positions = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray | int)]
+    if positions[-1] - positions[0] + 1 == len(positions):
+        return 0
+    return len(np.broadcast_shapes(*[a.shape for a in arrays]))
+
+
+def _region_shape(shape, idx) -> tuple[int, ...]:
+    return np.empty(shape, dtype=np.bool_)[idx].shape
+
+
+# --- getitem ---------------------------------------------------------------------------------
+
+
+def _getitem_batch(args, batched, idx):
+    out = getitem_p(args[0], idx=(slice(None),) + idx)
+    front = _advanced_front_rank(idx)
+    return move_batch_axis(out, front, 0) if front else out
+
+
+getitem_p = Primitive("getitem", lambda x, idx: x[idx])
+getitem_p.defvjp(
+    lambda g, ans, x, idx: index_add_p(
+        np.zeros(shape_of(x), dtype=ad_util._dtype_of(g)), g, idx=idx
+    )
+)
+getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
+getitem_p.defbatch(_getitem_batch)
+
+
+def getitem(x, idx):
+    """``x[idx]`` with full NumPy indexing semantics, differentiable in ``x``."""
+    if not isinstance(x, Tracer):
+        return x[idx]
+    return getitem_p(x, idx=normalize_index(idx, x.shape))
+
+
+# --- index_add / index_set (scatter) -----------------------------------------------------------
+
+
+def _updated_copy(x, v):
+    return np.array(x, dtype=np.result_type(x, v), copy=True)
+
+
+def _index_add_impl(x, v, idx):
+    out = _updated_copy(x, v)
+    if _is_basic(idx):
+        out[idx] += v
+    else:
+        np.add.at(out, idx, v)
+    return out
+
+
+def _index_set_impl(x, v, idx):
+    out = _updated_copy(x, v)
+    out[idx] = v
+    return out
+
+
+def _scatter_batch(prim):
+    """Batch a scatter: the target gets the batch axis; the update is broadcast to the
+    indexed region's layout (which NumPy may put after the advanced-index dimensions)."""
+
+    def rule(args, batched, idx):
+        x, v = args
+        bx, bv = batched
+        n = batch_size(args, batched)
+        if not bx:
+            x = ad_util.broadcast_axis(x, n=n, axis=0)
+        core = shape_of(x)[1:]
+        region = _region_shape(core, idx)
+        front = _advanced_front_rank(idx)
+        if bv:
+            vs = shape_of(v)
+            v = ad_util.reshape(v, shape=vs[:1] + (1,) * (len(region) - len(vs) + 1) + vs[1:])
+            from ._shape import broadcast_to_p
+
+            v = broadcast_to_p(v, shape=(n,) + region)
+            v = move_batch_axis(v, 0, front)
+        else:
+            from ._shape import broadcast_to
+
+            v = ad_util.broadcast_axis(broadcast_to(v, region), n=n, axis=front)
+        return prim(x, v, idx=(slice(None),) + idx)
+
+    prim.defbatch(rule)
+
+
+index_add_p = Primitive("index_add", _index_add_impl)
+index_add_p.defvjp(
+    lambda g, ans, x, v, idx: unbroadcast(g, x),
+    lambda g, ans, x, v, idx: unbroadcast(getitem_p(g, idx=idx), v),
+)
+index_add_p.defjvp(
+    lambda t, ans, x, v, idx: t,
+    lambda t, ans, x, v, idx: index_add_p(
+        np.zeros(shape_of(ans), dtype=ad_util._dtype_of(t)), t, idx=idx
+    ),
+)
+_scatter_batch(index_add_p)
+
+index_set_p = Primitive("index_set", _index_set_impl)
+index_set_p.defvjp(
+    lambda g, ans, x, v, idx: index_set_p(g, 0.0, idx=idx),
+    lambda g, ans, x, v, idx: unbroadcast(getitem_p(g, idx=idx), v),
+)
+index_set_p.defjvp(
+    lambda t, ans, x, v, idx: index_set_p(t, 0.0, idx=idx),
+    lambda t, ans, x, v, idx: index_set_p(
+        np.zeros(shape_of(ans), dtype=ad_util._dtype_of(t)), t, idx=idx
+    ),
+)
+_scatter_batch(index_set_p)
+
+
+def _has_repeats(shape, idx) -> bool:
+    if _is_basic(idx):
+        return False
+    counts = np.zeros(shape, dtype=np.intp)
+    np.add.at(counts, idx, 1)
+    return bool(counts.max(initial=0) > 1)
+
+
+class IndexUpdateRef:
+    """``x.at[idx]``: functional updates that return a new array."""
+
+    __slots__ = ("x", "idx")
+
+    def __init__(self, x, idx) -> None:
+        self.x = x
+        self.idx = idx
+
+    def _norm(self):
+        return normalize_index(self.idx, shape_of(self.x))
+
+    def get(self):
+        """``x[idx]``."""
+        return getitem(self.x, self.idx)
+
+    def set(self, v):
+        """A copy of ``x`` with ``x[idx] = v``."""
+        return index_set_p(self.x, v, idx=self._norm())
+
+    def add(self, v):
+        """A copy of ``x`` with ``v`` added at ``idx`` (repeated indices accumulate)."""
+        return index_add_p(self.x, v, idx=self._norm())
+
+    def subtract(self, v):
+        """A copy of ``x`` with ``v`` subtracted at ``idx``."""
+        from ._elementwise import negative
+
+        return index_add_p(self.x, negative(v), idx=self._norm())
+
+    def multiply(self, v):
+        """A copy of ``x`` with ``x[idx]`` multiplied by ``v``."""
+        return self.x * self._factor(v, "multiply")
+
+    def divide(self, v):
+        """A copy of ``x`` with ``x[idx]`` divided by ``v``."""
+        return self.x / self._factor(v, "divide")
+
+    def _factor(self, v, op):
+        idx = self._norm()
+        shape = shape_of(self.x)
+        if _has_repeats(shape, idx):
+            raise NotImplementedError(
+                f"x.at[idx].{op}(v) with repeated indices is not supported (shape {shape}); "
+                "combine the factors of repeated positions first"
+            )
+        dtype = np.result_type(ad_util._dtype_of(self.x), ad_util._dtype_of(v))
+        return index_set_p(np.ones(shape, dtype=dtype), v, idx=idx)
+
+
+class IndexUpdateHelper:
+    """The ``.at`` property: ``x.at[idx].set(v)``, ``.add(v)``, ``.multiply(v)``, ..."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x) -> None:
+        self.x = x
+
+    def __getitem__(self, idx) -> IndexUpdateRef:
+        return IndexUpdateRef(self.x, idx)
+
+
+def at(x) -> IndexUpdateHelper:
+    """Functional updates for tracers and plain arrays alike: ``dnp.at(x)[idx].set(v)``.
+
+    >>> import diffsys.numpy as dnp
+    >>> dnp.at(dnp.zeros(3))[1].set(5.0)
+    array([0., 5., 0.])
+    """
+    return IndexUpdateHelper(x)
+
+
+# --- values only ---------------------------------------------------------------------------------
+
+
+def _arg_batch(prim):
+    def rule(args, batched, axis):
+        x = args[0]
+        if axis is None:
+            s = shape_of(x)
+            return prim(ad_util.reshape(x, shape=(s[0], int(np.prod(s[1:], dtype=int)))), axis=1)
+        return prim(x, axis=axis + 1)
+
+    prim.defbatch(rule)
+    return prim
+
+
+argmax_p = _arg_batch(Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), zero_derivative=True))
+argmin_p = _arg_batch(Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), zero_derivative=True))
+
+
+def argmax(a, axis=None):
+    """Indices of the maximum values (not differentiable: integer output)."""
+    if not isinstance(a, Tracer):
+        return np.argmax(a, axis=axis)
+    return argmax_p(a, axis=None if axis is None else int(axis) % max(a.ndim, 1))
+
+
+def argmin(a, axis=None):
+    """Indices of the minimum values (not differentiable: integer output)."""
+    if not isinstance(a, Tracer):
+        return np.argmin(a, axis=axis)
+    return argmin_p(a, axis=None if axis is None else int(axis) % max(a.ndim, 1))
+
+
+def nonzero(a):
+    """Indices of the non-zero elements (values only; the shape depends on the data)."""
+    return np.nonzero(concrete(a))
+
+
+def argwhere(a):
+    """Indices of the non-zero elements, one row each (values only)."""
+    return np.argwhere(concrete(a))

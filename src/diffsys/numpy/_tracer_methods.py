@@ -1,0 +1,225 @@
+"""Operators and array methods of :class:`diffsys.Tracer`, so traced code reads like NumPy.
+
+Traced arrays are immutable: item assignment and in-place operators on arrays raise an error
+that names the functional alternatives. (In-place operators on 0-d values rebind, like
+NumPy's immutable scalars: ``total += term`` works.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import ad_util
+from ..core.primitive import Primitive
+from ..core.tracer import Tracer
+from . import _elementwise as ew
+from . import _indexing as ix
+from . import _products as pr
+from . import _reductions as red
+from . import _shape as sh
+from ._util import def_elementwise_batch
+
+# --- dtype conversion -----------------------------------------------------------------------------
+
+_cast_nondiff = Primitive(
+    "cast_nondiff", lambda x, dtype: np.asarray(x, dtype=dtype), zero_derivative=True
+)
+def_elementwise_batch(_cast_nondiff)
+
+
+def astype(x, dtype):
+    """``x`` converted to ``dtype``; differentiable between floating/complex dtypes, a
+    constant when converting to integers or booleans."""
+    dtype = np.dtype(dtype)
+    if not isinstance(x, Tracer):
+        return np.asarray(x).astype(dtype)
+    if x.dtype == dtype:
+        return x
+    if np.issubdtype(dtype, np.inexact) and np.issubdtype(x.dtype, np.inexact):
+        if np.issubdtype(x.dtype, np.complexfloating) and not np.issubdtype(
+            dtype, np.complexfloating
+        ):
+            x = ad_util.real_part(x)
+        return ad_util.cast(x, dtype=dtype)
+    return _cast_nondiff(x, dtype=dtype)
+
+
+# --- immutability -------------------------------------------------------------------------------
+
+_FUNCTIONAL_HINT = (
+    "traced arrays are immutable (diffsys records operations to differentiate them). "
+    "Use a functional update instead: x = x.at[idx].set(v), x.at[idx].add(v), "
+    "x.at[idx].multiply(v), or dnp.where(mask, v, x)"
+)
+
+
+def _setitem(self, idx, value):
+    raise TypeError(
+        f"item assignment x[{idx!r}] = ... on a traced array (shape {self.shape}, dtype "
+        f"{self.dtype}) is not supported: {_FUNCTIONAL_HINT}"
+    )
+
+
+def _inplace(op_name: str, fn):
+    def method(self, other):
+        if self.ndim == 0:
+            return fn(self, other)  # rebinding, as for NumPy's immutable scalars
+        raise TypeError(
+            f"in-place operator 'x {op_name}= v' on a traced array (shape {self.shape}, dtype "
+            f"{self.dtype}) is not supported: it would mutate an array other references may "
+            f"share. Write 'x = x {op_name} v', or {_FUNCTIONAL_HINT}"
+        )
+
+    return method
+
+
+# --- operators ---------------------------------------------------------------------------------
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _iter(self):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d traced array")
+    return (ix.getitem(self, i) for i in range(self.shape[0]))
+
+
+_OPERATORS = {
+    "__add__": ew.add,
+    "__radd__": _reflected(ew.add),
+    "__sub__": ew.subtract,
+    "__rsub__": _reflected(ew.subtract),
+    "__mul__": ew.multiply,
+    "__rmul__": _reflected(ew.multiply),
+    "__truediv__": ew.divide,
+    "__rtruediv__": _reflected(ew.divide),
+    "__floordiv__": ew.floor_divide,
+    "__rfloordiv__": _reflected(ew.floor_divide),
+    "__mod__": ew.remainder,
+    "__rmod__": _reflected(ew.remainder),
+    "__pow__": ew.power,
+    "__rpow__": _reflected(ew.power),
+    "__matmul__": pr.matmul,
+    "__rmatmul__": _reflected(pr.matmul),
+    "__neg__": ew.negative,
+    "__pos__": ew.positive,
+    "__abs__": ew.absolute,
+    "__eq__": ew.equal,
+    "__ne__": ew.not_equal,
+    "__lt__": ew.less,
+    "__le__": ew.less_equal,
+    "__gt__": ew.greater,
+    "__ge__": ew.greater_equal,
+    "__and__": ew.bitwise_and,
+    "__rand__": _reflected(ew.bitwise_and),
+    "__or__": ew.bitwise_or,
+    "__ror__": _reflected(ew.bitwise_or),
+    "__xor__": ew.bitwise_xor,
+    "__rxor__": _reflected(ew.bitwise_xor),
+    "__invert__": ew.invert,
+    "__getitem__": ix.getitem,
+    "__setitem__": _setitem,
+    "__iter__": _iter,
+}
+
+for _op, _fn in (
+    ("+", ew.add),
+    ("-", ew.subtract),
+    ("*", ew.multiply),
+    ("/", ew.divide),
+    ("//", ew.floor_divide),
+    ("%", ew.remainder),
+    ("**", ew.power),
+    ("@", pr.matmul),
+):
+    _name = {
+        "+": "add",
+        "-": "sub",
+        "*": "mul",
+        "/": "truediv",
+        "//": "floordiv",
+        "%": "mod",
+        "**": "pow",
+        "@": "matmul",
+    }[_op]
+    _OPERATORS[f"__i{_name}__"] = _inplace(_op, _fn)
+
+
+# --- methods -----------------------------------------------------------------------------------
+
+
+def _reshape_method(self, *shape, order="C"):
+    if len(shape) == 1 and not isinstance(shape[0], int | np.integer):
+        shape = shape[0]
+    return sh.reshape(self, shape, order=order)
+
+
+def _transpose_method(self, *axes):
+    if len(axes) == 1 and not isinstance(axes[0], int | np.integer):
+        axes = axes[0]
+    return sh.transpose(self, axes if axes else None)
+
+
+def _item(self, *args):
+    return self.concrete().item(*args)
+
+
+_METHODS = {
+    "reshape": _reshape_method,
+    "transpose": _transpose_method,
+    "sum": red.sum,
+    "mean": red.mean,
+    "prod": red.prod,
+    "max": red.max,
+    "min": red.min,
+    "var": red.var,
+    "std": red.std,
+    "cumsum": red.cumsum,
+    "cumprod": red.cumprod,
+    "astype": astype,
+    "dot": pr.dot,
+    "flatten": lambda self, order="C": sh.ravel(self, order),
+    "ravel": sh.ravel,
+    "squeeze": sh.squeeze,
+    "swapaxes": sh.swapaxes,
+    "clip": lambda self, min=None, max=None: ew.clip(self, min, max),
+    "conj": ew.conjugate,
+    "conjugate": ew.conjugate,
+    "argmax": ix.argmax,
+    "argmin": ix.argmin,
+    "copy": lambda self: self,
+    "item": _item,
+    "tolist": lambda self: self.concrete().tolist(),
+    "any": lambda self, axis=None, keepdims=False: red.any(self, axis, keepdims=keepdims),
+    "all": lambda self, axis=None, keepdims=False: red.all(self, axis, keepdims=keepdims),
+    "round": lambda self, decimals=0: ew.round(self, decimals),
+}
+
+
+def _T(self):
+    return sh.transpose(self)
+
+
+def _mT(self):
+    return sh.swapaxes(self, -1, -2)
+
+
+def _as_method(fn):
+    """Primitives are objects, not functions: give them a function to bind ``self``."""
+    if isinstance(fn, Primitive):
+        if fn.name in ("negative", "positive", "absolute", "invert"):
+            return lambda self: fn(self)
+        return lambda self, other: fn(self, other)
+    return fn
+
+
+def install() -> None:
+    """Attach operators, methods and properties to :class:`Tracer`."""
+    for name, fn in {**_OPERATORS, **_METHODS}.items():
+        setattr(Tracer, name, _as_method(fn))
+    Tracer.T = property(_T)
+    Tracer.mT = property(_mT)
+    Tracer.at = property(ix.IndexUpdateHelper, doc="Functional updates: x.at[idx].set(v).")
+    Tracer.real = property(lambda self: ad_util.real_part(self))

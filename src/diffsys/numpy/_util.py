@@ -1,0 +1,150 @@
+"""Helpers shared by the primitive definitions: broadcasting in rules, axes, batching rules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core import ad_util
+from ..core.primitive import Primitive
+from ..core.tracer import Tracer
+
+reshape_p = ad_util.reshape
+transpose_p = ad_util.transpose
+
+
+def shape_of(x) -> tuple[int, ...]:
+    """The (logical) shape of an array, tracer or Python scalar."""
+    s = getattr(x, "shape", None)
+    return np.shape(x) if s is None else s
+
+
+def ndim_of(x) -> int:
+    return len(shape_of(x))
+
+
+def dtype_of(x) -> np.dtype:
+    d = getattr(x, "dtype", None)
+    return np.result_type(x) if d is None else d
+
+
+def is_traced(*xs) -> bool:
+    for x in xs:
+        if isinstance(x, Tracer):
+            return True
+    return False
+
+
+# --- sums that undo broadcasting, and broadcasting of tangents ----------------------------------
+
+
+def unbroadcast(g, x):
+    """Sum ``g`` (shaped like a broadcast result) back to the shape of ``x``.
+
+    Used in VJP rules of broadcasting operations; a no-op when the shapes already match.
+    """
+    shape = shape_of(x)
+    gshape = shape_of(g)
+    if gshape == shape:
+        return g
+    return unbroadcast_to(g, shape)
+
+
+def unbroadcast_to(g, shape: tuple[int, ...]):
+    gshape = shape_of(g)
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and gshape[lead + i] != 1
+    )
+    if axes:
+        from ._reductions import sum_p
+
+        g = sum_p(g, axis=axes, keepdims=False)
+    if shape_of(g) != shape:
+        g = reshape_p(g, shape=tuple(shape))
+    return g
+
+
+def broadcast_like(t, ans):
+    """Broadcast a tangent ``t`` to the shape of the output ``ans`` (no-op when they match)."""
+    shape = shape_of(ans)
+    if shape_of(t) == shape:
+        return t
+    from ._shape import broadcast_to_p
+
+    return broadcast_to_p(t, shape=tuple(shape))
+
+
+# --- axes ---------------------------------------------------------------------------------------
+
+
+def normalize_axis(axis: int, ndim: int, op: str) -> int:
+    if not isinstance(axis, int | np.integer):
+        raise TypeError(f"{op}: axis must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < max(ndim, 1):
+        raise np.exceptions.AxisError(
+            f"{op}: axis {axis} is out of bounds for an array of dimension {ndim}"
+        )
+    return int(axis) % max(ndim, 1)
+
+
+def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
+    """``None`` -> all axes; an int or a sequence -> a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int | np.integer):
+        axis = (axis,)
+    out = tuple(sorted(normalize_axis(a, ndim, op) for a in axis))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return out
+
+
+# --- batching rules -------------------------------------------------------------------------------
+
+
+def batch_size(args, batched) -> int:
+    for a, b in zip(args, batched, strict=True):
+        if b:
+            return shape_of(a)[0]
+    raise AssertionError("no batched argument")
+
+
+def align_batched(args, batched):
+    """Give batched arguments (batch on axis 0) the rank of the broadcast result, so that
+    right-aligned broadcasting lines up their core axes with the unbatched ones."""
+    ndims = [ndim_of(a) - 1 if b else ndim_of(a) for a, b in zip(args, batched, strict=True)]
+    rank = max(ndims)
+    out = []
+    for a, b, nd in zip(args, batched, ndims, strict=True):
+        if b and nd < rank:
+            s = shape_of(a)
+            a = reshape_p(a, shape=s[:1] + (1,) * (rank - nd) + s[1:])
+        out.append(a)
+    return out
+
+
+def def_elementwise_batch(prim: Primitive) -> None:
+    """Batching rule for an elementwise (broadcasting) primitive: one call on the batch."""
+
+    def rule(args, batched, **params):
+        return prim(*align_batched(args, batched), **params)
+
+    prim.defbatch(rule)
+
+
+def def_axes_batch(prim: Primitive) -> None:
+    """Batching rule for a unary primitive with an ``axis`` parameter (a tuple or an int)."""
+
+    def rule(args, batched, axis, **params):
+        shifted = tuple(a + 1 for a in axis) if isinstance(axis, tuple) else axis + 1
+        return prim(args[0], axis=shifted, **params)
+
+    prim.defbatch(rule)
+
+
+def move_batch_axis(x, src: int, dst: int):
+    if src == dst:
+        return x
+    order = [a for a in range(ndim_of(x)) if a != src]
+    order.insert(dst, src)
+    return transpose_p(x, axes=tuple(order))
