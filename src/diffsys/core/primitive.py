@@ -133,6 +133,10 @@ class Primitive:
             )
         return rule
 
+    @property
+    def __name__(self) -> str:  # so tools that name functions (check_grads, wraps) work
+        return self.name
+
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
 
@@ -148,6 +152,6 @@ def primitive(name: str | None = None, **kwargs) -> Callable[[Callable], Primiti
     """
 
     def wrap(fun: Callable) -> Primitive:
-        return Primitive(name or fun.__qualname__, fun, **kwargs)
+        return Primitive(name or f"{fun.__module__}.{fun.__qualname__}", fun, **kwargs)
 
     return wrap

@@ -42,17 +42,44 @@ class ReverseTrace(Trace):
         return ReverseTracer(self, value, slot)
 
     def process(self, prim, args, params):
+        # The hot path of the engine: keep it free of anything generic.
         if prim.zero_derivative:
             return prim(*[a._value if _is_mine(self, a) else a for a in args], **params)
-        vals = list(args)
-        parents = []
-        for i, a in enumerate(args):
+        lower = False  # does any unwrapped value still carry an outer (lower-level) trace?
+        if len(args) == 1:  # this trace is the top one, so the only argument is ours
+            a = args[0]
+            v = a._value
+            vals = (v,)
+            parents = ((0, a._slot),)
+            lower = isinstance(v, Tracer)
+        elif len(args) == 2:
+            a, b = args
             if a.__class__ is ReverseTracer and a._trace is self:
-                vals[i] = a._value
-                parents.append((i, a._slot))
-        out = prim(*vals, **params)
-        if not parents:  # only lower-level tracers: nothing to record at this level
-            return out
+                va = a._value
+                if b.__class__ is ReverseTracer and b._trace is self:
+                    vb = b._value
+                    parents = ((0, a._slot), (1, b._slot))
+                else:
+                    vb = b
+                    parents = ((0, a._slot),)
+            else:
+                va = a
+                vb = b._value
+                parents = ((1, b._slot),)
+            vals = (va, vb)
+            lower = isinstance(va, Tracer) or isinstance(vb, Tracer)
+        else:
+            vals = list(args)
+            parents = []
+            for i, a in enumerate(args):
+                if a.__class__ is ReverseTracer and a._trace is self:
+                    v = vals[i] = a._value
+                    parents.append((i, a._slot))
+                else:
+                    v = a
+                if not lower and isinstance(v, Tracer):
+                    lower = True
+        out = prim(*vals, **params) if lower else prim.impl(*vals, **params)
         slot = self.nslots
         if prim.multiple_results:
             n = len(out)
@@ -102,8 +129,12 @@ class ReverseTrace(Trace):
                     old = cts[pslot]
                     cts[pslot] = ct if old is None else add_any(old, ct)
                 continue
+            rules = prim.vjps
             for i, pslot in parents:
-                ct = prim.vjp_rule(i)(g, out, *vals, **params)
+                rule = rules[i] if i < len(rules) else None
+                if rule is None:
+                    prim.vjp_rule(i)  # raises NotImplementedError naming the primitive
+                ct = rule(g, out, *vals, **params)
                 old = cts[pslot]
                 cts[pslot] = ct if old is None else add_any(old, ct)
         return cts[:n_inputs]
