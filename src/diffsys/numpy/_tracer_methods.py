@@ -19,6 +19,8 @@ from . import _reductions as red
 from . import _shape as sh
 from ._util import def_elementwise_batch
 
+_NO_PARAMS: dict = {}
+
 # --- dtype conversion -----------------------------------------------------------------------------
 
 _cast_nondiff = Primitive(
@@ -76,8 +78,17 @@ def _inplace(op_name: str, fn):
 # --- operators ---------------------------------------------------------------------------------
 
 
-def _reflected(fn):
-    return lambda self, other: fn(other, self)
+def _reflected(prim):
+    if not isinstance(prim, Primitive):
+        return lambda self, other: prim(other, self)
+
+    def reflected(self, other):
+        trace = self._trace
+        if isinstance(other, Tracer) and other._trace.level > trace.level:
+            trace = other._trace
+        return trace.process(prim, (other, self), _NO_PARAMS)
+
+    return reflected
 
 
 def _iter(self):
@@ -207,12 +218,23 @@ def _mT(self):
 
 
 def _as_method(fn):
-    """Primitives are objects, not functions: give them a function to bind ``self``."""
-    if isinstance(fn, Primitive):
-        if fn.name in ("negative", "positive", "absolute", "invert"):
-            return lambda self: fn(self)
-        return lambda self, other: fn(self, other)
-    return fn
+    """Primitives are objects, not functions: give them a function to bind ``self``.
+
+    Operators hand the call straight to the top trace (``self``'s, or ``other``'s when it is
+    a tracer of a higher level), skipping the generic dispatch: they run on every traced op.
+    """
+    if not isinstance(fn, Primitive):
+        return fn
+    if fn.name in ("negative", "positive", "absolute", "invert"):
+        return lambda self: self._trace.process(fn, (self,), _NO_PARAMS)
+
+    def binary(self, other):
+        trace = self._trace
+        if isinstance(other, Tracer) and other._trace.level > trace.level:
+            trace = other._trace
+        return trace.process(fn, (self, other), _NO_PARAMS)
+
+    return binary
 
 
 def install() -> None:

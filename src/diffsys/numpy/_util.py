@@ -42,9 +42,10 @@ def unbroadcast(g, x):
 
     Used in VJP rules of broadcasting operations; a no-op when the shapes already match.
     """
-    shape = shape_of(x)
-    gshape = shape_of(g)
-    if gshape == shape:
+    # In VJP rules both are arrays or tracers (values of traced arguments), so both have
+    # ``.shape``; this check is on the hot path of every backward pass.
+    shape = x.shape
+    if g.shape == shape:
         return g
     return unbroadcast_to(g, shape)
 
@@ -66,8 +67,8 @@ def unbroadcast_to(g, shape: tuple[int, ...]):
 
 def broadcast_like(t, ans):
     """Broadcast a tangent ``t`` to the shape of the output ``ans`` (no-op when they match)."""
-    shape = shape_of(ans)
-    if shape_of(t) == shape:
+    shape = ans.shape
+    if t.shape == shape:
         return t
     from ._shape import broadcast_to_p
 
