@@ -94,8 +94,9 @@ def check_grads(
 
     name = getattr(fun, "__name__", type(fun).__name__)
     rng = np.random.default_rng(seed)
-    _check(flat_fun, [leaves[i] for i in diff_pos], order, tuple(modes), eps, rtol, atol, rng,
-           name, 1)
+    _check(
+        flat_fun, [leaves[i] for i in diff_pos], order, tuple(modes), eps, rtol, atol, rng, name, 1
+    )
 
 
 def _central_difference(fun, xs, vs, eps):
@@ -104,15 +105,23 @@ def _central_difference(fun, xs, vs, eps):
     p_leaves, _ = tree_flatten(plus)
     m_leaves, _ = tree_flatten(minus)
     return [
-        (np.asarray(p, dtype=np.result_type(p, np.float64))
-         - np.asarray(m, dtype=np.result_type(m, np.float64))) / (2 * eps)
+        (
+            np.asarray(p, dtype=np.result_type(p, np.float64))
+            - np.asarray(m, dtype=np.result_type(m, np.float64))
+        )
+        / (2 * eps)
         for p, m in zip(p_leaves, m_leaves, strict=True)
     ]
 
 
 def _compare(analytic, numeric, rtol, atol, name, mode, order):
-    a = np.concatenate([np.ravel(np.asarray(x, dtype=np.result_type(x, np.float64)))
-                        for x in analytic]) if analytic else np.zeros(0)
+    a = (
+        np.concatenate(
+            [np.ravel(np.asarray(x, dtype=np.result_type(x, np.float64))) for x in analytic]
+        )
+        if analytic
+        else np.zeros(0)
+    )
     n = np.concatenate([np.ravel(x) for x in numeric]) if numeric else np.zeros(0)
     if a.shape != n.shape:
         raise GradientCheckError(
@@ -144,8 +153,15 @@ def _check(fun, xs, order, modes, eps, rtol, atol, rng, name, current):
         cts = vjp_fn(tree_unflatten(out_def, us))
         analytic = _inner(cts, vs)
         expected = _inner(us, numeric)
-        _compare([np.atleast_1d(analytic)], [np.atleast_1d(expected)], rtol, atol, name,
-                 "reverse", current)
+        _compare(
+            [np.atleast_1d(analytic)],
+            [np.atleast_1d(expected)],
+            rtol,
+            atol,
+            name,
+            "reverse",
+            current,
+        )
     if current >= order:
         return
     if "fwd" in modes:

@@ -218,9 +218,7 @@ def test_hvp_with_two_primals():
 def test_elementwise_grad():
     x = rng.standard_normal(4)
     np.testing.assert_allclose(ds.elementwise_grad(dnp.tanh)(x), 1 - np.tanh(x) ** 2)
-    np.testing.assert_allclose(
-        ds.elementwise_grad(ds.elementwise_grad(dnp.sin))(x), -np.sin(x)
-    )
+    np.testing.assert_allclose(ds.elementwise_grad(ds.elementwise_grad(dnp.sin))(x), -np.sin(x))
 
 
 def test_vmap_axes_and_pytrees():

@@ -82,18 +82,26 @@ slice_axis.defvjp(
         g, before=start, after=np.shape(x)[axis] - stop, axis=axis
     )
 )
-slice_axis.defjvp(lambda t, ans, x, start, stop, axis: slice_axis(t, start=start, stop=stop, axis=axis))
+slice_axis.defjvp(
+    lambda t, ans, x, start, stop, axis: slice_axis(t, start=start, stop=stop, axis=axis)
+)
 slice_axis.defbatch(
-    lambda args, batched, start, stop, axis: slice_axis(args[0], start=start, stop=stop, axis=axis + 1)
+    lambda args, batched, start, stop, axis: slice_axis(
+        args[0], start=start, stop=stop, axis=axis + 1
+    )
 )
 pad_axis.defvjp(
     lambda g, ans, x, before, after, axis: slice_axis(
         g, start=before, stop=before + np.shape(x)[axis], axis=axis
     )
 )
-pad_axis.defjvp(lambda t, ans, x, before, after, axis: pad_axis(t, before=before, after=after, axis=axis))
+pad_axis.defjvp(
+    lambda t, ans, x, before, after, axis: pad_axis(t, before=before, after=after, axis=axis)
+)
 pad_axis.defbatch(
-    lambda args, batched, before, after, axis: pad_axis(args[0], before=before, after=after, axis=axis + 1)
+    lambda args, batched, before, after, axis: pad_axis(
+        args[0], before=before, after=after, axis=axis + 1
+    )
 )
 
 

@@ -25,25 +25,32 @@ class JVPTrace(Trace):
     __slots__ = ()
 
     def process(self, prim, args, params):
-        primals = list(args)
-        tangents = [None] * len(args)
-        mine = False
-        for i, a in enumerate(args):
-            if a.__class__ is JVPTracer and a._trace is self:
-                primals[i] = a._value
-                tangents[i] = a._tangent
-                mine = True
+        if len(args) == 1:  # this trace is the top one, so the only argument is ours
+            a = args[0]
+            primals = (a._value,)
+            tangents = (a._tangent,)
+        else:
+            primals = list(args)
+            tangents = [None] * len(args)
+            for i, a in enumerate(args):
+                if a.__class__ is JVPTracer and a._trace is self:
+                    primals[i] = a._value
+                    tangents[i] = a._tangent
         out = prim(*primals, **params)
-        if not mine or prim.zero_derivative:
+        if prim.zero_derivative:
             return out
         if prim.jvp_all is not None:
             t_out = prim.jvp_all(primals, tangents, out, **params)
         else:
             t_out = None
+            rules = prim.jvps
             for i, t in enumerate(tangents):
                 if t is None:
                     continue
-                ti = prim.jvp_rule(i)(t, out, *primals, **params)
+                rule = rules[i] if i < len(rules) else None
+                if rule is None:
+                    prim.jvp_rule(i)  # raises NotImplementedError naming the primitive
+                ti = rule(t, out, *primals, **params)
                 t_out = ti if t_out is None else _add_tangents(t_out, ti, prim)
         if prim.multiple_results:
             return [JVPTracer(self, o, t) for o, t in zip(out, t_out, strict=True)]

@@ -158,9 +158,7 @@ def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = N
     for r in rest:
         r_leaves, r_def = tree_flatten(r, is_leaf)
         if not same_structure(treedef, r_def):
-            raise ValueError(
-                f"tree_map: trees have different structures: {treedef} and {r_def}"
-            )
+            raise ValueError(f"tree_map: trees have different structures: {treedef} and {r_def}")
         others.append(r_leaves)
     return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others, strict=True)])
 

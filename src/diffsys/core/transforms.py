@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from . import ad_util
@@ -193,9 +194,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         nums, single = _normalize_argnums(argnums, len(args), "grad")
-        trace, leaves, treedefs, out, aux = _reverse_pass(
-            fun, args, kwargs, nums, has_aux, "grad"
-        )
+        trace, leaves, treedefs, out, aux = _reverse_pass(fun, args, kwargs, nums, has_aux, "grad")
         _check_scalar_output(out, "grad")
         if isinstance(out, ReverseTracer) and out._trace is trace:
             seed = ad_util.ones_like_value(out)
@@ -310,18 +309,14 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence):
             f"{type(primals).__name__} and {type(tangents).__name__}"
         )
     if len(primals) != len(tangents):
-        raise ValueError(
-            f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s) were given"
-        )
+        raise ValueError(f"jvp: {len(primals)} primal(s) but {len(tangents)} tangent(s) were given")
     trace = JVPTrace()
     boxed_args = []
     for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
         p_leaves, p_def = tree_flatten(p)
         t_leaves, t_def = tree_flatten(t)
         if not same_structure(p_def, t_def):
-            raise ValueError(
-                f"jvp: tangent {i} has structure {t_def}, but primal {i} has {p_def}"
-            )
+            raise ValueError(f"jvp: tangent {i} has structure {t_def}, but primal {i} has {p_def}")
         boxed = []
         for k, (pl, tl) in enumerate(zip(p_leaves, t_leaves, strict=True)):
             where = _describe("jvp", i, k, len(p_leaves))
@@ -346,9 +341,7 @@ def _as_tangent(t, primal, where: str):
     if isinstance(t, float | int | complex) and not isinstance(t, bool):
         t = np.asarray(t, dtype=primal.dtype)
     if not isinstance(t, Tracer | np.ndarray | np.generic):
-        raise TypeError(
-            f"jvp: the tangent for {where} must be an array, got {type(t).__name__}"
-        )
+        raise TypeError(f"jvp: the tangent for {where} must be an array, got {type(t).__name__}")
     if np.shape(t) != np.shape(primal):
         raise ValueError(
             f"jvp: the tangent for {where} has shape {np.shape(t)}, but the primal has shape "
@@ -393,8 +386,7 @@ def vmap(fun: Callable, in_axes: int | None | Sequence[int | None] = 0, out_axes
         axes = in_axes if isinstance(in_axes, tuple | list) else (in_axes,) * len(args)
         if len(axes) != len(args):
             raise ValueError(
-                f"vmap: in_axes has {len(axes)} entries but the function got {len(args)} "
-                "arguments"
+                f"vmap: in_axes has {len(axes)} entries but the function got {len(args)} arguments"
             )
         size = None
         flat = []
@@ -408,8 +400,7 @@ def vmap(fun: Callable, in_axes: int | None | Sequence[int | None] = 0, out_axes
                 shape = np.shape(leaf)
                 if not -len(shape) <= axis < len(shape):
                     raise ValueError(
-                        f"vmap: in_axes {axis} is out of range for argument {i} of shape "
-                        f"{shape}"
+                        f"vmap: in_axes {axis} is out of range for argument {i} of shape {shape}"
                     )
                 ax = axis % len(shape)
                 if size is None:
@@ -588,4 +579,3 @@ def hessian(fun: Callable, argnums: int | Sequence[int] = 0):
            [ 0., 12.]])
     """
     return jacfwd(jacrev(fun, argnums), argnums)
-

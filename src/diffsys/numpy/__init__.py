@@ -155,7 +155,8 @@ from ._shape import (
     vsplit,
     vstack,
 )
-from ._tracer_methods import astype, install as _install
+from ._tracer_methods import astype
+from ._tracer_methods import install as _install
 from ._util import unbroadcast
 
 _install()
