@@ -132,10 +132,12 @@ def _compare(analytic, numeric, rtol, atol, name, mode, order):
         return
     abs_err = np.abs(a - n)
     rel_err = abs_err / np.maximum(np.abs(n), np.finfo(float).tiny)
+    worst_abs = float(np.nanmax(abs_err)) if abs_err.size else 0.0
+    worst_rel = float(np.nanmax(rel_err)) if rel_err.size else 0.0
     raise GradientCheckError(
         f"check_grads({name}): {mode}-mode derivative of order {order} disagrees with "
-        f"finite differences: largest absolute error {np.nanmax(abs_err) if abs_err.size else 0:.3e}, "
-        f"largest relative error {np.nanmax(rel_err) if rel_err.size else 0:.3e} "
+        f"finite differences: largest absolute error {worst_abs:.3e}, "
+        f"largest relative error {worst_rel:.3e} "
         f"(rtol={rtol}, atol={atol}); analytic {a[:6]}..., numeric {n[:6]}..."
     )
 
