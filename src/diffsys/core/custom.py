@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ad_util
 from .forward import JVPTrace, JVPTracer
-from .primitive import Primitive
+from .primitive import Primitive, registry
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer
 from .tracer import top_trace
@@ -32,7 +32,17 @@ def _unbox_for(trace: ReverseTrace, leaves: list):
     return vals, parents
 
 
-def _record(trace, name, vals, parents, out, bwd_leaves):
+def _registered(kind: str, fun) -> Primitive:
+    """A registry entry for a function with custom rules, named after it (made unique)."""
+    base = f"{kind}:{getattr(fun, '__module__', '?')}.{getattr(fun, '__qualname__', fun)}"
+    name, k = base, 1
+    while name in registry:
+        k += 1
+        name = f"{base}#{k}"
+    return Primitive(name, fun)
+
+
+def _record(trace, prim, vals, parents, out, bwd_leaves):
     """Put ``out`` on ``trace``'s tape with ``bwd_leaves(ct_leaves) -> per-input-leaf cts``."""
     out_leaves, out_def = tree_flatten(out)
 
@@ -42,9 +52,9 @@ def _record(trace, name, vals, parents, out, bwd_leaves):
         return {i: cts[i] for i, _ in parents if cts[i] is not None}
 
     if len(out_leaves) == 1:
-        tracer = trace.record_custom(name, vals, out_leaves[0], parents, bwd, False)
+        tracer = trace.record_custom(prim, vals, out_leaves[0], parents, bwd, False)
         return tree_unflatten(out_def, [tracer])
-    tracers = trace.record_custom(name, vals, out_leaves, parents, bwd, True)
+    tracers = trace.record_custom(prim, vals, out_leaves, parents, bwd, True)
     return tree_unflatten(out_def, tracers)
 
 
@@ -71,6 +81,7 @@ class custom_vjp:
     def __init__(self, fun: Callable) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self.primitive = _registered("custom_vjp", fun)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
 
@@ -120,7 +131,7 @@ class custom_vjp:
                 flat.extend(ct_leaves)
             return flat
 
-        return _record(trace, f"custom_vjp:{name}", vals, parents, out, bwd_leaves)
+        return _record(trace, self.primitive, vals, parents, out, bwd_leaves)
 
 
 class custom_jvp:
@@ -144,6 +155,7 @@ class custom_jvp:
     def __init__(self, fun: Callable) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self.primitive = _registered("custom_jvp", fun)
         self.rule: Callable | None = None
 
     def defjvp(self, rule: Callable) -> Callable:
@@ -180,7 +192,7 @@ class custom_jvp:
                 cts[i] = ct
             return cts
 
-        return _record(trace, f"custom_jvp:{name}", vals, parents, out, bwd_leaves)
+        return _record(trace, self.primitive, vals, parents, out, bwd_leaves)
 
     def _jvp(self, trace, leaves, treedef):
         primals, tangents = [], []
@@ -214,6 +226,9 @@ def stop_gradient(x):
 
 
 # --- checkpoint ----------------------------------------------------------------------------
+
+
+_checkpoint_p = Primitive("checkpoint", lambda fun, *args: fun(*args))
 
 
 def checkpoint(fun: Callable, policy: str | None = None) -> Callable:
@@ -258,6 +273,6 @@ def checkpoint(fun: Callable, policy: str | None = None) -> Callable:
                 cts[i] = ct
             return cts
 
-        return _record(trace, "checkpoint", vals, parents, out, bwd_leaves)
+        return _record(trace, _checkpoint_p, vals, parents, out, bwd_leaves)
 
     return checkpointed

@@ -27,11 +27,14 @@ keyword parameters; all may be tracers of outer transforms, so rules must use
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 from .tracer import Tracer
 
-registry: dict[str, Primitive] = {}
+# Held weakly: a primitive lives as long as its owner (a module, or a custom_vjp function
+# made inside a loop) keeps it; names of primitives still alive stay unique.
+registry: weakref.WeakValueDictionary[str, Primitive] = weakref.WeakValueDictionary()
 
 
 class Primitive:

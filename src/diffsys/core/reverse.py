@@ -90,16 +90,16 @@ class ReverseTrace(Trace):
         self.tape.append((prim, vals, params, out, parents, slot, 0))
         return ReverseTracer(self, out, slot)
 
-    def record_custom(self, name, vals, out, parents, bwd, multiple_results):
+    def record_custom(self, prim, vals, out, parents, bwd, multiple_results):
         """Record a node whose VJP is ``bwd(g) -> {argnum: cotangent}`` (custom rules)."""
         slot = self.nslots
         if multiple_results:
             n = len(out)
             self.nslots = slot + n
-            self.tape.append((_CustomNode(name, bwd), vals, {}, out, parents, slot, n))
+            self.tape.append((_CustomNode(prim, bwd), vals, {}, out, parents, slot, n))
             return [ReverseTracer(self, o, slot + k) for k, o in enumerate(out)]
         self.nslots = slot + 1
-        self.tape.append((_CustomNode(name, bwd), vals, {}, out, parents, slot, 0))
+        self.tape.append((_CustomNode(prim, bwd), vals, {}, out, parents, slot, 0))
         return ReverseTracer(self, out, slot)
 
     def backward(self, seeds: list[tuple[int, object]], n_inputs: int) -> list:
@@ -141,13 +141,18 @@ class ReverseTrace(Trace):
 
 
 class _CustomNode:
-    """Stands in for a primitive on the tape when the VJP is a closure (custom rules)."""
+    """Stands in for a primitive on the tape when the VJP is a closure (custom rules,
+    checkpoint); ``prim`` is the registered primitive the node belongs to."""
 
-    __slots__ = ("name", "bwd")
+    __slots__ = ("prim", "bwd")
 
-    def __init__(self, name, bwd):
-        self.name = name
+    def __init__(self, prim, bwd):
+        self.prim = prim
         self.bwd = bwd
+
+    @property
+    def name(self) -> str:
+        return self.prim.name
 
 
 def _is_mine(trace, a) -> bool:
