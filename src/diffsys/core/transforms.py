@@ -467,6 +467,20 @@ def _basis(sizes, shapes, dtype):
     return blocks
 
 
+def _rows(x, start: int, stop: int):
+    """Rows ``start:stop`` of ``x`` (``x`` itself when that is all of it)."""
+    if start == 0 and stop == np.shape(x)[0]:
+        return x
+    return ad_util.slice_axis(x, start=start, stop=stop, axis=0)
+
+
+def _reshaped(x, shape: tuple[int, ...]):
+    """``x`` reshaped (``x`` itself when it already has that shape)."""
+    if tuple(np.shape(x)) == tuple(shape):
+        return x
+    return ad_util.reshape(x, shape=tuple(shape))
+
+
 def _leaf_dtype(leaves):
     return np.result_type(*[getattr(x, "dtype", np.float64) for x in leaves])
 
@@ -513,9 +527,8 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             out_shape = tuple(np.shape(t)[1:])
             row, off = [], 0
             for size, shape in zip(sizes, shapes, strict=True):
-                block = ad_util.slice_axis(t, start=off, stop=off + size, axis=0)
-                block = _move_axis(block, 0, len(out_shape))
-                row.append(ad_util.reshape(block, shape=out_shape + tuple(shape)))
+                block = _move_axis(_rows(t, off, off + size), 0, len(out_shape))
+                row.append(_reshaped(block, out_shape + tuple(shape)))
                 off += size
             blocks_by_out.append(row)
         jac = _assemble(blocks_by_out, out_def, treedefs, single)
@@ -546,10 +559,10 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         out_shapes = [tuple(np.shape(o)) for o in out_leaves]
         out_sizes = [int(np.prod(s, dtype=int)) for s in out_shapes]
         dtype = _leaf_dtype(out_leaves)
-        if sum(out_sizes) == 1:
+        if sum(out_sizes) == 1:  # a scalar function: one plain VJP, no batching needed
             cts = [np.ones(s, dtype=dtype) for s in out_shapes]
-            grads = [[g] for g in vjp_fn(tree_unflatten(out_def, cts))]
-            batched = [ad_util.reshape(g[0], shape=(1,) + tuple(np.shape(g[0]))) for g in grads]
+            grads = vjp_fn(tree_unflatten(out_def, cts))
+            batched = [_reshaped(g, (1,) + tuple(np.shape(g))) for g in grads]
         else:
             basis = _basis(out_sizes, out_shapes, dtype)
             batched = vmap(lambda *cts: vjp_fn(tree_unflatten(out_def, list(cts))))(*basis)
@@ -557,8 +570,8 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         for size, shape in zip(out_sizes, out_shapes, strict=True):
             row = []
             for g, leaf in zip(batched, leaves, strict=True):  # g: (m, *leaf_shape)
-                block = ad_util.slice_axis(g, start=off, stop=off + size, axis=0)
-                row.append(ad_util.reshape(block, shape=shape + tuple(np.shape(leaf))))
+                block = _rows(g, off, off + size)
+                row.append(_reshaped(block, shape + tuple(np.shape(leaf))))
             blocks_by_out.append(row)
             off += size
         jac = _assemble(blocks_by_out, out_def, treedefs, single)
