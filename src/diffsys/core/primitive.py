@@ -79,6 +79,11 @@ class Primitive:
             registry[name] = self
 
     def __call__(self, *args, **params):
+        if len(args) == 1:  # the most common case, kept short: it runs on every call
+            a = args[0]
+            if isinstance(a, Tracer):
+                return a._trace.process(self, args, params)
+            return self.impl(a, **params)
         trace = None
         level = 0
         for a in args:
