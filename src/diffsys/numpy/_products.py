@@ -32,7 +32,10 @@ def _matmul_vjp_a(g, ans, a, b):
     )
     g2 = ad_util.reshape(g, shape=out_shape)
     ga = matmul(g2, swapaxes(b2, -1, -2))
-    return unbroadcast_to(ga, shape_of(a))
+    # Sum over broadcast batch axes in the promoted (matrix) shape, then drop the axis that
+    # promoted a 1-D operand: summing first in the 1-D shape would mistake it for a batch axis.
+    ga = unbroadcast_to(ga, shape_of(a2))
+    return ad_util.reshape(ga, shape=shape_of(a)) if ndim_of(a) == 1 else ga
 
 
 def _matmul_vjp_b(g, ans, a, b):
@@ -43,7 +46,8 @@ def _matmul_vjp_b(g, ans, a, b):
     )
     g2 = ad_util.reshape(g, shape=out_shape)
     gb = matmul(swapaxes(a2, -1, -2), g2)
-    return unbroadcast_to(gb, shape_of(b))
+    gb = unbroadcast_to(gb, shape_of(b2))
+    return ad_util.reshape(gb, shape=shape_of(b)) if ndim_of(b) == 1 else gb
 
 
 def _matmul_batch(args, batched):
@@ -101,6 +105,13 @@ def matmul(a, b):
             f"matmul: mismatch in the contracted dimension: shapes {sa} and {sb} "
             f"({k_a} != {k_b})"
         )
+    try:
+        np.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: the stacking (batch) dimensions of shapes {sa} and {sb} do not broadcast "
+            f"({sa[:-2]} and {sb[:-2]})"
+        ) from None
     return matmul_p(a, b)
 
 
@@ -155,7 +166,7 @@ def _letter_sizes(ins, operands):
     sizes = {}
     for s, op in zip(ins, operands, strict=True):
         for c, d in zip(s, shape_of(op), strict=True):
-            sizes[c] = d
+            sizes[c] = max(d, sizes.get(c, 1))  # a letter of size 1 broadcasts (``...``)
     return sizes
 
 
@@ -165,6 +176,24 @@ def _einsum_operand_vjp(k):
         ins = ins.split(",")
         target = ins[k]
         sizes = _letter_sizes(ins, operands)
+        # Letters of size 1 in operand k that broadcast against a larger size elsewhere (from
+        # ``...``): the gradient sums over them, so leave them out and put them back after.
+        shape_k = shape_of(operands[k])
+        squeezed = {c for c, d in zip(target, shape_k, strict=True) if d == 1 and sizes[c] > 1}
+        if squeezed:
+            kept = "".join(c for c in target if c not in squeezed)
+            sub = list(ins)
+            sub[k] = kept
+            kept_op = ad_util.reshape(
+                operands[k], shape=tuple(d for c, d in zip(target, shape_k, strict=True)
+                                         if c not in squeezed)
+            )
+            ops = list(operands)
+            ops[k] = kept_op
+            gk = _einsum_operand_vjp(k)(
+                g, ans, *ops, subscripts=",".join(sub) + "->" + out
+            )
+            return ad_util.reshape(gk, shape=shape_k)
         others = [(s, op) for i, (s, op) in enumerate(zip(ins, operands, strict=True)) if i != k]
         available = set(out).union(*[set(s) for s, _ in others])
         # Letters summed only inside operand k: their gradient is broadcast (ones).
