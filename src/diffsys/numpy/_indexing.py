@@ -41,7 +41,7 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
         if isinstance(item, np.ndarray | np.generic) and item.dtype == np.bool_:
             if item.ndim == 0:
                 raise IndexError("indexing: boolean scalar indices are not supported")
-            items.extend(np.nonzero(item))
+            items.append(item)  # checked against the shape, then made integer arrays below
             continue
         if isinstance(item, np.ndarray | np.generic):
             if not np.issubdtype(item.dtype, np.integer):
@@ -63,7 +63,9 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
     n_ellipsis = sum(1 for i in items if i is Ellipsis)
     if n_ellipsis > 1:
         raise IndexError("indexing: an index can only have a single ellipsis ('...')")
-    consumed = sum(1 for i in items if i is not None and i is not Ellipsis)
+    consumed = sum(
+        _mask_ndim(i) or 1 for i in items if i is not None and i is not Ellipsis
+    )
     if consumed > len(shape):
         raise IndexError(
             f"indexing: too many indices for array: array is {len(shape)}-dimensional, "
@@ -74,9 +76,23 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
         items[k : k + 1] = [slice(None)] * (len(shape) - consumed)
     # Check bounds eagerly so errors name the shape (NumPy's message is generic).
     dim = 0
+    out = []
     for item in items:
         if item is None:
+            out.append(item)
             continue
+        nd = _mask_ndim(item)
+        if nd:
+            if item.shape != tuple(shape[dim : dim + nd]):
+                raise IndexError(
+                    f"indexing: a boolean index of shape {item.shape} does not match the "
+                    f"indexed dimensions {tuple(shape[dim : dim + nd])} (axes {dim} to "
+                    f"{dim + nd - 1} of array shape {shape})"
+                )
+            out.extend(np.nonzero(item))
+            dim += nd
+            continue
+        out.append(item)
         if isinstance(item, int):
             if not -shape[dim] <= item < shape[dim]:
                 raise IndexError(
@@ -90,7 +106,14 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
                     f"size {shape[dim]} (array shape {shape})"
                 )
         dim += 1
-    return tuple(items)
+    return tuple(out)
+
+
+def _mask_ndim(item) -> int:
+    """The number of dimensions a boolean mask index covers; 0 for any other index item."""
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+        return item.ndim
+    return 0
 
 
 def _is_basic(idx) -> bool:
@@ -253,7 +276,9 @@ class IndexUpdateRef:
         """A copy of ``x`` with ``v`` subtracted at ``idx``."""
         from ._elementwise import negative
 
-        return index_add_p(self.x, negative(v), idx=self._norm())
+        # A Python scalar stays a Python scalar (weakly typed: float32 stays float32).
+        v = -v if type(v) in (int, float, complex) else negative(v)
+        return index_add_p(self.x, v, idx=self._norm())
 
     def multiply(self, v):
         """A copy of ``x`` with ``x[idx]`` multiplied by ``v``."""
@@ -271,7 +296,8 @@ class IndexUpdateRef:
                 f"x.at[idx].{op}(v) with repeated indices is not supported (shape {shape}); "
                 "combine the factors of repeated positions first"
             )
-        dtype = np.result_type(ad_util._dtype_of(self.x), ad_util._dtype_of(v))
+        weak = type(v) in (int, float, complex)  # Python scalars don't promote float32
+        dtype = np.result_type(ad_util._dtype_of(self.x), v if weak else ad_util._dtype_of(v))
         return index_set_p(np.ones(shape, dtype=dtype), v, idx=idx)
 
 
