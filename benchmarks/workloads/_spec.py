@@ -1,0 +1,61 @@
+"""What a workload is: inputs, a NumPy reference, and one builder per framework."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Thunk = Callable[[], object]
+"""A zero-argument callable that runs the whole timed computation once and returns its result."""
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A column of the comparison: a display name and the packages it needs."""
+
+    key: str
+    label: str
+    requires: tuple[str, ...]
+
+
+FRAMEWORKS: dict[str, Framework] = {
+    f.key: f
+    for f in (
+        Framework("diffsys", "diffsys", ("diffsys",)),
+        Framework("numpy", "NumPy, hand-written derivatives", ("numpy",)),
+        Framework("autograd", "HIPS autograd", ("autograd",)),
+        Framework("torch", "PyTorch (eager)", ("torch",)),
+        Framework("jax", "JAX eager (no jit)", ("jax", "jaxlib")),
+        Framework("jax-jit", "JAX jit", ("jax", "jaxlib")),
+    )
+}
+"""Every framework, in table order."""
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One framework's version of a workload.
+
+    ``build`` imports the framework (raising ``ImportError`` when it is missing) and returns
+    the thunk to time; ``method`` names the API used, for the report.
+    """
+
+    build: Callable[[], Thunk]
+    method: str
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A timed problem. ``reference`` gives the exact result every framework must match."""
+
+    name: str
+    title: str
+    description: str
+    unit: str
+    scale: float  # seconds per call -> ``unit``
+    target: float  # the issue's target for diffsys, in ``unit``
+    reference: Callable[[], tuple[np.ndarray, ...]]
+    impls: dict[str, Impl]
+    issue_refs: dict[str, float] = field(default_factory=dict)  # issue author's numbers
