@@ -88,17 +88,29 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return full(shape_of(a) if shape is None else shape, fill_value, dtype=dtype or dtype_of(a))
 
 
-def linspace(start, stop, num: int = 50, endpoint: bool = True, retstep: bool = False,
-             dtype=None, axis: int = 0):
+def linspace(
+    start,
+    stop,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype=None,
+    axis: int = 0,
+):
     """Evenly spaced numbers over an interval; differentiable in ``start`` and ``stop``."""
     if not isinstance(start, Tracer) and not isinstance(stop, Tracer):
-        return np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep,
-                           dtype=dtype, axis=axis)
+        return np.linspace(
+            start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis
+        )
     if axis != 0:
         raise NotImplementedError("linspace: axis != 0 is not supported for traced endpoints")
     div = (num - 1) if endpoint else num
-    steps = np.arange(num, dtype=float) / max(div, 1)
-    start_b = ad_util.reshape(start, shape=(1,) + tuple(shape_of(start))) if shape_of(start) else start
+    # NumPy's dtype: that of the endpoints (Python scalars are weak) and a float.
+    weak = [x if type(x) in (int, float, complex) else dtype_of(x) for x in (start, stop)]
+    steps = (np.arange(num, dtype=float) / max(div, 1)).astype(np.result_type(*weak, 1.0))
+    start_b = (
+        ad_util.reshape(start, shape=(1,) + tuple(shape_of(start))) if shape_of(start) else start
+    )
     stop_b = ad_util.reshape(stop, shape=(1,) + tuple(shape_of(stop))) if shape_of(stop) else stop
     frac = steps.reshape((num,) + (1,) * len(np.broadcast_shapes(shape_of(start), shape_of(stop))))
     out = start_b + (stop_b - start_b) * frac
