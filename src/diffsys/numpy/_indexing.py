@@ -63,9 +63,7 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
     n_ellipsis = sum(1 for i in items if i is Ellipsis)
     if n_ellipsis > 1:
         raise IndexError("indexing: an index can only have a single ellipsis ('...')")
-    consumed = sum(
-        _mask_ndim(i) or 1 for i in items if i is not None and i is not Ellipsis
-    )
+    consumed = sum(_mask_ndim(i) or 1 for i in items if i is not None and i is not Ellipsis)
     if consumed > len(shape):
         raise IndexError(
             f"indexing: too many indices for array: array is {len(shape)}-dimensional, "
@@ -260,17 +258,41 @@ class IndexUpdateRef:
     def _norm(self):
         return normalize_index(self.idx, shape_of(self.x))
 
+    def _prepare(self, v, op: str):
+        """The normalized index, and ``v`` checked against the indexed region (leading
+        axes of length one dropped, as NumPy's assignment allows)."""
+        idx = self._norm()
+        shape = shape_of(self.x)
+        region = _region_shape(shape, idx)
+        vs = shape_of(v)
+        extra = len(vs) - len(region)
+        core = vs[extra:] if extra > 0 and all(d == 1 for d in vs[:extra]) else vs
+        try:
+            ok = np.broadcast_shapes(core, region) == region
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"x.at[idx].{op}(v): a value of shape {vs} cannot be broadcast to the indexed "
+                f"region of shape {region} (array shape {shape})"
+            )
+        if core != vs:
+            v = ad_util.reshape(v, shape=core)
+        return v, idx
+
     def get(self):
         """``x[idx]``."""
         return getitem(self.x, self.idx)
 
     def set(self, v):
         """A copy of ``x`` with ``x[idx] = v``."""
-        return index_set_p(self.x, v, idx=self._norm())
+        v, idx = self._prepare(v, "set")
+        return index_set_p(self.x, v, idx=idx)
 
     def add(self, v):
         """A copy of ``x`` with ``v`` added at ``idx`` (repeated indices accumulate)."""
-        return index_add_p(self.x, v, idx=self._norm())
+        v, idx = self._prepare(v, "add")
+        return index_add_p(self.x, v, idx=idx)
 
     def subtract(self, v):
         """A copy of ``x`` with ``v`` subtracted at ``idx``."""
@@ -278,7 +300,8 @@ class IndexUpdateRef:
 
         # A Python scalar stays a Python scalar (weakly typed: float32 stays float32).
         v = -v if type(v) in (int, float, complex) else negative(v)
-        return index_add_p(self.x, v, idx=self._norm())
+        v, idx = self._prepare(v, "subtract")
+        return index_add_p(self.x, v, idx=idx)
 
     def multiply(self, v):
         """A copy of ``x`` with ``x[idx]`` multiplied by ``v``."""
@@ -289,7 +312,7 @@ class IndexUpdateRef:
         return self.x / self._factor(v, "divide")
 
     def _factor(self, v, op):
-        idx = self._norm()
+        v, idx = self._prepare(v, op)
         shape = shape_of(self.x)
         if _has_repeats(shape, idx):
             raise NotImplementedError(
@@ -338,8 +361,12 @@ def _arg_batch(prim):
     return prim
 
 
-argmax_p = _arg_batch(Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), zero_derivative=True))
-argmin_p = _arg_batch(Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), zero_derivative=True))
+argmax_p = _arg_batch(
+    Primitive("argmax", lambda x, axis: np.argmax(x, axis=axis), zero_derivative=True)
+)
+argmin_p = _arg_batch(
+    Primitive("argmin", lambda x, axis: np.argmin(x, axis=axis), zero_derivative=True)
+)
 
 
 def argmax(a, axis=None):
