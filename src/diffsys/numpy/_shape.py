@@ -104,6 +104,9 @@ def moveaxis(a, source, destination):
         raise ValueError("moveaxis: source and destination must have the same number of axes")
     src = [normalize_axis(s, nd, "moveaxis") for s in src]
     dst = [normalize_axis(d, nd, "moveaxis") for d in dst]
+    for name, axes in (("source", src), ("destination", dst)):
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"moveaxis: repeated axis in `{name}` argument: {axes}")
     order = [n for n in range(nd) if n not in src]
     for d, s in sorted(zip(dst, src, strict=True)):
         order.insert(d, s)
@@ -226,13 +229,19 @@ def _concat_vjp(k):
 
 
 def _concat_jvp(primals, tangents, ans, axis):
-    ts = [ad_util.zeros_like_value(p) if t is None else t for p, t in zip(primals, tangents, strict=True)]
+    ts = [
+        ad_util.zeros_like_value(p) if t is None else t
+        for p, t in zip(primals, tangents, strict=True)
+    ]
     return concatenate_p(*ts, axis=axis)
 
 
 def _concat_batch(args, batched, axis):
     n = batch_size(args, batched)
-    args = [a if b else ad_util.broadcast_axis(a, n=n, axis=0) for a, b in zip(args, batched, strict=True)]
+    args = [
+        a if b else ad_util.broadcast_axis(a, n=n, axis=0)
+        for a, b in zip(args, batched, strict=True)
+    ]
     return concatenate_p(*args, axis=axis + 1)
 
 
@@ -270,7 +279,9 @@ def concatenate(arrays, axis: int | None = 0):
     ref = shape_of(arrays[0])
     for i, a in enumerate(arrays):
         s = shape_of(a)
-        if len(s) != nd or any(d != r for j, (d, r) in enumerate(zip(s, ref, strict=True)) if j != axis):
+        if len(s) != nd or any(
+            d != r for j, (d, r) in enumerate(zip(s, ref, strict=True)) if j != axis
+        ):
             raise ValueError(
                 f"concatenate: all input array dimensions except for the concatenation axis "
                 f"must match exactly: array 0 has shape {ref}, array {i} has shape {s} "
@@ -326,13 +337,17 @@ def _split_bounds(n: int, indices_or_sections, strict: bool, op: str):
         if sections <= 0:
             raise ValueError(f"{op}: number of sections must be larger than 0")
         if strict and n % sections:
-            raise ValueError(f"{op}: array of length {n} does not divide into {sections} equal sections")
+            raise ValueError(
+                f"{op}: array of length {n} does not divide into {sections} equal sections"
+            )
         base, extra = divmod(n, sections)
         sizes = [base + 1] * extra + [base] * (sections - extra)
         bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
     else:
         bounds = [0] + [int(i) for i in indices_or_sections] + [n]
-    return [(min(max(a, 0), n), min(max(b, 0), n)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [
+        (min(max(a, 0), n), min(max(b, 0), n)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
 
 
 def _split(a, indices_or_sections, axis, strict, op):
