@@ -91,6 +91,22 @@ def _reflected(prim):
     return reflected
 
 
+def _round(self, ndigits=None):
+    """``round(x)``: a 0-d value rounds to a Python int, like a NumPy scalar (a constant that
+    reads the current value); otherwise the zero-derivative ``dnp.round``."""
+    if ndigits is None and self.ndim == 0:
+        return round(float(self))
+    return ew.round(self, 0 if ndigits is None else ndigits)
+
+
+def _divmod(self, other):
+    return ew.floor_divide(self, other), ew.remainder(self, other)
+
+
+def _rdivmod(self, other):
+    return ew.floor_divide(other, self), ew.remainder(other, self)
+
+
 def _iter(self):
     if self.ndim == 0:
         raise TypeError("iteration over a 0-d traced array")
@@ -130,6 +146,9 @@ _OPERATORS = {
     "__xor__": ew.bitwise_xor,
     "__rxor__": _reflected(ew.bitwise_xor),
     "__invert__": ew.invert,
+    "__round__": _round,
+    "__divmod__": _divmod,
+    "__rdivmod__": _rdivmod,
     "__getitem__": ix.getitem,
     "__setitem__": _setitem,
     "__iter__": _iter,
