@@ -102,8 +102,7 @@ def matmul(a, b):
     k_b = sb[-2] if len(sb) > 1 else sb[0]
     if k_a != k_b:
         raise ValueError(
-            f"matmul: mismatch in the contracted dimension: shapes {sa} and {sb} "
-            f"({k_a} != {k_b})"
+            f"matmul: mismatch in the contracted dimension: shapes {sa} and {sb} ({k_a} != {k_b})"
         )
     try:
         np.broadcast_shapes(sa[:-2], sb[:-2])
@@ -185,14 +184,12 @@ def _einsum_operand_vjp(k):
             sub = list(ins)
             sub[k] = kept
             kept_op = ad_util.reshape(
-                operands[k], shape=tuple(d for c, d in zip(target, shape_k, strict=True)
-                                         if c not in squeezed)
+                operands[k],
+                shape=tuple(d for c, d in zip(target, shape_k, strict=True) if c not in squeezed),
             )
             ops = list(operands)
             ops[k] = kept_op
-            gk = _einsum_operand_vjp(k)(
-                g, ans, *ops, subscripts=",".join(sub) + "->" + out
-            )
+            gk = _einsum_operand_vjp(k)(g, ans, *ops, subscripts=",".join(sub) + "->" + out)
             return ad_util.reshape(gk, shape=shape_k)
         others = [(s, op) for i, (s, op) in enumerate(zip(ins, operands, strict=True)) if i != k]
         available = set(out).union(*[set(s) for s, _ in others])
