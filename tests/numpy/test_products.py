@@ -1,0 +1,367 @@
+"""Products: matmul (and ``@``), dot, tensordot, einsum, outer, inner, vdot. Values equal
+NumPy's, derivatives match finite differences to order 2 in both modes, batching rules agree
+with a loop, float32 stays float32, errors name the shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffsys as ds
+import diffsys.numpy as dnp
+
+
+def rnd(*shape, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed * 1000 + sum(shape) + len(shape))
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def assert_close(actual, expected, rtol=1e-12, atol=1e-12):
+    assert not isinstance(actual, ds.Tracer)
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def check_op(f, f_np, *args):
+    expected = f_np(*args)
+    assert_close(f(*args), expected)
+    out, _ = ds.jvp(f, args, tuple(np.ones_like(a) for a in args))
+    assert_close(out, expected)
+    out, _ = ds.vjp(f, *args)
+    assert_close(out, expected)
+    ds.check_grads(f, args, order=2, modes=("fwd", "rev"))
+
+
+# (id, function of (module, a, b), shape of a, shape of b)
+BINARY = [
+    ("matmul_1d_1d", lambda m, a, b: m.matmul(a, b), (3,), (3,)),
+    ("matmul_1d_2d", lambda m, a, b: m.matmul(a, b), (3,), (3, 4)),
+    ("matmul_2d_1d", lambda m, a, b: m.matmul(a, b), (2, 3), (3,)),
+    ("matmul_2d_2d", lambda m, a, b: m.matmul(a, b), (2, 3), (3, 4)),
+    ("matmul_3d_2d", lambda m, a, b: m.matmul(a, b), (5, 2, 3), (3, 4)),
+    ("matmul_2d_3d", lambda m, a, b: m.matmul(a, b), (2, 3), (5, 3, 4)),
+    ("matmul_1d_3d", lambda m, a, b: m.matmul(a, b), (3,), (2, 3, 4)),
+    ("matmul_3d_1d", lambda m, a, b: m.matmul(a, b), (2, 4, 3), (3,)),
+    ("matmul_broadcast", lambda m, a, b: m.matmul(a, b), (2, 1, 3, 4), (5, 4, 2)),
+    ("matmul_broadcast_ones", lambda m, a, b: m.matmul(a, b), (1, 3, 4), (2, 1, 4, 2)),
+    ("op_matmul_2d", lambda m, a, b: a @ b, (2, 3), (3, 4)),
+    ("op_matmul_1d_1d", lambda m, a, b: a @ b, (4,), (4,)),
+    ("op_matmul_broadcast", lambda m, a, b: a @ b, (2, 1, 3, 4), (5, 4, 2)),
+    ("dot_0d_0d", lambda m, a, b: m.dot(a, b), (), ()),
+    ("dot_0d_2d", lambda m, a, b: m.dot(a, b), (), (2, 3)),
+    ("dot_2d_0d", lambda m, a, b: m.dot(a, b), (2, 3), ()),
+    ("dot_1d_1d", lambda m, a, b: m.dot(a, b), (3,), (3,)),
+    ("dot_2d_1d", lambda m, a, b: m.dot(a, b), (2, 3), (3,)),
+    ("dot_1d_2d", lambda m, a, b: m.dot(a, b), (3,), (3, 2)),
+    ("dot_2d_2d", lambda m, a, b: m.dot(a, b), (2, 3), (3, 4)),
+    ("dot_3d_3d", lambda m, a, b: m.dot(a, b), (2, 3, 4), (5, 4, 2)),
+    ("dot_3d_2d", lambda m, a, b: m.dot(a, b), (2, 3, 4), (4, 2)),
+    ("dot_2d_3d", lambda m, a, b: m.dot(a, b), (2, 3), (4, 3, 2)),
+    ("dot_1d_3d", lambda m, a, b: m.dot(a, b), (3,), (2, 3, 4)),
+    ("dot_3d_1d", lambda m, a, b: m.dot(a, b), (2, 4, 3), (3,)),
+    ("tensordot_0", lambda m, a, b: m.tensordot(a, b, axes=0), (2, 3), (4,)),
+    ("tensordot_1", lambda m, a, b: m.tensordot(a, b, axes=1), (2, 3), (3, 4)),
+    ("tensordot_2", lambda m, a, b: m.tensordot(a, b, axes=2), (2, 3, 4), (3, 4, 2)),
+    ("tensordot_default", lambda m, a, b: m.tensordot(a, b), (2, 3, 4), (3, 4)),
+    (
+        "tensordot_pairs",
+        lambda m, a, b: m.tensordot(a, b, axes=([1, 0], [0, 1])),
+        (2, 3, 4),
+        (3, 2, 5),
+    ),
+    ("tensordot_pair_ints", lambda m, a, b: m.tensordot(a, b, axes=(2, 0)), (2, 3, 4), (4, 5)),
+    ("tensordot_neg", lambda m, a, b: m.tensordot(a, b, axes=([-1], [-2])), (2, 3), (4, 3, 2)),
+    ("einsum_matmul", lambda m, a, b: m.einsum("ij,jk->ik", a, b), (2, 3), (3, 4)),
+    ("einsum_batch", lambda m, a, b: m.einsum("bij,bjk->bik", a, b), (5, 2, 3), (5, 3, 4)),
+    ("einsum_outer", lambda m, a, b: m.einsum("i,j->ij", a, b), (3,), (4,)),
+    ("einsum_implicit", lambda m, a, b: m.einsum("ij,jk", a, b), (2, 3), (3, 4)),
+    ("einsum_implicit_order", lambda m, a, b: m.einsum("ba,ac", a, b), (2, 3), (3, 4)),
+    ("einsum_ellipsis", lambda m, a, b: m.einsum("...ij,...jk->...ik", a, b), (5, 2, 3), (5, 3, 4)),
+    (
+        "einsum_ellipsis_ranks",
+        lambda m, a, b: m.einsum("...ij,...jk->...ik", a, b),
+        (2, 5, 2, 3),
+        (3, 4),
+    ),
+    (
+        "einsum_ellipsis_bcast",
+        lambda m, a, b: m.einsum("...ij,...jk->...ik", a, b),
+        (2, 1, 3, 4),
+        (5, 4, 2),
+    ),
+    ("einsum_ellipsis_implicit", lambda m, a, b: m.einsum("...j,j", a, b), (2, 3, 4), (4,)),
+    ("einsum_hadamard", lambda m, a, b: m.einsum("ij,ij->ij", a, b), (2, 3), (2, 3)),
+    ("einsum_full", lambda m, a, b: m.einsum("ij,jk->", a, b), (2, 3), (3, 4)),
+    ("einsum_lonely_letter", lambda m, a, b: m.einsum("ij,k->ik", a, b), (2, 3), (4,)),
+    ("einsum_diag_product", lambda m, a, b: m.einsum("ii,i->i", a, b), (3, 3), (3,)),
+    ("einsum_spaces", lambda m, a, b: m.einsum("ij, jk -> ki", a, b), (2, 3), (3, 4)),
+    ("outer", lambda m, a, b: m.outer(a, b), (3,), (4,)),
+    ("outer_flatten", lambda m, a, b: m.outer(a, b), (2, 2), (3,)),
+    ("inner_1d", lambda m, a, b: m.inner(a, b), (3,), (3,)),
+    ("inner_nd", lambda m, a, b: m.inner(a, b), (2, 3), (4, 3)),
+    ("inner_0d", lambda m, a, b: m.inner(a, b), (), (2, 3)),
+    ("vdot", lambda m, a, b: m.vdot(a, b), (2, 2), (4,)),
+    ("vdot_1d", lambda m, a, b: m.vdot(a, b), (3,), (3,)),
+]
+
+UNARY_EINSUM = [
+    ("trace", "ii->", (3, 3)),
+    ("diagonal", "ii->i", (3, 3)),
+    ("sum_all", "ij->", (2, 3)),
+    ("sum_axis", "ij->j", (2, 3)),
+    ("transpose", "ij->ji", (2, 3)),
+    ("implicit_transpose", "ji", (2, 3)),
+    ("diag_3d", "iij->ji", (3, 3, 2)),
+    ("ellipsis_trace", "...ii->...", (2, 3, 3)),
+    ("ellipsis_sum", "i...->...", (2, 3, 4)),
+]
+
+
+def _np_fn(name, fn):
+    # np.dot / tensordot / inner of 0-d operands give NumPy scalars: compare as arrays.
+    return lambda a, b: np.asarray(fn(np, a, b))
+
+
+@pytest.mark.parametrize("name, fn, sa, sb", BINARY, ids=[b[0] for b in BINARY])
+def test_binary_product(name, fn, sa, sb):
+    a, b = rnd(*sa, seed=1), rnd(*sb, seed=2)
+    check_op(lambda a, b: fn(dnp, a, b), _np_fn(name, fn), a, b)
+
+
+@pytest.mark.parametrize("name, fn, sa, sb", BINARY, ids=[b[0] for b in BINARY])
+def test_binary_product_one_constant(name, fn, sa, sb):
+    """A plain array on either side (including on the left of ``@`` and ``*``)."""
+    a, b = rnd(*sa, seed=1), rnd(*sb, seed=2)
+    expected = np.asarray(fn(np, a, b))
+    fa = lambda a: fn(dnp, a, b)
+    fb = lambda b: fn(dnp, a, b)
+    assert_close(ds.vjp(fa, a)[0], expected)
+    assert_close(ds.vjp(fb, b)[0], expected)
+    ds.check_grads(fa, (a,), order=1)
+    ds.check_grads(fb, (b,), order=1)
+
+
+@pytest.mark.parametrize("name, subscripts, shape", UNARY_EINSUM, ids=[u[0] for u in UNARY_EINSUM])
+def test_einsum_one_operand(name, subscripts, shape):
+    x = rnd(*shape)
+    check_op(lambda x: dnp.einsum(subscripts, x), lambda x: np.asarray(np.einsum(subscripts, x)), x)
+
+
+def test_einsum_three_operands():
+    a, b, c = rnd(2, 3), rnd(3, 4, seed=1), rnd(4, 5, seed=2)
+    for subs in ("ij,jk,kl->il", "ij,jk,kl->", "ij,jk,kl", "ij,jk,kl->li"):
+        check_op(
+            lambda a, b, c: dnp.einsum(subs, a, b, c),
+            lambda a, b, c: np.asarray(np.einsum(subs, a, b, c)),
+            a,
+            b,
+            c,
+        )
+
+
+def test_einsum_three_operands_shared_letter():
+    a, b, c = rnd(3, 2), rnd(3), rnd(3, 4, seed=1)
+    check_op(
+        lambda a, b, c: dnp.einsum("ia,i,ib->ab", a, b, c),
+        lambda a, b, c: np.einsum("ia,i,ib->ab", a, b, c),
+        a,
+        b,
+        c,
+    )
+
+
+def test_einsum_same_operand_twice():
+    """x appears in two operand slots: both contributions add up."""
+    x = rnd(3, 3)
+    f = lambda x: dnp.einsum("ij,jk->ik", x, x)
+    check_op(f, lambda x: np.einsum("ij,jk->ik", x, x), x)
+    g = ds.grad(lambda x: dnp.sum(f(x)))(x)
+    ones = np.ones((3, 3))
+    np.testing.assert_allclose(g, ones @ x.T + x.T @ ones, rtol=1e-12)
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, fn, sa, sb", BINARY, ids=[b[0] for b in BINARY])
+def test_binary_product_vmap(name, fn, sa, sb):
+    a, b = rnd(3, *sa, seed=1), rnd(3, *sb, seed=2)
+    f = lambda a, b: fn(dnp, a, b)
+    expected = np.stack([np.asarray(fn(np, ai, bi)) for ai, bi in zip(a, b, strict=True)])
+    assert_close(ds.vmap(f)(a, b), expected)
+    expected = np.stack([np.asarray(fn(np, ai, b[0])) for ai in a])
+    assert_close(ds.vmap(f, in_axes=(0, None))(a, b[0]), expected)
+    expected = np.stack([np.asarray(fn(np, a[0], bi)) for bi in b])
+    assert_close(ds.vmap(f, in_axes=(None, 0))(a[0], b), expected)
+
+
+@pytest.mark.parametrize("name, subscripts, shape", UNARY_EINSUM, ids=[u[0] for u in UNARY_EINSUM])
+def test_einsum_one_operand_vmap(name, subscripts, shape):
+    xs = rnd(3, *shape)
+    expected = np.stack([np.asarray(np.einsum(subscripts, x)) for x in xs])
+    assert_close(ds.vmap(lambda x: dnp.einsum(subscripts, x))(xs), expected)
+
+
+def test_vmap_in_axes_nonzero():
+    a, b = rnd(3, 2, 4), rnd(4, 5)
+    out = ds.vmap(dnp.matmul, in_axes=(1, None))(a, b)
+    expected = np.stack([a[:, k, :] @ b for k in range(2)])
+    assert_close(out, expected)
+
+
+def test_vmap_of_grad_of_matmul():
+    """Per-example gradients: vmap over grad of a loss built from products."""
+    w = rnd(3, 2)
+    xs = rnd(4, 3, seed=3)
+    loss = lambda w, x: dnp.sum(dnp.tanh(x @ w) ** 2)
+    out = ds.vmap(ds.grad(loss), in_axes=(None, 0))(w, xs)
+    expected = np.stack([ds.grad(loss)(w, x) for x in xs])
+    assert_close(out, expected, rtol=1e-12, atol=1e-14)
+
+
+# --- Jacobians, Hessians --------------------------------------------------------------------------
+
+
+def fd_jacobian(f, x, eps=1e-6):
+    cols = []
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = eps
+        e = e.reshape(x.shape)
+        cols.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * eps))
+    return np.stack(cols, axis=-1).reshape(np.shape(f(x)) + x.shape)
+
+
+def fd_hessian(f, x, eps=1e-4):
+    n = x.size
+    h = np.zeros((n, n))
+    eye = np.eye(n) * eps
+    for i in range(n):
+        for j in range(n):
+            ei, ej = eye[i].reshape(x.shape), eye[j].reshape(x.shape)
+            h[i, j] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+                4 * eps * eps
+            )
+    return h.reshape(x.shape + x.shape)
+
+
+B = rnd(3, 4, seed=7)
+C = rnd(2, 4, 3, seed=8)
+
+
+def product_pipeline(x):
+    """(2, 3) -> (8,), through every product."""
+    y = x @ B  # (2, 4)
+    z = dnp.einsum("ij,kjl->kil", y, C)  # (2, 2, 3)
+    t = dnp.tensordot(z, x, axes=([1, 2], [0, 1]))  # (2,)
+    d = dnp.dot(x, x.T)  # (2, 2)
+    o = dnp.outer(t, dnp.einsum("ii->i", d))  # (2, 2)
+    v = dnp.inner(x, x)  # (2, 2)
+    s = dnp.vdot(x, x[::-1])
+    return dnp.concatenate([dnp.ravel(o * v), t * s, dnp.matmul(x[0], x[1]) * t])
+
+
+def test_jacfwd_jacrev_finite_differences():
+    x = rnd(2, 3, seed=5)
+    jf = ds.jacfwd(product_pipeline)(x)
+    jr = ds.jacrev(product_pipeline)(x)
+    fd = fd_jacobian(product_pipeline, x)
+    assert jf.shape == jr.shape == fd.shape == (8, 2, 3)
+    np.testing.assert_allclose(jf, jr, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(jf, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_hessian_of_products():
+    def f(x):
+        return dnp.sum(product_pipeline(x) ** 2) / 100.0
+
+    x = rnd(2, 3, seed=5) * 0.5
+    h = ds.hessian(f)(x)
+    fd = fd_hessian(f, x)
+    assert h.shape == (2, 3, 2, 3)
+    np.testing.assert_allclose(h, fd, rtol=1e-4, atol=1e-4 * np.abs(fd).max())
+
+
+def test_hessian_of_quadratic_form_is_exact():
+    a = rnd(4, 4, seed=9)
+    h = ds.hessian(lambda x: x @ a @ x)(rnd(4))
+    np.testing.assert_allclose(h, a + a.T, rtol=1e-14, atol=1e-14)
+    h = ds.hessian(lambda x: dnp.einsum("i,ij,j->", x, a, x))(rnd(4))
+    np.testing.assert_allclose(h, a + a.T, rtol=1e-14, atol=1e-14)
+
+
+# --- float32 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, fn, sa, sb", BINARY, ids=[b[0] for b in BINARY])
+def test_binary_product_float32(name, fn, sa, sb):
+    a, b = rnd(*sa, dtype=np.float32, seed=1), rnd(*sb, dtype=np.float32, seed=2)
+    loss = lambda a, b: dnp.sum(fn(dnp, a, b) ** 2)
+    out = ds.vjp(lambda a, b: fn(dnp, a, b), a, b)[0]
+    assert np.asarray(out).dtype == np.float32
+    ga, gb = ds.grad(loss, argnums=(0, 1))(a, b)
+    assert ga.dtype == np.float32 and ga.shape == a.shape
+    assert gb.dtype == np.float32 and gb.shape == b.shape
+    ga64, gb64 = ds.grad(loss, argnums=(0, 1))(a.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(ga, ga64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gb, gb64, rtol=1e-4, atol=1e-4)
+
+
+def test_einsum_one_operand_float32():
+    for _, subscripts, shape in UNARY_EINSUM:
+        x = rnd(*shape, dtype=np.float32)
+        g = ds.grad(lambda x: dnp.sum(dnp.einsum(subscripts, x) ** 2))(x)
+        assert g.dtype == np.float32 and g.shape == x.shape, subscripts
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_matmul_mismatch_names_both_shapes():
+    a, b = rnd(2, 3), rnd(4, 5)
+    for f in (lambda a: dnp.matmul(a, b), lambda a: a @ b, lambda a: b.T @ a.T):
+        with pytest.raises(ValueError) as info:
+            ds.grad(lambda a: dnp.sum(f(a)))(a)
+        msg = str(info.value)
+        assert "(2, 3)" in msg and "(4, 5)" in msg or "(5, 4)" in msg and "(3, 2)" in msg, msg
+
+
+def test_matmul_batch_mismatch_names_both_shapes():
+    a, b = rnd(2, 2, 3), rnd(3, 3, 4)
+    with pytest.raises(ValueError) as info:
+        ds.grad(lambda a: dnp.sum(a @ b))(a)
+    assert "(2, 2, 3)" in str(info.value) and "(3, 3, 4)" in str(info.value)
+
+
+def test_matmul_scalar_operand_raises():
+    with pytest.raises(ValueError, match="matmul"):
+        ds.grad(lambda a: dnp.sum(dnp.matmul(a, np.ones(3))))(np.float64(2.0))
+
+
+def test_dot_mismatch_names_shapes():
+    a, b = (
+        rnd(2, 3),
+        rnd(
+            4,
+        ),
+    )
+    with pytest.raises(ValueError) as info:
+        ds.grad(lambda a: dnp.sum(dnp.dot(a, b)))(a)
+    assert "(2, 3)" in str(info.value) and "(4,)" in str(info.value)
+
+
+def test_einsum_wrong_operand_count_raises():
+    with pytest.raises(ValueError, match="einsum"):
+        ds.grad(lambda a: dnp.sum(dnp.einsum("ij,jk->ik", a)))(rnd(2, 2))
+
+
+def test_einsum_subscripts_rank_mismatch_raises():
+    with pytest.raises(ValueError, match="einsum"):
+        ds.grad(lambda a: dnp.sum(dnp.einsum("ijk->i", a)))(rnd(2, 2))
+
+
+def test_tensordot_mismatch_raises():
+    with pytest.raises(ValueError):
+        ds.grad(lambda a: dnp.sum(dnp.tensordot(a, rnd(4, 2), axes=1)))(rnd(2, 3))
