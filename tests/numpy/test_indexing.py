@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -447,3 +450,41 @@ def test_mask_shape_mismatch_raises():
 
 def test_two_ellipses_raise():
     _error(lambda x: x[..., 0, ...], rnd(2, 3, 4), IndexError)
+
+
+# --- property-based: random basic and integer-array indices --------------------------------------
+
+
+@st.composite
+def _index_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    if draw(st.booleans()):
+        idx = draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    else:
+        idx = draw(hnp.integer_array_indices(shape, result_shape=hnp.array_shapes(max_dims=2)))
+    return shape, idx
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=_index_case(), seed=st.integers(0, 2**16))
+def test_getitem_random(case, seed):
+    shape, idx = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    expected = x[idx]
+    out, vjp_fn = ds.vjp(lambda x: x[idx], x)
+    assert_same(out, np.asarray(expected))
+    w = rng.standard_normal(np.shape(expected))
+    (g,) = vjp_fn(w)
+    scatter = np.zeros_like(x)
+    np.add.at(scatter, idx, w)
+    np.testing.assert_allclose(g, scatter, rtol=1e-14, atol=1e-15)
+    tx = rng.standard_normal(shape)
+    _, t = ds.jvp(lambda x: x[idx], (x,), (tx,))
+    np.testing.assert_array_equal(t, tx[idx])
+    xs = np.stack([x, 2 * x])
+    assert_same(ds.vmap(lambda x: x[idx])(xs), np.stack([x[idx], (2 * x)[idx]]))
+    # Functional add at the same index: numpy.add.at semantics.
+    added = x.copy()
+    np.add.at(added, idx, w)
+    assert_same(ds.vjp(lambda x, w: x.at[idx].add(w), x, w)[0], added)

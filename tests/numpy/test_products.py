@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -365,3 +368,44 @@ def test_einsum_subscripts_rank_mismatch_raises():
 def test_tensordot_mismatch_raises():
     with pytest.raises(ValueError):
         ds.grad(lambda a: dnp.sum(dnp.tensordot(a, rnd(4, 2), axes=1)))(rnd(2, 3))
+
+
+# --- property-based: matmul over random broadcastable shapes --------------------------------------
+
+
+_MATMUL_SHAPES = hnp.mutually_broadcastable_shapes(
+    signature="(m?,n),(n,p?)->(m?,p?)", max_dims=3, max_side=3
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shapes=_MATMUL_SHAPES, seed=st.integers(0, 2**16))
+def test_matmul_random_broadcast_shapes(shapes, seed):
+    sa, sb = shapes.input_shapes
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    expected = np.asarray(np.matmul(a, b))
+    out, vjp_fn = ds.vjp(dnp.matmul, a, b)
+    assert_close(out, expected)
+    # The exact VJP, written with explicit loops over the broadcast result.
+    g = rng.standard_normal(expected.shape)
+    ga, gb = vjp_fn(g)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    bshape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    g2 = g.reshape(bshape + (a2.shape[-2], b2.shape[-1]))
+    ea, eb = np.zeros(a2.shape), np.zeros(b2.shape)
+    for i in np.ndindex(bshape):
+        ia = tuple(k if d > 1 else 0 for k, d in zip(i[len(i) - (a2.ndim - 2) :], a2.shape[:-2]))
+        ib = tuple(k if d > 1 else 0 for k, d in zip(i[len(i) - (b2.ndim - 2) :], b2.shape[:-2]))
+        ea[ia] += g2[i] @ b2[ib].T
+        eb[ib] += a2[ia].T @ g2[i]
+    np.testing.assert_allclose(ga, ea.reshape(a.shape), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gb, eb.reshape(b.shape), rtol=1e-10, atol=1e-12)
+    ds.check_grads(dnp.matmul, (a, b), order=1)
+    # Batched over a leading axis of a only.
+    a3 = np.stack([a, 2 * a])
+    assert_close(
+        ds.vmap(dnp.matmul, in_axes=(0, None))(a3, b),
+        np.stack([np.matmul(a, b), np.matmul(2 * a, b)]),
+    )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -440,3 +443,43 @@ def test_fallback_batching_multiple_results():
     assert_same(m, a - a[::-1])
     jac = ds.jacrev(lambda a: _pair(a, b)[0])(a[0])
     np.testing.assert_allclose(jac, np.diag(b), rtol=1e-14)
+
+
+# --- property-based: random permutations and reshapes -------------------------------------------
+
+
+@st.composite
+def _reshape_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3))
+    perm = draw(st.permutations(range(len(shape))))
+    size = int(np.prod(shape, dtype=int))
+    # A random target shape of the same size: split the prime factors among a few axes.
+    factors = [p for p in (2, 3) for k in range(1, 8) if size % p**k == 0]
+    ndim = draw(st.integers(0, 4)) if size > 1 else draw(st.integers(0, 2))
+    target = [1] * max(ndim, 1 if factors else 0)
+    for f in factors:
+        target[draw(st.integers(0, len(target) - 1))] *= f
+    if target and draw(st.booleans()):
+        target[draw(st.integers(0, len(target) - 1))] = -1
+    order = draw(st.sampled_from("CF"))
+    return shape, tuple(perm), tuple(target), order
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=_reshape_case(), seed=st.integers(0, 2**16))
+def test_transpose_reshape_random(case, seed):
+    shape, perm, target, order = case
+    x = np.random.default_rng(seed).standard_normal(shape)
+
+    def f(x):
+        return dnp.reshape(dnp.transpose(x, perm), target, order=order)
+
+    f_np = lambda x: np.reshape(np.transpose(x, perm), target, order=order)
+    check_op(f, f_np, x)
+    # The VJP of a permutation of entries is the inverse permutation of the cotangent.
+    g = np.random.default_rng(seed + 1).standard_normal(f_np(x).shape)
+    (gx,) = ds.vjp(f, x)[1](g)
+    idx = f_np(np.arange(x.size).reshape(shape)).ravel()
+    expected = np.zeros(x.size)
+    expected[idx] = g.ravel()
+    np.testing.assert_array_equal(gx, expected.reshape(shape))
