@@ -12,7 +12,7 @@ from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
 from ._shape import asarray_any, ravel, swapaxes
-from ._util import ndim_of, shape_of, unbroadcast_to
+from ._util import ndim_of, normalize_axis, shape_of, unbroadcast_to
 
 # --- matmul ----------------------------------------------------------------------------------
 
@@ -153,6 +153,12 @@ def _parse_einsum(subscripts: str, shapes) -> tuple[list[str], str]:
                 counts[c] = counts.get(c, 0) + 1
         out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
     else:
+        if ell_rank and "..." not in out:
+            raise ValueError(
+                f"einsum: the operands' '...' covers {ell_rank} dimension(s) but the output "
+                f"subscripts {out!r} have no '...' to keep them ({subscripts!r}, shapes "
+                f"{', '.join(str(tuple(s)) for s in shapes)})"
+            )
         out = out.replace("...", ell)
     return expanded, out
 
@@ -256,34 +262,94 @@ einsum_p.defjvp_all(_einsum_jvp)
 einsum_p.defbatch(_einsum_batch)
 
 
-def einsum(subscripts: str, *operands, optimize=None):
-    """Einstein summation (explicit and implicit modes, ``...`` broadcasting)."""
+def _sublist_letters(sublist) -> str:
+    letters = []
+    for item in sublist:
+        if item is Ellipsis:
+            letters.append("...")
+        elif isinstance(item, int | np.integer) and 0 <= item < len(string.ascii_letters):
+            letters.append(string.ascii_letters[item])
+        else:
+            raise ValueError(
+                f"einsum: subscripts in the sublist form must be integers in [0, 52) or ..., "
+                f"got {item!r}"
+            )
+    return "".join(letters)
+
+
+def _from_sublists(args) -> tuple[str, list]:
+    """``einsum(op0, sublist0, op1, sublist1, ..., [sublist_out])`` as a string and operands."""
+    operands = list(args[0::2])
+    sublists = list(args[1::2])
+    out = None
+    if len(args) % 2:  # an odd count: the last item is the output sublist
+        out = operands.pop()
+    subscripts = ",".join(_sublist_letters(s) for s in sublists)
+    if out is not None:
+        subscripts += "->" + _sublist_letters(out)
+    return subscripts, operands
+
+
+def _check_letter_sizes(subscripts, ins, operands) -> None:
+    """Every letter has one size across operands (or 1, which broadcasts, as in NumPy)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for k, (s, op) in enumerate(zip(ins, operands, strict=True)):
+        for c, d in zip(s, shape_of(op), strict=True):
+            if c in sizes and d != 1 and sizes[c][0] != 1 and sizes[c][0] != d:
+                shapes = ", ".join(str(shape_of(o)) for o in operands)
+                raise ValueError(
+                    f"einsum: subscript {c!r} in {subscripts!r} has size {sizes[c][0]} in "
+                    f"operand {sizes[c][1]} but size {d} in operand {k} (operand shapes "
+                    f"{shapes})"
+                )
+            if c not in sizes or sizes[c][0] == 1:
+                sizes[c] = (d, k)
+
+
+def einsum(subscripts, *operands, optimize=None):
+    """Einstein summation (explicit and implicit modes, ``...`` broadcasting, and NumPy's
+    sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``)."""
+    if not isinstance(subscripts, str):
+        subscripts, operands = _from_sublists((subscripts, *operands))
     if not any(isinstance(op, Tracer) for op in operands):
         return np.einsum(subscripts, *operands, optimize=bool(optimize) or len(operands) > 2)
-    if not isinstance(subscripts, str):
-        raise TypeError("einsum: only the subscripts-string form is supported on traced arrays")
     operands = [asarray_any(op) for op in operands]
     ins, out = _parse_einsum(subscripts, [shape_of(op) for op in operands])
+    _check_letter_sizes(subscripts, ins, operands)
     return einsum_p(*operands, subscripts=",".join(ins) + "->" + out)
 
 
 # --- compositions ------------------------------------------------------------------------------
 
 
-def tensordot(a, b, axes=2):
+def tensordot(a, b, axes=2, *, _op: str = "tensordot"):
     """Sum of products over the given axes of ``a`` and ``b``."""
     if not isinstance(a, Tracer) and not isinstance(b, Tracer):
         return np.tensordot(a, b, axes)
-    na, nb = ndim_of(a), ndim_of(b)
+    sa_, sb_ = shape_of(a), shape_of(b)
+    na, nb = len(sa_), len(sb_)
     if isinstance(axes, int | np.integer):
+        if not 0 <= axes <= min(na, nb):
+            raise ValueError(f"{_op}: axes={int(axes)} is out of range for shapes {sa_} and {sb_}")
         axes_a = list(range(na - int(axes), na))
         axes_b = list(range(int(axes)))
     else:
         axes_a, axes_b = axes
         axes_a = [axes_a] if isinstance(axes_a, int | np.integer) else list(axes_a)
         axes_b = [axes_b] if isinstance(axes_b, int | np.integer) else list(axes_b)
-    axes_a = [x % na for x in axes_a]
-    axes_b = [x % nb for x in axes_b]
+        if len(axes_a) != len(axes_b):
+            raise ValueError(
+                f"{_op}: axes {axes_a} and {axes_b} must have the same length (shapes {sa_} "
+                f"and {sb_})"
+            )
+    axes_a = [normalize_axis(x, na, _op) for x in axes_a]
+    axes_b = [normalize_axis(x, nb, _op) for x in axes_b]
+    for i, j in zip(axes_a, axes_b, strict=True):
+        if sa_[i] != sb_[j]:
+            raise ValueError(
+                f"{_op}: shape mismatch in the summed dimensions: axis {i} of shape {sa_} has "
+                f"size {sa_[i]}, axis {j} of shape {sb_} has size {sb_[j]}"
+            )
     letters = iter(string.ascii_letters)
     sa = [next(letters) for _ in range(na)]
     sb = [next(letters) for _ in range(nb)]
@@ -305,7 +371,7 @@ def dot(a, b):
         return ew.multiply(a, b)
     if nb <= 2:
         return matmul(a, b)
-    return tensordot(a, b, axes=([-1], [-2]))
+    return tensordot(a, b, axes=([-1], [-2]), _op="dot")
 
 
 def outer(a, b):
@@ -320,7 +386,7 @@ def inner(a, b):
         return np.inner(a, b)
     if ndim_of(a) == 0 or ndim_of(b) == 0:
         return ew.multiply(a, b)
-    return tensordot(a, b, axes=([-1], [-1]))
+    return tensordot(a, b, axes=([-1], [-1]), _op="inner")
 
 
 def vdot(a, b):
