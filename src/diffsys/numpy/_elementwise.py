@@ -6,11 +6,14 @@ rules use these same primitives, so they can be differentiated again.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..core.ad_util import cast
 from ..core.ad_util import real_part as real
 from ..core.primitive import Primitive
-from ._util import broadcast_like, def_elementwise_batch, unbroadcast
+from ._util import broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
 
 # --- construction helpers ----------------------------------------------------------------------
 
@@ -108,13 +111,23 @@ conj = conjugate
 
 def _safe_log(x):
     """log(x) where x > 0, 0 elsewhere (so 0 * log(0) terms vanish instead of giving NaN)."""
+    if isinstance(x, int | float):
+        # A Python base (``2 ** x``): keep the log a Python float, so that it stays weakly
+        # typed and a float32 ``ans * log(x)`` stays float32 (np.log would give a float64).
+        return math.log(x) if x > 0 else 0.0
     positive_part = greater(x, 0)
     return where(positive_part, log(where(positive_part, x, 1.0)), 0.0)
 
 
 def _power_dx(ans, x, y):
-    # y * x**(y-1), with the y == 0 case exactly 0 (not 0 * inf at x == 0)
-    return where(equal(y, 0), 0.0, y * power(x, y - 1))
+    """y * x**(y-1), exactly 0 where y == 0 (also at x == 0, where x**(y-1) is inf)."""
+    if isinstance(y, int | float):  # a Python exponent (x ** 2): keep it weakly typed
+        return 0.0 if y == 0 else y * power(x, y - 1)
+    # Replace x by 1 only where x == y == 0. Masking the whole y == 0 case with ``where``
+    # instead would lose the derivative in y there (d/dy [y x**(y-1)] = 1/x at y == 0), and
+    # a masked branch that is inf would make higher derivatives NaN (0 * inf).
+    singular = logical_and(equal(y, 0), equal(x, 0))
+    return y * power(where(singular, 1, x), y - 1)
 
 
 power = _binary("power", np.power, _power_dx, lambda ans, x, y: ans * _safe_log(x))
@@ -148,7 +161,29 @@ tanh = _unary("tanh", np.tanh, lambda ans, x: 1.0 - ans * ans)
 arcsinh = _unary("arcsinh", np.arcsinh, lambda ans, x: reciprocal(sqrt(x * x + 1.0)))
 arccosh = _unary("arccosh", np.arccosh, lambda ans, x: reciprocal(sqrt(x * x - 1.0)))
 arctanh = _unary("arctanh", np.arctanh, lambda ans, x: reciprocal(1.0 - x * x))
-absolute = _unary("absolute", np.absolute, lambda ans, x: sign(x))
+
+
+def _abs_slope(ans, x):
+    """d|x|/dx: sign(x) for real x. For complex x, conj(x) / |x| (0 at 0): the cotangent
+    of a real function of a complex input, in the engine's (JAX's) convention; the tangent
+    is then real(t * conj(x)) / |x|. (np.sign of a complex is not x / |x| before NumPy 2.)"""
+    if dtype_of(x).kind == "c":
+        at_zero = equal(ans, 0)
+        return where(at_zero, 0.0, conjugate(x) / where(at_zero, 1.0, ans))
+    return sign(x)
+
+
+def _abs_jvp(t, ans, x):
+    slope = _abs_slope(ans, x)
+    if dtype_of(x).kind == "c":
+        return real(t * slope)
+    return t * slope
+
+
+absolute = Primitive("absolute", np.absolute)
+absolute.defvjp(lambda g, ans, x: g * _abs_slope(ans, x))
+absolute.defjvp(_abs_jvp)
+def_elementwise_batch(absolute)
 abs = absolute  # noqa: A001 - NumPy's name
 fabs = absolute
 sign = _nondiff("sign", np.sign)
@@ -157,27 +192,45 @@ sign = _nondiff("sign", np.sign)
 
 
 def _tie_share(x, ans, other):
-    """1 where ``x`` is the selected value, 0.5 on ties (the gradient is split evenly)."""
-    return equal(x, ans) / (1.0 + equal(x, other))
+    """1 where ``x`` is the selected value, 0.5 on ties (the gradient is split evenly).
+
+    In the dtype of ``ans``: boolean arithmetic would promote float32 tangents to float64.
+    """
+    dtype = dtype_of(ans)
+    return cast(equal(x, ans), dtype=dtype) / (1.0 + cast(equal(x, other), dtype=dtype))
 
 
 maximum = _binary(
-    "maximum", np.maximum, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+    "maximum",
+    np.maximum,
+    lambda ans, x, y: _tie_share(x, ans, y),
+    lambda ans, x, y: _tie_share(y, ans, x),
 )
 minimum = _binary(
-    "minimum", np.minimum, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+    "minimum",
+    np.minimum,
+    lambda ans, x, y: _tie_share(x, ans, y),
+    lambda ans, x, y: _tie_share(y, ans, x),
 )
 fmax = _binary(
-    "fmax", np.fmax, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+    "fmax",
+    np.fmax,
+    lambda ans, x, y: _tie_share(x, ans, y),
+    lambda ans, x, y: _tie_share(y, ans, x),
 )
 fmin = _binary(
-    "fmin", np.fmin, lambda ans, x, y: _tie_share(x, ans, y), lambda ans, x, y: _tie_share(y, ans, x)
+    "fmin",
+    np.fmin,
+    lambda ans, x, y: _tie_share(x, ans, y),
+    lambda ans, x, y: _tie_share(y, ans, x),
 )
 arctan2 = _binary(
     "arctan2",
     np.arctan2,
     lambda ans, y, x: x / (x * x + y * y),
-    lambda ans, y, x: negative(y) / (x * x + y * y),
+    # negative() of the quotient, not of y: negative(python float) is a strongly typed
+    # float64 scalar that would promote float32 tangents.
+    lambda ans, y, x: negative(y / (x * x + y * y)),
 )
 logaddexp = _binary(
     "logaddexp", np.logaddexp, lambda ans, x, y: exp(x - ans), lambda ans, x, y: exp(y - ans)
@@ -214,20 +267,34 @@ def where(condition, x=None, y=None):
     return _where(condition, x, y)
 
 
+# np.clip(x, lo, hi) is minimum(maximum(x, lo), hi): the gradient goes to x where
+# lo <= x <= hi (bounds included), to lo where x < lo <= hi, and to hi where
+# maximum(x, lo) > hi, which includes lo > hi (NumPy then returns hi everywhere).
+# Exactly one of the three masks holds at every element.
+
+
+def _clip_mask_x(x, lo, hi):
+    return logical_and(greater_equal(x, lo), less_equal(x, hi))
+
+
+def _clip_mask_lo(x, lo, hi):
+    return logical_and(less(x, lo), less_equal(lo, hi))
+
+
+def _clip_mask_hi(x, lo, hi):
+    return logical_or(greater(x, hi), greater(lo, hi))
+
+
 _clip = Primitive("clip", np.clip)
 _clip.defvjp(
-    lambda g, ans, x, lo, hi: unbroadcast(g * logical_and(greater_equal(x, lo), less_equal(x, hi)), x),
-    lambda g, ans, x, lo, hi: unbroadcast(g * less(x, lo), lo),
-    lambda g, ans, x, lo, hi: unbroadcast(g * logical_and(greater(x, hi), greater_equal(x, lo)), hi),
+    lambda g, ans, x, lo, hi: unbroadcast(g * _clip_mask_x(x, lo, hi), x),
+    lambda g, ans, x, lo, hi: unbroadcast(g * _clip_mask_lo(x, lo, hi), lo),
+    lambda g, ans, x, lo, hi: unbroadcast(g * _clip_mask_hi(x, lo, hi), hi),
 )
 _clip.defjvp(
-    lambda t, ans, x, lo, hi: broadcast_like(
-        t * logical_and(greater_equal(x, lo), less_equal(x, hi)), ans
-    ),
-    lambda t, ans, x, lo, hi: broadcast_like(t * less(x, lo), ans),
-    lambda t, ans, x, lo, hi: broadcast_like(
-        t * logical_and(greater(x, hi), greater_equal(x, lo)), ans
-    ),
+    lambda t, ans, x, lo, hi: broadcast_like(t * _clip_mask_x(x, lo, hi), ans),
+    lambda t, ans, x, lo, hi: broadcast_like(t * _clip_mask_lo(x, lo, hi), ans),
+    lambda t, ans, x, lo, hi: broadcast_like(t * _clip_mask_hi(x, lo, hi), ans),
 )
 def_elementwise_batch(_clip)
 
@@ -236,14 +303,15 @@ def clip(a, a_min=None, a_max=None):
     """``a`` limited to ``[a_min, a_max]``; differentiable in ``a`` and in both bounds.
 
     Inside the interval (bounds included) the gradient flows to ``a``; below it to
-    ``a_min``; above it to ``a_max``.
+    ``a_min``; above it to ``a_max``. With ``a_min > a_max`` NumPy returns ``a_max``, and the
+    gradient flows to it.
     """
     if a_min is None and a_max is None:
         raise ValueError("clip: at least one of a_min and a_max must be given")
     return _clip(a, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max)
 
 
-# --- comparisons, logic, rounding: values only -----------------------------------------------------
+# --- comparisons, logic, rounding: values only ------------------------------------------------
 
 equal = _nondiff("equal", np.equal)
 not_equal = _nondiff("not_equal", np.not_equal)

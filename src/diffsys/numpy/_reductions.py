@@ -13,7 +13,7 @@ from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
-from ._util import def_axes_batch, normalize_axes, normalize_axis, shape_of
+from ._util import def_axes_batch, dtype_of, normalize_axes, normalize_axis, shape_of
 
 
 def _keepdims_shape(shape, axis):
@@ -53,28 +53,52 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
 # --- prod --------------------------------------------------------------------------------------
 
 
+def _exclusive_cumprod(v):
+    """prod_{k < i} v_k along the last axis of ``v`` (exact with zeros).
+
+    On plain arrays this is one ``np.cumprod``. On traced values it is a Hillis-Steele scan
+    of multiplications (log2(n) steps), not the ``cumprod`` primitive: cumprod's rules divide
+    by the input, so derivatives of the scan through it (the Hessian of ``prod``) would be
+    NaN wherever an element is exactly zero. Multiplications and shifts differentiate exactly
+    at every order.
+    """
+    from ._shape import concatenate
+
+    lead, n = shape_of(v)[:-1], shape_of(v)[-1]
+    dtype = dtype_of(v)
+    out = concatenate([np.ones(lead + (1,), dtype=dtype), v[..., : n - 1]], axis=-1)
+    if not isinstance(v, Tracer):
+        return np.cumprod(out, axis=-1)
+    step = 1
+    while step < n:
+        shifted = concatenate([np.ones(lead + (step,), dtype=dtype), out[..., : n - step]], axis=-1)
+        out = out * shifted
+        step *= 2
+    return out
+
+
 def _prod_of_others(x, axis):
     """For each element, the product of the other elements on its reduction slice (exact
-    with zeros), from exclusive cumulative products in both directions."""
-    from ._shape import concatenate, moveaxis, reshape
+    with zeros, at every order), from exclusive cumulative products in both directions."""
+    from ._shape import moveaxis, reshape
 
     shape = shape_of(x)
+    if 0 in shape:  # no elements: nothing to multiply (and no slices to scan)
+        return ad_util.zeros_like_value(x)
     kept = [i for i in range(len(shape)) if i not in axis]
     moved = moveaxis(x, list(axis), list(range(len(kept), len(shape))))
     flat = reshape(moved, tuple(shape[i] for i in kept) + (-1,))
-    n = shape_of(flat)[-1]
-    ones = np.ones(shape_of(flat)[:-1] + (1,), dtype=flat.dtype)
-    left = cumprod(concatenate([ones, flat[..., : n - 1]], axis=-1), axis=-1)
-    rev = flat[..., ::-1]
-    right = cumprod(concatenate([ones, rev[..., : n - 1]], axis=-1), axis=-1)[..., ::-1]
+    left = _exclusive_cumprod(flat)
+    right = _exclusive_cumprod(flat[..., ::-1])[..., ::-1]
     others = reshape(left * right, shape_of(moved))
     return moveaxis(others, list(range(len(kept), len(shape))), list(axis))
 
 
 prod_p = Primitive("prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims))
 prod_p.defvjp(
-    lambda g, ans, x, axis, keepdims: _expand_to_input(g, x, axis, keepdims)
-    * _prod_of_others(x, axis)
+    lambda g, ans, x, axis, keepdims: (
+        _expand_to_input(g, x, axis, keepdims) * _prod_of_others(x, axis)
+    )
 )
 prod_p.defjvp(
     lambda t, ans, x, axis, keepdims: sum_p(
@@ -97,15 +121,17 @@ def prod(a, axis=None, dtype=None, keepdims: bool = False):
 
 def _argext_share(ans, x, axis, keepdims):
     """1/k on each of the k elements that attain the extremum (ties share the gradient)."""
-    hit = ew.equal(x, _expand_to_input(ans, x, axis, keepdims))
+    # Cast the mask to x's dtype: bool / int counts would promote float32 tangents to float64.
+    hit = ad_util.cast(ew.equal(x, _expand_to_input(ans, x, axis, keepdims)), dtype=dtype_of(x))
     return hit / sum_p(hit, axis=axis, keepdims=True)
 
 
 def _extremum(name, np_fn):
     prim = Primitive(name, lambda x, axis, keepdims: np_fn(x, axis=axis, keepdims=keepdims))
     prim.defvjp(
-        lambda g, ans, x, axis, keepdims: _expand_to_input(g, x, axis, keepdims)
-        * _argext_share(ans, x, axis, keepdims)
+        lambda g, ans, x, axis, keepdims: (
+            _expand_to_input(g, x, axis, keepdims) * _argext_share(ans, x, axis, keepdims)
+        )
     )
     prim.defjvp(
         lambda t, ans, x, axis, keepdims: sum_p(
