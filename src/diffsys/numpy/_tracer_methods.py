@@ -196,35 +196,75 @@ def _item(self, *args):
     return self.concrete().item(*args)
 
 
+def _no_out(fn, name: str):
+    """A method that also takes NumPy's ``out=None``, so ``np.sum(x)``, ``np.mean(x)``,
+    ``np.clip(x, ...)`` ... (which call the method with ``out=``) work on tracers."""
+
+    def method(self, *args, out=None, **kwargs):
+        if out is not None:
+            raise TypeError(
+                f"{name}(..., out=...) on a traced array (shape {self.shape}, dtype "
+                f"{self.dtype}) is not supported: traced arrays are immutable, use the "
+                "returned value"
+            )
+        return fn(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _format(self, spec: str) -> str:
+    """``f"{x:.3f}"`` formats a 0-d value as NumPy does (with the current value)."""
+    if not spec:
+        return str(self)
+    if self.ndim:
+        raise TypeError(
+            f"unsupported format string {spec!r} for a traced array of shape {self.shape} "
+            "(only 0-d values take a format spec, as in NumPy)"
+        )
+    return format(self.concrete(), spec)
+
+
+def _imag(self):
+    if np.issubdtype(self.dtype, np.complexfloating):
+        return ad_util.real_part(ew.multiply(self, -1j))
+    return np.zeros(self.shape, dtype=self.dtype)  # a constant, as NumPy's zeros
+
+
 _METHODS = {
     "reshape": _reshape_method,
     "transpose": _transpose_method,
-    "sum": red.sum,
-    "mean": red.mean,
-    "prod": red.prod,
-    "max": red.max,
-    "min": red.min,
-    "var": red.var,
-    "std": red.std,
-    "cumsum": red.cumsum,
-    "cumprod": red.cumprod,
+    "sum": _no_out(red.sum, "sum"),
+    "mean": _no_out(red.mean, "mean"),
+    "prod": _no_out(red.prod, "prod"),
+    "max": _no_out(red.max, "max"),
+    "min": _no_out(red.min, "min"),
+    "var": _no_out(red.var, "var"),
+    "std": _no_out(red.std, "std"),
+    "cumsum": _no_out(red.cumsum, "cumsum"),
+    "cumprod": _no_out(red.cumprod, "cumprod"),
     "astype": astype,
     "dot": pr.dot,
     "flatten": lambda self, order="C": sh.ravel(self, order),
     "ravel": sh.ravel,
     "squeeze": sh.squeeze,
     "swapaxes": sh.swapaxes,
-    "clip": lambda self, min=None, max=None: ew.clip(self, min, max),
+    "clip": _no_out(lambda self, min=None, max=None: ew.clip(self, min, max), "clip"),
     "conj": ew.conjugate,
     "conjugate": ew.conjugate,
-    "argmax": ix.argmax,
-    "argmin": ix.argmin,
+    "argmax": _no_out(ix.argmax, "argmax"),
+    "argmin": _no_out(ix.argmin, "argmin"),
     "copy": lambda self: self,
     "item": _item,
     "tolist": lambda self: self.concrete().tolist(),
-    "any": lambda self, axis=None, keepdims=False: red.any(self, axis, keepdims=keepdims),
-    "all": lambda self, axis=None, keepdims=False: red.all(self, axis, keepdims=keepdims),
-    "round": lambda self, decimals=0: ew.round(self, decimals),
+    "any": _no_out(
+        lambda self, axis=None, keepdims=False: red.any(self, axis, keepdims=keepdims), "any"
+    ),
+    "all": _no_out(
+        lambda self, axis=None, keepdims=False: red.all(self, axis, keepdims=keepdims), "all"
+    ),
+    "round": _no_out(lambda self, decimals=0: ew.round(self, decimals), "round"),
+    "__format__": _format,
 }
 
 
@@ -236,15 +276,19 @@ def _mT(self):
     return sh.swapaxes(self, -1, -2)
 
 
-def _as_method(fn):
+_UNARY = frozenset(("__neg__", "__pos__", "__abs__", "__invert__"))
+
+
+def _as_method(name: str, fn):
     """Primitives are objects, not functions: give them a function to bind ``self``.
 
     Operators hand the call straight to the top trace (``self``'s, or ``other``'s when it is
     a tracer of a higher level), skipping the generic dispatch: they run on every traced op.
+    Unary operators and methods that are primitives (``x.conj()``) take only ``self``.
     """
     if not isinstance(fn, Primitive):
         return fn
-    if fn.name in ("negative", "positive", "absolute", "invert"):
+    if name in _UNARY or name in _METHODS:
         return lambda self: self._trace.process(fn, (self,), _NO_PARAMS)
 
     def binary(self, other):
@@ -259,8 +303,11 @@ def _as_method(fn):
 def install() -> None:
     """Attach operators, methods and properties to :class:`Tracer`."""
     for name, fn in {**_OPERATORS, **_METHODS}.items():
-        setattr(Tracer, name, _as_method(fn))
+        setattr(Tracer, name, _as_method(name, fn))
     Tracer.T = property(_T)
     Tracer.mT = property(_mT)
     Tracer.at = property(ix.IndexUpdateHelper, doc="Functional updates: x.at[idx].set(v).")
     Tracer.real = property(lambda self: ad_util.real_part(self))
+    Tracer.imag = property(_imag)
+    Tracer.itemsize = property(lambda self: self.dtype.itemsize)
+    Tracer.nbytes = property(lambda self: self.size * self.dtype.itemsize)
