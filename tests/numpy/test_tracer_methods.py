@@ -386,3 +386,82 @@ def test_jacobians_and_hessian_of_method_chain():
     h = ds.hessian(s)(x)
     hfd = np.stack([(ds.grad(s)(x + e) - ds.grad(s)(x - e)) / (2 * eps) for e in np.eye(6) * eps])
     np.testing.assert_allclose(h, hfd, rtol=1e-5, atol=1e-6)
+
+
+def test_conj_real_imag_methods():
+    x = rnd(2, 3)
+    for f in (lambda x: x.conj() * x, lambda x: x.conjugate() + x.real, lambda x: x * x.imag):
+        assert_same(ds.vjp(f, x)[0], f(x))
+        ds.check_grads(f, (x,), order=2)
+    z = rnd(2, 3) + 1j * rnd(2, 3, seed=1)
+    assert_same(ds.vjp(lambda z: z.imag, z)[0], z.imag)
+    assert_same(ds.vjp(lambda z: z.conj(), z)[0], z.conj())
+    # d imag(z) / d z under the engine's (JAX's) convention: the cotangent of imag is -1j * g.
+    g = rnd(2, 3, seed=2)
+    (ct,) = ds.vjp(lambda z: z.imag, z)[1](g)
+    np.testing.assert_allclose(ct, -1j * g)
+    _, t = ds.jvp(lambda z: z.imag * z.real, (z,), (1j * np.ones_like(z),))
+    np.testing.assert_allclose(t, z.real, rtol=1e-14)
+
+
+def test_format_of_0d_tracers():
+    seen = []
+
+    def f(x):
+        seen.append(f"{x[0]:.3f}|{x.sum():9.2e}|{x[1]}")
+        return dnp.sum(x)
+
+    ds.grad(f)(np.array([1.23456, 2.0]))
+    assert seen[0].startswith("1.235| 3.23e+00|")
+    with pytest.raises(TypeError, match="format"):
+        ds.grad(lambda x: len(f"{x:.3f}") * dnp.sum(x))(np.ones(2))
+
+
+def test_itemsize_and_nbytes():
+    seen = {}
+
+    def f(x):
+        seen.update(itemsize=x.itemsize, nbytes=x.nbytes)
+        return dnp.sum(x)
+
+    x = np.ones((2, 3), dtype=np.float32)
+    ds.grad(f)(x)
+    assert seen == {"itemsize": x.itemsize, "nbytes": x.nbytes}
+
+
+NUMPY_DISPATCH = [
+    ("sum", lambda m, v: m.sum(v)),
+    ("sum_axis", lambda m, v: m.sum(v, axis=0)),
+    ("mean", lambda m, v: m.mean(v, axis=1)),
+    ("std", lambda m, v: m.std(v, ddof=1)),
+    ("var", lambda m, v: m.var(v, axis=0)),
+    ("max", lambda m, v: m.max(v, axis=1)),
+    ("amax", lambda m, v: m.amax(v)),
+    ("min", lambda m, v: m.min(v, keepdims=True)),
+    ("prod", lambda m, v: m.prod(v, axis=0)),
+    ("cumsum", lambda m, v: m.cumsum(v, axis=1)),
+    ("clip", lambda m, v: m.clip(v, -0.5, 0.5)),
+    ("round", lambda m, v: m.round(v, 1) * v),
+    ("transpose", lambda m, v: m.transpose(v)),
+    ("reshape", lambda m, v: m.reshape(v, (3, 2))),
+    ("squeeze", lambda m, v: m.squeeze(v[:1])),
+    ("swapaxes", lambda m, v: m.swapaxes(v, 0, 1)),
+    ("argmax", lambda m, v: v.ravel()[m.argmax(v)]),
+]
+
+
+@pytest.mark.parametrize("name, fn", NUMPY_DISPATCH, ids=[n[0] for n in NUMPY_DISPATCH])
+def test_numpy_functions_that_call_methods_work_on_tracers(name, fn):
+    """``np.sum(x)`` and friends call ``x.sum(..., out=None)``: tracers accept that."""
+    x = rnd(2, 3) + (3.0 if name == "prod" else 0.0)
+    f_np = lambda v: fn(np, v)
+    assert_same(ds.vjp(f_np, x)[0], np.asarray(f_np(x)))
+    ds.check_grads(f_np, (x,), order=2)
+    assert_same(ds.grad(lambda v: dnp.sum(fn(np, v)))(x), ds.grad(lambda v: dnp.sum(fn(dnp, v)))(x))
+
+
+def test_out_argument_on_tracers_raises():
+    with pytest.raises(TypeError, match="out="):
+        ds.grad(lambda v: np.sum(v, out=np.zeros(())))(np.ones(3))
+    with pytest.raises(TypeError, match="immutable"):
+        ds.grad(lambda v: v.clip(0, 1, out=np.zeros(3)).sum())(np.ones(3))
