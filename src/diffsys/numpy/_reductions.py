@@ -16,6 +16,14 @@ from . import _elementwise as ew
 from ._util import def_axes_batch, dtype_of, normalize_axes, normalize_axis, shape_of
 
 
+def _from_sequence(a):
+    """A list or tuple as an array; one that holds tracers (``dnp.sum([x, y])``, as NumPy
+    allows) becomes a traced array instead of failing inside ``np.asarray``."""
+    from ._creation import asarray
+
+    return asarray(a)
+
+
 def _keepdims_shape(shape, axis):
     return tuple(1 if i in axis else d for i, d in enumerate(shape))
 
@@ -44,6 +52,8 @@ def_axes_batch(sum_p)
 
 def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
     """Sum of array elements over the given axes (as ``numpy.sum``)."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
     out = sum_p(a, axis=normalize_axes(axis, a.ndim, "sum"), keepdims=bool(keepdims))
@@ -110,6 +120,8 @@ def_axes_batch(prod_p)
 
 def prod(a, axis=None, dtype=None, keepdims: bool = False):
     """Product of array elements over the given axes; the gradient is exact at zeros."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
     out = prod_p(a, axis=normalize_axes(axis, a.ndim, "prod"), keepdims=bool(keepdims))
@@ -148,6 +160,8 @@ min_p = _extremum("min", np.min)
 
 def max(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
     """Maximum over the given axes; tied maxima share the gradient equally."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.max(a, axis=axis, keepdims=keepdims)
     return max_p(a, axis=normalize_axes(axis, a.ndim, "max"), keepdims=bool(keepdims))
@@ -155,6 +169,8 @@ def max(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
 
 def min(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
     """Minimum over the given axes; tied minima share the gradient equally."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.min(a, axis=axis, keepdims=keepdims)
     return min_p(a, axis=normalize_axes(axis, a.ndim, "min"), keepdims=bool(keepdims))
@@ -176,6 +192,8 @@ def _count(shape, axes) -> int:
 
 def mean(a, axis=None, dtype=None, keepdims: bool = False):
     """Arithmetic mean over the given axes."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims)
     axes = normalize_axes(axis, a.ndim, "mean")
@@ -185,6 +203,8 @@ def mean(a, axis=None, dtype=None, keepdims: bool = False):
 
 def var(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False):
     """Variance over the given axes, with ``ddof`` delta degrees of freedom."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
     axes = normalize_axes(axis, a.ndim, "var")
@@ -200,6 +220,8 @@ def var(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False):
 
 def std(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False):
     """Standard deviation over the given axes (the square root of :func:`var`)."""
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
     return ew.sqrt(var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
@@ -226,6 +248,8 @@ def_axes_batch(cumprod_p)
 
 
 def _cumulative(prim, np_fn, a, axis, dtype, op):
+    if isinstance(a, list | tuple):
+        a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np_fn(a, axis=axis, dtype=dtype)
     if axis is None:
@@ -257,6 +281,8 @@ def _logical_reduction(name, np_fn):
     def_axes_batch(prim)
 
     def reduce(a, axis=None, keepdims: bool = False):
+        if isinstance(a, list | tuple):
+            a = _from_sequence(a)
         if not isinstance(a, Tracer):
             return np_fn(a, axis=axis, keepdims=keepdims)
         return prim(a, axis=normalize_axes(axis, a.ndim, name), keepdims=bool(keepdims))
