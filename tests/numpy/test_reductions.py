@@ -209,6 +209,29 @@ def test_var_and_std_of_complex():
     np.testing.assert_allclose(g, 2 / 2 * np.conj(z[0] - z[0].mean()), rtol=1e-14)
 
 
+@pytest.mark.parametrize(
+    "name", ["sum", "mean", "prod", "max", "min", "var", "std", "cumsum", "cumprod"]
+)
+def test_reductions_of_sequences_holding_tracers(name):
+    """np.sum([a, b]) works on lists; dnp.sum([a, b]) must too when a and b are traced."""
+    f, np_f = getattr(dnp, name), getattr(np, name)
+    a, b = 0.7, np.array(1.9)
+    np.testing.assert_array_equal(f([a, b, 1.2]), np_f([a, b, 1.2]))
+    np.testing.assert_array_equal(f(((a, b), (b, a)), axis=0), np_f(((a, b), (b, a)), axis=0))
+
+    def fun(u, v):
+        return dnp.sum(f([u * v, v, u + 0.5]))
+
+    grads = ds.grad(fun, argnums=(0, 1))(a, b)
+    ds.check_grads(fun, (a, b), order=2)
+    # the same function written with an explicit array
+    ref = ds.grad(lambda u, v: dnp.sum(f(dnp.stack([u * v, v, u + 0.5]))), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(grads, ref, rtol=1e-15)
+    flags = []
+    ds.grad(lambda u: (flags.append(ds.concrete(dnp.any([u > 1.0, u < 0.0]))), u)[1])(a)
+    assert flags == [False]
+
+
 # --- prod at exact zeros: exact gradients, Hessians and JVPs (brute force) --------------------
 
 
