@@ -62,18 +62,33 @@ identity = np.identity
 arange = np.arange
 
 
+def _like(a, dtype, shape):
+    """The shape and dtype for ``*_like(a)``: ``a``'s unless given (``a`` may be a tracer)."""
+    if isinstance(a, Tracer):
+        return (a.shape if shape is None else shape), (a.dtype if dtype is None else dtype)
+    a = np.asarray(a)
+    return (a.shape if shape is None else shape), (a.dtype if dtype is None else dtype)
+
+
 def zeros_like(a, dtype=None, shape=None):
     """Zeros with the shape and dtype of ``a`` (a constant: its derivative is zero)."""
-    return np.zeros(shape_of(a) if shape is None else shape, dtype=dtype or dtype_of(a))
+    if not isinstance(a, Tracer):
+        return np.zeros_like(a, dtype=dtype, shape=shape)
+    return np.zeros(*_like(a, dtype, shape))
 
 
 def ones_like(a, dtype=None, shape=None):
     """Ones with the shape and dtype of ``a`` (a constant)."""
-    return np.ones(shape_of(a) if shape is None else shape, dtype=dtype or dtype_of(a))
+    if not isinstance(a, Tracer):
+        return np.ones_like(a, dtype=dtype, shape=shape)
+    return np.ones(*_like(a, dtype, shape))
 
 
 def empty_like(a, dtype=None, shape=None):
-    return np.empty(shape_of(a) if shape is None else shape, dtype=dtype or dtype_of(a))
+    """An uninitialized array with the shape and dtype of ``a`` (a constant)."""
+    if not isinstance(a, Tracer):
+        return np.empty_like(a, dtype=dtype, shape=shape)
+    return np.empty(*_like(a, dtype, shape))
 
 
 def full(shape, fill_value, dtype=None):
@@ -85,7 +100,10 @@ def full(shape, fill_value, dtype=None):
 
 def full_like(a, fill_value, dtype=None, shape=None):
     """An array like ``a`` filled with ``fill_value`` (differentiable in ``fill_value``)."""
-    return full(shape_of(a) if shape is None else shape, fill_value, dtype=dtype or dtype_of(a))
+    if not isinstance(a, Tracer) and not isinstance(fill_value, Tracer):
+        return np.full_like(a, fill_value, dtype=dtype, shape=shape)
+    shape, dtype = _like(a, dtype, shape)
+    return full(shape, fill_value, dtype=dtype)
 
 
 def linspace(
@@ -102,8 +120,6 @@ def linspace(
         return np.linspace(
             start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis
         )
-    if axis != 0:
-        raise NotImplementedError("linspace: axis != 0 is not supported for traced endpoints")
     div = (num - 1) if endpoint else num
     # NumPy's dtype: that of the endpoints (Python scalars are weak) and a float.
     weak = [x if type(x) in (int, float, complex) else dtype_of(x) for x in (start, stop)]
@@ -115,6 +131,12 @@ def linspace(
     frac = steps.reshape((num,) + (1,) * len(np.broadcast_shapes(shape_of(start), shape_of(stop))))
     out = start_b + (stop_b - start_b) * frac
     out = _with_dtype(out, dtype)
+    if axis != 0:  # as NumPy: the samples run along axis 0, then move to ``axis``
+        from ._shape import moveaxis
+
+        out = moveaxis(out, 0, axis)
     if retstep:
-        return out, (stop - start) / max(div, 1)
+        # NumPy's step is NaN when there is no interval to divide (one sample, endpoint).
+        step = (stop - start) / div if div > 0 else np.asarray(np.nan, dtype=dtype_of(out))
+        return out, step
     return out
