@@ -259,3 +259,45 @@ def test_creation_used_in_jacobians():
     hr = ds.jacrev(ds.grad(lambda x: dnp.sum(f(x) ** 2)))(x)
     np.testing.assert_allclose(h, hr, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h, h.T, rtol=1e-12, atol=1e-12)
+
+
+def test_like_constructors_of_lists_and_scalars_equal_numpy():
+    for a in ([1, 2], [[1.5, 2.0]], 2.5, 3, np.float32(1.0)):
+        assert_same(dnp.zeros_like(a), np.zeros_like(a))
+        assert_same(dnp.ones_like(a), np.ones_like(a))
+        assert_same(dnp.full_like(a, 7), np.full_like(a, 7))
+        assert dnp.empty_like(a).shape == np.empty_like(a).shape
+        assert dnp.empty_like(a).dtype == np.empty_like(a).dtype
+    assert_same(dnp.full_like([1, 2], 0.5, dtype=float), np.full_like([1, 2], 0.5, dtype=float))
+    g = ds.grad(lambda c: dnp.sum(dnp.full_like([[1.0, 2.0]], c)))(np.float64(3.0))
+    assert g == 2.0
+
+
+def test_linspace_axis_with_traced_endpoints():
+    a, b = np.array([0.0, 1.0]), np.array([2.0, -1.0])
+    for axis in (0, 1, -1):
+        f = lambda a, b, axis=axis: dnp.linspace(a, b, 4, axis=axis)
+        assert_same(ds.vjp(f, a, b)[0], np.linspace(a, b, 4, axis=axis))
+        ds.check_grads(f, (a, b), order=2)
+
+
+def test_linspace_retstep_matches_numpy_edge_cases():
+    for num, endpoint in [(1, True), (1, False), (5, False), (2, True)]:
+        out, step = ds.vjp(
+            lambda a: dnp.linspace(a, 3.0, num, endpoint=endpoint, retstep=True), np.float64(1.0)
+        )[0]
+        e_out, e_step = np.linspace(1.0, 3.0, num, endpoint=endpoint, retstep=True)
+        assert_same(out, e_out)
+        np.testing.assert_array_equal(step, e_step)  # NaN for one sample with the endpoint
+
+
+def test_empty_batch_under_vmap():
+    x = np.zeros((0, 3))
+    for f in (
+        lambda v: dnp.full((2,), v[0]),
+        lambda v: dnp.array([v[0], v[1] * 2.0]),
+        lambda v: dnp.linspace(v[0], v[1], 4),
+    ):
+        out = ds.vmap(f)(x)
+        expected = f(np.ones(3))
+        assert out.shape == (0,) + expected.shape and out.dtype == expected.dtype

@@ -483,3 +483,12 @@ def test_transpose_reshape_random(case, seed):
     expected = np.zeros(x.size)
     expected[idx] = g.ravel()
     np.testing.assert_array_equal(gx, expected.reshape(shape))
+
+
+def test_fallback_batching_empty_batch():
+    """A batch of length 0: the loop has nothing to stack; shapes and dtypes still follow."""
+    x = np.zeros((0, 3), dtype=np.float32)
+    out = ds.vmap(_cube)(x)
+    assert out.shape == (0, 3) and out.dtype == np.float32
+    p, m = ds.vmap(_pair, in_axes=(0, None))(np.zeros((0, 2)), np.ones(2))
+    assert p.shape == m.shape == (0, 2)
