@@ -24,6 +24,24 @@ def _from_sequence(a):
     return asarray(a)
 
 
+def _ufunc_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
+    """Normalized axes of a reduction that NumPy implements as a ufunc reduction (sum, prod,
+    max, min, any, all): on a 0-d array these accept an int axis 0 or -1 and reduce
+    nothing (so that a function of a row behaves the same under vmap as on its own)."""
+    if ndim == 0 and isinstance(axis, int | np.integer) and axis in (0, -1):
+        return ()
+    return normalize_axes(axis, ndim, op)
+
+
+def _strict_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
+    """Normalized axes for mean, var and std, which (in NumPy) take no axis on 0-d arrays."""
+    if ndim == 0 and axis is not None and axis != ():
+        raise np.exceptions.AxisError(
+            f"{op}: axis {axis} is out of bounds for an array of dimension 0"
+        )
+    return normalize_axes(axis, ndim, op)
+
+
 def _keepdims_shape(shape, axis):
     return tuple(1 if i in axis else d for i, d in enumerate(shape))
 
@@ -56,7 +74,7 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    out = sum_p(a, axis=normalize_axes(axis, a.ndim, "sum"), keepdims=bool(keepdims))
+    out = sum_p(a, axis=_ufunc_axes(axis, a.ndim, "sum"), keepdims=bool(keepdims))
     return out if dtype is None else out.astype(dtype)
 
 
@@ -124,7 +142,7 @@ def prod(a, axis=None, dtype=None, keepdims: bool = False):
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    out = prod_p(a, axis=normalize_axes(axis, a.ndim, "prod"), keepdims=bool(keepdims))
+    out = prod_p(a, axis=_ufunc_axes(axis, a.ndim, "prod"), keepdims=bool(keepdims))
     return out if dtype is None else out.astype(dtype)
 
 
@@ -164,7 +182,7 @@ def max(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.max(a, axis=axis, keepdims=keepdims)
-    return max_p(a, axis=normalize_axes(axis, a.ndim, "max"), keepdims=bool(keepdims))
+    return max_p(a, axis=_ufunc_axes(axis, a.ndim, "max"), keepdims=bool(keepdims))
 
 
 def min(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
@@ -173,7 +191,7 @@ def min(a, axis=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.min(a, axis=axis, keepdims=keepdims)
-    return min_p(a, axis=normalize_axes(axis, a.ndim, "min"), keepdims=bool(keepdims))
+    return min_p(a, axis=_ufunc_axes(axis, a.ndim, "min"), keepdims=bool(keepdims))
 
 
 amax = max
@@ -196,7 +214,7 @@ def mean(a, axis=None, dtype=None, keepdims: bool = False):
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.mean(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    axes = normalize_axes(axis, a.ndim, "mean")
+    axes = _strict_axes(axis, a.ndim, "mean")
     out = sum_p(a, axis=axes, keepdims=bool(keepdims)) / _count(a.shape, axes)
     return out if dtype is None else out.astype(dtype)
 
@@ -207,7 +225,7 @@ def var(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False):
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
-    axes = normalize_axes(axis, a.ndim, "var")
+    axes = _strict_axes(axis, a.ndim, "var")
     n = _count(a.shape, axes)
     centered = a - sum_p(a, axis=axes, keepdims=True) / n
     if np.issubdtype(a.dtype, np.complexfloating):
@@ -252,11 +270,15 @@ def _cumulative(prim, np_fn, a, axis, dtype, op):
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np_fn(a, axis=axis, dtype=dtype)
+    if a.ndim == 0 and isinstance(axis, int | np.integer) and axis in (0, -1):
+        axis = None  # a 0-d input gives shape (1,), as in NumPy
+    if axis is not None:
+        axis = normalize_axis(axis, a.ndim, op)
     if axis is None:
         from ._shape import ravel
 
         a, axis = ravel(a), 0
-    out = prim(a, axis=normalize_axis(axis, a.ndim, op))
+    out = prim(a, axis=axis)
     return out if dtype is None else out.astype(dtype)
 
 
@@ -285,7 +307,7 @@ def _logical_reduction(name, np_fn):
             a = _from_sequence(a)
         if not isinstance(a, Tracer):
             return np_fn(a, axis=axis, keepdims=keepdims)
-        return prim(a, axis=normalize_axes(axis, a.ndim, name), keepdims=bool(keepdims))
+        return prim(a, axis=_ufunc_axes(axis, a.ndim, name), keepdims=bool(keepdims))
 
     reduce.__name__ = name
     reduce.__doc__ = f"``numpy.{name}`` on traced arrays (a boolean value: no derivative)."
