@@ -232,6 +232,45 @@ def test_reductions_of_sequences_holding_tracers(name):
     assert flags == [False]
 
 
+ZERO_D_NAMES = ["sum", "prod", "max", "min", "amax", "amin", "mean", "var", "std"]
+
+
+@pytest.mark.parametrize("name", ZERO_D_NAMES + ["cumsum", "cumprod", "any", "all"])
+@pytest.mark.parametrize("axis", [0, -1, 1, (0,), (), None], ids=str)
+def test_axis_of_zero_d_arrays_follows_numpy(name, axis):
+    """NumPy's ufunc reductions accept axis 0 / -1 on 0-d arrays (mean/var/std do not;
+    cumsum gives shape (1,)): traced code must accept and reject the same calls."""
+    f, np_f = getattr(dnp, name), getattr(np, name)
+    x = np.array(0.7)
+    logical = name in ("any", "all")
+    seen = []
+
+    def record(a):
+        seen.append(np.asarray(ds.concrete(f(a > 0.5 if logical else a, axis=axis))))
+        return dnp.sum(a)  # the reduction is off the path of the gradient
+
+    try:
+        expected = np_f(x > 0.5 if logical else x, axis=axis)
+    except (np.exceptions.AxisError, TypeError, ValueError) as e:
+        with pytest.raises(type(e)):
+            ds.grad(record)(x)
+        return
+    ds.grad(record)(x)
+    assert seen[0].shape == np.shape(expected)
+    np.testing.assert_allclose(seen[0], expected, rtol=1e-15)
+    # a function of a row behaves the same under vmap (where the rows are traced)
+    rows = np.array([0.7, 1.3, 0.2])
+    prep = (lambda r: r > 0.5) if logical else (lambda r: r)
+    np.testing.assert_allclose(
+        ds.vmap(lambda r: f(prep(r), axis=axis))(rows),
+        np.stack([np_f(prep(r), axis=axis) for r in rows]),
+    )
+    if logical or name == "std":  # std of one element is 0, where sqrt has no derivative
+        return
+    assert np.shape(ds.grad(lambda a: dnp.sum(f(a, axis=axis)))(x)) == ()
+    ds.check_grads(lambda a: f(a, axis=axis), (x,), order=2)
+
+
 # --- prod at exact zeros: exact gradients, Hessians and JVPs (brute force) --------------------
 
 
