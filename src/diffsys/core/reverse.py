@@ -17,6 +17,9 @@ from .ad_util import add_any, zeros_like_value
 from .tracer import Trace, Tracer
 
 
+_new = object.__new__
+
+
 class ReverseTracer(Tracer):
     __slots__ = ("_slot",)
 
@@ -88,7 +91,11 @@ class ReverseTrace(Trace):
             return [ReverseTracer(self, o, slot + k) for k, o in enumerate(out)]
         self.nslots = slot + 1
         self.tape.append((prim, vals, params, out, parents, slot, 0))
-        return ReverseTracer(self, out, slot)
+        tracer = _new(ReverseTracer)  # inlined __init__: this line runs once per traced op
+        tracer._trace = self
+        tracer._value = out
+        tracer._slot = slot
+        return tracer
 
     def record_custom(self, prim, vals, out, parents, bwd, multiple_results):
         """Record a node whose VJP is ``bwd(g) -> {argnum: cotangent}`` (custom rules)."""
