@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import ad_util
-from .forward import JVPTrace, JVPTracer
+from .forward import JVPTrace, JVPTracer, split_tangents
 from .primitive import Primitive, registry
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer
@@ -195,14 +195,7 @@ class custom_jvp:
         return _record(trace, self.primitive, vals, parents, out, bwd_leaves)
 
     def _jvp(self, trace, leaves, treedef):
-        primals, tangents = [], []
-        for x in leaves:
-            if isinstance(x, JVPTracer) and x._trace is trace:
-                primals.append(x._value)
-                tangents.append(x._tangent)
-            else:
-                primals.append(x)
-                tangents.append(ad_util.zeros_like_value(x))
+        primals, tangents = split_tangents(trace, leaves)
         out, t_out = self.rule(
             tuple(tree_unflatten(treedef, primals)), tuple(tree_unflatten(treedef, tangents))
         )

@@ -6,7 +6,7 @@ outer transform (``jvp`` of ``grad``, ``vmap`` of ``jvp`` for ``jacfwd``, ...).
 
 from __future__ import annotations
 
-from .ad_util import add_any
+from .ad_util import add_any, zeros_like_value
 from .tracer import Trace, Tracer
 
 
@@ -55,6 +55,19 @@ class JVPTrace(Trace):
         if prim.multiple_results:
             return [JVPTracer(self, o, t) for o, t in zip(out, t_out, strict=True)]
         return JVPTracer(self, out, t_out)
+
+
+def split_tangents(trace: JVPTrace, leaves) -> tuple[list, list]:
+    """Primal values and tangents of ``leaves`` (zeros for those not traced by ``trace``)."""
+    primals, tangents = [], []
+    for x in leaves:
+        if isinstance(x, JVPTracer) and x._trace is trace:
+            primals.append(x._value)
+            tangents.append(x._tangent)
+        else:
+            primals.append(x)
+            tangents.append(zeros_like_value(x))
+    return primals, tangents
 
 
 def _add_tangents(a, b, prim):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from .ad_util import add_any, zeros_like_value
 from .tracer import Trace, Tracer
 
-
 _new = object.__new__
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import ad_util
 from .batching import BatchTrace, BatchTracer
-from .forward import JVPTrace, JVPTracer
+from .forward import JVPTrace, JVPTracer, split_tangents
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer
 from .tracer import Tracer
@@ -326,14 +326,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence):
         boxed_args.append(tree_unflatten(p_def, boxed))
     out = fun(*boxed_args)
     out_leaves, out_def = tree_flatten(out)
-    values, tans = [], []
-    for o in out_leaves:
-        if isinstance(o, JVPTracer) and o._trace is trace:
-            values.append(o._value)
-            tans.append(o._tangent)
-        else:
-            values.append(o)
-            tans.append(ad_util.zeros_like_value(o))
+    values, tans = split_tangents(trace, out_leaves)
     return tree_unflatten(out_def, values), tree_unflatten(out_def, tans)
 
 
