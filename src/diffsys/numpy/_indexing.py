@@ -4,6 +4,11 @@ An index is normalized once into a tuple of ints, slices, ``None`` and integer a
 (boolean masks become the integer arrays of ``nonzero``, ``...`` becomes full slices); that
 tuple is the primitive's parameter. The VJP of indexing scatters the cotangent back with
 ``index_add`` (``numpy.add.at`` semantics, so repeated indices accumulate).
+
+Integer index arrays that have no single value (batched under ``vmap``:
+``vmap(lambda x, i: x[i])``) are operands instead: ``gather`` / ``scatter_add`` /
+``scatter_set`` take them after the arrays, and the index parameter holds a :class:`Slot` in
+their place. Their batching rules index with a batch ``arange`` in front.
 """
 
 from __future__ import annotations
@@ -13,27 +18,72 @@ import numpy as np
 from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer, concrete
+from ._shape import broadcast_to, broadcast_to_p
 from ._util import batch_size, move_batch_axis, shape_of, unbroadcast
 
 # --- index normalization ---------------------------------------------------------------------
 
 
-def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
+class Slot:
+    """In a normalized index, the place of an integer index array that is an operand of the
+    primitive (it has no single concrete value: it is batched under ``vmap``)."""
+
+    __slots__ = ("k", "shape")
+
+    def __init__(self, k: int, shape: tuple[int, ...]) -> None:
+        self.k = k
+        self.shape = tuple(shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Slot({self.k}, shape={self.shape})"
+
+
+def _has_concrete_value(x) -> bool:
+    try:
+        concrete(x)
+    except TypeError:  # a batched value (vmap): no single concrete value
+        return False
+    return True
+
+
+def normalize_index(idx, shape: tuple[int, ...], operands: list | None = None) -> tuple:
     """``idx`` as a tuple of ints, slices, ``None`` and integer arrays, for an array of
-    ``shape``; raises ``IndexError``/``TypeError`` for what NumPy would reject."""
+    ``shape``; raises ``IndexError``/``TypeError`` for what NumPy would reject.
+
+    Integer index arrays without a concrete value (batched under ``vmap``) are appended to
+    ``operands`` and stand in the result as :class:`Slot` s; without ``operands`` they are an
+    error."""
     if not isinstance(idx, tuple):
         idx = (idx,)
     items = []
     for item in idx:
         if isinstance(item, Tracer):
             dtype = item.dtype
-            if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
-                item = concrete(item)
-            else:
+            if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
                 raise TypeError(
                     f"indexing: a traced array of dtype {dtype} cannot be used as an index; "
                     "indices must be integers, slices, None, ... or boolean masks"
                 )
+            if not _has_concrete_value(item):
+                if dtype == np.bool_:
+                    raise IndexError(
+                        f"indexing: a boolean mask of shape {item.shape} that is batched "
+                        "under vmap has no single concrete value, and the shape of the result "
+                        "would depend on it: use dnp.where(mask, x, 0.0) instead"
+                    )
+                if operands is None:
+                    raise TypeError(
+                        f"indexing: an integer index of shape {item.shape} that is batched "
+                        "under vmap is not supported here"
+                    )
+                items.append(Slot(len(operands), item.shape))
+                operands.append(item)
+                continue
+            item = concrete(item)
         if isinstance(item, list):
             item = np.asarray(item)
             if item.size == 0:
@@ -79,6 +129,10 @@ def normalize_index(idx, shape: tuple[int, ...]) -> tuple:
         if item is None:
             out.append(item)
             continue
+        if isinstance(item, Slot):  # checked when the values are known (by NumPy)
+            out.append(item)
+            dim += 1
+            continue
         nd = _mask_ndim(item)
         if nd:
             if item.shape != tuple(shape[dim : dim + nd]):
@@ -115,22 +169,43 @@ def _mask_ndim(item) -> int:
 
 
 def _is_basic(idx) -> bool:
-    return not any(isinstance(i, np.ndarray) for i in idx)
+    return not any(isinstance(i, np.ndarray | Slot) for i in idx)
+
+
+def _advanced_layout(idx) -> tuple[int, int]:
+    """Where NumPy puts the dimensions of the advanced indices: ``(position, rank)``.
+
+    Separated advanced indices go first (position 0); adjacent ones stay where they are,
+    after the dimensions of the items before them. ``(0, 0)`` without advanced indices."""
+    arrays = [i for i in idx if isinstance(i, np.ndarray | Slot)]
+    if not arrays:
+        return 0, 0
+    rank = len(np.broadcast_shapes(*[a.shape for a in arrays]))
+    positions = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray | Slot | int)]
+    if positions[-1] - positions[0] + 1 != len(positions):
+        return 0, rank
+    return sum(1 for i in idx[: positions[0]] if i is None or isinstance(i, slice)), rank
 
 
 def _advanced_front_rank(idx) -> int:
     """When advanced indices are separated (NumPy then puts their dimensions first), the
     rank of those leading dimensions; 0 when they stay in place."""
-    arrays = [i for i in idx if isinstance(i, np.ndarray)]
+    arrays = [i for i in idx if isinstance(i, np.ndarray | Slot)]
     if not arrays:
         return 0
-    positions = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray | int)]
+    positions = [k for k, i in enumerate(idx) if isinstance(i, np.ndarray | Slot | int)]
     if positions[-1] - positions[0] + 1 == len(positions):
         return 0
     return len(np.broadcast_shapes(*[a.shape for a in arrays]))
 
 
+def _fill_slots(idx, operands) -> tuple:
+    """The index with each :class:`Slot` replaced by its operand."""
+    return tuple(operands[i.k] if isinstance(i, Slot) else i for i in idx)
+
+
 def _region_shape(shape, idx) -> tuple[int, ...]:
+    idx = tuple(np.zeros(i.shape, dtype=np.intp) if isinstance(i, Slot) else i for i in idx)
     return np.empty(shape, dtype=np.bool_)[idx].shape
 
 
@@ -153,11 +228,143 @@ getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
 getitem_p.defbatch(_getitem_batch)
 
 
+def _index_has_tracer(idx) -> bool:
+    if isinstance(idx, tuple):
+        return any(isinstance(i, Tracer) for i in idx)
+    return isinstance(idx, Tracer)
+
+
 def getitem(x, idx):
-    """``x[idx]`` with full NumPy indexing semantics, differentiable in ``x``."""
-    if not isinstance(x, Tracer):
+    """``x[idx]`` with full NumPy indexing semantics, differentiable in ``x``.
+
+    Integer index arrays may be traced (batched under ``vmap``: ``vmap(lambda x, i: x[i])``)."""
+    if not isinstance(x, Tracer) and not _index_has_tracer(idx):
         return x[idx]
-    return getitem_p(x, idx=normalize_index(idx, x.shape))
+    operands: list = []
+    nidx = normalize_index(idx, shape_of(x), operands)
+    if operands:
+        return gather_p(x, *operands, idx=nidx)
+    if not isinstance(x, Tracer):
+        return x[nidx]
+    return getitem_p(x, idx=nidx)
+
+
+# --- gather / scatter with index operands ---------------------------------------------------------
+#
+# When integer index arrays are themselves traced (batched under vmap), they are operands of
+# the primitive (never differentiated) and the index parameter holds Slots in their places.
+
+
+def _batch_index_operands(args, batched, idx, n: int):
+    """Give the target and every index operand the batch axis, and prepend to the index a
+    batch ``arange`` (shaped to broadcast with the advanced indices). Returns the new
+    arguments, the new index, and the per-example layout of the advanced dimensions."""
+    args = [
+        a if b else ad_util.broadcast_axis(a, n=n, axis=0)
+        for a, b in zip(args, batched, strict=True)
+    ]
+    position, rank = _advanced_layout(idx)
+    new_idx = (np.arange(n).reshape((n,) + (1,) * rank),) + tuple(
+        Slot(i.k, (n,) + i.shape) if isinstance(i, Slot) else i for i in idx
+    )
+    return args, new_idx, position, rank
+
+
+def _front_to_position(out, position: int, rank: int):
+    """Batched results have the batch and advanced dimensions first; move the advanced block
+    (after the batch axis) to ``position`` of the per-example layout."""
+    if not position:
+        return out
+    nd = len(shape_of(out))
+    adv = list(range(1, 1 + rank))
+    pre = list(range(1 + rank, 1 + rank + position))
+    rest = list(range(1 + rank + position, nd))
+    return ad_util.transpose(out, axes=tuple([0] + pre + adv + rest))
+
+
+def _position_to_front(v, position: int, rank: int):
+    """The inverse of :func:`_front_to_position` for a value laid out per example."""
+    if not position:
+        return v
+    nd = len(shape_of(v))
+    pre = list(range(1, 1 + position))
+    adv = list(range(1 + position, 1 + position + rank))
+    rest = list(range(1 + position + rank, nd))
+    return ad_util.transpose(v, axes=tuple([0] + adv + pre + rest))
+
+
+def _gather_batch(args, batched, idx):
+    args, new_idx, position, rank = _batch_index_operands(
+        args, batched, idx, batch_size(args, batched)
+    )
+    out = gather_p(*args, idx=new_idx)
+    return _front_to_position(out, position, rank)
+
+
+def _zeros_for(x, g):
+    return np.zeros(shape_of(x), dtype=ad_util._dtype_of(g))
+
+
+gather_p = Primitive("gather", lambda x, *ops, idx: x[_fill_slots(idx, ops)])
+gather_p.defvjp(lambda g, ans, x, *ops, idx: scatter_add_p(_zeros_for(x, g), g, *ops, idx=idx))
+gather_p.defjvp(lambda t, ans, x, *ops, idx: gather_p(t, *ops, idx=idx))
+gather_p.defbatch(_gather_batch)
+
+
+def _scatter_add_impl(x, v, *ops, idx):
+    out = _updated_copy(x, v)
+    np.add.at(out, _fill_slots(idx, ops), v)
+    return out
+
+
+def _scatter_set_impl(x, v, *ops, idx):
+    out = _updated_copy(x, v)
+    out[_fill_slots(idx, ops)] = v
+    return out
+
+
+def _dynamic_scatter_batch(prim):
+    def rule(args, batched, idx):
+        n = batch_size(args, batched)
+        x, v, ops = args[0], args[1], list(args[2:])
+        region = _region_shape(shape_of(x)[1:] if batched[0] else shape_of(x), idx)
+        # The update laid out as one region per example: (n, *region).
+        if batched[1]:
+            vs = shape_of(v)
+            v = ad_util.reshape(v, shape=vs[:1] + (1,) * (len(region) - len(vs) + 1) + vs[1:])
+            v = broadcast_to_p(v, shape=(n,) + region)
+        else:
+            v = ad_util.broadcast_axis(broadcast_to(v, region), n=n, axis=0)
+        xo, new_idx, position, rank = _batch_index_operands(
+            [x, *ops], [batched[0], *batched[2:]], idx, n
+        )
+        v = _position_to_front(v, position, rank)
+        return prim(xo[0], v, *xo[1:], idx=new_idx)
+
+    prim.defbatch(rule)
+
+
+scatter_add_p = Primitive("scatter_add", _scatter_add_impl)
+scatter_add_p.defvjp(
+    lambda g, ans, x, v, *ops, idx: unbroadcast(g, x),
+    lambda g, ans, x, v, *ops, idx: unbroadcast(gather_p(g, *ops, idx=idx), v),
+)
+scatter_add_p.defjvp(
+    lambda t, ans, x, v, *ops, idx: t,
+    lambda t, ans, x, v, *ops, idx: scatter_add_p(_zeros_for(ans, t), t, *ops, idx=idx),
+)
+
+scatter_set_p = Primitive("scatter_set", _scatter_set_impl)
+scatter_set_p.defvjp(
+    lambda g, ans, x, v, *ops, idx: scatter_set_p(g, 0.0, *ops, idx=idx),
+    lambda g, ans, x, v, *ops, idx: unbroadcast(gather_p(g, *ops, idx=idx), v),
+)
+scatter_set_p.defjvp(
+    lambda t, ans, x, v, *ops, idx: scatter_set_p(t, 0.0, *ops, idx=idx),
+    lambda t, ans, x, v, *ops, idx: scatter_set_p(_zeros_for(ans, t), t, *ops, idx=idx),
+)
+_dynamic_scatter_batch(scatter_add_p)
+_dynamic_scatter_batch(scatter_set_p)
 
 
 # --- index_add / index_set (scatter) -----------------------------------------------------------
@@ -255,13 +462,11 @@ class IndexUpdateRef:
         self.x = x
         self.idx = idx
 
-    def _norm(self):
-        return normalize_index(self.idx, shape_of(self.x))
-
     def _prepare(self, v, op: str):
-        """The normalized index, and ``v`` checked against the indexed region (leading
-        axes of length one dropped, as NumPy's assignment allows)."""
-        idx = self._norm()
+        """``v`` checked against the indexed region (leading axes of length one dropped, as
+        NumPy's assignment allows), the normalized index and its index operands."""
+        operands: list = []
+        idx = normalize_index(self.idx, shape_of(self.x), operands)
         shape = shape_of(self.x)
         region = _region_shape(shape, idx)
         vs = shape_of(v)
@@ -278,7 +483,7 @@ class IndexUpdateRef:
             )
         if core != vs:
             v = ad_util.reshape(v, shape=core)
-        return v, idx
+        return v, idx, operands
 
     def get(self):
         """``x[idx]``."""
@@ -286,12 +491,16 @@ class IndexUpdateRef:
 
     def set(self, v):
         """A copy of ``x`` with ``x[idx] = v``."""
-        v, idx = self._prepare(v, "set")
+        v, idx, ops = self._prepare(v, "set")
+        if ops:
+            return scatter_set_p(self.x, v, *ops, idx=idx)
         return index_set_p(self.x, v, idx=idx)
 
     def add(self, v):
         """A copy of ``x`` with ``v`` added at ``idx`` (repeated indices accumulate)."""
-        v, idx = self._prepare(v, "add")
+        v, idx, ops = self._prepare(v, "add")
+        if ops:
+            return scatter_add_p(self.x, v, *ops, idx=idx)
         return index_add_p(self.x, v, idx=idx)
 
     def subtract(self, v):
@@ -300,7 +509,9 @@ class IndexUpdateRef:
 
         # A Python scalar stays a Python scalar (weakly typed: float32 stays float32).
         v = -v if type(v) in (int, float, complex) else negative(v)
-        v, idx = self._prepare(v, "subtract")
+        v, idx, ops = self._prepare(v, "subtract")
+        if ops:
+            return scatter_add_p(self.x, v, *ops, idx=idx)
         return index_add_p(self.x, v, idx=idx)
 
     def multiply(self, v):
@@ -312,8 +523,13 @@ class IndexUpdateRef:
         return self.x / self._factor(v, "divide")
 
     def _factor(self, v, op):
-        v, idx = self._prepare(v, op)
+        v, idx, ops = self._prepare(v, op)
         shape = shape_of(self.x)
+        if ops:
+            raise NotImplementedError(
+                f"x.at[idx].{op}(v) with an index that is batched under vmap is not supported "
+                f"(shape {shape}): repeated positions could not be combined"
+            )
         if _has_repeats(shape, idx):
             raise NotImplementedError(
                 f"x.at[idx].{op}(v) with repeated indices is not supported (shape {shape}); "
