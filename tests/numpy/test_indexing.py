@@ -488,3 +488,85 @@ def test_getitem_random(case, seed):
     added = x.copy()
     np.add.at(added, idx, w)
     assert_same(ds.vjp(lambda x, w: x.at[idx].add(w), x, w)[0], added)
+
+
+# --- integer indices batched under vmap (index arrays as operands) --------------------------------
+
+# Templates: how a per-example integer index array ``i`` (shape (2, 3), values in [0, 4))
+# enters the index of a per-example array of shape (5, 6, 7).
+BATCHED_INDEX = [
+    ("alone", lambda i: i),
+    ("after_slice", lambda i: (slice(None), i)),
+    ("int_then_array", lambda i: (0, i)),
+    ("separated_by_slice", lambda i: (i[0], slice(None), [1, 2, 0])),
+    ("separated_int", lambda i: (slice(None), i, 2)),
+    ("none_before", lambda i: (None, slice(None), i)),
+    ("with_static_array", lambda i: (slice(1, 3), i[:, :2], np.array([[1], [2]]))),
+    ("ellipsis", lambda i: (Ellipsis, i[0, :2])),
+    ("twice", lambda i: (i[0], i[1])),
+    ("none_between", lambda i: (slice(None), None, i[0], slice(None, None, 2))),
+]
+
+
+def _np_at(op, x, idx, v):
+    out = x.copy()
+    if op == "set":
+        out[idx] = v
+    else:
+        np.add.at(out, idx, v)
+    return out
+
+
+@pytest.mark.parametrize("name, tmpl", BATCHED_INDEX, ids=[b[0] for b in BATCHED_INDEX])
+def test_vmap_over_integer_index_arrays(name, tmpl):
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((4, 5, 6, 7))
+    I = rng.integers(0, 4, size=(4, 2, 3))
+    f = lambda x, i: dnp.getitem(x, tmpl(i))
+    assert_same(ds.vmap(f)(X, I), np.stack([X[k][tmpl(I[k])] for k in range(4)]))
+    assert_same(
+        ds.vmap(f, in_axes=(None, 0))(X[1], I), np.stack([X[1][tmpl(I[k])] for k in range(4)])
+    )
+    # Per-example gradients and Jacobians: the gather's VJP is a scatter with batched indices.
+    loss = lambda x, i: dnp.sum(f(x, i) ** 3)
+    for transform in (ds.grad, ds.jacfwd):
+        out = ds.vmap(transform(loss))(X, I)
+        loop = np.stack([transform(lambda x: loss(x, I[k]))(X[k]) for k in range(4)])
+        np.testing.assert_allclose(out, loop, rtol=1e-13, atol=1e-13)
+    # Functional updates with batched indices (values batched or not).
+    region = X[0][tmpl(I[0])].shape
+    V = rng.standard_normal((4,) + region)
+    for op in ("set", "add"):
+        u = lambda x, i, v, op=op: getattr(dnp.at(x)[tmpl(i)], op)(v)
+        expected = np.stack([_np_at(op, X[k], tmpl(I[k]), V[k]) for k in range(4)])
+        assert_same(ds.vmap(u)(X, I, V), expected)
+        expected = np.stack([_np_at(op, X[0], tmpl(I[k]), V[0]) for k in range(4)])
+        assert_same(ds.vmap(u, in_axes=(None, 0, None))(X[0], I, V[0]), expected)
+        gl = lambda x, i, v, u=u: dnp.sum(u(x, i, v) ** 2)
+        gx, gv = ds.vmap(ds.grad(gl, argnums=(0, 2)))(X, I, V)
+        for k in range(4):
+            ex, ev = ds.grad(lambda x, v: gl(x, I[k], v), argnums=(0, 1))(X[k], V[k])
+            np.testing.assert_allclose(gx[k], ex, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(gv[k], ev, rtol=1e-13, atol=1e-13)
+
+
+def test_vmap_over_labels_hessian_and_plain_array():
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((5, 3))
+    labels = np.array([0, 4, 4, 2])
+    f = lambda w, y: dnp.sum(dnp.tanh(w[y]) ** 2)
+    h = ds.vmap(ds.hessian(f), in_axes=(None, 0))(w, labels)
+    np.testing.assert_allclose(h, np.stack([ds.hessian(lambda w: f(w, y))(w) for y in labels]))
+    # A plain array indexed by a batched index goes through dnp.getitem / dnp.at(...).get().
+    assert_same(ds.vmap(lambda y: dnp.getitem(w, y))(labels), w[labels])
+    assert_same(ds.vmap(lambda y: dnp.at(w)[y].get())(labels), w[labels])
+
+
+def test_vmap_over_index_errors():
+    x = rnd(4, 5)
+    with pytest.raises(IndexError, match="dnp.where"):
+        ds.vmap(lambda r: r[r > 0])(x)
+    with pytest.raises(NotImplementedError, match="batched"):
+        ds.vmap(lambda r, i: dnp.at(r)[i].multiply(2.0))(x, np.array([0, 1, 2, 3]))
+    with pytest.raises(IndexError):
+        ds.vmap(lambda r, i: r[i])(x, np.array([0, 1, 2, 7]))
