@@ -206,7 +206,8 @@ def _fill_slots(idx, operands) -> tuple:
 
 def _region_shape(shape, idx) -> tuple[int, ...]:
     idx = tuple(np.zeros(i.shape, dtype=np.intp) if isinstance(i, Slot) else i for i in idx)
-    return np.empty(shape, dtype=np.bool_)[idx].shape
+    # A zero-strided view: no allocation of the array itself, only of an advanced result.
+    return np.broadcast_to(np.empty((), dtype=np.bool_), shape)[idx].shape
 
 
 # --- getitem ---------------------------------------------------------------------------------
