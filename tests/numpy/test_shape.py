@@ -492,3 +492,36 @@ def test_fallback_batching_empty_batch():
     assert out.shape == (0, 3) and out.dtype == np.float32
     p, m = ds.vmap(_pair, in_axes=(0, None))(np.zeros((0, 2)), np.ones(2))
     assert p.shape == m.shape == (0, 2)
+
+
+@st.composite
+def _concat_case(draw):
+    base = list(draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)))
+    axis = draw(st.integers(-len(base), len(base) - 1))
+    n = draw(st.integers(1, 4))
+    shapes = []
+    for _ in range(n):
+        s = list(base)
+        s[axis] = draw(st.integers(0, 3))
+        shapes.append(tuple(s))
+    return shapes, axis
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=_concat_case(), seed=st.integers(0, 2**16))
+def test_concatenate_split_random(case, seed):
+    shapes, axis = case
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal(s) for s in shapes]
+    expected = np.concatenate(xs, axis=axis)
+    out, vjp_fn = ds.vjp(lambda *xs: dnp.concatenate(xs, axis=axis), *xs)
+    assert_same(out, expected)
+    g = rng.standard_normal(expected.shape)
+    bounds = np.cumsum([s[axis] for s in shapes])[:-1]
+    for ct, part in zip(vjp_fn(g), np.split(g, bounds, axis=axis), strict=True):
+        assert_same(ct, part)
+    # split is concatenate's inverse, traced and batched.
+    parts = ds.vjp(lambda y: dnp.split(y, bounds, axis=axis), expected)[0]
+    assert_same(parts, np.split(expected, bounds, axis=axis))
+    batched = ds.vmap(lambda *xs: dnp.concatenate(xs, axis=axis))(*[np.stack([x, -x]) for x in xs])
+    assert_same(batched, np.stack([expected, -expected]))
