@@ -552,3 +552,34 @@ def test_einsum_ellipsis_dropped_from_output_raises_like_numpy():
     # An ellipsis that covers no dimension may be left out, as in NumPy.
     a = rnd(3)
     assert_close(ds.vjp(lambda a: dnp.einsum("...j->j", a), a)[0], np.einsum("...j->j", a))
+
+
+@st.composite
+def _einsum_case(draw):
+    letters = "abcd"
+    sizes = {c: draw(st.integers(1, 3)) for c in letters}
+    n_ops = draw(st.integers(1, 3))
+    ins = [
+        "".join(draw(st.lists(st.sampled_from(letters), min_size=0, max_size=3)))
+        for _ in range(n_ops)
+    ]
+    used = sorted(set("".join(ins)))
+    out = "".join(draw(st.permutations(used))[: draw(st.integers(0, len(used)))])
+    explicit = draw(st.booleans())
+    subscripts = ",".join(ins) + ("->" + out if explicit else "")
+    return subscripts, [tuple(sizes[c] for c in s) for s in ins]
+
+
+@settings(max_examples=50, deadline=None)
+@given(case=_einsum_case(), seed=st.integers(0, 2**16))
+def test_einsum_random_subscripts(case, seed):
+    subscripts, shapes = case
+    rng = np.random.default_rng(seed)
+    ops = [rng.standard_normal(s) for s in shapes]
+    f = lambda *ops: dnp.einsum(subscripts, *ops)
+    expected = np.asarray(np.einsum(subscripts, *ops))
+    assert_close(ds.vjp(f, *ops)[0], expected, rtol=1e-10, atol=1e-12)
+    ds.check_grads(f, ops, order=2)
+    stacked = [np.stack([o, 2.0 * o]) for o in ops]
+    batched_expected = np.stack([expected, expected * 2.0 ** len(ops)])
+    assert_close(ds.vmap(f)(*stacked), batched_expected, rtol=1e-10, atol=1e-12)
