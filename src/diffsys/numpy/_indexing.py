@@ -517,11 +517,26 @@ class IndexUpdateRef:
 
     def multiply(self, v):
         """A copy of ``x`` with ``x[idx]`` multiplied by ``v``."""
+        if not isinstance(self.x, Tracer) and not isinstance(v, Tracer):
+            return self._plain(np.multiply, v, "multiply")
         return self.x * self._factor(v, "multiply")
 
     def divide(self, v):
         """A copy of ``x`` with ``x[idx]`` divided by ``v``."""
+        if not isinstance(self.x, Tracer) and not isinstance(v, Tracer):
+            return self._plain(np.divide, v, "divide")
         return self.x / self._factor(v, "divide")
+
+    def _plain(self, ufunc, v, op):
+        """Outside transforms: NumPy's ``ufunc.at`` (repeated indices apply repeatedly)."""
+        v, idx, ops = self._prepare(v, op)
+        if ops:  # an index batched under vmap: not supported (raises)
+            return self._factor(v, op)
+        weak = type(v) in (int, float, complex)
+        dtype = np.result_type(ad_util._dtype_of(self.x), v if weak else ad_util._dtype_of(v))
+        out = np.array(self.x, dtype=dtype, copy=True)
+        ufunc.at(out, idx, v)
+        return out
 
     def _factor(self, v, op):
         v, idx, ops = self._prepare(v, op)
