@@ -570,3 +570,14 @@ def test_vmap_over_index_errors():
         ds.vmap(lambda r, i: dnp.at(r)[i].multiply(2.0))(x, np.array([0, 1, 2, 3]))
     with pytest.raises(IndexError):
         ds.vmap(lambda r, i: r[i])(x, np.array([0, 1, 2, 7]))
+
+
+def test_at_multiply_divide_on_plain_arrays_repeated_indices():
+    """Outside transforms the updates are NumPy's ufunc.at: repeated indices apply again."""
+    x = np.arange(1.0, 5.0)
+    for op, ufunc in (("multiply", np.multiply), ("divide", np.divide)):
+        for idx, v in (([1, 1, 2], 3.0), (slice(1, None), np.array([1.0, 2.0, 3.0]))):
+            expected = x.copy()
+            ufunc.at(expected, idx, v)
+            assert_same(getattr(dnp.at(x)[idx], op)(v), expected)
+    assert dnp.at(x.astype(np.float32))[0].multiply(2.0).dtype == np.float32
