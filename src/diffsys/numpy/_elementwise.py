@@ -299,13 +299,21 @@ _clip.defjvp(
 def_elementwise_batch(_clip)
 
 
-def clip(a, a_min=None, a_max=None):
+def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002 - NumPy's names
     """``a`` limited to ``[a_min, a_max]``; differentiable in ``a`` and in both bounds.
 
     Inside the interval (bounds included) the gradient flows to ``a``; below it to
     ``a_min``; above it to ``a_max``. With ``a_min > a_max`` NumPy returns ``a_max``, and the
-    gradient flows to it.
+    gradient flows to it. ``min``/``max`` are NumPy 2's keyword names for the bounds.
     """
+    if min is not None:
+        if a_min is not None:
+            raise ValueError("clip: give the lower bound as a_min or as min, not both")
+        a_min = min
+    if max is not None:
+        if a_max is not None:
+            raise ValueError("clip: give the upper bound as a_max or as max, not both")
+        a_max = max
     if a_min is None and a_max is None:
         raise ValueError("clip: at least one of a_min and a_max must be given")
     return _clip(a, -np.inf if a_min is None else a_min, np.inf if a_max is None else a_max)
