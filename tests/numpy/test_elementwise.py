@@ -201,6 +201,18 @@ def test_python_scalars_give_numpy_results():
 def test_clip_requires_a_bound():
     with pytest.raises(ValueError, match="clip"):
         dnp.clip(np.ones(3))
+    with pytest.raises(ValueError, match="clip"):
+        dnp.clip(np.ones(3), 0.0, min=1.0)
+
+
+def test_clip_min_max_keywords():
+    """NumPy 2 names the bounds min= and max= too."""
+    x = np.linspace(-2.0, 2.0, 7) + 0.01
+    np.testing.assert_array_equal(dnp.clip(x, min=-1.0, max=1.0), np.clip(x, -1.0, 1.0))
+    np.testing.assert_array_equal(dnp.clip(x, max=0.5), np.clip(x, None, 0.5))
+    g = ds.grad(lambda a, lo: dnp.sum(dnp.clip(a, min=lo, max=1.0)), argnums=(0, 1))(x, -1.0)
+    np.testing.assert_array_equal(g[0], ((x >= -1.0) & (x <= 1.0)).astype(float))
+    assert g[1] == np.sum(x < -1.0)
 
 
 # --- derivatives against finite differences ----------------------------------------------------
