@@ -152,18 +152,24 @@ def _check(fun, xs, order, modes, eps, rtol, atol, rng, name, current):
         out, vjp_fn = vjp(fun, *xs)
         out_leaves, out_def = tree_flatten(out)
         us = [_random_like(rng, o) for o in out_leaves]
-        cts = vjp_fn(tree_unflatten(out_def, us))
-        analytic = _inner(cts, vs)
-        expected = _inner(us, numeric)
-        _compare(
-            [np.atleast_1d(analytic)],
-            [np.atleast_1d(expected)],
-            rtol,
-            atol,
-            name,
-            "reverse",
-            current,
-        )
+        # The VJP is the adjoint of the JVP under the real pairing Re(sum(a * b)) (JAX's
+        # convention for complex values); for complex outputs, pairing with u and with i*u
+        # together checks the whole complex identity.
+        scales = [1.0, 1j] if any(np.iscomplexobj(o) for o in out_leaves) else [1.0]
+        for scale in scales:
+            u_scaled = [scale * u for u in us]
+            cts = vjp_fn(tree_unflatten(out_def, u_scaled))
+            analytic = np.real(_inner(cts, vs))
+            expected = np.real(_inner(u_scaled, numeric))
+            _compare(
+                [np.atleast_1d(analytic)],
+                [np.atleast_1d(expected)],
+                rtol,
+                atol,
+                name,
+                "reverse",
+                current,
+            )
     if current >= order:
         return
     if "fwd" in modes:

@@ -317,11 +317,6 @@ def test_abs_of_complex():
     ds.check_grads(dnp.abs, (z,), order=2, modes=("fwd",))
 
 
-@pytest.mark.xfail(
-    reason="check.py (_check, reverse mode) compares the complex inner products <vjp(u), v> "
-    "and <u, fd> in full; for a real function of complex inputs only their real parts agree",
-    strict=True,
-)
 def test_check_grads_reverse_mode_of_real_function_of_complex_input():
     z = np.array([1 + 2j, 3 - 1j, 0.5j])
     # |z|^2 written with primitives whose complex rules are exact (see test_abs_of_complex)

@@ -394,13 +394,6 @@ def test_complex_products(f, shapes, complex_args):
     _check_real_pairing(f, *xs)
 
 
-@pytest.mark.xfail(
-    reason="check.py compares complex inner products <vjp(u), v> and <u, Jv> in full; with "
-    "the engine's (JAX's) convention they agree only in their real parts, so check_grads "
-    "wrongly fails for non-holomorphic functions (vdot conjugates) and for real inputs of "
-    "complex-valued functions",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "f, args",
     [

@@ -479,11 +479,6 @@ def test_astype_real_to_complex_gradient_values():
     assert_same(ct, np.array([1.0, 2.0]))  # the real part of the cotangent
 
 
-@pytest.mark.xfail(
-    reason="core/ad_util.py: cast's VJP casts a complex cotangent to the real input dtype with "
-    "np.asarray, which emits numpy's ComplexWarning (it should take real_part first)",
-    strict=True,
-)
 def test_astype_real_to_complex_gradient_emits_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

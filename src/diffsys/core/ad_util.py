@@ -30,7 +30,16 @@ def _cast_impl(x, dtype):
 
 
 cast = Primitive("cast", _cast_impl)
-cast.defvjp(lambda g, ans, x, dtype: cast(g, dtype=_dtype_of(x)))
+def _cast_vjp(g, ans, x, dtype):
+    x_dtype = _dtype_of(x)
+    if np.issubdtype(_dtype_of(g), np.complexfloating) and not np.issubdtype(
+        x_dtype, np.complexfloating
+    ):
+        g = real_part(g)  # a real input receives the real part of a complex cotangent
+    return cast(g, dtype=x_dtype)
+
+
+cast.defvjp(_cast_vjp)
 cast.defjvp(lambda t, ans, x, dtype: cast(t, dtype=dtype))
 cast.defbatch(lambda args, batched, dtype: cast(args[0], dtype=dtype))
 
