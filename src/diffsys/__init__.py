@@ -6,7 +6,10 @@
 array([0.        , 0.90929743])
 """
 
-from . import numpy  # noqa: F401 - installs tracer methods and the NumPy surface
+from . import (
+    _malloc,
+    numpy,  # noqa: F401 - installs tracer methods and the NumPy surface
+)
 from .check import GradientCheckError, check_grads
 from .core import (
     Primitive,
@@ -37,6 +40,8 @@ from .core import (
 )
 
 __version__ = "0.1.0"
+
+_malloc.tune_at_import()
 
 __all__ = [
     "GradientCheckError",
