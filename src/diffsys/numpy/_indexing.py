@@ -220,11 +220,7 @@ def _getitem_batch(args, batched, idx):
 
 
 getitem_p = Primitive("getitem", lambda x, idx: x[idx])
-getitem_p.defvjp(
-    lambda g, ans, x, idx: index_add_p(
-        np.zeros(shape_of(x), dtype=ad_util._dtype_of(g)), g, idx=idx
-    )
-)
+getitem_p.defvjp(lambda g, ans, x, idx: scatter_zeros_p(g, shape=shape_of(x), idx=idx))
 getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
 getitem_p.defbatch(_getitem_batch)
 
@@ -444,6 +440,33 @@ index_set_p.defjvp(
     ),
 )
 _scatter_batch(index_set_p)
+
+
+def _scatter_zeros_impl(g, shape, idx):
+    out = np.zeros(shape, dtype=g.dtype)
+    if _is_basic(idx):
+        out[idx] = g  # basic indices never repeat a position
+    else:
+        np.add.at(out, idx, g)
+    return out
+
+
+def _scatter_zeros_batch(args, batched, shape, idx):
+    g = args[0]  # (n, *region): the batch moves to where NumPy puts it in the target region
+    front = _advanced_front_rank(idx)
+    if front:
+        g = move_batch_axis(g, 0, front)
+    return scatter_zeros_p(
+        g, shape=shape_of(g)[front : front + 1] + tuple(shape), idx=(slice(None),) + idx
+    )
+
+
+scatter_zeros_p = Primitive("scatter_zeros", _scatter_zeros_impl)
+"""``g`` placed at ``idx`` of zeros of ``shape`` (repeated indices add up): the VJP of
+indexing, without copying a target array."""
+scatter_zeros_p.defvjp(lambda g, ans, v, shape, idx: getitem_p(g, idx=idx))
+scatter_zeros_p.defjvp(lambda t, ans, v, shape, idx: scatter_zeros_p(t, shape=shape, idx=idx))
+scatter_zeros_p.defbatch(_scatter_zeros_batch)
 
 
 def _has_repeats(shape, idx) -> bool:
