@@ -30,6 +30,8 @@ def _cast_impl(x, dtype):
 
 
 cast = Primitive("cast", _cast_impl)
+
+
 def _cast_vjp(g, ans, x, dtype):
     x_dtype = _dtype_of(x)
     if np.issubdtype(_dtype_of(g), np.complexfloating) and not np.issubdtype(

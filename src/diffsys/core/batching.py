@@ -55,16 +55,16 @@ class BatchTrace(Trace):
         self.size = size
 
     def process(self, prim, args, params):
-        vals = list(args)
-        batched = [False] * len(args)
-        mine = False
-        for i, a in enumerate(args):
-            if a.__class__ is BatchTracer and a._trace is self:
-                vals[i] = a._value
-                batched[i] = True
-                mine = True
-        if not mine:
-            return prim(*vals, **params)
+        if len(args) == 1:  # this trace is the top one, so the only argument is ours
+            vals = (args[0]._value,)
+            batched = (True,)
+        else:
+            vals = list(args)
+            batched = [False] * len(args)
+            for i, a in enumerate(args):
+                if a.__class__ is BatchTracer and a._trace is self:
+                    vals[i] = a._value
+                    batched[i] = True
         rule = prim.batch_rule
         if rule is None:
             rule = _fallback_rule[0]

@@ -27,8 +27,10 @@ class JVPTrace(Trace):
     def process(self, prim, args, params):
         if len(args) == 1:  # this trace is the top one, so the only argument is ours
             a = args[0]
-            primals = (a._value,)
+            v = a._value
+            primals = (v,)
             tangents = (a._tangent,)
+            out = prim(v, **params) if isinstance(v, Tracer) else prim.impl(v, **params)
         else:
             primals = list(args)
             tangents = [None] * len(args)
@@ -36,7 +38,7 @@ class JVPTrace(Trace):
                 if a.__class__ is JVPTracer and a._trace is self:
                     primals[i] = a._value
                     tangents[i] = a._tangent
-        out = prim(*primals, **params)
+            out = prim(*primals, **params)
         if prim.zero_derivative:
             return out
         if prim.jvp_all is not None:

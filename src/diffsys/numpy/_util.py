@@ -113,8 +113,10 @@ def batch_size(args, batched) -> int:
 def align_batched(args, batched):
     """Give batched arguments (batch on axis 0) the rank of the broadcast result, so that
     right-aligned broadcasting lines up their core axes with the unbatched ones."""
-    ndims = [ndim_of(a) - 1 if b else ndim_of(a) for a, b in zip(args, batched, strict=True)]
+    ndims = [ndim_of(a) - b for a, b in zip(args, batched, strict=True)]
     rank = max(ndims)
+    if all(nd == rank for nd, b in zip(ndims, batched, strict=True) if b):
+        return args  # the common case: nothing to align
     out = []
     for a, b, nd in zip(args, batched, ndims, strict=True):
         if b and nd < rank:
