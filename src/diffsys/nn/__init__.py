@@ -47,9 +47,9 @@ from .activations import (
     tanh,
 )
 from .attention import MultiHeadAttention, dot_product_attention
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
-from .dropout import Dropout, dropout
-from .linear import Embedding, Flatten, Identity, Linear
+from .convolution import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
+from .dropout_layer import Dropout, dropout
+from .dense import Embedding, Flatten, Identity, Linear
 from .losses import (
     bce_with_logits,
     binary_cross_entropy_with_logits,

@@ -43,7 +43,7 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(dnp.shape(x))
 
 
-def _labels(target, logits_shape, axis: int, op: str) -> np.ndarray:
+def _labels(target, logits_shape, axis: int, op: str, ignore_index=None) -> np.ndarray:
     labels = np.asarray(target)
     expected = logits_shape[:axis] + logits_shape[axis + 1 :]
     if labels.shape != expected:
@@ -52,6 +52,8 @@ def _labels(target, logits_shape, axis: int, op: str) -> np.ndarray:
             f"{logits_shape} (class axis {axis}), got {labels.shape}"
         )
     n_classes = logits_shape[axis]
+    if ignore_index is not None:
+        labels = np.where(labels == ignore_index, 0, labels)
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(
             f"{op}: class labels must be in [0, {n_classes}), got values in "
@@ -95,9 +97,9 @@ def nll(
     """Negative log-likelihood of integer class ``target`` under ``log_probs`` (classes on
     ``axis``)."""
     axis = _class_axis(log_probs, axis, "nll")
-    labels = _labels(target, _shape(log_probs), axis, "nll")
+    labels = _labels(target, _shape(log_probs), axis, "nll", ignore_index)
     if ignore_index is not None:
-        keep = labels != ignore_index
+        keep = np.asarray(target) != ignore_index
         labels = np.where(keep, labels, 0)
         loss = -_pick(log_probs, labels, axis) * keep
         return _reduce(loss, reduction, "nll", weights_sum=max(int(keep.sum()), 1))
@@ -133,10 +135,10 @@ def cross_entropy(
     logp = log_softmax(logits, axis=axis)
     n_classes = _shape(logits)[axis]
     if _is_integer_target(target):
-        labels = _labels(target, _shape(logits), axis, "cross_entropy")
+        labels = _labels(target, _shape(logits), axis, "cross_entropy", ignore_index)
         keep = None
         if ignore_index is not None:
-            keep = labels != ignore_index
+            keep = np.asarray(target) != ignore_index
             labels = np.where(keep, labels, 0)
         loss = -_pick(logp, labels, axis)
         if label_smoothing > 0.0:

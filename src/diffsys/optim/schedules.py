@@ -1,0 +1,145 @@
+"""Learning-rate schedules: functions ``step -> value``, usable wherever a learning rate is.
+
+>>> from diffsys import optim
+>>> sched = optim.warmup_cosine_decay(peak_value=1.0, warmup_steps=10, decay_steps=100)
+>>> [round(float(sched(s)), 3) for s in (0, 5, 10, 100)]
+[0.0, 0.5, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "cosine_decay",
+    "exponential_decay",
+    "join_schedules",
+    "linear",
+    "linear_warmup",
+    "piecewise_constant",
+    "warmup_cosine_decay",
+]
+
+Schedule = Callable[[int], float]
+
+
+def _step(step) -> int:
+    return int(np.asarray(step))
+
+
+def constant(value: float) -> Schedule:
+    """Always ``value``."""
+    return lambda step: value
+
+
+def linear(init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0):
+    """From ``init_value`` to ``end_value`` linearly over ``transition_steps``, then constant."""
+    if transition_steps <= 0:
+        return constant(end_value)
+
+    def schedule(step):
+        frac = min(max(_step(step) - transition_begin, 0) / transition_steps, 1.0)
+        return init_value + frac * (end_value - init_value)
+
+    return schedule
+
+
+def linear_warmup(peak_value: float, warmup_steps: int, init_value: float = 0.0) -> Schedule:
+    """From ``init_value`` up to ``peak_value`` over ``warmup_steps``, then constant."""
+    return linear(init_value, peak_value, warmup_steps)
+
+
+def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
+    """Half a cosine from ``init_value`` down to ``alpha * init_value`` over ``decay_steps``."""
+    if decay_steps <= 0:
+        raise ValueError(f"cosine_decay: decay_steps must be positive, got {decay_steps}")
+
+    def schedule(step):
+        frac = min(_step(step), decay_steps) / decay_steps
+        cos = 0.5 * (1.0 + math.cos(math.pi * frac))
+        return init_value * ((1.0 - alpha) * cos + alpha)
+
+    return schedule
+
+
+def exponential_decay(
+    init_value: float,
+    decay_rate: float,
+    transition_steps: int = 1,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
+    """``init_value * decay_rate ** (step / transition_steps)`` (floored with ``staircase``),
+    bounded by ``end_value`` if given."""
+    if transition_steps <= 0:
+        raise ValueError("exponential_decay: transition_steps must be positive")
+
+    def schedule(step):
+        p = _step(step) / transition_steps
+        if staircase:
+            p = math.floor(p)
+        v = init_value * decay_rate**p
+        if end_value is not None:
+            v = max(v, end_value) if decay_rate < 1 else min(v, end_value)
+        return v
+
+    return schedule
+
+
+def piecewise_constant(boundaries_and_scales: dict[int, float], init_value: float) -> Schedule:
+    """``init_value``, multiplied by ``scale`` once ``step >= boundary`` for each entry."""
+    items = sorted(boundaries_and_scales.items())
+
+    def schedule(step):
+        s = _step(step)
+        v = init_value
+        for b, scale in items:
+            if s >= b:
+                v *= scale
+        return v
+
+    return schedule
+
+
+def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
+    """``schedules[i]`` between ``boundaries[i-1]`` and ``boundaries[i]``, each restarted at 0."""
+    if len(schedules) != len(boundaries) + 1:
+        raise ValueError(
+            f"join_schedules: {len(schedules)} schedules need {len(schedules) - 1} boundaries, "
+            f"got {len(boundaries)}"
+        )
+
+    def schedule(step):
+        s = _step(step)
+        start = 0
+        for sched, b in zip(schedules, boundaries, strict=False):
+            if s < b:
+                return sched(s - start)
+            start = b
+        return schedules[-1](s - start)
+
+    return schedule
+
+
+def warmup_cosine_decay(
+    peak_value: float,
+    warmup_steps: int,
+    decay_steps: int,
+    init_value: float = 0.0,
+    end_value: float = 0.0,
+) -> Schedule:
+    """Linear warmup to ``peak_value``, then cosine decay to ``end_value`` at ``decay_steps``
+    (counted from step 0, as in Optax)."""
+    alpha = end_value / peak_value if peak_value else 0.0
+    return join_schedules(
+        [
+            linear(init_value, peak_value, warmup_steps),
+            cosine_decay(peak_value, max(decay_steps - warmup_steps, 1), alpha),
+        ],
+        [warmup_steps],
+    )
