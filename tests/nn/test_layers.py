@@ -25,7 +25,7 @@ def torch_or_skip():
     return pytest.importorskip("torch")
 
 
-# --- gradients -----------------------------------------------------------------------------------
+# --- gradients ---
 
 LAYERS = {
     "linear": (lambda: nn.Linear(4, 3, key=0), (2, 4)),
@@ -165,7 +165,7 @@ def test_float32_in_float32_out():
     assert all(leaf.dtype == np.float32 for leaf in ds.tree_leaves(g))
 
 
-# --- values against PyTorch ----------------------------------------------------------------------
+# --- values against PyTorch ---
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_fully_masked_rows_give_uniform_weights_not_nan():
     assert np.all(np.isfinite(out)) and np.allclose(w, 0.5)
 
 
-# --- errors ----------------------------------------------------------------------------------------
+# --- errors ---
 
 
 def test_shape_errors_name_the_layer_and_shapes():
@@ -291,7 +291,7 @@ def test_shape_errors_name_the_layer_and_shapes():
         nn.LayerNorm(4)(np.ones((2, 3)))
 
 
-# --- initializers ----------------------------------------------------------------------------------
+# --- initializers ---
 
 
 @pytest.mark.parametrize(
