@@ -1,0 +1,252 @@
+"""Optimizers against direct implementations of their published update rules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import diffsys as ds
+import diffsys.numpy as dnp
+from diffsys import nn, optim
+
+
+def _params(rng):
+    return {"w": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)}
+
+
+def _grads(rng, k):
+    return [{"w": rng.standard_normal((3, 2)), "b": rng.standard_normal(2)} for _ in range(k)]
+
+
+def _run(opt, params, grads):
+    state = opt.init(params)
+    for g in grads:
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+    return params
+
+
+def _reference(step, params, grads):
+    """Apply ``step(name, p, g, slot, t) -> p`` leaf by leaf with per-leaf slots."""
+    slots = {k: {} for k in params}
+    p = {k: v.copy() for k, v in params.items()}
+    for t, g in enumerate(grads, start=1):
+        for k in p:
+            p[k] = step(p[k], g[k], slots[k], t)
+    return p
+
+
+def _assert_same(a, b):
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_adam_matches_the_formula_exactly(rng):
+    params, grads = _params(rng), _grads(rng, 5)
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+
+    def step(p, g, s, t):
+        s["m"] = b1 * s.get("m", 0.0) + (1.0 - b1) * g
+        s["v"] = b2 * s.get("v", 0.0) + (1.0 - b2) * (g * g)
+        mhat = s["m"] / (1.0 - b1**t)
+        vhat = s["v"] / (1.0 - b2**t)
+        return p + -lr * (mhat / (np.sqrt(vhat + 0.0) + eps))
+
+    _assert_same(_run(optim.adam(lr), params, grads), _reference(step, params, grads))
+
+
+def test_adamw_decays_decoupled_and_respects_the_mask(rng):
+    params, grads = _params(rng), _grads(rng, 4)
+    lr, wd = 0.01, 0.1
+
+    def step(p, g, s, t, decay=True):
+        s["m"] = 0.9 * s.get("m", 0.0) + (1.0 - 0.9) * g
+        s["v"] = 0.999 * s.get("v", 0.0) + (1.0 - 0.999) * (g * g)
+        u = (s["m"] / (1.0 - 0.9**t)) / (np.sqrt(s["v"] / (1.0 - 0.999**t) + 0.0) + 1e-8)
+        if decay:
+            u = u + wd * p
+        return p + -lr * u
+
+    _assert_same(
+        _run(optim.adamw(lr, weight_decay=wd), params, grads), _reference(step, params, grads)
+    )
+    masked = _run(optim.adamw(lr, weight_decay=wd, mask=optim.decay_mask_ndim), params, grads)
+    ref_b = _reference(lambda p, g, s, t: step(p, g, s, t, decay=False), params, grads)
+    np.testing.assert_array_equal(masked["b"], ref_b["b"])
+    np.testing.assert_array_equal(masked["w"], _reference(step, params, grads)["w"])
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_matches_pytorch_formula(nesterov, rng):
+    params, grads = _params(rng), _grads(rng, 5)
+    lr, mu, wd = 0.1, 0.9, 0.01
+
+    def step(p, g, s, t):
+        g = g + wd * p
+        s["buf"] = mu * s.get("buf", 0.0) + g
+        d = g + mu * s["buf"] if nesterov else s["buf"]
+        return p + -lr * d
+
+    got = _run(optim.sgd(lr, momentum=mu, nesterov=nesterov, weight_decay=wd), params, grads)
+    _assert_same(got, _reference(step, params, grads))
+
+
+def test_sgd_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    params, grads = _params(rng), _grads(rng, 4)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    opt = torch.optim.SGD(list(tp.values()), lr=0.1, momentum=0.9, nesterov=True)
+    for g in grads:
+        for k, v in tp.items():
+            v.grad = torch.tensor(g[k])
+        opt.step()
+    got = _run(optim.sgd(0.1, momentum=0.9, nesterov=True), params, grads)
+    for k in params:
+        np.testing.assert_allclose(got[k], tp[k].detach().numpy(), rtol=1e-14)
+
+
+def test_rmsprop_adagrad_lion_match_formulas(rng):
+    params, grads = _params(rng), _grads(rng, 4)
+
+    def rms(p, g, s, t):
+        s["v"] = 0.9 * s.get("v", 0.0) + (1.0 - 0.9) * (g * g)
+        s["b"] = 0.5 * s.get("b", 0.0) + g / (np.sqrt(s["v"]) + 1e-8)
+        return p + -0.01 * s["b"]
+
+    _assert_same(
+        _run(optim.rmsprop(0.01, decay=0.9, momentum=0.5), params, grads),
+        _reference(rms, params, grads),
+    )
+
+    def ada(p, g, s, t):
+        s["a"] = s.get("a", 0.1) + g * g
+        return p + -0.5 * (g / (np.sqrt(s["a"]) + 1e-10))
+
+    _assert_same(
+        _run(optim.adagrad(0.5, initial_accumulator_value=0.1), params, grads),
+        _reference(ada, params, grads),
+    )
+
+    def lion(p, g, s, t):
+        m = s.get("m", 0.0)
+        u = np.sign(0.9 * m + (1.0 - 0.9) * g) + 0.1 * p
+        s["m"] = 0.99 * m + (1.0 - 0.99) * g
+        return p + -0.01 * u
+
+    _assert_same(
+        _run(optim.lion(0.01, weight_decay=0.1), params, grads), _reference(lion, params, grads)
+    )
+
+
+def test_adam_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    params, grads = _params(rng), _grads(rng, 6)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    opt = torch.optim.Adam(list(tp.values()), lr=0.01)
+    for g in grads:
+        for k, v in tp.items():
+            v.grad = torch.tensor(g[k])
+        opt.step()
+    got = _run(optim.adam(0.01), params, grads)
+    for k in params:
+        np.testing.assert_allclose(got[k], tp[k].detach().numpy(), rtol=1e-12)
+
+
+def test_clip_by_global_norm(rng):
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    out, _ = optim.clip_by_global_norm(1.0).update(g, optim.EmptyState())
+    np.testing.assert_allclose(float(optim.global_norm(out)), 1.0)
+    np.testing.assert_allclose(out["a"], [0.6, 0.0])
+    same, _ = optim.clip_by_global_norm(10.0).update(g, optim.EmptyState())
+    assert same is g
+    clipped, _ = optim.clip(1.0).update(g, optim.EmptyState())
+    np.testing.assert_array_equal(clipped["b"], [[1.0]])
+
+
+def test_chain_state_and_schedule_counts(rng):
+    sched = optim.exponential_decay(1.0, 0.5)
+    opt = optim.chain(optim.clip_by_global_norm(100.0), optim.sgd(sched))
+    p = {"x": np.ones(2)}
+    s = opt.init(p)
+    for k in range(3):
+        u, s = opt.update({"x": np.ones(2)}, s, p)
+        np.testing.assert_allclose(u["x"], -(0.5**k))
+    with pytest.raises(TypeError, match="not a GradientTransformation"):
+        optim.chain(optim.sgd(0.1), "adam")
+
+
+def test_schedules_values():
+    assert optim.constant(0.3)(100) == 0.3
+    lin = optim.linear(1.0, 0.0, 10)
+    assert [lin(s) for s in (0, 5, 10, 20)] == [1.0, 0.5, 0.0, 0.0]
+    cos = optim.cosine_decay(2.0, 10, alpha=0.1)
+    assert cos(0) == 2.0 and math.isclose(cos(10), 0.2) and math.isclose(cos(5), 1.1)
+    exp = optim.exponential_decay(1.0, 0.1, transition_steps=2, staircase=True)
+    assert [exp(s) for s in (0, 1, 2, 3)] == [1.0, 1.0, 0.1, 0.1]
+    pw = optim.piecewise_constant({3: 0.1, 6: 0.5}, 1.0)
+    assert [pw(s) for s in (0, 3, 6)] == [1.0, 0.1, 0.05]
+    joined = optim.join_schedules([optim.constant(1.0), optim.linear(0.0, 1.0, 4)], [2])
+    assert [joined(s) for s in (0, 1, 2, 4, 6)] == [1.0, 1.0, 0.0, 0.5, 1.0]
+    wc = optim.warmup_cosine_decay(1.0, 4, 12, end_value=0.1)
+    assert wc(0) == 0.0 and wc(2) == 0.5 and wc(4) == 1.0 and math.isclose(wc(12), 0.1)
+    assert math.isclose(optim.linear_warmup(2.0, 4)(1), 0.5)
+
+
+def test_optimizers_train_a_module_with_frozen_parts(rng):
+    model = nn.Sequential([nn.Linear(3, 8, key=0), nn.tanh, nn.Linear(8, 1, key=1)])
+    params, frozen = nn.partition(model, frozen="layers.0.*")
+    x = rng.standard_normal((32, 3))
+    y = np.sin(x.sum(1, keepdims=True))
+    opt = optim.adam(0.05)
+    state = opt.init(params)
+
+    def loss(p):
+        return nn.mse(nn.combine(p, frozen)(x), y)
+
+    first = loss(params)
+    for _ in range(50):
+        value, g = ds.value_and_grad(loss)(params)
+        updates, state = opt.update(g, state, params)
+        params = optim.apply_updates(params, updates)
+    assert loss(params) < 0.5 * first
+    trained = nn.combine(params, frozen)
+    assert trained.layers[0].weight is model.layers[0].weight
+
+
+def test_apply_updates_keeps_dtype_and_optimizer_is_differentiable():
+    p = {"w": np.ones(3, np.float32)}
+    opt = optim.adam(0.1)
+    u, _ = opt.update({"w": np.ones(3, np.float32)}, opt.init(p), p)
+    assert optim.apply_updates(p, u)["w"].dtype == np.float32
+
+    # one SGD step as a function of the learning rate: d/dlr of the loss after a step
+    def after_step(lr):
+        w = np.array([1.0, -2.0])
+        g = 2 * w
+        u, _ = optim.sgd(lr).update(g, optim.sgd(lr).init(w), w)
+        return dnp.sum(optim.apply_updates(w, u) ** 2)
+
+    lr = np.array(0.1)
+    # loss = |w|^2 (1 - 2 lr)^2, so d/dlr = -4 |w|^2 (1 - 2 lr)
+    np.testing.assert_allclose(ds.grad(after_step)(lr), -4 * 5.0 * (1 - 0.2), rtol=1e-12)
+
+
+def test_minimize_rosenbrock_over_a_pytree_and_bounds():
+    def rosen(p, a):
+        x, y = p["xy"][0], p["xy"][1]
+        return (a - x) ** 2 + 100.0 * (y - x**2) ** 2 + p["z"] ** 2
+
+    x0 = {"xy": np.array([-1.2, 1.0]), "z": np.array(3.0)}
+    res = optim.minimize(rosen, x0, args=(1.0,))
+    assert res.success
+    np.testing.assert_allclose(res.x["xy"], [1.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(res.x["z"], 0.0, atol=1e-4)
+    res = optim.minimize(rosen, x0, args=(1.0,), bounds=({"xy": None, "z": 1.0}, None))
+    np.testing.assert_allclose(res.x["z"], 1.0)
+    res = optim.minimize(rosen, x0, method="trust-ncg", args=(1.0,))
+    np.testing.assert_allclose(res.x["xy"], [1.0, 1.0], atol=1e-6)
+    assert res.x["xy"].dtype == np.float64
+    with pytest.raises(TypeError, match="dtype"):
+        optim.minimize(rosen, {"xy": np.array([1, 2]), "z": np.array(1.0)}, args=(1.0,))
