@@ -53,6 +53,7 @@ class Primitive:
         "batch_rule",
         "zero_derivative",
         "multiple_results",
+        "special",
         "__weakref__",
     )
 
@@ -75,6 +76,8 @@ class Primitive:
         self.batch_rule: Callable | None = None
         self.zero_derivative = zero_derivative
         self.multiple_results = multiple_results
+        # One flag for the traces' fast paths, which handle neither case (fixed at creation).
+        self.special = zero_derivative or multiple_results
         if register:
             registry[name] = self
 
@@ -82,7 +85,9 @@ class Primitive:
         if len(args) == 1:  # the most common case, kept short: it runs on every call
             a = args[0]
             if isinstance(a, Tracer):
-                return a._trace.process(self, args, params)
+                if params:
+                    return a._trace.process(self, args, params)
+                return a._trace.process1(self, a)
             return self.impl(a, **params)
         trace = None
         level = 0

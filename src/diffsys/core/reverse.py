@@ -14,7 +14,7 @@ When no outer transform is active the rules see plain arrays and run at NumPy sp
 from __future__ import annotations
 
 from .ad_util import add_any, zeros_like_value
-from .tracer import Trace, Tracer
+from .tracer import _NO_PARAMS, Trace, Tracer
 
 _new = object.__new__
 
@@ -94,6 +94,50 @@ class ReverseTrace(Trace):
         self.nslots = slot + 1
         self.tape.append((prim, vals, params, out, parents, slot, 0))
         tracer = _new(ReverseTracer)  # inlined __init__: this line runs once per traced op
+        tracer._trace = self
+        tracer._value = out
+        tracer._slot = slot
+        return tracer
+
+    def process1(self, prim, a):
+        """``process`` for one argument (ours, since this is the top trace), no parameters."""
+        if prim.special:
+            return self.process(prim, (a,), _NO_PARAMS)
+        v = a._value
+        out = prim(v) if isinstance(v, Tracer) else prim.impl(v)
+        slot = self.nslots
+        self.nslots = slot + 1
+        self.tape.append((prim, (v,), _NO_PARAMS, out, ((0, a._slot),), slot, 0))
+        tracer = _new(ReverseTracer)
+        tracer._trace = self
+        tracer._value = out
+        tracer._slot = slot
+        return tracer
+
+    def process2(self, prim, a, b):
+        """``process`` for two arguments, no parameters (arithmetic operators)."""
+        if prim.special:
+            return self.process(prim, (a, b), _NO_PARAMS)
+        if a.__class__ is ReverseTracer and a._trace is self:
+            va = a._value
+            if b.__class__ is ReverseTracer and b._trace is self:
+                vb = b._value
+                parents = ((0, a._slot), (1, b._slot))
+            else:
+                vb = b
+                parents = ((0, a._slot),)
+        else:
+            va = a
+            vb = b._value
+            parents = ((1, b._slot),)
+        if isinstance(va, Tracer) or isinstance(vb, Tracer):
+            out = prim(va, vb)
+        else:
+            out = prim.impl(va, vb)
+        slot = self.nslots
+        self.nslots = slot + 1
+        self.tape.append((prim, (va, vb), _NO_PARAMS, out, parents, slot, 0))
+        tracer = _new(ReverseTracer)
         tracer._trace = self
         tracer._value = out
         tracer._slot = slot

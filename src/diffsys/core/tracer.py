@@ -37,6 +37,17 @@ class Trace:
     def process(self, prim, args, params):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # Shortcuts for the most frequent calls (one or two arguments, no parameters); traces
+    # may override them with leaner code.
+    def process1(self, prim, a):
+        return self.process(prim, (a,), _NO_PARAMS)
+
+    def process2(self, prim, a, b):
+        return self.process(prim, (a, b), _NO_PARAMS)
+
+
+_NO_PARAMS: dict = {}
+
 
 class Tracer:
     """A value traced by a transform; behaves like an immutable ``numpy.ndarray``.

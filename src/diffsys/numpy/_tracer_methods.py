@@ -19,8 +19,6 @@ from . import _reductions as red
 from . import _shape as sh
 from ._util import def_elementwise_batch
 
-_NO_PARAMS: dict = {}
-
 # --- dtype conversion -----------------------------------------------------------------------------
 
 _cast_nondiff = Primitive(
@@ -86,7 +84,7 @@ def _reflected(prim):
         trace = self._trace
         if isinstance(other, Tracer) and other._trace.level > trace.level:
             trace = other._trace
-        return trace.process(prim, (other, self), _NO_PARAMS)
+        return trace.process2(prim, other, self)
 
     return reflected
 
@@ -289,13 +287,13 @@ def _as_method(name: str, fn):
     if not isinstance(fn, Primitive):
         return fn
     if name in _UNARY or name in _METHODS:
-        return lambda self: self._trace.process(fn, (self,), _NO_PARAMS)
+        return lambda self: self._trace.process1(fn, self)
 
     def binary(self, other):
         trace = self._trace
         if isinstance(other, Tracer) and other._trace.level > trace.level:
             trace = other._trace
-        return trace.process(fn, (self, other), _NO_PARAMS)
+        return trace.process2(fn, self, other)
 
     return binary
 
