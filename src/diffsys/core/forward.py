@@ -7,7 +7,7 @@ outer transform (``jvp`` of ``grad``, ``vmap`` of ``jvp`` for ``jacfwd``, ...).
 from __future__ import annotations
 
 from .ad_util import add_any, zeros_like_value
-from .tracer import Trace, Tracer
+from .tracer import _NO_PARAMS, Trace, Tracer
 
 
 class JVPTracer(Tracer):
@@ -56,6 +56,33 @@ class JVPTrace(Trace):
                 t_out = ti if t_out is None else _add_tangents(t_out, ti, prim)
         if prim.multiple_results:
             return [JVPTracer(self, o, t) for o, t in zip(out, t_out, strict=True)]
+        return JVPTracer(self, out, t_out)
+
+    def process2(self, prim, a, b):
+        """``process`` for two arguments without parameters (arithmetic operators)."""
+        rules = prim.jvps
+        if prim.special or prim.jvp_all is not None or len(rules) < 2:
+            return self.process(prim, (a, b), _NO_PARAMS)
+        if a.__class__ is JVPTracer and a._trace is self:
+            pa, ta = a._value, a._tangent
+        else:
+            pa, ta = a, None
+        if b.__class__ is JVPTracer and b._trace is self:
+            pb, tb = b._value, b._tangent
+        else:
+            pb, tb = b, None
+        if isinstance(pa, Tracer) or isinstance(pb, Tracer):
+            out = prim(pa, pb)
+        else:
+            out = prim.impl(pa, pb)
+        t_out = None
+        if ta is not None:
+            rule = rules[0] or prim.jvp_rule(0)
+            t_out = rule(ta, out, pa, pb)
+        if tb is not None:
+            rule = rules[1] or prim.jvp_rule(1)
+            tb_out = rule(tb, out, pa, pb)
+            t_out = tb_out if t_out is None else add_any(t_out, tb_out)
         return JVPTracer(self, out, t_out)
 
 
