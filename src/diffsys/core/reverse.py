@@ -155,13 +155,22 @@ class ReverseTrace(Trace):
         self.tape.append((_CustomNode(prim, bwd), vals, {}, out, parents, slot, 0))
         return ReverseTracer(self, out, slot)
 
-    def backward(self, seeds: list[tuple[int, object]], n_inputs: int) -> list:
-        """Run the tape backwards from ``(slot, cotangent)`` seeds; cotangents of inputs."""
+    def backward(
+        self, seeds: list[tuple[int, object]], n_inputs: int, consume: bool = False
+    ) -> list:
+        """Run the tape backwards from ``(slot, cotangent)`` seeds; cotangents of inputs.
+
+        With ``consume``, each node is dropped from the tape once processed, so the values
+        it holds are freed during the pass (for one-shot gradients; ``vjp`` functions that
+        may be called again keep the tape).
+        """
         cts: list = [None] * self.nslots
         for slot, ct in seeds:
             old = cts[slot]
             cts[slot] = ct if old is None else add_any(old, ct)
-        for prim, vals, params, out, parents, slot, n in reversed(self.tape):
+        tape = self.tape
+        nodes = _consume(tape) if consume else reversed(tape)
+        for prim, vals, params, out, parents, slot, n in nodes:
             if n:
                 gs = cts[slot : slot + n]
                 if all(g is None for g in gs):
@@ -206,6 +215,13 @@ class _CustomNode:
     @property
     def name(self) -> str:
         return self.prim.name
+
+
+def _consume(tape: list):
+    """The nodes of ``tape`` from last to first, each removed before it is handed out."""
+    pop = tape.pop
+    while tape:
+        yield pop()
 
 
 def _is_mine(trace, a) -> bool:

@@ -198,7 +198,7 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
         _check_scalar_output(out, "grad")
         if isinstance(out, ReverseTracer) and out._trace is trace:
             seed = ad_util.ones_like_value(out)
-            cts = trace.backward([(out._slot, seed)], len(leaves))
+            cts = trace.backward([(out._slot, seed)], len(leaves), consume=True)
             value = out._value
         else:
             cts = [None] * len(leaves)
@@ -286,7 +286,7 @@ def elementwise_grad(fun: Callable, argnums: int | Sequence[int] = 0):
             for o in tree_flatten(out)[0]
             if isinstance(o, ReverseTracer) and o._trace is trace
         ]
-        cts = trace.backward(seeds, len(leaves)) if seeds else [None] * len(leaves)
+        cts = trace.backward(seeds, len(leaves), consume=True) if seeds else [None] * len(leaves)
         grads = [_finish_cotangent(ct, leaf) for ct, leaf in zip(cts, leaves, strict=True)]
         return _group(grads, treedefs, single)
 
