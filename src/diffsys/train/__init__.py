@@ -1,0 +1,8 @@
+"""``diffsys.train``: checkpoints (safetensors + JSON, atomic, verified), mini-batches from
+an explicit seed, and ``fit``, a thin helper around the explicit training loop."""
+
+from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, save_checkpoint
+from .data import epoch_permutation, iterate_batches, num_batches
+from .loop import EarlyStopping, FitResult, fit
+
+__all__ = [n for n in dir() if not n.startswith("_")]
