@@ -15,7 +15,7 @@ from typing import Any
 from _env import apply_thread_env
 
 RESULT_PREFIX = "BENCH-RESULT "
-TOLERANCE = 1e-8  # relative, against the NumPy reference
+TOLERANCE = 1e-8  # relative, against the NumPy reference (the default of Workload.tolerance)
 
 FULL = {"repeats": 7, "repeat_seconds": 0.2, "budget_seconds": 20.0}
 QUICK = {"repeats": 3, "repeat_seconds": 0.05, "budget_seconds": 5.0}
@@ -40,7 +40,7 @@ def run(workload_name: str, framework: str, quick: bool) -> dict[str, Any]:
     except Exception as exc:  # reported as a row of the table, not a crash of the run
         traceback.print_exc()
         return result | {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
-    status = "ok" if err <= TOLERANCE else "mismatch"
+    status = "ok" if err <= workload.tolerance else "mismatch"
     timing_dict = timing.as_dict() | {"first_call": first_seconds}
     return result | {"status": status, "rel_error": err, **timing_dict}
 

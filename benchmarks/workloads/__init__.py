@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from . import hessian, hvp, overhead
+from . import cnn_step, hessian, hvp, mlp_step, overhead
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 
 WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (overhead.WORKLOAD, hvp.WORKLOAD, hessian.WORKLOAD)
+    w.name: w
+    for w in (
+        overhead.WORKLOAD,
+        hvp.WORKLOAD,
+        hessian.WORKLOAD,
+        mlp_step.WORKLOAD_F32,
+        mlp_step.WORKLOAD_F64,
+        cnn_step.WORKLOAD,
+    )
 }
 
 __all__ = ["FRAMEWORKS", "WORKLOADS", "Framework", "Impl", "Thunk", "Workload"]

@@ -59,3 +59,4 @@ class Workload:
     reference: Callable[[], tuple[np.ndarray, ...]]
     impls: dict[str, Impl]
     issue_refs: dict[str, float] = field(default_factory=dict)  # issue author's numbers
+    tolerance: float = 1e-8  # relative error allowed against the reference (float32: larger)
