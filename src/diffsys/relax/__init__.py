@@ -5,31 +5,72 @@ Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
 isotonic regressions they are built on.
 """
 
-from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax, softplus
+from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus
 from .isotonic import isotonic_kl, isotonic_l2, isotonic_regression
 from .neuralsort import neural_sort, neural_sort_values, neuralsort_reference
 from .sinkhorn import sinkhorn_plan, sinkhorn_rank, sinkhorn_sort
+from .smooth import (
+    Relaxation,
+    relaxation,
+    soft_abs,
+    soft_argmax,
+    soft_argmin,
+    soft_clip,
+    soft_max,
+    soft_min,
+    soft_sign,
+    soft_step,
+    soft_threshold,
+    softmax,
+)
 from .sorting import permutahedron_projection, soft_rank, soft_sort, soft_topk, soft_topk_mask
+from .straight_through import (
+    quantize,
+    ste_argmax_onehot,
+    ste_binarize,
+    ste_floor,
+    ste_round,
+    ste_sign,
+    straight_through,
+)
 
 __all__ = [
+    "Relaxation",
+    "isotonic_kl",
+    "isotonic_l2",
+    "isotonic_regression",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
     "neural_sort",
     "neural_sort_values",
     "neuralsort_reference",
+    "permutahedron_projection",
+    "quantize",
+    "relaxation",
     "sigmoid",
     "sinkhorn_plan",
     "sinkhorn_rank",
     "sinkhorn_sort",
-    "softmax",
-    "softplus",
-    "isotonic_kl",
-    "isotonic_l2",
-    "isotonic_regression",
-    "permutahedron_projection",
+    "soft_abs",
+    "soft_argmax",
+    "soft_argmin",
+    "soft_clip",
+    "soft_max",
+    "soft_min",
     "soft_rank",
+    "soft_sign",
     "soft_sort",
+    "soft_step",
+    "soft_threshold",
     "soft_topk",
     "soft_topk_mask",
+    "softmax",
+    "softplus",
+    "ste_argmax_onehot",
+    "ste_binarize",
+    "ste_floor",
+    "ste_round",
+    "ste_sign",
+    "straight_through",
 ]

@@ -79,8 +79,8 @@ def logsumexp(x: Array, axis: int | tuple[int, ...] | None = -1, keepdims: bool 
 
     >>> import numpy as np
     >>> from diffsys.relax import logsumexp
-    >>> float(logsumexp(np.array([1000.0, 1000.0])) - 1000.0)
-    0.6931471805599453
+    >>> round(float(logsumexp(np.array([1000.0, 1000.0])) - 1000.0), 12)
+    0.69314718056
     """
     return logsumexp_p(
         x, axis=_axes(axis, np.ndim(x) if not hasattr(x, "ndim") else x.ndim), keepdims=keepdims
