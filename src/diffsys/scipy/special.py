@@ -1,0 +1,481 @@
+"""``diffsys.scipy.special``: SciPy's special functions as differentiable primitives.
+
+Each function runs :mod:`scipy.special` on plain arrays (so values are SciPy's, bit for bit)
+and has VJP and JVP rules written with diffsys operations, so derivatives of any order
+follow (``digamma' = polygamma(1, .)``, ``i0' = i1``, ...). Integer orders (``n`` of
+``polygamma``, ``jn``, ``yn``; ``v`` of ``iv``) and the shape parameters of ``betainc`` and
+``gammainc`` are not differentiated: asking for those derivatives raises
+``NotImplementedError`` naming the argument.
+
+>>> import diffsys as ds
+>>> from diffsys.scipy import special
+>>> float(ds.grad(special.gammaln)(3.0))  # digamma(3)
+0.9227843350984671
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special as sc
+
+import diffsys.numpy as dnp
+
+from ..core.primitive import Primitive
+from ..core.tracer import Tracer
+from ..numpy._util import (
+    align_batched,
+    broadcast_like,
+    def_elementwise_batch,
+    dtype_of,
+    ndim_of,
+    normalize_axes,
+    reshape_p,
+    shape_of,
+    unbroadcast,
+)
+
+_SQRT_PI_2 = math.sqrt(math.pi) / 2.0
+_TWO_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_LOG_PI = math.log(math.pi)
+
+# --- construction helpers ----------------------------------------------------------------------
+
+
+def _unary(name: str, fn, deriv) -> Primitive:
+    """Elementwise ``fn(x)`` with derivative ``deriv(ans, x)``."""
+    prim = Primitive(f"scipy.special.{name}", fn)
+    prim.defvjp(lambda g, ans, x: g * deriv(ans, x))
+    prim.defjvp(lambda t, ans, x: t * deriv(ans, x))
+    def_elementwise_batch(prim)
+    return prim
+
+
+def _binary(name: str, fn, dx, dy) -> Primitive:
+    """Broadcasting ``fn(x, y)`` with partials ``dx(ans, x, y)``, ``dy(ans, x, y)``
+    (``None``: not differentiable in that argument)."""
+    prim = Primitive(f"scipy.special.{name}", fn)
+    vjps, jvps = [], []
+    for d in (dx, dy):
+        if d is None:
+            vjps.append(None)
+            jvps.append(None)
+            continue
+        if d is dx:
+            vjps.append(lambda g, ans, x, y, d=d: unbroadcast(g * d(ans, x, y), x))
+        else:
+            vjps.append(lambda g, ans, x, y, d=d: unbroadcast(g * d(ans, x, y), y))
+        jvps.append(lambda t, ans, x, y, d=d: broadcast_like(t * d(ans, x, y), ans))
+    prim.defvjp(*vjps)
+    prim.defjvp(*jvps)
+    def_elementwise_batch(prim)
+    return prim
+
+
+def _ternary_in_x(name: str, fn, dx) -> Primitive:
+    """Broadcasting ``fn(a, b, x)`` differentiable in ``x`` only, with ``dx(ans, a, b, x)``."""
+    prim = Primitive(f"scipy.special.{name}", fn)
+    prim.defvjp(None, None, lambda g, ans, a, b, x: unbroadcast(g * dx(ans, a, b, x), x))
+    prim.defjvp(None, None, lambda t, ans, a, b, x: broadcast_like(t * dx(ans, a, b, x), ans))
+    def_elementwise_batch(prim)
+    return prim
+
+
+# --- gamma family ------------------------------------------------------------------------------
+
+polygamma = _binary("polygamma", sc.polygamma, None, lambda ans, n, x: polygamma(dnp.add(n, 1), x))
+# polygamma: polygamma(n, x): the n-th derivative of digamma (differentiable in x).
+digamma = _unary("digamma", sc.digamma, lambda ans, x: polygamma(1, x))
+psi = digamma
+gammaln = _unary("gammaln", sc.gammaln, lambda ans, x: digamma(x))
+gamma = _unary("gamma", sc.gamma, lambda ans, x: ans * digamma(x))
+rgamma = _unary("rgamma", sc.rgamma, lambda ans, x: dnp.negative(ans * digamma(x)))
+
+
+def _dbeta_a(ans, a, b):
+    return ans * (digamma(a) - digamma(a + b))
+
+
+def _dbeta_b(ans, a, b):
+    return ans * (digamma(b) - digamma(a + b))
+
+
+beta = _binary("beta", sc.beta, _dbeta_a, lambda ans, a, b: _dbeta_a(ans, b, a))
+betaln = _binary(
+    "betaln",
+    sc.betaln,
+    lambda ans, a, b: digamma(a) - digamma(a + b),
+    lambda ans, a, b: digamma(b) - digamma(a + b),
+)
+
+
+def multigammaln(a, d: int):
+    """Log of the multivariate gamma function of dimension ``d`` (differentiable in ``a``)."""
+    d = int(d)
+    if not isinstance(a, Tracer) and np.any(np.less_equal(a, 0.5 * (d - 1))):
+        raise ValueError(f"multigammaln: condition a > (d-1)/2 = {0.5 * (d - 1)} not met")
+    out = 0.25 * d * (d - 1) * _LOG_PI
+    for j in range(d):
+        out = out + gammaln(a - 0.5 * j)
+    return out
+
+
+betainc = _ternary_in_x(
+    "betainc",
+    sc.betainc,
+    lambda ans, a, b, x: dnp.exp(xlogy(a - 1.0, x) + xlog1py(b - 1.0, -x) - betaln(a, b)),
+)
+# betainc: Regularized incomplete beta I_x(a, b) (differentiable in x).
+
+
+def _dgammainc(ans, a, x):
+    return dnp.exp(xlogy(a - 1.0, x) - x - gammaln(a))
+
+
+gammainc = _binary("gammainc", sc.gammainc, None, _dgammainc)
+gammaincc = _binary(
+    "gammaincc", sc.gammaincc, None, lambda ans, a, x: dnp.negative(_dgammainc(ans, a, x))
+)
+
+# --- error function and normal distribution ------------------------------------------------------
+
+erf = _unary("erf", sc.erf, lambda ans, x: _TWO_SQRT_PI * dnp.exp(dnp.negative(x * x)))
+erfc = _unary("erfc", sc.erfc, lambda ans, x: -_TWO_SQRT_PI * dnp.exp(dnp.negative(x * x)))
+erfinv = _unary("erfinv", sc.erfinv, lambda ans, x: _SQRT_PI_2 * dnp.exp(ans * ans))
+erfcinv = _unary("erfcinv", sc.erfcinv, lambda ans, x: -_SQRT_PI_2 * dnp.exp(ans * ans))
+
+
+def _log_npdf(x):
+    return -0.5 * (x * x) - _LOG_SQRT_2PI
+
+
+ndtr = _unary("ndtr", sc.ndtr, lambda ans, x: dnp.exp(_log_npdf(x)))
+# exp(log pdf - log cdf): finite and exact far in both tails (about -x for x << 0, 0 for x >> 0).
+log_ndtr = _unary("log_ndtr", sc.log_ndtr, lambda ans, x: dnp.exp(_log_npdf(x) - ans))
+ndtri = _unary("ndtri", sc.ndtri, lambda ans, x: _SQRT_2PI * dnp.exp(0.5 * (ans * ans)))
+
+# --- logistic ------------------------------------------------------------------------------------
+
+# expit(x) expit(-x), not ans (1 - ans): exact in the right tail too, where 1 - ans rounds to 0.
+expit = _unary("expit", sc.expit, lambda ans, x: ans * expit(dnp.negative(x)))
+logit = _unary("logit", sc.logit, lambda ans, x: dnp.reciprocal(x * (1.0 - x)))
+log_expit = _unary("log_expit", sc.log_expit, lambda ans, x: expit(dnp.negative(x)))
+
+# --- x log y and entropies ---------------------------------------------------------------------
+
+
+def _safe_div(x, y):
+    """x / y, and 0 where x == 0 (so 0 * log 0 terms have zero derivative in y)."""
+    zero = dnp.equal(x, 0)
+    return dnp.where(zero, 0.0, x / dnp.where(zero, 1.0, y))
+
+
+xlogy = _binary("xlogy", sc.xlogy, lambda ans, x, y: dnp.log(y), lambda ans, x, y: _safe_div(x, y))
+xlog1py = _binary(
+    "xlog1py",
+    sc.xlog1py,
+    lambda ans, x, y: dnp.log1p(y),
+    lambda ans, x, y: _safe_div(x, 1.0 + y),
+)
+entr = _unary("entr", sc.entr, lambda ans, x: dnp.negative(1.0 + dnp.log(x)))
+rel_entr = _binary(
+    "rel_entr",
+    sc.rel_entr,
+    lambda ans, x, y: 1.0 + dnp.log(x / y),
+    lambda ans, x, y: dnp.negative(x / y),
+)
+kl_div = _binary(
+    "kl_div",
+    sc.kl_div,
+    lambda ans, x, y: dnp.log(x / y),
+    lambda ans, x, y: 1.0 - x / y,
+)
+
+# --- Bessel functions ------------------------------------------------------------------------
+
+
+def _half_sum(f, v, z, sign=1.0):
+    """(f(v - 1, z) + sign * f(v + 1, z)) / 2, the recurrence for Bessel derivatives."""
+    return 0.5 * (f(v - 1.0, z) + sign * f(v + 1.0, z))
+
+
+iv = _binary("iv", sc.iv, None, lambda ans, v, z: _half_sum(iv, v, z))
+# iv: Modified Bessel function of the first kind I_v(z) (differentiable in z).
+ive = _binary(
+    "ive",
+    sc.ive,
+    None,
+    lambda ans, v, z: _half_sum(ive, v, z) - dnp.sign(z) * ans,
+)
+# ive: Exponentially scaled I_v(z) * exp(-|z|) (differentiable in real z).
+i0 = _unary("i0", sc.i0, lambda ans, x: i1(x))
+i1 = _unary("i1", sc.i1, lambda ans, x: 0.5 * (i0(x) + iv(2.0, x)))
+i0e = _unary("i0e", sc.i0e, lambda ans, x: i1e(x) - dnp.sign(x) * ans)
+i1e = _unary("i1e", sc.i1e, lambda ans, x: 0.5 * (i0e(x) + ive(2.0, x)) - dnp.sign(x) * ans)
+
+jv = _binary("jv", sc.jv, None, lambda ans, v, z: _half_sum(jv, v, z, -1.0))
+# jv: Bessel function of the first kind J_v(z) (differentiable in z).
+jn = _binary("jn", sc.jn, None, lambda ans, n, z: _half_sum(jv, n, z, -1.0))
+# jn: Bessel function of the first kind of integer order J_n(z) (differentiable in z).
+j0 = _unary("j0", sc.j0, lambda ans, x: dnp.negative(j1(x)))
+j1 = _unary("j1", sc.j1, lambda ans, x: 0.5 * (j0(x) - jv(2.0, x)))
+yv = _binary("yv", sc.yv, None, lambda ans, v, z: _half_sum(yv, v, z, -1.0))
+# yv: Bessel function of the second kind Y_v(z) (differentiable in z).
+yn = _binary("yn", sc.yn, None, lambda ans, n, z: _half_sum(yv, n, z, -1.0))
+# yn: Bessel function of the second kind of integer order Y_n(z) (differentiable in z).
+y0 = _unary("y0", sc.y0, lambda ans, x: dnp.negative(y1(x)))
+y1 = _unary("y1", sc.y1, lambda ans, x: 0.5 * (y0(x) - yv(2.0, x)))
+
+# --- sinc-like helpers ---------------------------------------------------------------------------
+
+_DEG = math.pi / 180.0
+sindg = _unary("sindg", sc.sindg, lambda ans, x: _DEG * cosdg(x))
+cosdg = _unary("cosdg", sc.cosdg, lambda ans, x: -_DEG * sindg(x))
+exprel = _unary(
+    "exprel",
+    sc.exprel,
+    # (e^x (x - 1) + 1) / x^2 = (e^x - exprel(x)) / x; its limit at 0 is 1/2.
+    lambda ans, x: _exprel_slope(ans, x),
+)
+
+
+def _exprel_slope(ans, x):
+    small = dnp.less(dnp.abs(x), 1e-4)
+    safe = dnp.where(small, 1.0, x)
+    series = 0.5 + x / 3.0 + x * x / 8.0
+    return dnp.where(small, series, (dnp.exp(safe) - exprel(safe)) / safe)
+
+
+# --- logsumexp and softmax ----------------------------------------------------------------------
+
+
+def _keep_shape(shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _expand(ans, shape, axes, keepdims):
+    """``ans`` reshaped to keepdims form so that it broadcasts against the input."""
+    if keepdims:
+        return ans
+    return reshape_p(ans, shape=_keep_shape(shape, axes))
+
+
+def _lse_impl(a, axis, keepdims):
+    if not axis:  # no reduction (a 0-d input): log(exp(a)), shaped like a
+        return np.reshape(sc.logsumexp(a), np.shape(a))
+    return sc.logsumexp(a, axis=axis, keepdims=keepdims)
+
+
+def _lse_weights(ans, a, axis, keepdims):
+    """softmax weights exp(a - logsumexp(a)); differentiable, since ``ans`` is traced."""
+    return dnp.exp(a - _expand(ans, shape_of(a), axis, keepdims))
+
+
+_lse = Primitive("scipy.special.logsumexp", _lse_impl)
+_lse.defvjp(
+    lambda g, ans, a, axis, keepdims: (
+        _expand(g, shape_of(a), axis, keepdims) * _lse_weights(ans, a, axis, keepdims)
+    )
+)
+_lse.defjvp(
+    lambda t, ans, a, axis, keepdims: dnp.sum(
+        t * _lse_weights(ans, a, axis, keepdims), axis=axis, keepdims=keepdims
+    )
+)
+
+
+def _lse_batch(args, batched, axis, keepdims):
+    return _lse(args[0], axis=tuple(x + 1 for x in axis), keepdims=keepdims)
+
+
+_lse.defbatch(_lse_batch)
+
+
+# With weights b: log|sum b e^a| and its sign s. d/da = s b e^(a - ans), d/db = s e^(a - ans).
+def _lse_b_full(a, b, axis, keepdims):
+    """SciPy's (log|sum b e^a|, sign); with no reduction axes shaped like the broadcast."""
+    if not axis:
+        out, sign = sc.logsumexp(a, b=b, return_sign=True)
+        shape = np.broadcast_shapes(np.shape(a), np.shape(b))
+        return np.reshape(out, shape), np.reshape(sign, shape)
+    return sc.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=True)
+
+
+def _lse_b_impl(a, b, axis, keepdims, signed):
+    out, sign = _lse_b_full(a, b, axis, keepdims)
+    if not signed:  # as SciPy without return_sign: NaN where the sum is negative
+        out = np.where(sign < 0, np.nan, out)[()]
+    return out
+
+
+def _lse_sign_impl(a, b, axis, keepdims):
+    return _lse_b_full(a, b, axis, keepdims)[1]
+
+
+_lse_sign = Primitive("scipy.special.logsumexp_sign", _lse_sign_impl, zero_derivative=True)
+
+
+def _lse_b_factor(ans, a, b, axis, keepdims, signed=False):
+    shape = np.broadcast_shapes(shape_of(a), shape_of(b))
+    s = _lse_sign(a, b, axis=axis, keepdims=True)
+    return s * dnp.exp(a - _expand(ans, shape, axis, keepdims))
+
+
+def _lse_b_g(g, a, b, axis, keepdims, signed=False):
+    return _expand(g, np.broadcast_shapes(shape_of(a), shape_of(b)), axis, keepdims)
+
+
+_lse_b = Primitive("scipy.special.logsumexp_b", _lse_b_impl)
+_lse_b.defvjp(
+    lambda g, ans, a, b, axis, keepdims, signed: unbroadcast(
+        _lse_b_g(g, a, b, axis, keepdims) * b * _lse_b_factor(ans, a, b, axis, keepdims), a
+    ),
+    lambda g, ans, a, b, axis, keepdims, signed: unbroadcast(
+        _lse_b_g(g, a, b, axis, keepdims) * _lse_b_factor(ans, a, b, axis, keepdims), b
+    ),
+)
+_lse_b.defjvp(
+    lambda t, ans, a, b, axis, keepdims, signed: dnp.sum(
+        t * b * _lse_b_factor(ans, a, b, axis, keepdims), axis=axis, keepdims=keepdims
+    ),
+    lambda t, ans, a, b, axis, keepdims, signed: dnp.sum(
+        t * _lse_b_factor(ans, a, b, axis, keepdims), axis=axis, keepdims=keepdims
+    ),
+)
+
+
+def _batch_to_common_rank(args, batched):
+    """Batched arguments (batch on axis 0) and unbatched ones, all of the same rank 1 + r
+    where r is the broadcast core rank; unbatched ones get a leading 1."""
+    args = align_batched(args, batched)
+    rank = max(ndim_of(a) - b for a, b in zip(args, batched, strict=True))
+    out = []
+    for a, b in zip(args, batched, strict=True):
+        if not b:
+            s = shape_of(a)
+            a = reshape_p(a, shape=(1,) * (rank + 1 - len(s)) + tuple(s))
+        out.append(a)
+    return out
+
+
+def _lse_b_batch(args, batched, axis, keepdims, signed):
+    a, b = _batch_to_common_rank(args, batched)
+    return _lse_b(a, b, axis=tuple(x + 1 for x in axis), keepdims=keepdims, signed=signed)
+
+
+def _lse_sign_batch(args, batched, axis, keepdims):
+    a, b = _batch_to_common_rank(args, batched)
+    return _lse_sign(a, b, axis=tuple(x + 1 for x in axis), keepdims=keepdims)
+
+
+_lse_b.defbatch(_lse_b_batch)
+_lse_sign.defbatch(_lse_sign_batch)
+
+
+def logsumexp(a, axis=None, b=None, keepdims: bool = False, return_sign: bool = False):
+    """``log(sum(b * exp(a), axis))`` computed stably, as :func:`scipy.special.logsumexp`.
+
+    Differentiable in ``a`` and ``b``; the gradient in ``a`` is the softmax, finite for any
+    finite input. With ``return_sign`` gives ``(log|s|, sign(s))`` (the sign has zero
+    derivative).
+
+    >>> import numpy as np
+    >>> float(logsumexp(np.array([1000.0, 1000.0])))
+    1000.6931471805599
+    """
+    if b is None:
+        axes = normalize_axes(axis, ndim_of(a), "logsumexp")
+        out = _lse(a, axis=axes, keepdims=bool(keepdims))
+        if return_sign:
+            one = np.ones((), dtype=dtype_of(a))
+            return out, _lse_sign(a, one, axis=axes, keepdims=bool(keepdims))
+        return out
+    shape = np.broadcast_shapes(shape_of(a), shape_of(b))
+    axes = normalize_axes(axis, len(shape), "logsumexp")
+    out = _lse_b(a, b, axis=axes, keepdims=bool(keepdims), signed=bool(return_sign))
+    if return_sign:
+        return out, _lse_sign(a, b, axis=axes, keepdims=bool(keepdims))
+    return out
+
+
+def softmax(x, axis=None):
+    """``exp(x) / sum(exp(x), axis)``, stably (as :func:`scipy.special.softmax`)."""
+    axes = normalize_axes(axis, ndim_of(x), "softmax")
+    return dnp.exp(x - _lse(x, axis=axes, keepdims=True))
+
+
+def log_softmax(x, axis=None):
+    """``x - logsumexp(x, axis)`` (as :func:`scipy.special.log_softmax`)."""
+    axes = normalize_axes(axis, ndim_of(x), "log_softmax")
+    return x - _lse(x, axis=axes, keepdims=True)
+
+
+def sinc(x):
+    """The normalized sinc ``sin(pi x) / (pi x)`` (1 at 0), as :func:`numpy.sinc`."""
+    return _sinc(x)
+
+
+def _sinc_slope(ans, x):
+    # (cos(pi x) - sinc(x)) / x, with its Taylor series near 0 (-pi^2 x / 3 + pi^4 x^3 / 30).
+    small = dnp.less(dnp.abs(x), 1e-3)
+    safe = dnp.where(small, 1.0, x)
+    p2 = math.pi**2
+    series = x * (-p2 / 3.0 + (p2 * p2 / 30.0) * x * x)
+    return dnp.where(small, series, (dnp.cos(math.pi * safe) - _sinc(safe)) / safe)
+
+
+_sinc = _unary("sinc", np.sinc, _sinc_slope)
+
+__all__ = [
+    "beta",
+    "betainc",
+    "betaln",
+    "cosdg",
+    "digamma",
+    "entr",
+    "erf",
+    "erfc",
+    "erfcinv",
+    "erfinv",
+    "expit",
+    "exprel",
+    "gamma",
+    "gammainc",
+    "gammaincc",
+    "gammaln",
+    "i0",
+    "i0e",
+    "i1",
+    "i1e",
+    "iv",
+    "ive",
+    "j0",
+    "j1",
+    "jn",
+    "jv",
+    "kl_div",
+    "log_expit",
+    "log_ndtr",
+    "log_softmax",
+    "logit",
+    "logsumexp",
+    "multigammaln",
+    "ndtr",
+    "ndtri",
+    "polygamma",
+    "psi",
+    "rel_entr",
+    "rgamma",
+    "sinc",
+    "sindg",
+    "softmax",
+    "xlog1py",
+    "xlogy",
+    "y0",
+    "y1",
+    "yn",
+    "yv",
+]
