@@ -87,8 +87,16 @@ _STATIC_TYPES = (
 )
 
 
+_STATIC_EXACT = frozenset(_STATIC_TYPES)
+
+
 def _is_static_value(v) -> bool:
     """Values that are configuration rather than data: they go into the pytree structure."""
+    t = type(v)
+    if t in _STATIC_EXACT:  # the common cases first: this runs on every flatten
+        return True
+    if t is np.ndarray or v is None or t is list or t is dict:
+        return False
     if isinstance(v, Module | Tracer | np.ndarray | np.generic):
         return False
     if isinstance(v, _STATIC_TYPES):
@@ -110,8 +118,15 @@ class _Static:
         self.items = items
 
     def __eq__(self, other) -> bool:
+        if self is other:
+            return True
         if not isinstance(other, _Static) or self.dynamic != other.dynamic:
             return False
+        try:  # identical or plainly comparable static values: one tuple comparison
+            if self.items == other.items:
+                return True
+        except (ValueError, TypeError):  # arrays among the static values
+            pass
         if len(self.items) != len(other.items):
             return False
         for (na, a), (nb, b) in zip(self.items, other.items, strict=True):
@@ -152,8 +167,10 @@ def _field_specs(cls) -> tuple[tuple[str, bool], ...]:
 
 def _flatten_module(m: Module):
     values = m.__dict__
+    cls = type(m)
+    specs = cls.__dict__.get("_ds_field_specs") or _field_specs(cls)
     children, dynamic, items = [], [], []
-    for name, forced_static in _field_specs(type(m)):
+    for name, forced_static in specs:
         v = values[name]
         if forced_static or _is_static_value(v):
             items.append((name, v))

@@ -91,15 +91,13 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """``params + updates`` leaf by leaf, keeping each parameter's dtype."""
 
     def add(p, u):
-        if p is None:
-            return None
         out = p + u
         dtype = getattr(p, "dtype", None)
         if dtype is not None and getattr(out, "dtype", dtype) != dtype:
             out = dnp.astype(out, dtype)
         return out
 
-    return tree_map(add, params, updates, is_leaf=lambda x: x is None)
+    return tree_map(add, params, updates)  # None (partitioned-out) leaves are empty nodes
 
 
 def tree_zeros_like(tree) -> Any:
