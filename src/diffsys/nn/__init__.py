@@ -48,8 +48,8 @@ from .activations import (
 )
 from .attention import MultiHeadAttention, dot_product_attention
 from .convolution import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d
-from .dropout_layer import Dropout, dropout
 from .dense import Embedding, Flatten, Identity, Linear
+from .dropout_layer import Dropout, dropout
 from .losses import (
     bce_with_logits,
     binary_cross_entropy_with_logits,

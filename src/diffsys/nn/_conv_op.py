@@ -73,40 +73,41 @@ def _conv_impl(x, w, *, spec: ConvSpec):
     return y.reshape((x.shape[0], o) + out)
 
 
-def _col2im(cols: np.ndarray, x_shape, kernel, spec: ConvSpec) -> np.ndarray:
+def _col2im_nlast(cols: np.ndarray, x_shape, kernel, spec: ConvSpec) -> np.ndarray:
     """The transpose of :func:`_columns`: scatter-add windows back into an input array.
 
-    ``cols`` is ``(N, C, *kernel, *out)``; one strided add per kernel offset.
+    ``cols`` is ``(C, *kernel, *out, N)``, samples last, so each of the strided adds (one
+    per kernel offset) runs over long contiguous rows.
     """
     nd = len(kernel)
     n, c = x_shape[:2]
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(x_shape[2:], spec.padding, strict=True))
-    out = cols.shape[2 + nd :]
-    xp = np.zeros((n, c) + padded, dtype=cols.dtype)
+    out = cols.shape[1 + nd : 1 + 2 * nd]
+    xp = np.zeros((c,) + padded + (n,), dtype=cols.dtype)
     for offs in itertools.product(*(range(k) for k in kernel)):
-        index = (slice(None), slice(None)) + tuple(
+        index = (slice(None),) + tuple(
             slice(o * d, o * d + s * (m - 1) + 1, s)
             for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
         )
-        xp[index] += cols[(slice(None), slice(None)) + offs]
-    crop = (slice(None), slice(None)) + tuple(
+        xp[index] += cols[(slice(None),) + offs]
+    crop = (slice(None),) + tuple(
         slice(lo, lo + s) for s, (lo, _) in zip(x_shape[2:], spec.padding, strict=True)
     )
-    return xp[crop]
+    return np.moveaxis(xp[crop], -1, 0)  # (N, C, *in)
 
 
 def _conv_tx_impl(g, w, *, spec: ConvSpec, in_shape: tuple[int, ...]):
     """The input gradient of a convolution: ``(N, O, *out) -> (N, C, *in_shape)``."""
-    kernel = w.shape[2:]
+    kernel = tuple(w.shape[2:])
     n, o = g.shape[:2]
-    out = g.shape[2:]
+    out = tuple(g.shape[2:])
     grp = spec.groups
     c = w.shape[1] * grp
-    wm = w.reshape(grp, o // grp, -1)
-    gm = g.reshape(n, grp, o // grp, math.prod(out))
-    cols = np.matmul(wm.transpose(0, 2, 1), gm)  # (N, G, C/G * K, P)
-    cols = cols.reshape((n, c) + tuple(kernel) + tuple(out))
-    return _col2im(cols, (n, c) + tuple(in_shape), kernel, spec)
+    wm = w.reshape(grp, o // grp, -1)  # (G, O/G, C/G * K)
+    gm = np.moveaxis(g, 0, -1).reshape(grp, o // grp, -1)  # (G, O/G, P * N), samples last
+    cols = np.matmul(wm.transpose(0, 2, 1), gm)  # (G, C/G * K, P * N)
+    cols = cols.reshape((c,) + kernel + out + (n,))
+    return np.ascontiguousarray(_col2im_nlast(cols, (n, c) + tuple(in_shape), kernel, spec))
 
 
 def _conv_tw_impl(x, g, *, spec: ConvSpec, kernel: tuple[int, ...]):

@@ -3,6 +3,7 @@ convolution, adaptive average pooling as two averaging matmuls."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from .. import numpy as dnp
 from ..core.primitive import Primitive
 from ._batch import loop_batch
-from ._conv_op import ConvSpec, _tuple, _windows, conv_p, out_size, resolve_padding
+from ._conv_op import ConvSpec, _tuple, conv_p, out_size, resolve_padding
 
 # --- gather / scatter-add by flat index -----------------------------------------------------------
 
@@ -96,21 +97,38 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, op: str = "max_
 
 
 def _argmax_index(x: np.ndarray, kernel, spec: ConvSpec) -> np.ndarray:
-    """Flat indices into ``x`` of each window's (first) maximum: ``(N, C, *out)``."""
+    """Flat indices into ``x`` of each window's (first) maximum: ``(N, C, *out)``.
+
+    One pass per kernel offset over strided views (no window copies): a running maximum
+    and the offset where it was first reached.
+    """
     nd = len(kernel)
     n, c = x.shape[:2]
     spatial = x.shape[2:]
-    padded = any(lo or hi for lo, hi in spec.padding)
-    if padded:
+    if any(lo or hi for lo, hi in spec.padding):
         fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
-        xp = np.pad(x, ((0, 0), (0, 0)) + tuple(spec.padding), constant_values=fill)
-        spec0 = spec._replace(padding=((0, 0),) * nd)
-    else:
-        xp, spec0 = x, spec
-    win = _windows(xp, kernel, spec0)  # (N, C, *out, *K)
-    out = win.shape[2 : 2 + nd]
-    flat = win.reshape(win.shape[: 2 + nd] + (-1,))  # copies when the view is not mergeable
-    arg = np.argmax(flat, axis=-1)  # (N, C, *out)
+        x = np.pad(x, ((0, 0), (0, 0)) + tuple(spec.padding), constant_values=fill)
+    out = tuple(
+        out_size(s, k, st, p, d)
+        for s, k, st, p, d in zip(
+            spatial, kernel, spec.stride, spec.padding, spec.dilation, strict=True
+        )
+    )
+    best = None
+    arg = None
+    for k_flat, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
+        index = (slice(None), slice(None)) + tuple(
+            slice(o * d, o * d + s * (m - 1) + 1, s)
+            for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
+        )
+        view = x[index]
+        if best is None:
+            best = view.copy()
+            arg = np.zeros(best.shape, dtype=np.intp)
+            continue
+        better = view > best  # strict: the first maximum wins, as in PyTorch
+        np.copyto(best, view, where=better)
+        arg[better] = k_flat
     k_pos = np.unravel_index(arg, kernel)
     index = np.arange(n * c).reshape(n, c, *([1] * nd))
     for a in range(nd):

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import numpy as dnp
 from .activations import softmax
-from .dropout_layer import dropout
 from .dense import Linear
+from .dropout_layer import dropout
 from .module import Module
 
 __all__ = ["MultiHeadAttention", "dot_product_attention"]
