@@ -1,0 +1,468 @@
+"""``diffsys.scipy.stats``: densities and distribution functions, differentiable in the values
+and in the parameters.
+
+Signatures follow :mod:`scipy.stats` (``norm.logpdf(x, loc=0, scale=1)``,
+``gamma.cdf(x, a, loc=0, scale=1)``, ...) and values agree with SciPy's. Everything is
+composed of :mod:`diffsys.numpy` operations and :mod:`diffsys.scipy.special` primitives, so
+derivatives of any order follow. Outside the support, ``logpdf`` is ``-inf`` and ``pdf`` 0,
+as in SciPy, with zero gradient there (never NaN).
+
+Limits: distribution functions built on the regularized incomplete beta or gamma function
+(``t.cdf``, ``beta.cdf``, ``gamma.cdf``, ``chi2.cdf``, ``poisson.cdf`` and their ``sf``) are
+differentiable in ``x``, ``loc`` and ``scale`` (``mu`` for Poisson) but not in the shape
+parameters, whose derivatives SciPy does not provide either; asking raises
+``NotImplementedError``.
+
+>>> import diffsys as ds
+>>> from diffsys.scipy import stats
+>>> float(ds.grad(stats.norm.logpdf, argnums=1)(1.0, 0.0, 1.0))  # d/dloc
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special as sc
+
+import diffsys.numpy as dnp
+
+from ..core.primitive import Primitive
+from . import special as sp
+
+__all__ = [
+    "beta",
+    "cauchy",
+    "chi2",
+    "dirichlet",
+    "expon",
+    "gamma",
+    "laplace",
+    "logistic",
+    "multivariate_normal",
+    "norm",
+    "poisson",
+    "t",
+    "uniform",
+]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOG_PI = math.log(math.pi)
+_LOG2 = math.log(2.0)
+
+
+def _masked(inside, value, outside):
+    """``value`` where ``inside``, the constant ``outside`` elsewhere (zero gradient there)."""
+    return dnp.where(inside, value, outside)
+
+
+def _safe(inside, z, fill=0.5):
+    """``z`` where ``inside``, a harmless ``fill`` elsewhere: the masked branch of a ``where``
+    must stay finite, or its zero cotangent times an infinite derivative gives NaN."""
+    return dnp.where(inside, z, fill)
+
+
+class _Continuous:
+    """pdf/cdf/sf from logpdf/logcdf/logsf, for distributions that define those."""
+
+    def pdf(self, x, *args, **kwargs):
+        return dnp.exp(self.logpdf(x, *args, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"diffsys.scipy.stats.{type(self).__name__.strip('_').lower()}"
+
+
+# --- normal ---
+
+
+class _Norm(_Continuous):
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        return -0.5 * (z * z) - dnp.log(scale) - _LOG_SQRT_2PI
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        return sp.ndtr((x - loc) / scale)
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        return sp.log_ndtr((x - loc) / scale)
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        return sp.ndtr((loc - x) / scale)
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        return sp.log_ndtr((loc - x) / scale)
+
+    def ppf(self, q, loc=0.0, scale=1.0):
+        return loc + scale * sp.ndtri(q)
+
+
+norm = _Norm()
+
+# --- Student's t ---
+
+
+class _T(_Continuous):
+    def logpdf(self, x, df, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        half = 0.5 * (df + 1.0)
+        return (
+            sp.gammaln(half)
+            - sp.gammaln(0.5 * df)
+            - 0.5 * (dnp.log(df) + _LOG_PI)
+            - dnp.log(scale)
+            - half * dnp.log1p(z * z / df)
+        )
+
+    def cdf(self, x, df, loc=0.0, scale=1.0):
+        return _stdtr(df, (x - loc) / scale)
+
+    def sf(self, x, df, loc=0.0, scale=1.0):
+        return _stdtr(df, (loc - x) / scale)
+
+    def logcdf(self, x, df, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, df, loc, scale))
+
+    def logsf(self, x, df, loc=0.0, scale=1.0):
+        return dnp.log(self.sf(x, df, loc, scale))
+
+
+t = _T()
+
+# The t distribution function as SciPy computes it (stdtr), with the density as its derivative
+# in z (composed of diffsys operations, so it differentiates again); not differentiable in df.
+_stdtr = sp._binary("stdtr", sc.stdtr, None, lambda ans, df, z: dnp.exp(t.logpdf(z, df)))
+
+# --- beta, gamma, chi-squared --------------------------------------------------------------------
+
+
+class _Beta(_Continuous):
+    def logpdf(self, x, a, b, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        inside = dnp.logical_and(dnp.greater_equal(z, 0), dnp.less_equal(z, 1))
+        zs = _safe(inside, z)
+        value = sp.xlogy(a - 1.0, zs) + sp.xlog1py(b - 1.0, -zs) - sp.betaln(a, b)
+        return _masked(inside, value - dnp.log(scale), -np.inf)
+
+    def cdf(self, x, a, b, loc=0.0, scale=1.0):
+        z = dnp.clip((x - loc) / scale, 0.0, 1.0)
+        return sp.betainc(a, b, z)
+
+    def sf(self, x, a, b, loc=0.0, scale=1.0):
+        return 1.0 - self.cdf(x, a, b, loc, scale)
+
+    def logcdf(self, x, a, b, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, a, b, loc, scale))
+
+    def logsf(self, x, a, b, loc=0.0, scale=1.0):
+        return dnp.log(self.sf(x, a, b, loc, scale))
+
+
+beta = _Beta()
+
+
+class _Gamma(_Continuous):
+    def logpdf(self, x, a, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        inside = dnp.greater_equal(z, 0)
+        zs = _safe(inside, z)
+        value = sp.xlogy(a - 1.0, zs) - zs - sp.gammaln(a) - dnp.log(scale)
+        return _masked(inside, value, -np.inf)
+
+    def cdf(self, x, a, loc=0.0, scale=1.0):
+        return sp.gammainc(a, dnp.maximum((x - loc) / scale, 0.0))
+
+    def sf(self, x, a, loc=0.0, scale=1.0):
+        return sp.gammaincc(a, dnp.maximum((x - loc) / scale, 0.0))
+
+    def logcdf(self, x, a, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, a, loc, scale))
+
+    def logsf(self, x, a, loc=0.0, scale=1.0):
+        return dnp.log(self.sf(x, a, loc, scale))
+
+
+gamma = _Gamma()
+
+
+class _Chi2(_Continuous):
+    """Chi-squared with ``df`` degrees of freedom: gamma(df/2, scale=2)."""
+
+    def logpdf(self, x, df, loc=0.0, scale=1.0):
+        return gamma.logpdf(x, 0.5 * df, loc, 2.0 * scale)
+
+    def cdf(self, x, df, loc=0.0, scale=1.0):
+        return gamma.cdf(x, 0.5 * df, loc, 2.0 * scale)
+
+    def sf(self, x, df, loc=0.0, scale=1.0):
+        return gamma.sf(x, 0.5 * df, loc, 2.0 * scale)
+
+    def logcdf(self, x, df, loc=0.0, scale=1.0):
+        return gamma.logcdf(x, 0.5 * df, loc, 2.0 * scale)
+
+    def logsf(self, x, df, loc=0.0, scale=1.0):
+        return gamma.logsf(x, 0.5 * df, loc, 2.0 * scale)
+
+
+chi2 = _Chi2()
+
+# --- logistic, Laplace, Cauchy, exponential, uniform ---
+
+
+class _Logistic(_Continuous):
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        return sp.log_expit(z) + sp.log_expit(-z) - dnp.log(scale)
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        return sp.expit((x - loc) / scale)
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        return sp.expit((loc - x) / scale)
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        return sp.log_expit((x - loc) / scale)
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        return sp.log_expit((loc - x) / scale)
+
+
+logistic = _Logistic()
+
+
+class _Laplace(_Continuous):
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        return -dnp.abs((x - loc) / scale) - dnp.log(2.0 * scale)
+
+    def _halves(self, x, loc, scale):
+        z = (x - loc) / scale
+        # exp of the non-positive part only, so the unselected branch stays finite
+        low = 0.5 * dnp.exp(dnp.minimum(z, 0.0))
+        high = 0.5 * dnp.exp(-dnp.maximum(z, 0.0))
+        return z, low, high
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        z, low, high = self._halves(x, loc, scale)
+        return dnp.where(dnp.less(z, 0), low, 1.0 - high)
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        z, low, high = self._halves(x, loc, scale)
+        return dnp.where(dnp.less(z, 0), 1.0 - low, high)
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        z, low, high = self._halves(x, loc, scale)
+        return dnp.where(dnp.less(z, 0), dnp.minimum(z, 0.0) - _LOG2, dnp.log1p(-high))
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        z, low, high = self._halves(x, loc, scale)
+        return dnp.where(dnp.less(z, 0), dnp.log1p(-low), -dnp.maximum(z, 0.0) - _LOG2)
+
+
+laplace = _Laplace()
+
+
+class _Cauchy(_Continuous):
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        return -_LOG_PI - dnp.log(scale) - dnp.log1p(z * z)
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        return 0.5 + dnp.arctan((x - loc) / scale) / math.pi
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        return 0.5 - dnp.arctan((x - loc) / scale) / math.pi
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, loc, scale))
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        return dnp.log(self.sf(x, loc, scale))
+
+
+cauchy = _Cauchy()
+
+
+class _Expon(_Continuous):
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        inside = dnp.greater_equal(z, 0)
+        return _masked(inside, -z - dnp.log(scale), -np.inf)
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        return -dnp.expm1(-dnp.maximum((x - loc) / scale, 0.0))
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        return dnp.exp(self.logsf(x, loc, scale))
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, loc, scale))
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        return -dnp.maximum((x - loc) / scale, 0.0)
+
+
+expon = _Expon()
+
+
+class _Uniform(_Continuous):
+    """Uniform on ``[loc, loc + scale]``."""
+
+    def logpdf(self, x, loc=0.0, scale=1.0):
+        z = (x - loc) / scale
+        inside = dnp.logical_and(dnp.greater_equal(z, 0), dnp.less_equal(z, 1))
+        return _masked(inside, -dnp.log(scale) + 0.0 * z, -np.inf)
+
+    def cdf(self, x, loc=0.0, scale=1.0):
+        return dnp.clip((x - loc) / scale, 0.0, 1.0)
+
+    def sf(self, x, loc=0.0, scale=1.0):
+        return 1.0 - self.cdf(x, loc, scale)
+
+    def logcdf(self, x, loc=0.0, scale=1.0):
+        return dnp.log(self.cdf(x, loc, scale))
+
+    def logsf(self, x, loc=0.0, scale=1.0):
+        return dnp.log(self.sf(x, loc, scale))
+
+
+uniform = _Uniform()
+
+# --- Poisson ---
+
+
+class _Poisson:
+    """Poisson with mean ``mu`` (differentiable in ``mu``; ``k`` is a count)."""
+
+    def logpmf(self, k, mu, loc=0):
+        k = dnp.subtract(k, loc)
+        valid = dnp.logical_and(dnp.greater_equal(k, 0), dnp.equal(k, dnp.floor(k)))
+        ks = _safe(valid, k, 0.0)
+        value = sp.xlogy(ks, mu) - sp.gammaln(ks + 1.0) - mu
+        return _masked(valid, value, -np.inf)
+
+    def pmf(self, k, mu, loc=0):
+        return dnp.exp(self.logpmf(k, mu, loc))
+
+    def cdf(self, k, mu, loc=0):
+        k = dnp.floor(dnp.subtract(k, loc))
+        valid = dnp.greater_equal(k, 0)
+        return _masked(valid, sp.gammaincc(_safe(valid, k, 0.0) + 1.0, mu), 0.0)
+
+    def sf(self, k, mu, loc=0):
+        k = dnp.floor(dnp.subtract(k, loc))
+        valid = dnp.greater_equal(k, 0)
+        return _masked(valid, sp.gammainc(_safe(valid, k, 0.0) + 1.0, mu), 1.0)
+
+    def logcdf(self, k, mu, loc=0):
+        return dnp.log(self.cdf(k, mu, loc))
+
+    def logsf(self, k, mu, loc=0):
+        return dnp.log(self.sf(k, mu, loc))
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.poisson"
+
+
+poisson = _Poisson()
+
+# --- Dirichlet ---
+
+
+class _Dirichlet:
+    """Dirichlet with concentration ``alpha`` of shape ``(K,)``; ``x`` has the components on
+    its first axis (shape ``(K,)`` or ``(K, N)``), as in SciPy."""
+
+    def logpdf(self, x, alpha):
+        alpha = dnp.asarray(alpha)
+        if alpha.ndim != 1:
+            raise ValueError(f"dirichlet: alpha must be 1-d, got shape {alpha.shape}")
+        k = alpha.shape[0]
+        if dnp.shape(x)[0] != k:
+            raise ValueError(
+                f"dirichlet: x has {dnp.shape(x)[0]} components on axis 0, alpha has {k}"
+            )
+        a = dnp.reshape(alpha, (k,) + (1,) * (dnp.ndim(x) - 1))
+        lnb = dnp.sum(sp.gammaln(alpha)) - sp.gammaln(dnp.sum(alpha))
+        return dnp.sum(sp.xlogy(a - 1.0, x), axis=0) - lnb
+
+    def pdf(self, x, alpha):
+        return dnp.exp(self.logpdf(x, alpha))
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.dirichlet"
+
+
+dirichlet = _Dirichlet()
+
+# --- multivariate normal ---
+# Two small linear-algebra primitives (diffsys.numpy has no linalg here): a linear solve and
+# the log-determinant of a symmetric positive-definite matrix. Their rules use solves, never
+# inverses, and are written with these same primitives, so they differentiate again.
+
+
+def _mT(a):
+    return dnp.swapaxes(a, -1, -2)
+
+
+_solve = Primitive("scipy.stats.solve", lambda a, b: np.linalg.solve(a, b))
+_solve.defvjp(
+    lambda g, ans, a, b: dnp.negative(dnp.matmul(_solve(_mT(a), g), _mT(ans))),
+    lambda g, ans, a, b: _solve(_mT(a), g),
+)
+_solve.defjvp(
+    lambda t, ans, a, b: dnp.negative(_solve(a, dnp.matmul(t, ans))),
+    lambda t, ans, a, b: _solve(a, t),
+)
+
+
+def _logdet_impl(a):
+    # The value is log det(a) of the matrix as given (so the rules, which are those of a
+    # general log-determinant, hold for non-symmetric perturbations too); Cholesky checks
+    # positive definiteness.
+    try:
+        np.linalg.cholesky(a)
+    except np.linalg.LinAlgError as err:
+        raise np.linalg.LinAlgError(
+            f"multivariate_normal: cov of shape {np.shape(a)} is not positive definite"
+        ) from err
+    return np.linalg.slogdet(a)[1]
+
+
+_logdet = Primitive("scipy.stats.logdet_spd", _logdet_impl)
+_logdet.defvjp(lambda g, ans, a: g * _mT(_solve(a, dnp.eye(a.shape[-1], dtype=a.dtype))))
+_logdet.defjvp(lambda t, ans, a: dnp.einsum("ii->", _solve(a, t)))
+
+
+class _MultivariateNormal:
+    """Multivariate normal with ``mean`` of shape ``(d,)`` and ``cov`` of shape ``(d, d)``;
+    ``x`` has the dimension on its last axis. Differentiable in ``x``, ``mean`` and ``cov``
+    (the gradient in ``cov`` is the symmetric one: ``cov`` is used as given, not
+    symmetrized)."""
+
+    def logpdf(self, x, mean=None, cov=1.0):
+        x = dnp.asarray(x)
+        d = x.shape[-1] if x.ndim else 1
+        if mean is None:
+            mean = np.zeros(d)
+        cov = dnp.asarray(cov)
+        if cov.ndim == 0:
+            cov = cov * dnp.eye(d)
+        elif cov.ndim == 1:
+            cov = cov * dnp.eye(d)
+        if cov.shape != (d, d):
+            raise ValueError(f"multivariate_normal: cov has shape {cov.shape}, need ({d}, {d})")
+        diff = x - mean
+        flat = dnp.reshape(diff, (-1, d))
+        sol = _solve(cov, _mT(flat))  # (d, n)
+        quad = dnp.sum(_mT(flat) * sol, axis=0)
+        out = -0.5 * (quad + _logdet(cov)) - d * _LOG_SQRT_2PI
+        return dnp.reshape(out, dnp.shape(diff)[:-1])
+
+    def pdf(self, x, mean=None, cov=1.0):
+        return dnp.exp(self.logpdf(x, mean, cov))
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.multivariate_normal"
+
+
+multivariate_normal = _MultivariateNormal()
