@@ -161,6 +161,8 @@ from ._util import unbroadcast
 
 _install()
 
+from . import fft, linalg, random  # noqa: E402 - after the names they build on
+
 # Names that are plain NumPy (dtypes, constants, introspection).
 pi = _np.pi
 e = _np.e

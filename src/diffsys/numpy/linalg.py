@@ -1,0 +1,779 @@
+"""``diffsys.numpy.linalg``: NumPy's linear algebra, differentiable in both modes.
+
+Every function accepts stacks of matrices (``(..., m, n)``) as NumPy does. Derivative rules
+use solves and factorizations, never an explicit inverse where a solve serves::
+
+    import numpy as np
+    import diffsys as ds
+    import diffsys.numpy as dnp
+
+    A = np.eye(3) * 2.0
+    ds.grad(lambda a: dnp.linalg.slogdet(a)[1])(A)  # == inv(A).T
+
+Conventions (see ``docs/numpy-linalg-fft.md``):
+
+- ``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle of their input; their derivatives
+  are those of ``f(sym(A))`` with ``sym(A) = (A + A^T) / 2`` (as in JAX): the gradient is
+  symmetric and a tangent enters through its symmetric part.
+- ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
+  distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
+- Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``matrix_power``,
+  ``multi_dot``, ``tensorsolve`` differentiate with JAX's convention; ``cholesky``, ``eigh``,
+  ``svd``, ``qr``, ``pinv`` have real-only derivative rules (a complex input under a transform
+  raises ``NotImplementedError``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numpy as dnp
+from ..core import ad_util
+from ..core.primitive import Primitive
+from ..core.tracer import Tracer
+from ._util import align_batched, dtype_of, shape_of, unbroadcast_to
+
+LinAlgError = np.linalg.LinAlgError
+
+__all__ = [
+    "LinAlgError",
+    "cholesky",
+    "det",
+    "eigh",
+    "eigvalsh",
+    "inv",
+    "lstsq",
+    "matrix_power",
+    "matrix_rank",
+    "multi_dot",
+    "norm",
+    "pinv",
+    "qr",
+    "slogdet",
+    "solve",
+    "svd",
+    "tensorsolve",
+]
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _T(x):
+    return dnp.swapaxes(x, -1, -2)
+
+
+def _eye(n, like):
+    return np.eye(n, dtype=dtype_of(like))
+
+
+def _diag(x):
+    return dnp.einsum("...ii->...i", x)
+
+
+def _diag_embed(v):
+    n = shape_of(v)[-1]
+    return dnp.expand_dims(v, -1) * _eye(n, v)
+
+
+def _sym(x):
+    return (x + _T(x)) * 0.5
+
+
+def _tril_mask(n, like, k=0):
+    return np.tri(n, n, k, dtype=dtype_of(like))
+
+
+def _is_complex(x) -> bool:
+    return np.issubdtype(dtype_of(x), np.complexfloating)
+
+
+def _real_only(name, x):
+    if _is_complex(x):
+        raise NotImplementedError(
+            f"linalg.{name}: derivatives of complex inputs are not implemented (real dtypes "
+            f"only), got dtype {dtype_of(x)}"
+        )
+
+
+def _check_square(name, a):
+    s = shape_of(a)
+    if len(s) < 2 or s[-1] != s[-2]:
+        raise LinAlgError(f"linalg.{name}: expected stacked square matrices (..., n, n), got {s}")
+
+
+def _unary_batch(prim):
+    prim.defbatch(lambda args, batched, **params: prim(args[0], **params))
+
+
+def _traced(*xs) -> bool:
+    return any(isinstance(x, Tracer) for x in xs)
+
+
+# --- solve ------------------------------------------------------------------------------------
+
+
+def _solve_vjp_a(g, ans, a, b):
+    gb = solve_p(_T(a), g)
+    return unbroadcast_to(-dnp.matmul(gb, _T(ans)), shape_of(a))
+
+
+def _solve_vjp_b(g, ans, a, b):
+    return unbroadcast_to(solve_p(_T(a), g), shape_of(b))
+
+
+def _bcast(t, ans):
+    if shape_of(t) == shape_of(ans):
+        return t
+    return dnp.broadcast_to(t, shape_of(ans))
+
+
+solve_p = Primitive("linalg.solve", np.linalg.solve)
+solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
+solve_p.defjvp(
+    lambda t, ans, a, b: _bcast(-solve_p(a, dnp.matmul(t, ans)), ans),
+    lambda t, ans, a, b: _bcast(solve_p(a, t), ans),
+)
+solve_p.defbatch(lambda args, batched: solve_p(*align_batched(args, batched)))
+
+
+def solve(a, b):
+    """Solve ``a @ x = b`` (``b`` a vector when 1-D, else stacked matrices, as NumPy 2)."""
+    if not _traced(a, b):
+        return np.linalg.solve(a, b)
+    _check_square("solve", a)
+    if len(shape_of(b)) == 1:
+        return dnp.reshape(solve_p(a, dnp.reshape(b, (-1, 1))), shape_of(a)[:-2] + (-1,))
+    return solve_p(a, b)
+
+
+# --- inv, det, slogdet ------------------------------------------------------------------------
+
+inv_p = Primitive("linalg.inv", np.linalg.inv)
+inv_p.defvjp(lambda g, ans, a: -dnp.matmul(_T(ans), dnp.matmul(g, _T(ans))))
+inv_p.defjvp(lambda t, ans, a: -dnp.matmul(ans, dnp.matmul(t, ans)))
+_unary_batch(inv_p)
+
+
+def inv(a):
+    """The inverse of (stacked) square matrices.
+
+    Its VJP multiplies by the inverse it already computed (``-A^-T g A^-T``): no extra solve.
+    """
+    if not _traced(a):
+        return np.linalg.inv(a)
+    _check_square("inv", a)
+    return inv_p(a)
+
+
+def _inv_T_times(a, c):
+    """``c[..., None, None] * A^-T`` through one solve with ``A^T`` (the gradient of log|det|
+    is the whole inverse transpose, so a solve against ``c I`` is the least it can cost)."""
+    n = shape_of(a)[-1]
+    rhs = dnp.expand_dims(dnp.expand_dims(c, -1), -1) * _eye(n, a)
+    return solve_p(_T(a), dnp.broadcast_to(rhs, shape_of(a)) if _traced(rhs) else rhs)
+
+
+def _trace_solve(a, t):
+    return dnp.sum(_diag(solve_p(a, t)), axis=-1)
+
+
+det_p = Primitive("linalg.det", np.linalg.det)
+det_p.defvjp(lambda g, ans, a: _inv_T_times(a, g * ans))
+det_p.defjvp(lambda t, ans, a: ans * _trace_solve(a, t))
+_unary_batch(det_p)
+
+
+def det(a):
+    """Determinant of (stacked) square matrices; derivative finite where ``a`` is invertible."""
+    if not _traced(a):
+        return np.linalg.det(a)
+    _check_square("det", a)
+    return det_p(a)
+
+
+def _logabsdet_impl(a):
+    return np.linalg.slogdet(a)[1]
+
+
+def _logabsdet_jvp(t, ans, a):
+    d = _trace_solve(a, t)
+    return ad_util.real_part(d) if _is_complex(d) else d
+
+
+logabsdet_p = Primitive("linalg.logabsdet", _logabsdet_impl)
+logabsdet_p.defvjp(lambda g, ans, a: _inv_T_times(a, g))
+logabsdet_p.defjvp(_logabsdet_jvp)
+_unary_batch(logabsdet_p)
+
+
+_sign_det_p = Primitive(
+    "linalg.slogdet_sign", lambda a: np.linalg.slogdet(a)[0], zero_derivative=True
+)
+_unary_batch(_sign_det_p)
+
+
+def slogdet(a):
+    """``(sign, log|det a|)``; the sign is not differentiable (a plain value), ``logabsdet``
+    is, with VJP ``g A^-T`` from one solve with ``A^T``."""
+    if not _traced(a):
+        return np.linalg.slogdet(a)
+    _check_square("slogdet", a)
+    return _sign_det_p(a), logabsdet_p(a)
+
+
+def _concrete_or_none(x):
+    """The plain value of ``x`` when it has one (not under ``vmap``), else ``None``."""
+    try:
+        from ..core.tracer import concrete
+
+        return concrete(x)
+    except TypeError:
+        return None
+
+
+# --- cholesky ---------------------------------------------------------------------------------
+
+
+def _phi(x):
+    n = shape_of(x)[-1]
+    return x * (_tril_mask(n, x, -1) + 0.5 * _eye(n, x))
+
+
+def _cholesky_jvp(t, ans, a):
+    _real_only("cholesky", a)
+    L = ans
+    tmp = solve_p(L, _sym(t))  # L^-1 S
+    x = _T(solve_p(L, _T(tmp)))  # L^-1 S L^-T
+    return dnp.matmul(L, _phi(x))
+
+
+def _cholesky_vjp(g, ans, a):
+    _real_only("cholesky", a)
+    L = ans
+    p = _phi(dnp.matmul(_T(L), g))
+    y = solve_p(_T(L), p)  # L^-T P
+    s = _T(solve_p(_T(L), _T(y)))  # L^-T P L^-1
+    return _sym(s)
+
+
+cholesky_p = Primitive("linalg.cholesky", np.linalg.cholesky)
+cholesky_p.defvjp(_cholesky_vjp)
+cholesky_p.defjvp(_cholesky_jvp)
+_unary_batch(cholesky_p)
+
+
+def cholesky(a, /, *, upper: bool = False):
+    """Lower (or upper) Cholesky factor of (stacked) symmetric positive-definite matrices."""
+    if not _traced(a):
+        return np.linalg.cholesky(a, upper=upper)
+    _check_square("cholesky", a)
+    L = cholesky_p(a)
+    return _T(L) if upper else L
+
+
+# --- eigh, eigvalsh ---------------------------------------------------------------------------
+
+
+def _eig_F(w):
+    n = shape_of(w)[-1]
+    diff = dnp.expand_dims(w, -2) - dnp.expand_dims(w, -1)  # w_j - w_i
+    eye = _eye(n, w)
+    return (1.0 - eye) / (diff + eye)
+
+
+def _eigh_jvp(t, ans, a, UPLO):
+    _real_only("eigh", a)
+    w, v = ans
+    s = dnp.matmul(_T(v), dnp.matmul(_sym(t), v))
+    dw = _diag(s)
+    dv = dnp.matmul(v, _eig_F(w) * s)
+    return [dw, dv]
+
+
+def _eigh_vjp(g, ans, a, UPLO):
+    _real_only("eigh", a)
+    w, v = ans
+    gw, gv = g
+    inner = _diag_embed(gw) + _eig_F(w) * dnp.matmul(_T(v), gv)
+    return _sym(dnp.matmul(v, dnp.matmul(inner, _T(v))))
+
+
+eigh_p = Primitive(
+    "linalg.eigh", lambda a, UPLO: tuple(np.linalg.eigh(a, UPLO)), multiple_results=True
+)
+eigh_p.defvjp(_eigh_vjp)
+eigh_p.defjvp(_eigh_jvp)
+_unary_batch(eigh_p)
+
+
+def eigh(a, UPLO: str = "L"):
+    """Eigenvalues (ascending) and eigenvectors of (stacked) symmetric matrices.
+
+    Derivatives are finite where eigenvalues are distinct; eigenvectors are defined up to sign,
+    so only sign-invariant functions of them have meaningful gradients.
+    """
+    if not _traced(a):
+        return np.linalg.eigh(a, UPLO)
+    _check_square("eigh", a)
+    w, v = eigh_p(a, UPLO=UPLO)
+    return w, v
+
+
+def eigvalsh(a, UPLO: str = "L"):
+    """Eigenvalues of (stacked) symmetric matrices; derivative ``V diag(g) V^T``."""
+    if not _traced(a):
+        return np.linalg.eigvalsh(a, UPLO)
+    return eigh(a, UPLO)[0]
+
+
+# --- svd --------------------------------------------------------------------------------------
+
+
+def _svd_impl(a, full_matrices):
+    return tuple(np.linalg.svd(a, full_matrices=full_matrices))
+
+
+def _reduced(ans, a):
+    """The reduced factors (the first k columns of U, rows of Vh) of possibly full ones."""
+    u, s, vh = ans
+    m, n = shape_of(a)[-2:]
+    k = min(m, n)
+    if shape_of(u)[-1] != k:
+        u = ad_util.slice_axis(u, start=0, stop=k, axis=len(shape_of(u)) - 1)
+    if shape_of(vh)[-2] != k:
+        vh = ad_util.slice_axis(vh, start=0, stop=k, axis=len(shape_of(vh)) - 2)
+    return u, s, vh
+
+
+def _svd_jvp(t, ans, a, full_matrices):
+    _real_only("svd", a)
+    u, s, vh = _reduced(ans, a)
+    ut, v = _T(u), _T(vh)
+    m, n = shape_of(a)[-2:]
+    k = min(m, n)
+    eye = _eye(k, s)
+    s_row = dnp.expand_dims(s, -2)  # s_j
+    s_col = dnp.expand_dims(s, -1)  # s_i
+    dS = dnp.matmul(ut, dnp.matmul(t, v))
+    ds = _diag(dS)
+    F = (1.0 - eye) / ((s_row + s_col) * (s_row - s_col) + eye)
+    dSS = dS * s_row
+    SdS = s_col * dS
+    du = dnp.matmul(u, F * (dSS + _T(dSS)))
+    dv = dnp.matmul(v, F * (SdS + _T(SdS)))
+    if m > n:
+        dAV = dnp.matmul(t, v)
+        du = du + (dAV - dnp.matmul(u, dnp.matmul(ut, dAV))) / s_row
+    if n > m:
+        dAHU = dnp.matmul(_T(t), u)
+        dv = dv + (dAHU - dnp.matmul(v, dnp.matmul(vh, dAHU))) / s_row
+    dvh = _T(dv)
+    U, _, VH = ans
+    if shape_of(U)[-1] != k:  # full_matrices: the extra columns are held constant
+        du = ad_util.pad_axis(du, before=0, after=shape_of(U)[-1] - k, axis=len(shape_of(U)) - 1)
+    if shape_of(VH)[-2] != k:
+        dvh = ad_util.pad_axis(
+            dvh, before=0, after=shape_of(VH)[-2] - k, axis=len(shape_of(VH)) - 2
+        )
+    return [du, ds, dvh]
+
+
+def _svd_vjp(g, ans, a, full_matrices):
+    _real_only("svd", a)
+    u, s, vh = _reduced(ans, a)
+    gu, gs, gvh = _reduced(g, a)
+    m, n = shape_of(a)[-2:]
+    k = min(m, n)
+    v = _T(vh)
+    gv = _T(gvh)
+    eye = _eye(k, s)
+    s_row = dnp.expand_dims(s, -2)
+    s_col = dnp.expand_dims(s, -1)
+    f = (1.0 - eye) / (s_row * s_row - s_col * s_col + eye)
+    utgu = dnp.matmul(_T(u), gu)
+    vtgv = dnp.matmul(_T(v), gv)
+    t1 = (f * (utgu - _T(utgu))) * s_row
+    t1 = t1 + _diag_embed(gs)
+    t1 = t1 + s_col * (f * (vtgv - _T(vtgv)))
+    t1 = dnp.matmul(u, dnp.matmul(t1, vh))
+    if m < n:
+        proj = gvh - dnp.matmul(dnp.matmul(gvh, v), vh)  # gv^T (I - V V^T)
+        t1 = t1 + dnp.matmul(u / s_row, proj)
+    elif m > n:
+        proj = gu - dnp.matmul(u, dnp.matmul(_T(u), gu))  # (I - U U^T) gu
+        t1 = t1 + dnp.matmul(proj / s_row, vh)
+    return t1
+
+
+svd_p = Primitive("linalg.svd", _svd_impl, multiple_results=True)
+svd_p.defvjp(_svd_vjp)
+svd_p.defjvp(_svd_jvp)
+_unary_batch(svd_p)
+
+
+def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False):
+    """Singular value decomposition ``u, s, vh`` of (stacked) matrices.
+
+    Derivatives are finite where singular values are distinct (and non-zero for non-square
+    inputs). With ``full_matrices=True`` on a non-square input, the extra columns of ``u``
+    (rows of ``vh``) are not unique: they are held constant (zero derivative).
+    """
+    if not _traced(a):
+        return np.linalg.svd(
+            a, full_matrices=full_matrices, compute_uv=compute_uv, hermitian=hermitian
+        )
+    if len(shape_of(a)) < 2:
+        raise LinAlgError(f"linalg.svd: expected (stacked) matrices, got shape {shape_of(a)}")
+    u, s, vh = svd_p(a, full_matrices=bool(full_matrices))
+    if not compute_uv:
+        return s
+    return u, s, vh
+
+
+# --- qr ---------------------------------------------------------------------------------------
+
+
+def _right_solve_T(x, r):
+    """``x @ r^-T`` by a solve with ``r``."""
+    return _T(solve_p(r, _T(x)))
+
+
+def _qr_jvp(t, ans, a):
+    _real_only("qr", a)
+    q, r = ans
+    n = shape_of(r)[-1]
+    dx_rinv = _T(solve_p(_T(r), _T(t)))  # dA r^-1
+    qt = dnp.matmul(_T(q), dx_rinv)
+    low = qt * _tril_mask(n, qt, -1)
+    do = low - _T(low)
+    dq = dnp.matmul(q, do - qt) + dx_rinv
+    dr = dnp.matmul(qt - do, r)
+    return [dq, dr]
+
+
+def _qr_vjp(g, ans, a):
+    _real_only("qr", a)
+    q, r = ans
+    gq, gr = g
+    n = shape_of(r)[-1]
+    qdq = dnp.matmul(_T(q), gq)
+    rdr = dnp.matmul(r, _T(gr))
+    low = (qdq - _T(qdq) + rdr - _T(rdr)) * _tril_mask(n, r)
+    grad_a = dnp.matmul(q, gr + _right_solve_T(low, r))
+    grad_b = _right_solve_T(gq - dnp.matmul(q, qdq), r)
+    return grad_a + grad_b
+
+
+qr_p = Primitive("linalg.qr", lambda a: tuple(np.linalg.qr(a)), multiple_results=True)
+qr_p.defvjp(_qr_vjp)
+qr_p.defjvp(_qr_jvp)
+_unary_batch(qr_p)
+
+
+def qr(a, mode: str = "reduced"):
+    """QR factorization of (stacked) matrices; ``mode`` in ``reduced``, ``complete``, ``r``
+    (``raw`` gives values only). Derivatives need ``r`` with a non-zero diagonal on the first
+    ``min(m, n)`` columns; for ``complete`` with m > n the extra columns of ``q`` are constant.
+    """
+    if not _traced(a):
+        return np.linalg.qr(a, mode=mode)
+    if mode not in ("reduced", "complete", "r"):
+        raise NotImplementedError(f"linalg.qr: mode={mode!r} is not differentiable")
+    m, n = shape_of(a)[-2:]
+    if m >= n:
+        q, r = qr_p(a)
+    else:  # wide: A = [X | Y] with X square; Q R_x = X, R = [R_x | Q^T Y]
+        x = ad_util.slice_axis(a, start=0, stop=m, axis=len(shape_of(a)) - 1)
+        y = ad_util.slice_axis(a, start=m, stop=n, axis=len(shape_of(a)) - 1)
+        q, rx = qr_p(x)
+        r = dnp.concatenate([rx, dnp.matmul(_T(q), y)], axis=-1)
+    if mode == "r":
+        return r
+    if mode == "complete" and m > n:
+        full = np.linalg.qr(_concrete(a), mode="complete")[0]
+        extra = full[..., :, n:]
+        q = dnp.concatenate([q, extra], axis=-1)
+        r = ad_util.pad_axis(r, before=0, after=m - n, axis=len(shape_of(r)) - 2)
+    return q, r
+
+
+def _concrete(x):
+    v = _concrete_or_none(x)
+    if v is None:
+        raise NotImplementedError(
+            "this linalg operation needs the concrete value of its input and is not "
+            "available under vmap/jacfwd/jacrev"
+        )
+    return v
+
+
+# --- pinv -------------------------------------------------------------------------------------
+
+
+def _pinv_impl(a, rcond, hermitian):
+    return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
+
+
+def _pinv_jvp(t, ans, a, rcond, hermitian):
+    _real_only("pinv", a)
+    p = ans
+    m, n = shape_of(a)[-2:]
+    pT = _T(p)
+    out = -dnp.matmul(p, dnp.matmul(t, p))
+    # + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P
+    left = dnp.matmul(dnp.matmul(p, pT), _T(t))
+    out = out + left - dnp.matmul(left, dnp.matmul(a, p))
+    right = dnp.matmul(_T(t), dnp.matmul(pT, p))
+    out = out + right - dnp.matmul(dnp.matmul(p, a), right)
+    return out
+
+
+def _pinv_vjp(g, ans, a, rcond, hermitian):
+    _real_only("pinv", a)
+    p = ans
+    pT = _T(p)
+    out = -dnp.matmul(pT, dnp.matmul(g, pT))
+    # (I - A P) g^T P P^T
+    gT = _T(g)
+    x = dnp.matmul(gT, dnp.matmul(p, pT))
+    out = out + x - dnp.matmul(a, dnp.matmul(p, x))
+    # P^T P g^T (I - P A)
+    y = dnp.matmul(dnp.matmul(pT, p), gT)
+    out = out + y - dnp.matmul(dnp.matmul(y, p), a)
+    return out
+
+
+pinv_p = Primitive("linalg.pinv", _pinv_impl)
+pinv_p.defvjp(_pinv_vjp)
+pinv_p.defjvp(_pinv_jvp)
+_unary_batch(pinv_p)
+
+
+def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
+    """Moore-Penrose pseudo-inverse of (stacked) matrices.
+
+    Derivatives assume the rank is constant near ``a`` (Golub & Pereyra); they are finite where
+    the singular values kept are bounded away from the cutoff.
+    """
+    if rtol is not None:
+        rcond = rtol
+    if rcond is None:
+        m, n = shape_of(a)[-2:]
+        rcond = float(max(m, n) * np.finfo(dtype_of(a)).eps)
+    if not _traced(a):
+        return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
+    return pinv_p(a, rcond=float(rcond), hermitian=bool(hermitian))
+
+
+# --- values only: matrix_rank -----------------------------------------------------------------
+
+
+def _rank_impl(a, tol, hermitian):
+    return np.linalg.matrix_rank(a, tol=tol, hermitian=hermitian)
+
+
+matrix_rank_p = Primitive("linalg.matrix_rank", _rank_impl, zero_derivative=True)
+_unary_batch(matrix_rank_p)
+
+
+def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):
+    """The rank (a value: not differentiable)."""
+    if not _traced(A):
+        return np.linalg.matrix_rank(A, tol=tol, hermitian=hermitian, rtol=rtol)
+    if rtol is not None and tol is None:
+        s = np.linalg.svd(_concrete(A), compute_uv=False)
+        tol = float(np.max(s) * rtol)
+    return matrix_rank_p(A, tol=tol, hermitian=bool(hermitian))
+
+
+# --- compositions -----------------------------------------------------------------------------
+
+
+def matrix_power(a, n: int):
+    """``a`` raised to the integer power ``n`` (negative: of its inverse), by squaring."""
+    if not _traced(a):
+        return np.linalg.matrix_power(a, n)
+    n = int(n)
+    _check_square("matrix_power", a)
+    if n == 0:
+        k = shape_of(a)[-1]
+        return np.broadcast_to(np.eye(k, dtype=dtype_of(a)), shape_of(a)).copy()
+    if n < 0:
+        a = inv(a)
+        n = -n
+    result = None
+    base = a
+    while n:
+        if n & 1:
+            result = base if result is None else dnp.matmul(result, base)
+        n >>= 1
+        if n:
+            base = dnp.matmul(base, base)
+    return result
+
+
+def multi_dot(arrays, *, out=None):
+    """Chained matrix product; a 1-D first (last) array is a row (column) vector."""
+    if out is not None:
+        raise TypeError("linalg.multi_dot: out= is not supported")
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("linalg.multi_dot: expecting at least two arrays")
+    if not _traced(*arrays):
+        return np.linalg.multi_dot(arrays)
+    for i, x in enumerate(arrays):
+        nd = len(shape_of(x))
+        if (i in (0, len(arrays) - 1) and nd not in (1, 2)) or (
+            0 < i < len(arrays) - 1 and nd != 2
+        ):
+            raise ValueError(f"linalg.multi_dot: array {i} has shape {shape_of(x)}")
+    result = arrays[0]
+    for x in arrays[1:]:
+        result = dnp.matmul(result, x)
+    return result
+
+
+def tensorsolve(a, b, axes=None):
+    """Solve the tensor equation ``tensordot(a, x, x.ndim) = b`` for ``x``."""
+    if not _traced(a, b):
+        return np.linalg.tensorsolve(a, b, axes=axes)
+    an = len(shape_of(a))
+    if axes is not None:
+        allaxes = list(range(an))
+        for k in axes:
+            allaxes.remove(k)
+            allaxes.insert(an, k)
+        a = dnp.transpose(a, allaxes)
+    bn = len(shape_of(b))
+    oldshape = shape_of(a)[-(an - bn) :]
+    prod = int(np.prod(oldshape))
+    if int(np.prod(shape_of(a))) != prod * prod:
+        raise LinAlgError(
+            f"linalg.tensorsolve: input arrays must satisfy prod(a.shape[b.ndim:]) ** 2 == "
+            f"a.size (shapes {shape_of(a)} and {shape_of(b)})"
+        )
+    x = solve(dnp.reshape(a, (prod, prod)), dnp.reshape(b, (prod,)))
+    return dnp.reshape(x, oldshape)
+
+
+def lstsq(a, b, rcond=None):
+    """Least-squares solution ``(x, residuals, rank, s)`` as ``numpy.linalg.lstsq``.
+
+    Under a transform ``x = pinv(a) @ b`` (same cutoff as NumPy); ``x``, ``residuals`` and
+    ``s`` are differentiable (assuming the rank is locally constant), ``rank`` is a value.
+    """
+    if not _traced(a, b):
+        return np.linalg.lstsq(a, b, rcond=rcond)
+    m, n = shape_of(a)[-2:]
+    if rcond is None:
+        rcond = float(np.finfo(dtype_of(a)).eps * max(m, n))
+    x = dnp.matmul(pinv(a, rcond=rcond), b)
+    s = svd(a, compute_uv=False)
+    rank = int(np.sum(_concrete(s) > rcond * np.max(_concrete(s))))
+    if rank == n and m > n:
+        r = b - dnp.matmul(a, x)
+        if _is_complex(r):
+            r2 = ad_util.real_part(r * dnp.conjugate(r))
+        else:
+            r2 = r * r
+        residuals = dnp.sum(r2, axis=0)
+        if len(shape_of(b)) == 1:
+            residuals = dnp.reshape(residuals, (1,))
+    else:
+        residuals = np.empty((0,), dtype=np.real(np.zeros((), dtype_of(a))).dtype)
+    return x, residuals, rank, s
+
+
+# --- norm -------------------------------------------------------------------------------------
+
+
+def _abs2(x):
+    if _is_complex(x):
+        return ad_util.real_part(x * dnp.conjugate(x))
+    return x * x
+
+
+def _vector_norm(x, ord, axis, keepdims):
+    if ord is None or ord == 2:
+        return dnp.sqrt(dnp.sum(_abs2(x), axis=axis, keepdims=keepdims))
+    if isinstance(ord, str):
+        raise ValueError(f"linalg.norm: invalid norm order {ord!r} for vectors")
+    ax = dnp.abs(x)
+    if ord == np.inf:
+        return dnp.max(ax, axis=axis, keepdims=keepdims)
+    if ord == -np.inf:
+        return dnp.min(ax, axis=axis, keepdims=keepdims)
+    if ord == 0:
+        nz = dnp.where(dnp.not_equal(x, 0), 1.0, 0.0)
+        nz = dnp.astype(nz, ad_util._dtype_of(ax)) if dtype_of(nz) != dtype_of(ax) else nz
+        return dnp.sum(nz, axis=axis, keepdims=keepdims)
+    if ord == 1:
+        return dnp.sum(ax, axis=axis, keepdims=keepdims)
+    ord = float(ord)
+    return dnp.sum(ax**ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+
+
+def _matrix_norm(x, ord, axis, keepdims):
+    nd = len(shape_of(x))
+    row, col = (a % nd for a in axis)
+    if row == col:
+        raise ValueError("linalg.norm: duplicate axes given")
+    if ord in (2, -2, "nuc"):
+        y = dnp.moveaxis(x, (row, col), (-2, -1))
+        s = svd(y, compute_uv=False)
+        if ord == 2:
+            out = dnp.max(s, axis=-1)
+        elif ord == -2:
+            out = dnp.min(s, axis=-1)
+        else:
+            out = dnp.sum(s, axis=-1)
+    elif ord in (None, "fro", "f"):
+        out = dnp.sqrt(dnp.sum(_abs2(x), axis=(row, col)))
+    elif ord in (1, -1, np.inf, -np.inf):
+        ax = dnp.abs(x)
+        if ord in (1, -1):  # max/min column sum: sum over rows, then over columns
+            s = dnp.sum(ax, axis=row)
+            c = col - 1 if col > row else col
+        else:  # max/min row sum
+            s = dnp.sum(ax, axis=col)
+            c = row - 1 if row > col else row
+        out = dnp.max(s, axis=c) if ord in (1, np.inf) else dnp.min(s, axis=c)
+    else:
+        raise ValueError(f"linalg.norm: invalid norm order {ord!r} for matrices")
+    if keepdims:
+        out = dnp.expand_dims(out, tuple(sorted((row, col))))
+    return out
+
+
+def norm(x, ord=None, axis=None, keepdims: bool = False):
+    """Vector or matrix norm, with every ``ord``/``axis`` combination NumPy accepts.
+
+    Non-smooth points (zero vectors for the 2-norm, ties in ``max``/``min`` norms, repeated
+    singular values for the spectral norm) get a subgradient; ``ord=0`` counts non-zeros and
+    has zero derivative.
+    """
+    if not _traced(x):
+        return np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    nd = len(shape_of(x))
+    if axis is None:
+        if ord is None:
+            out = dnp.sqrt(dnp.sum(_abs2(x)))
+            if keepdims:
+                out = dnp.reshape(out, (1,) * nd)
+            return out
+        if nd == 1:
+            axis = (0,)
+        elif nd == 2:
+            axis = (0, 1)
+        else:
+            raise ValueError("linalg.norm: improper number of dimensions to norm")
+    elif isinstance(axis, int | np.integer):
+        axis = (int(axis),)
+    else:
+        axis = tuple(int(a) for a in axis)
+    if len(axis) == 1:
+        return _vector_norm(x, ord, axis[0] % nd, keepdims)
+    if len(axis) == 2:
+        return _matrix_norm(x, ord, axis, keepdims)
+    raise ValueError("linalg.norm: improper number of dimensions to norm")

@@ -1,0 +1,343 @@
+"""diffsys.numpy.linalg: values equal NumPy's, derivatives match finite differences to order 2
+in both modes (single and stacked matrices), vmap equals stacking per-row results (batched
+operands mixed with unbatched ones), float32 stays float32, values-only functions give
+NumPy's values and zero derivatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import diffsys as ds
+import diffsys.numpy as dnp
+
+L = dnp.linalg
+
+
+def rnd(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+def spd(rng, *shape):
+    a = rng.standard_normal(shape)
+    return a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def well(rng, *shape):
+    """A well-conditioned (not symmetric) square matrix stack."""
+    return rng.standard_normal(shape) + 3 * np.eye(shape[-1])
+
+
+def sym(a):
+    return (a + dnp.swapaxes(a, -1, -2)) / 2
+
+
+def check(f, *args, modes=("fwd", "rev")):
+    ds.check_grads(f, args, order=2, modes=modes)
+
+
+# (id, function, input builder(rng) -> args, NumPy function for the values or None)
+CASES = [
+    ("inv", L.inv, lambda r: (well(r, 3, 3),), np.linalg.inv),
+    ("inv_stack", L.inv, lambda r: (well(r, 2, 3, 3),), np.linalg.inv),
+    ("solve_mat", L.solve, lambda r: (well(r, 3, 3), rnd(r, 3, 2)), np.linalg.solve),
+    ("solve_vec", L.solve, lambda r: (well(r, 3, 3), rnd(r, 3)), np.linalg.solve),
+    ("solve_stack", L.solve, lambda r: (well(r, 2, 3, 3), rnd(r, 2, 3, 2)), np.linalg.solve),
+    (
+        "solve_broadcast",
+        L.solve,
+        lambda r: (well(r, 3, 3), rnd(r, 2, 3, 2)),
+        np.linalg.solve,
+    ),
+    ("det", L.det, lambda r: (well(r, 3, 3),), np.linalg.det),
+    ("det_stack", L.det, lambda r: (rnd(r, 2, 3, 3),), np.linalg.det),
+    ("logabsdet", lambda a: L.slogdet(a)[1], lambda r: (rnd(r, 2, 3, 3),), None),
+    ("cholesky", lambda a: L.cholesky(sym(a)), lambda r: (spd(r, 3, 3),), None),
+    ("cholesky_stack", lambda a: L.cholesky(sym(a)), lambda r: (spd(r, 2, 3, 3),), None),
+    ("cholesky_upper", lambda a: L.cholesky(sym(a), upper=True), lambda r: (spd(r, 3, 3),), None),
+    ("eigh_w", lambda a: L.eigh(sym(a))[0], lambda r: (rnd(r, 2, 3, 3),), None),
+    # eigenvectors up to sign: differentiate a sign-invariant function of them
+    ("eigh_v", lambda a: L.eigh(sym(a))[1] ** 2, lambda r: (rnd(r, 2, 3, 3),), None),
+    ("eigvalsh", lambda a: L.eigvalsh(sym(a)), lambda r: (rnd(r, 4, 4),), None),
+    ("svd_s", lambda a: L.svd(a, compute_uv=False), lambda r: (rnd(r, 2, 4, 3),), None),
+    ("svd_tall", lambda a: _svd_invariant(a, False), lambda r: (rnd(r, 4, 3),), None),
+    ("svd_wide", lambda a: _svd_invariant(a, False), lambda r: (rnd(r, 2, 3, 4),), None),
+    ("svd_square", lambda a: _svd_invariant(a, True), lambda r: (rnd(r, 3, 3),), None),
+    ("svd_full_tall", lambda a: _svd_invariant(a, True, 3), lambda r: (rnd(r, 4, 3),), None),
+    ("qr_tall", lambda a: _qr_sum(L.qr(a)), lambda r: (rnd(r, 4, 3),), None),
+    ("qr_square_stack", lambda a: _qr_sum(L.qr(a)), lambda r: (rnd(r, 2, 3, 3),), None),
+    ("qr_wide", lambda a: _qr_sum(L.qr(a)), lambda r: (rnd(r, 3, 5),), None),
+    ("qr_r", lambda a: L.qr(a, mode="r"), lambda r: (rnd(r, 4, 3),), None),
+    ("pinv_tall", L.pinv, lambda r: (rnd(r, 4, 3),), np.linalg.pinv),
+    ("pinv_wide_stack", L.pinv, lambda r: (rnd(r, 2, 3, 4),), np.linalg.pinv),
+    ("matrix_power_3", lambda a: L.matrix_power(a, 3), lambda r: (rnd(r, 2, 3, 3),), None),
+    ("matrix_power_neg", lambda a: L.matrix_power(a, -2), lambda r: (well(r, 3, 3),), None),
+    (
+        "multi_dot",
+        lambda a, b, c: L.multi_dot([a, b, c]),
+        lambda r: (rnd(r, 3), rnd(r, 3, 4), rnd(r, 4, 2)),
+        lambda a, b, c: np.linalg.multi_dot([a, b, c]),
+    ),
+    (
+        "tensorsolve",
+        L.tensorsolve,
+        lambda r: (well(r, 6, 6).reshape(2, 3, 6), rnd(r, 2, 3)),
+        np.linalg.tensorsolve,
+    ),
+    (
+        "lstsq_x",
+        lambda a, b: L.lstsq(a, b)[0],
+        lambda r: (rnd(r, 5, 3), rnd(r, 5, 2)),
+        lambda a, b: np.linalg.lstsq(a, b)[0],
+    ),
+    (
+        "lstsq_residuals",
+        lambda a, b: L.lstsq(a, b)[1],
+        lambda r: (rnd(r, 5, 3), rnd(r, 5)),
+        lambda a, b: np.linalg.lstsq(a, b)[1],
+    ),
+]
+
+
+def _svd_invariant(a, full, k=None):
+    """Sign-invariant functions of all three factors (u_i v_i^T products and s)."""
+    u, s, vh = L.svd(a, full_matrices=full)
+    k = min(a.shape[-2:]) if k is None else k
+    u = u[..., :, :k]
+    vh = vh[..., :k, :]
+    w = np.arange(1.0, k + 1)
+    return dnp.matmul(u * w, vh) + dnp.sum(s)
+
+
+def _qr_sum(qr):
+    q, r = qr
+    return dnp.sum(q * 1.5) + dnp.sum(r * r)
+
+
+@pytest.mark.parametrize("name,f,make,f_np", CASES, ids=[c[0] for c in CASES])
+def test_grads(name, f, make, f_np, rng):
+    args = make(rng)
+    if f_np is not None:
+        np.testing.assert_allclose(
+            np.asarray(ds.jvp(f, args, args)[0]), f_np(*args), rtol=1e-10, atol=1e-12
+        )
+    check(f, *args)
+
+
+def test_values_outside_transforms_are_numpy(rng):
+    a = well(rng, 2, 3, 3)
+    s = spd(rng, 3, 3)
+    assert L.inv(a) is not None and np.array_equal(L.inv(a), np.linalg.inv(a))
+    for got, want in [
+        (L.slogdet(a), np.linalg.slogdet(a)),
+        (L.eigh(s), np.linalg.eigh(s)),
+        (L.svd(a), np.linalg.svd(a)),
+        (L.qr(a), np.linalg.qr(a)),
+    ]:
+        for x, y in zip(got, want, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_traced_values_equal_numpy(rng):
+    a = rnd(rng, 2, 4, 3)
+    s = spd(rng, 2, 3, 3)
+
+    def traced(f, x):
+        return ds.jvp(f, (x,), (np.zeros_like(x),))[0]
+
+    np.testing.assert_allclose(traced(lambda x: L.slogdet(x)[0], s), np.linalg.slogdet(s)[0])
+    np.testing.assert_allclose(traced(lambda x: L.slogdet(x)[1], s), np.linalg.slogdet(s)[1])
+    np.testing.assert_allclose(traced(L.cholesky, s), np.linalg.cholesky(s))
+    np.testing.assert_allclose(traced(lambda x: L.eigh(x)[0], s), np.linalg.eigvalsh(s))
+    np.testing.assert_allclose(
+        traced(lambda x: L.svd(x, compute_uv=False), a), np.linalg.svd(a, compute_uv=False)
+    )
+    for mode in ("reduced", "complete", "r"):
+        want = np.linalg.qr(a, mode=mode)
+        got = ds.jvp(lambda x, mode=mode: L.qr(x, mode=mode), (a,), (np.zeros_like(a),))[0]
+        for x, y in zip(
+            got if mode != "r" else [got], want if mode != "r" else [want], strict=True
+        ):
+            np.testing.assert_allclose(x, y, atol=1e-12)
+    np.testing.assert_allclose(
+        traced(lambda x: L.svd(x, full_matrices=True)[0], a), np.linalg.svd(a)[0]
+    )
+
+
+def test_gradient_formulas(rng):
+    """Closed forms: d log|det A| = A^-T, d det A = det(A) A^-T, d tr(A^-1 B) = -(A^-1 B A^-1)^T."""
+    a = well(rng, 4, 4)
+    b = rnd(rng, 4, 4)
+    np.testing.assert_allclose(ds.grad(lambda x: L.slogdet(x)[1])(a), np.linalg.inv(a).T)
+    np.testing.assert_allclose(ds.grad(L.det)(a), np.linalg.det(a) * np.linalg.inv(a).T)
+    ai = np.linalg.inv(a)
+    np.testing.assert_allclose(
+        ds.grad(lambda x: dnp.sum(dnp.einsum("ii->i", L.solve(x, b))))(a), -(ai @ b @ ai).T
+    )
+    s = spd(rng, 4, 4)
+    w, v = np.linalg.eigh(s)
+    np.testing.assert_allclose(
+        ds.grad(lambda x: dnp.sum(L.eigvalsh(x) * np.arange(4.0)))(s),
+        v @ np.diag(np.arange(4.0)) @ v.T,
+        atol=1e-12,
+    )
+
+
+NORM_CASES = [
+    ("vec", o, ax, kd)
+    for o in (None, 2, 1, 3, 0.5, -1.5, np.inf, -np.inf, 0)
+    for ax, kd in ((1, False), (-1, True))
+] + [
+    ("mat", o, ax, kd)
+    for o in (None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf)
+    for ax, kd in (((1, 2), False), ((2, 0), True))
+]
+
+
+@pytest.mark.parametrize("kind,ord,axis,keepdims", NORM_CASES)
+def test_norm(kind, ord, axis, keepdims, rng):
+    x = rnd(rng, 2, 3, 4)
+
+    def f(a):
+        return L.norm(a, ord=ord, axis=axis, keepdims=keepdims)
+
+    want = np.linalg.norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(ds.jvp(f, (x,), (x,))[0], want, rtol=1e-12)
+    np.testing.assert_array_equal(f(x), want)
+    modes = ("fwd", "rev")
+    ds.check_grads(f, (x,), order=1 if ord == 0 else 2, modes=modes)
+
+
+@pytest.mark.parametrize("ord", [None, 1, np.inf, "fro", 2, "nuc"])
+def test_norm_default_axes(ord, rng):
+    x = rnd(rng, 3, 4) if ord not in (None,) else rnd(rng, 2, 3, 4)
+    if ord in (1, np.inf):
+        x = rnd(rng, 4) if ord == 1 else rnd(rng, 3, 4)
+    want = np.linalg.norm(x, ord=ord)
+    np.testing.assert_allclose(ds.jvp(lambda a: L.norm(a, ord), (x,), (x,))[0], want)
+    check(lambda a: L.norm(a, ord), x)
+    np.testing.assert_allclose(
+        ds.jvp(lambda a: L.norm(a, ord, keepdims=True), (x,), (x,))[0],
+        np.linalg.norm(x, ord, keepdims=True),
+    )
+
+
+def test_norm_complex_vector(rng):
+    z = rnd(rng, 5) + 1j * rnd(rng, 5)
+    np.testing.assert_allclose(ds.jvp(L.norm, (z,), (z,))[0], np.linalg.norm(z))
+    check(L.norm, z)
+
+
+def test_complex_holomorphic(rng):
+    a = well(rng, 3, 3) + 1j * rnd(rng, 3, 3)
+    b = rnd(rng, 3, 2) + 1j * rnd(rng, 3, 2)
+    check(L.inv, a)
+    check(L.solve, a, b)
+    check(L.det, a)
+    check(lambda x: L.slogdet(x)[1], a)
+
+
+def test_matrix_rank_values_and_zero_gradient(rng):
+    a = rnd(rng, 2, 4, 3)
+    a[1, :, 2] = a[1, :, 0]
+    want = np.linalg.matrix_rank(a)
+    assert list(want) == [3, 2]
+    np.testing.assert_array_equal(ds.jvp(L.matrix_rank, (a,), (a,))[0], want)
+    g = ds.grad(lambda x: dnp.sum(x) * 0 + dnp.sum(L.matrix_rank(x) * 1.0))(a)
+    np.testing.assert_array_equal(g, 0.0)
+    np.testing.assert_array_equal(ds.vmap(L.matrix_rank)(a), want)
+
+
+VMAP = [
+    ("inv", L.inv, (True,)),
+    ("det", L.det, (True,)),
+    ("slogdet", lambda a: L.slogdet(a)[1], (True,)),
+    ("sign", lambda a: L.slogdet(a)[0], (True,)),
+    (
+        "cholesky",
+        lambda a: L.cholesky(dnp.matmul(a, dnp.swapaxes(a, -1, -2)) + 3 * np.eye(3)),
+        (True,),
+    ),
+    ("eigh", lambda a: L.eigh(sym(a))[1] ** 2, (True,)),
+    ("svd", lambda a: L.svd(a)[1], (True,)),
+    ("qr", lambda a: L.qr(a)[1], (True,)),
+    ("pinv", L.pinv, (True,)),
+    ("norm_nuc", lambda a: L.norm(a, "nuc"), (True,)),
+    ("solve_a_batched", L.solve, (True, False)),
+    ("solve_b_batched", L.solve, (False, True)),
+    ("solve_both", L.solve, (True, True)),
+]
+
+
+@pytest.mark.parametrize("name,f,which", VMAP, ids=[v[0] for v in VMAP])
+def test_vmap_equals_stacking(name, f, which, rng):
+    stacked = [well(rng, 4, 3, 3), rnd(rng, 4, 3, 2)][: len(which)]
+    args = [s if w else s[0] for s, w in zip(stacked, which, strict=True)]
+    in_axes = tuple(0 if w else None for w in which)
+    got = ds.vmap(f, in_axes=in_axes)(*args)
+    want = np.stack(
+        [f(*[a[i] if w else a for a, w in zip(args, which, strict=True)]) for i in range(4)]
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_jacobians_batched(rng):
+    a = well(rng, 3, 3)
+    ai = np.linalg.inv(a)
+    jr = ds.jacrev(L.inv)(a)
+    jf = ds.jacfwd(L.inv)(a)
+    np.testing.assert_allclose(jr, -np.einsum("ik,lj->ijkl", ai, ai), atol=1e-12)
+    np.testing.assert_allclose(jf, jr, atol=1e-12)
+    h = ds.hessian(lambda x: L.slogdet(x)[1])(a)
+    np.testing.assert_allclose(h, -np.einsum("li,jk->ijkl", ai, ai), atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        L.inv,
+        L.det,
+        lambda a: L.slogdet(a)[1],
+        lambda a: L.solve(a, np.ones((3, 2), np.float32)),
+        lambda a: L.cholesky(sym(a) + 3 * np.eye(3, dtype=np.float32)),
+        lambda a: L.eigh(sym(a))[0],
+        lambda a: L.svd(a)[1],
+        lambda a: L.qr(a)[1],
+        L.pinv,
+        lambda a: L.norm(a, 2),
+    ],
+)
+def test_float32_preserved(f, rng):
+    a = well(rng, 3, 3).astype(np.float32)
+    out = ds.jvp(f, (a,), (a,))
+    assert out[0].dtype == np.float32 and out[1].dtype == np.float32
+    g = ds.grad(lambda x: dnp.sum(f(x)))(a)
+    assert g.dtype == np.float32
+
+
+def test_errors(rng):
+    with pytest.raises(np.linalg.LinAlgError, match="square"):
+        ds.grad(lambda x: dnp.sum(L.inv(x)))(rnd(rng, 2, 3))
+    z = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
+    with pytest.raises(NotImplementedError, match="complex"):
+        ds.jvp(lambda x: L.eigh(x)[0], (z,), (z,))
+    with pytest.raises(ValueError, match="invalid norm order"):
+        ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
+
+
+def test_symmetric_conventions(rng):
+    """eigh/cholesky read one triangle; their gradients are symmetric (JAX's convention) and
+    tangents enter through their symmetric part."""
+    s = spd(rng, 4, 4)
+    w = np.arange(1.0, 5.0)
+    for f in (
+        lambda x: dnp.sum(L.eigh(x)[1][:, 0] ** 2 * w),
+        lambda x: dnp.sum(L.cholesky(x) * w),
+    ):
+        g = ds.grad(f)(s)
+        np.testing.assert_allclose(g, g.T, atol=1e-12)
+        t = rnd(rng, 4, 4)
+        _, d1 = ds.jvp(f, (s,), (t,))
+        _, d2 = ds.jvp(f, (s,), ((t + t.T) / 2,))
+        np.testing.assert_allclose(d1, d2, atol=1e-12)
+        np.testing.assert_allclose(d1, np.sum(g * t), atol=1e-10)
