@@ -3,6 +3,7 @@ convolution, adaptive average pooling as two averaging matmuls."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -99,10 +100,9 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, op: str = "max_
 def _argmax_index(x: np.ndarray, kernel, spec: ConvSpec) -> np.ndarray:
     """Flat indices into ``x`` of each window's (first) maximum: ``(N, C, *out)``.
 
-    One pass per kernel offset over strided views (no window copies): a running maximum
-    and the offset where it was first reached.
+    Passes over strided views, one per kernel offset (no window copies): the maximum, then
+    the first offset that reaches it.
     """
-    nd = len(kernel)
     n, c = x.shape[:2]
     spatial = x.shape[2:]
     if any(lo or hi for lo, hi in spec.padding):
@@ -114,27 +114,39 @@ def _argmax_index(x: np.ndarray, kernel, spec: ConvSpec) -> np.ndarray:
             spatial, kernel, spec.stride, spec.padding, spec.dilation, strict=True
         )
     )
-    best = None
-    arg = None
-    for k_flat, offs in enumerate(itertools.product(*(range(k) for k in kernel))):
+    views = []
+    for offs in itertools.product(*(range(k) for k in kernel)):
         index = (slice(None), slice(None)) + tuple(
             slice(o * d, o * d + s * (m - 1) + 1, s)
             for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
         )
-        view = x[index]
-        if best is None:
-            best = view.copy()
-            arg = np.zeros(best.shape, dtype=np.intp)
-            continue
-        better = view > best  # strict: the first maximum wins, as in PyTorch
-        np.copyto(best, view, where=better)
-        arg[better] = k_flat
-    k_pos = np.unravel_index(arg, kernel)
-    index = np.arange(n * c).reshape(n, c, *([1] * nd))
+        views.append(x[index])
+    best = views[0].copy()
+    for view in views[1:]:
+        np.maximum(best, view, out=best)
+    dtype = np.int32 if x.size < 2**31 else np.intp
+    offset = np.zeros(best.shape, dtype=dtype)
+    offsets = list(itertools.product(*(range(k) for k in kernel)))
+    for k in range(len(views) - 1, 0, -1):  # the first maximum wins, as in PyTorch
+        flat = sum(
+            o * d * math.prod(spatial[a + 1 :])
+            for a, (o, d) in enumerate(zip(offsets[k], spec.dilation, strict=True))
+        )
+        offset = np.where(views[k] == best, dtype(flat), offset)
+    return _window_origins((n, c) + tuple(spatial), tuple(kernel), spec, out) + offset
+
+
+@functools.lru_cache(maxsize=32)
+def _window_origins(shape, kernel, spec: ConvSpec, out) -> np.ndarray:
+    """Flat index in the unpadded input of each window's first element (read-only)."""
+    n, c = shape[:2]
+    spatial = shape[2:]
+    nd = len(kernel)
+    index = np.arange(n * c, dtype=np.intp).reshape(n, c, *([1] * nd))
     for a in range(nd):
         o = np.arange(out[a]).reshape([1, 1] + [out[a] if i == a else 1 for i in range(nd)])
-        coord = o * spec.stride[a] + k_pos[a] * spec.dilation[a] - spec.padding[a][0]
-        index = index * spatial[a] + coord
+        index = index * spatial[a] + (o * spec.stride[a] - spec.padding[a][0])
+    index.flags.writeable = False
     return index
 
 
