@@ -8,6 +8,23 @@ isotonic regressions they are built on.
 from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus
 from .isotonic import isotonic_kl, isotonic_l2, isotonic_regression
 from .neuralsort import neural_sort, neural_sort_values, neuralsort_reference
+from .sampling import (
+    as_generator,
+    gumbel_noise,
+    gumbel_softmax,
+    logistic_noise,
+    normal_rsample,
+    relaxed_bernoulli,
+)
+from .score_function import (
+    Bernoulli,
+    Categorical,
+    GradientVariance,
+    MovingAverageBaseline,
+    Normal,
+    gradient_variance,
+    score_function,
+)
 from .sinkhorn import sinkhorn_plan, sinkhorn_rank, sinkhorn_sort
 from .smooth import (
     Relaxation,
@@ -35,19 +52,32 @@ from .straight_through import (
 )
 
 __all__ = [
+    "Bernoulli",
+    "Categorical",
+    "GradientVariance",
+    "MovingAverageBaseline",
+    "Normal",
     "Relaxation",
+    "as_generator",
+    "gradient_variance",
+    "gumbel_noise",
+    "gumbel_softmax",
     "isotonic_kl",
     "isotonic_l2",
     "isotonic_regression",
     "log_sigmoid",
     "log_softmax",
+    "logistic_noise",
     "logsumexp",
     "neural_sort",
     "neural_sort_values",
     "neuralsort_reference",
+    "normal_rsample",
     "permutahedron_projection",
     "quantize",
     "relaxation",
+    "relaxed_bernoulli",
+    "score_function",
     "sigmoid",
     "sinkhorn_plan",
     "sinkhorn_rank",

@@ -111,9 +111,12 @@ class Relaxation:
         return self.soft(*args, **kwargs)
 
     def hard(self, *args, **kwargs):
-        """The exact (hard) operation; ``temperature`` is accepted and ignored."""
-        kwargs.pop("temperature", None)
-        return self._hard(*args, **kwargs)
+        """The exact (hard) operation, with the surrogate's arguments (``temperature`` is
+        accepted and ignored)."""
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        bound.arguments.pop("temperature", None)
+        return self._hard(*bound.arguments.values())
 
     def straight_through(self, *args, **kwargs):
         """The hard value, differentiated as the surrogate."""
