@@ -8,6 +8,7 @@ isotonic regressions they are built on.
 from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus
 from .isotonic import isotonic_kl, isotonic_l2, isotonic_regression
 from .neuralsort import neural_sort, neural_sort_values, neuralsort_reference
+from .quantization import QuantizationGap, noisy_quantize, quantization_gap, soft_round
 from .sampling import (
     as_generator,
     gumbel_noise,
@@ -57,6 +58,7 @@ __all__ = [
     "GradientVariance",
     "MovingAverageBaseline",
     "Normal",
+    "QuantizationGap",
     "Relaxation",
     "as_generator",
     "gradient_variance",
@@ -72,8 +74,10 @@ __all__ = [
     "neural_sort",
     "neural_sort_values",
     "neuralsort_reference",
+    "noisy_quantize",
     "normal_rsample",
     "permutahedron_projection",
+    "quantization_gap",
     "quantize",
     "relaxation",
     "relaxed_bernoulli",
@@ -89,6 +93,7 @@ __all__ = [
     "soft_max",
     "soft_min",
     "soft_rank",
+    "soft_round",
     "soft_sign",
     "soft_sort",
     "soft_step",
