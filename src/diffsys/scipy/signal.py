@@ -1,0 +1,166 @@
+"""``diffsys.scipy.signal``: N-D convolution and correlation, differentiable in both inputs.
+
+Two primitives carry everything: the full convolution and the valid correlation. They are
+each other's adjoints (the VJP of a convolution is a correlation with the other input, and
+the VJP of a correlation is a convolution and a correlation), so derivatives of any order
+stay convolutions. ``same`` and ``valid`` modes are centred slices of the full convolution,
+as in SciPy, and correlation is convolution with the reversed second input.
+
+Real inputs only (complex ones raise ``TypeError``); both inputs have the same number of
+dimensions, as SciPy requires.
+
+>>> import numpy as np, diffsys as ds
+>>> from diffsys.scipy import signal
+>>> signal.convolve(np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+array([1., 3., 2.])
+"""
+
+from __future__ import annotations
+
+import scipy.signal as ss
+
+import diffsys.numpy as dnp
+
+from ..core.primitive import Primitive
+from ..numpy._util import dtype_of, shape_of
+
+__all__ = ["convolve", "correlate", "fftconvolve"]
+
+
+def _conv_full_impl(x, k, method):
+    return ss.convolve(x, k, mode="full", method=method)
+
+
+def _corr_valid_impl(a, v, method):
+    # a is at least as large as v in every dimension (so SciPy never swaps the inputs)
+    return ss.correlate(a, v, mode="valid", method=method)
+
+
+conv_full = Primitive("scipy.signal.convolve_full", _conv_full_impl)
+corr_valid = Primitive("scipy.signal.correlate_valid", _corr_valid_impl)
+
+# out[n] = sum_m x[m] k[n - m]:  x_bar[m] = sum_n g[n] k[n - m] = corr_valid(g, k)[m]
+conv_full.defvjp(
+    lambda g, ans, x, k, method: corr_valid(g, k, method=method),
+    lambda g, ans, x, k, method: corr_valid(g, x, method=method),
+)
+conv_full.defjvp(
+    lambda t, ans, x, k, method: conv_full(t, k, method=method),
+    lambda t, ans, x, k, method: conv_full(x, t, method=method),
+)
+# out[m] = sum_j a[m + j] v[j]:  a_bar = conv_full(g, v), v_bar[j] = sum_m g[m] a[m + j]
+corr_valid.defvjp(
+    lambda g, ans, a, v, method: conv_full(g, v, method=method),
+    lambda g, ans, a, v, method: corr_valid(a, g, method=method),
+)
+corr_valid.defjvp(
+    lambda t, ans, a, v, method: corr_valid(t, v, method=method),
+    lambda t, ans, a, v, method: corr_valid(a, t, method=method),
+)
+
+
+def _lead1(x):
+    return dnp.reshape(x, (1,) + tuple(shape_of(x)))
+
+
+def _conv_batch(args, batched, method):
+    x, k = args
+    if batched[0] and not batched[1]:  # a length-1 axis convolved with the batch keeps it
+        return conv_full(x, _lead1(k), method=method)
+    if batched[1] and not batched[0]:
+        return conv_full(_lead1(x), k, method=method)
+    return dnp.stack([conv_full(x[i], k[i], method=method) for i in range(shape_of(x)[0])])
+
+
+def _corr_batch(args, batched, method):
+    a, v = args
+    if batched[0] and not batched[1]:
+        return corr_valid(a, _lead1(v), method=method)
+    n = shape_of(a if batched[0] else v)[0]
+    return dnp.stack(
+        [
+            corr_valid(a[i] if batched[0] else a, v[i] if batched[1] else v, method=method)
+            for i in range(n)
+        ]
+    )
+
+
+conv_full.defbatch(_conv_batch)
+corr_valid.defbatch(_corr_batch)
+
+
+def _check(in1, in2, op):
+    s1, s2 = shape_of(in1), shape_of(in2)
+    if len(s1) != len(s2):
+        raise ValueError(
+            f"{op}: in1 and in2 should have the same dimensionality, got shapes {s1} and {s2}"
+        )
+    for a in (in1, in2):
+        if dtype_of(a).kind == "c":
+            raise TypeError(f"{op}: complex inputs are not supported (got {dtype_of(a)})")
+    if 0 in s1 or 0 in s2:
+        raise ValueError(f"{op}: empty input (shapes {s1} and {s2})")
+    return s1, s2
+
+
+def _centered(full, shape):
+    fshape = shape_of(full)
+    idx = tuple(slice((f - n) // 2, (f - n) // 2 + n) for f, n in zip(fshape, shape, strict=True))
+    if all(s.start == 0 and s.stop == f for s, f in zip(idx, fshape, strict=True)):
+        return full
+    return full[idx]
+
+
+def _convolve(in1, in2, mode, method, op):
+    s1, s2 = _check(in1, in2, op)
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"{op}: mode must be 'full', 'valid' or 'same', got {mode!r}")
+    if method not in ("auto", "direct", "fft"):
+        raise ValueError(f"{op}: method must be 'auto', 'direct' or 'fft', got {method!r}")
+    if mode == "valid":
+        ge = all(a >= b for a, b in zip(s1, s2, strict=True))
+        le = all(a <= b for a, b in zip(s1, s2, strict=True))
+        if not (ge or le):
+            raise ValueError(
+                f"{op}: for 'valid' mode, one must be at least as large as the other in every "
+                f"dimension (shapes {s1} and {s2})"
+            )
+        big, small = (in1, in2) if ge else (in2, in1)
+        # convolve(big, small, valid) = corr_valid(big, reversed small): no wasted work
+        if len(s1) == 0:
+            return conv_full(in1, in2, method=method)
+        return corr_valid(big, _reverse(small), method=method)
+    if len(s1) == 0:
+        return conv_full(in1, in2, method=method)
+    full = conv_full(in1, in2, method=method)
+    if mode == "full":
+        return full
+    return _centered(full, s1)
+
+
+def _reverse(x):
+    return x[(slice(None, None, -1),) * len(shape_of(x))]
+
+
+def convolve(in1, in2, mode: str = "full", method: str = "auto"):
+    """N-D convolution of ``in1`` and ``in2`` (as :func:`scipy.signal.convolve`),
+    differentiable in both; ``mode`` is ``'full'``, ``'valid'`` or ``'same'``."""
+    return _convolve(in1, in2, mode, method, "convolve")
+
+
+def correlate(in1, in2, mode: str = "full", method: str = "auto"):
+    """N-D cross-correlation (as :func:`scipy.signal.correlate`, real inputs),
+    differentiable in both: ``convolve(in1, in2[::-1, ...], mode)``."""
+    s1, s2 = _check(in1, in2, "correlate")
+    if mode == "valid" and all(a >= b for a, b in zip(s1, s2, strict=True)) and s1:
+        return corr_valid(in1, in2, method=method)
+    if mode == "valid" and s1 and all(a <= b for a, b in zip(s1, s2, strict=True)):
+        # SciPy swaps the inputs and reverses: correlate(in2, in1)[::-1]
+        return _reverse(corr_valid(in2, in1, method=method))
+    return _convolve(in1, _reverse(in2) if s2 else in2, mode, method, "correlate")
+
+
+def fftconvolve(in1, in2, mode: str = "full"):
+    """N-D convolution by FFT (as :func:`scipy.signal.fftconvolve`), differentiable in both
+    inputs; the derivatives are FFT correlations and convolutions."""
+    return _convolve(in1, in2, mode, "fft", "fftconvolve")
