@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import cnn_step, hessian, hvp, mlp_step, overhead
+from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, overhead
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 
 WORKLOADS: dict[str, Workload] = {
@@ -14,6 +14,8 @@ WORKLOADS: dict[str, Workload] = {
         mlp_step.WORKLOAD_F32,
         mlp_step.WORKLOAD_F64,
         cnn_step.WORKLOAD,
+        linalg.WORKLOAD,
+        fft.WORKLOAD,
     )
 }
 

@@ -132,7 +132,7 @@ def test_freqs_are_numpy():
     [
         (lambda a: F.fft(a), False),
         (lambda a: F.fft(a), True),
-        (lambda a: F.ifftn(a, s=(3, 3)), True),
+        (lambda a: F.ifftn(a, s=(3, 3), axes=(0, 1)), True),
         (lambda a: F.rfft2(a), False),
         (lambda a: F.irfft(a, n=5, axis=0), True),
         (lambda a: F.hfft(a), True),
