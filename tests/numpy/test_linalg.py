@@ -341,3 +341,10 @@ def test_symmetric_conventions(rng):
         _, d2 = ds.jvp(f, (s,), ((t + t.T) / 2,))
         np.testing.assert_allclose(d1, d2, atol=1e-12)
         np.testing.assert_allclose(d1, np.sum(g * t), atol=1e-10)
+
+
+def test_logabsdet_ignores_imaginary_cotangent(rng):
+    a = well(rng, 3, 3) + 1j * rnd(rng, 3, 3)
+    g1 = ds.grad(lambda x: L.slogdet(x)[1])(a)
+    g2 = ds.grad(lambda x: dnp.real(L.slogdet(x)[1] * (1 + 1j)))(a)
+    np.testing.assert_allclose(g2, g1, atol=1e-12)

@@ -125,6 +125,8 @@ def _c2r_impl(x, axes, n, norm):
 
 
 def _c2r_vjp(g, ans, x, axes, n, norm):
+    if _is_complex(g):  # a real output: only the real part of a complex cotangent counts
+        g = ad_util.cast(ad_util.real_part(g), dtype=dtype_of(ans))
     y = r2c_p(g, axes=axes, norm=_SWAP[norm])
     last = axes[-1]
     m = shape_of(y)[last]

@@ -202,7 +202,15 @@ def _logabsdet_jvp(t, ans, a):
 
 
 logabsdet_p = Primitive("linalg.logabsdet", _logabsdet_impl)
-logabsdet_p.defvjp(lambda g, ans, a: _inv_T_times(a, g))
+
+
+def _logabsdet_vjp(g, ans, a):
+    if _is_complex(g):  # a real output: only the real part of a complex cotangent counts
+        g = ad_util.real_part(g)
+    return _inv_T_times(a, g)
+
+
+logabsdet_p.defvjp(_logabsdet_vjp)
 logabsdet_p.defjvp(_logabsdet_jvp)
 _unary_batch(logabsdet_p)
 
