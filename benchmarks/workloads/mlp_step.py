@@ -7,8 +7,6 @@ parameters and returns the updated ones, which are compared with the hand-writte
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ._common import torch_single_thread
