@@ -21,6 +21,7 @@ parameters, whose derivatives SciPy does not provide either; asking raises
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -63,8 +64,27 @@ def _safe(inside, z, fill=0.5):
     return dnp.where(inside, z, fill)
 
 
+def _quiet(cls):
+    """Wrap the public methods in ``np.errstate(divide="ignore")``: log(0) = -inf outside the
+    support is a value here, as in SciPy, not a warning."""
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_"):
+
+            @functools.wraps(fn)
+            def quiet(*args, _fn=fn, **kwargs):
+                with np.errstate(divide="ignore"):
+                    return _fn(*args, **kwargs)
+
+            setattr(cls, name, quiet)
+    return cls
+
+
 class _Continuous:
     """pdf/cdf/sf from logpdf/logcdf/logsf, for distributions that define those."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _quiet(cls)
 
     def pdf(self, x, *args, **kwargs):
         return dnp.exp(self.logpdf(x, *args, **kwargs))
@@ -330,6 +350,7 @@ uniform = _Uniform()
 # --- Poisson ---
 
 
+@_quiet
 class _Poisson:
     """Poisson with mean ``mu`` (differentiable in ``mu``; ``k`` is a count)."""
 
