@@ -320,7 +320,7 @@ def test_errors(rng):
         ds.grad(lambda x: dnp.sum(L.inv(x)))(rnd(rng, 2, 3))
     z = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
     with pytest.raises(NotImplementedError, match="complex"):
-        ds.jvp(lambda x: L.eigh(x)[0], (z,), (z,))
+        ds.jvp(lambda x: L.svd(x)[1], (z,), (z,))
     with pytest.raises(ValueError, match="invalid norm order"):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
@@ -348,3 +348,23 @@ def test_logabsdet_ignores_imaginary_cotangent(rng):
     g1 = ds.grad(lambda x: L.slogdet(x)[1])(a)
     g2 = ds.grad(lambda x: dnp.real(L.slogdet(x)[1] * (1 + 1j)))(a)
     np.testing.assert_allclose(g2, g1, atol=1e-12)
+
+
+def test_complex_hermitian(rng):
+    """eigh and cholesky of Hermitian matrices (JAX's convention); eigenvectors through
+    phase-invariant functions (|v|^2, projectors)."""
+    m = rnd(rng, 2, 3, 3) + 1j * rnd(rng, 2, 3, 3)
+    a = m @ np.conj(np.swapaxes(m, -1, -2)) + 3 * np.eye(3)
+
+    def herm(x):
+        return (x + dnp.conjugate(dnp.swapaxes(x, -1, -2))) / 2
+
+    def proj(x):
+        v = L.eigh(herm(x))[1][..., :, :1]
+        return dnp.matmul(v, dnp.conjugate(dnp.swapaxes(v, -1, -2)))
+
+    np.testing.assert_allclose(ds.jvp(L.cholesky, (a,), (a,))[0], np.linalg.cholesky(a))
+    check(lambda x: L.eigvalsh(herm(x)), a)
+    check(lambda x: dnp.real(L.eigh(herm(x))[1] * dnp.conjugate(L.eigh(herm(x))[1])), a)
+    check(proj, a)
+    check(lambda x: L.cholesky(herm(x)), a)

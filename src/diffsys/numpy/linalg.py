@@ -13,14 +13,14 @@ use solves and factorizations, never an explicit inverse where a solve serves::
 Conventions (see ``docs/numpy-linalg-fft.md``):
 
 - ``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle of their input; their derivatives
-  are those of ``f(sym(A))`` with ``sym(A) = (A + A^T) / 2`` (as in JAX): the gradient is
-  symmetric and a tangent enters through its symmetric part.
+  are those of ``f(herm(A))`` with ``herm(A) = (A + A^H) / 2`` (as in JAX): the gradient is
+  symmetric (Hermitian) and a tangent enters through its symmetric (Hermitian) part.
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
-- Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``matrix_power``,
-  ``multi_dot``, ``tensorsolve`` differentiate with JAX's convention; ``cholesky``, ``eigh``,
-  ``svd``, ``qr``, ``pinv`` have real-only derivative rules (a complex input under a transform
-  raises ``NotImplementedError``).
+- Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``cholesky``,
+  ``eigh`` (Hermitian), ``matrix_power``, ``multi_dot``, ``tensorsolve`` differentiate with
+  JAX's convention; ``svd``, ``qr``, ``pinv`` have real-only derivative rules (a complex input
+  under a transform raises ``NotImplementedError``).
 """
 
 from __future__ import annotations
@@ -78,6 +78,16 @@ def _diag_embed(v):
 
 def _sym(x):
     return (x + _T(x)) * 0.5
+
+
+def _H(x):
+    """The conjugate transpose (the transpose for real ``x``)."""
+    return dnp.conjugate(_T(x)) if _is_complex(x) else _T(x)
+
+
+def _herm(x):
+    """The Hermitian (symmetric, for real ``x``) part."""
+    return (x + _H(x)) * 0.5
 
 
 def _tril_mask(n, like, k=0):
@@ -249,20 +259,18 @@ def _phi(x):
 
 
 def _cholesky_jvp(t, ans, a):
-    _real_only("cholesky", a)
     L = ans
-    tmp = solve_p(L, _sym(t))  # L^-1 S
-    x = _T(solve_p(L, _T(tmp)))  # L^-1 S L^-T
+    tmp = solve_p(L, _herm(t))  # L^-1 S
+    x = _H(solve_p(L, _H(tmp)))  # L^-1 S L^-H
     return dnp.matmul(L, _phi(x))
 
 
 def _cholesky_vjp(g, ans, a):
-    _real_only("cholesky", a)
     L = ans
     p = _phi(dnp.matmul(_T(L), g))
     y = solve_p(_T(L), p)  # L^-T P
-    s = _T(solve_p(_T(L), _T(y)))  # L^-T P L^-1
-    return _sym(s)
+    s = _T(solve_p(_H(L), _T(y)))  # L^-T P conj(L)^-1
+    return _herm(s)
 
 
 cholesky_p = Primitive("linalg.cholesky", np.linalg.cholesky)
@@ -291,20 +299,23 @@ def _eig_F(w):
 
 
 def _eigh_jvp(t, ans, a, UPLO):
-    _real_only("eigh", a)
     w, v = ans
-    s = dnp.matmul(_T(v), dnp.matmul(_sym(t), v))
+    s = dnp.matmul(_H(v), dnp.matmul(_herm(t), v))
     dw = _diag(s)
+    if _is_complex(dw):
+        dw = ad_util.real_part(dw)
     dv = dnp.matmul(v, _eig_F(w) * s)
     return [dw, dv]
 
 
 def _eigh_vjp(g, ans, a, UPLO):
-    _real_only("eigh", a)
     w, v = ans
     gw, gv = g
+    if _is_complex(gw):  # the eigenvalues are real
+        gw = ad_util.real_part(gw)
     inner = _diag_embed(gw) + _eig_F(w) * dnp.matmul(_T(v), gv)
-    return _sym(dnp.matmul(v, dnp.matmul(inner, _T(v))))
+    vc = dnp.conjugate(v) if _is_complex(v) else v
+    return _herm(dnp.matmul(vc, dnp.matmul(inner, _T(v))))
 
 
 eigh_p = Primitive(
