@@ -44,6 +44,20 @@ UNARY = {
     "j1": (sp.j1, sc.j1, uniform(-5.0, 5.0)),
     "y0": (sp.y0, sc.y0, uniform(0.5, 5.0)),
     "y1": (sp.y1, sc.y1, uniform(0.5, 5.0)),
+    "k0": (sp.k0, sc.k0, uniform(0.3, 4.0)),
+    "k1": (sp.k1, sc.k1, uniform(0.3, 4.0)),
+    "k0e": (sp.k0e, sc.k0e, uniform(0.3, 4.0)),
+    "k1e": (sp.k1e, sc.k1e, uniform(0.3, 4.0)),
+    "erfcx": (sp.erfcx, sc.erfcx, uniform(-2.0, 3.0)),
+    "dawsn": (sp.dawsn, sc.dawsn, uniform(-3.0, 3.0)),
+    "expi": (sp.expi, sc.expi, uniform(0.3, 3.0)),
+    "exp1": (sp.exp1, sc.exp1, uniform(0.3, 3.0)),
+    "loggamma": (sp.loggamma, sc.loggamma, uniform(0.3, 4.0)),
+    "cosm1": (sp.cosm1, sc.cosm1, uniform(-3.0, 3.0)),
+    "exp10": (sp.exp10, sc.exp10, uniform(-1.0, 1.0)),
+    "exp2": (sp.exp2, sc.exp2, uniform(-2.0, 2.0)),
+    "softplus": (sp.softplus, sc.softplus, uniform(-4.0, 4.0)),
+    "wrightomega": (sp.wrightomega, sc.wrightomega, uniform(-2.0, 3.0)),
     "sindg": (sp.sindg, sc.sindg, uniform(-200.0, 200.0)),
     "cosdg": (sp.cosdg, sc.cosdg, uniform(-200.0, 200.0)),
     "exprel": (sp.exprel, sc.exprel, uniform(-2.0, 2.0)),
@@ -84,6 +98,10 @@ BINARY = {
     "jn": (sp.jn, sc.jn, integer([0, 1, 2, 3]), pos(-5.0, 5.0), (1,)),
     "yv": (sp.yv, sc.yv, pos(-1.5, 2.5), pos(0.5, 5.0), (1,)),
     "yn": (sp.yn, sc.yn, integer([0, 1, 2, 3]), pos(0.5, 5.0), (1,)),
+    "kv": (sp.kv, sc.kv, pos(-1.5, 2.5), pos(0.3, 3.0), (1,)),
+    "kve": (sp.kve, sc.kve, pos(-1.5, 2.5), pos(0.3, 3.0), (1,)),
+    "zeta": (sp.zeta, sc.zeta, pos(1.5, 4.0), pos(0.5, 3.0), (1,)),
+    "powm1": (sp.powm1, sc.powm1, pos(0.5, 2.0), pos(-2.0, 2.0), (0, 1)),
 }
 
 SHAPE_PAIRS = [((), ()), ((3,), (3,)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3))]
@@ -173,6 +191,10 @@ def test_higher_order_derivatives_in_closed_form():
     np.testing.assert_allclose(d(lambda z: sp.iv(2.0, z))(x), sc.ivp(2.0, x), rtol=1e-12)
     np.testing.assert_allclose(d(lambda z: sp.jv(1.5, z))(x), sc.jvp(1.5, x), rtol=1e-12)
     np.testing.assert_allclose(d(lambda z: sp.yn(2, z))(x), sc.yvp(2, x), rtol=1e-12)
+    np.testing.assert_allclose(d(lambda z: sp.kv(0.7, z))(x), sc.kvp(0.7, x), rtol=1e-12)
+    np.testing.assert_allclose(d(d(sp.k0))(x), sc.kvp(0, x, n=2), rtol=1e-12)
+    np.testing.assert_allclose(d(d(lambda z: sp.iv(1.5, z)))(x), sc.ivp(1.5, x, n=2), rtol=1e-12)
+    np.testing.assert_allclose(d(lambda q: sp.zeta(3.0, q))(x), -3.0 * sc.zeta(4.0, x), rtol=1e-14)
     np.testing.assert_allclose(d(sp.i1)(np.array([0.0])), [0.5], rtol=1e-15)
     # the Taylor branches at 0
     np.testing.assert_allclose(d(sp.sinc)(np.array([0.0])), [0.0], atol=1e-300)

@@ -229,6 +229,36 @@ yn = _binary("yn", sc.yn, None, lambda ans, n, z: _half_sum(yv, n, z, -1.0))
 y0 = _unary("y0", sc.y0, lambda ans, x: dnp.negative(y1(x)))
 y1 = _unary("y1", sc.y1, lambda ans, x: 0.5 * (y0(x) - yv(2.0, x)))
 
+k0 = _unary("k0", sc.k0, lambda ans, x: dnp.negative(k1(x)))
+k1 = _unary("k1", sc.k1, lambda ans, x: -0.5 * (k0(x) + kv(2.0, x)))
+k0e = _unary("k0e", sc.k0e, lambda ans, x: ans - k1e(x))
+k1e = _unary("k1e", sc.k1e, lambda ans, x: ans - 0.5 * (k0e(x) + kve(2.0, x)))
+kv = _binary("kv", sc.kv, None, lambda ans, v, z: -_half_sum(kv, v, z))
+# kv: modified Bessel function of the second kind K_v(z) (differentiable in z)
+kve = _binary("kve", sc.kve, None, lambda ans, v, z: ans - _half_sum(kve, v, z))
+# kve: exponentially scaled K_v(z) * exp(z) (differentiable in z)
+
+# --- more elementary and special functions ---------------------------------------------------
+
+erfcx = _unary("erfcx", sc.erfcx, lambda ans, x: 2.0 * x * ans - _TWO_SQRT_PI)
+dawsn = _unary("dawsn", sc.dawsn, lambda ans, x: 1.0 - 2.0 * x * ans)
+expi = _unary("expi", sc.expi, lambda ans, x: dnp.exp(x) / x)
+exp1 = _unary("exp1", sc.exp1, lambda ans, x: dnp.negative(dnp.exp(dnp.negative(x)) / x))
+loggamma = _unary("loggamma", sc.loggamma, lambda ans, x: digamma(x))
+cosm1 = _unary("cosm1", sc.cosm1, lambda ans, x: dnp.negative(dnp.sin(x)))
+exp10 = _unary("exp10", sc.exp10, lambda ans, x: ans * math.log(10.0))
+exp2 = _unary("exp2", sc.exp2, lambda ans, x: ans * math.log(2.0))
+softplus = _unary("softplus", sc.softplus, lambda ans, x: expit(x))
+wrightomega = _unary("wrightomega", sc.wrightomega, lambda ans, x: ans / (1.0 + ans))
+zeta = _binary("zeta", sc.zeta, None, lambda ans, x, q: dnp.negative(x * zeta(x + 1.0, q)))
+# zeta(x, q): the Hurwitz zeta function (differentiable in q)
+powm1 = _binary(
+    "powm1",
+    sc.powm1,
+    lambda ans, x, y: y * dnp.power(x, y - 1.0),
+    lambda ans, x, y: (ans + 1.0) * dnp.log(x),
+)
+
 # --- sinc-like helpers ---------------------------------------------------------------------------
 
 _DEG = math.pi / 180.0
@@ -434,12 +464,19 @@ __all__ = [
     "betainc",
     "betaln",
     "cosdg",
+    "cosm1",
+    "dawsn",
     "digamma",
     "entr",
     "erf",
     "erfc",
     "erfcinv",
+    "erfcx",
     "erfinv",
+    "exp1",
+    "exp10",
+    "exp2",
+    "expi",
     "expit",
     "exprel",
     "gamma",
@@ -456,26 +493,37 @@ __all__ = [
     "j1",
     "jn",
     "jv",
+    "k0",
+    "k0e",
+    "k1",
+    "k1e",
     "kl_div",
+    "kv",
+    "kve",
     "log_expit",
     "log_ndtr",
     "log_softmax",
+    "loggamma",
     "logit",
     "logsumexp",
     "multigammaln",
     "ndtr",
     "ndtri",
     "polygamma",
+    "powm1",
     "psi",
     "rel_entr",
     "rgamma",
     "sinc",
     "sindg",
     "softmax",
+    "softplus",
+    "wrightomega",
     "xlog1py",
     "xlogy",
     "y0",
     "y1",
     "yn",
     "yv",
+    "zeta",
 ]
