@@ -202,42 +202,37 @@ def det(a):
     return det_p(a)
 
 
-def _logabsdet_impl(a):
-    return np.linalg.slogdet(a)[1]
-
-
-def _logabsdet_jvp(t, ans, a):
+def _slogdet_jvp(t, ans, a):
+    sign, _ = ans
     d = _trace_solve(a, t)
-    return ad_util.real_part(d) if _is_complex(d) else d
+    d = ad_util.real_part(d) if _is_complex(d) else d
+    return [ad_util.zeros_like_value(sign), d]  # the sign is piecewise constant
 
 
-logabsdet_p = Primitive("linalg.logabsdet", _logabsdet_impl)
-
-
-def _logabsdet_vjp(g, ans, a):
+def _slogdet_vjp(g, ans, a):
+    g = g[1]  # the sign has zero derivative
     if _is_complex(g):  # a real output: only the real part of a complex cotangent counts
         g = ad_util.real_part(g)
     return _inv_T_times(a, g)
 
 
-logabsdet_p.defvjp(_logabsdet_vjp)
-logabsdet_p.defjvp(_logabsdet_jvp)
-_unary_batch(logabsdet_p)
-
-
-_sign_det_p = Primitive(
-    "linalg.slogdet_sign", lambda a: np.linalg.slogdet(a)[0], zero_derivative=True
+# One primitive for both results: one LU factorization in the forward pass.
+slogdet_p = Primitive(
+    "linalg.slogdet", lambda a: tuple(np.linalg.slogdet(a)), multiple_results=True
 )
-_unary_batch(_sign_det_p)
+slogdet_p.defvjp(_slogdet_vjp)
+slogdet_p.defjvp(_slogdet_jvp)
+_unary_batch(slogdet_p)
 
 
 def slogdet(a):
-    """``(sign, log|det a|)``; the sign is not differentiable (a plain value), ``logabsdet``
+    """``(sign, log|det a|)``; the sign is not differentiable (zero derivative), ``logabsdet``
     is, with VJP ``g A^-T`` from one solve with ``A^T``."""
     if not _traced(a):
         return np.linalg.slogdet(a)
     _check_square("slogdet", a)
-    return _sign_det_p(a), logabsdet_p(a)
+    sign, logabsdet = slogdet_p(a)
+    return sign, logabsdet
 
 
 def _concrete_or_none(x):
