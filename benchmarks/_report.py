@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from _env import THREAD_ENV
-from workloads import FRAMEWORKS, Workload
+from workloads import FRAMEWORKS, WORKLOADS, Workload
 
 Result = dict[str, Any]
 
@@ -35,11 +36,14 @@ def _check(result: Result) -> str:
     return status
 
 
-def _row(workload: Workload, result: Result, baseline: float | None) -> list[str]:
+def _row(
+    workload: Workload, result: Result, baseline: float | None, target: float | None = None
+) -> list[str]:
     key = result["framework"]
     impl = workload.impls[key]
     if key == "diffsys":
-        reference = f"target ≤ {fmt(workload.target)}"
+        value = workload.target if target is None else target
+        reference = f"target ≤ {fmt(value)}" if np.isfinite(value) else ""
     else:
         ref = workload.issue_refs.get(key)
         reference = fmt(ref) if ref is not None else ""
@@ -64,16 +68,60 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return lines
 
 
-def _target_line(workload: Workload, diffsys: Result | None) -> str:
-    target = f"Target for diffsys (from the issue): ≤ {fmt(workload.target)} {workload.unit}."
+Lookup = dict[tuple[str, str], Result]
+
+
+def _target(workload: Workload, lookup: Lookup | None) -> tuple[float | None, str]:
+    """The target value (in ``workload.unit``) and how to state it."""
+    if workload.relative_target is None:
+        return workload.target, f"≤ {fmt(workload.target)} {workload.unit}"
+    name, framework, factor = workload.relative_target
+    impl = WORKLOADS[name].impls[framework] if name in WORKLOADS else None
+    row = f"`{framework}` row of `{name}`" + (f" ({impl.method})" if impl else "")
+    what = f"≤ {factor:g} × the time of the {row}"
+    ref = (lookup or {}).get((name, framework))
+    if ref is None or "median" not in ref:
+        return None, what + " (not measured in this run)"
+    value = factor * ref["median"] * workload.scale
+    return value, what + f" = {fmt(value)} {workload.unit}"
+
+
+def _target_line(workload: Workload, diffsys: Result | None, lookup: Lookup | None = None) -> str:
+    value, stated = _target(workload, lookup)
+    target = f"Target for diffsys (from the issue): {stated}."
     if diffsys is None or "median" not in diffsys:
         return target + " diffsys: not measured."
     time = diffsys["median"] * workload.scale
-    verdict = "met" if time <= workload.target else "not met"
+    if value is None:
+        return target + f" Measured: **{fmt(time)} {workload.unit}**."
+    verdict = "met" if time <= value else "not met"
     return target + f" Measured: **{fmt(time)} {workload.unit}, {verdict}**."
 
 
-def workload_section(workload: Workload, results: list[Result]) -> list[str]:
+def series_section(title: str, points: list[tuple[Workload, list[Result]]]) -> list[str]:
+    """One scaling table: n, diffsys time, time per (rows * n log2 n), growth between rows."""
+    header = ["n", "rows", "Median", "ns per row·n·log2 n", "Time ratio to previous n", "Check"]
+    rows: list[list[str]] = []
+    previous: tuple[float, int] | None = None  # (time, n) of the previous measured row
+    for workload, results in sorted(points, key=lambda p: p[0].series[1]):
+        _, n, batch = workload.series
+        result = next((r for r in results if r["framework"] == "diffsys"), None)
+        if result is None or "median" not in result:
+            rows.append([f"{n:,}", str(batch), "—", "—", "—", _check(result or {"status": "—"})])
+            continue
+        t = result["median"]
+        per = t / (batch * n * np.log2(n)) * 1e9
+        growth = f"{t / previous[0]:.1f}× (n {n / previous[1]:g}×)" if previous else "—"
+        rows.append(
+            [f"{n:,}", str(batch), f"{fmt(t * 1e3)} ms", f"{per:.2f}", growth, _check(result)]
+        )
+        previous = (t, n)
+    return [f"## Scaling: {title}", "", *_table(header, rows), ""]
+
+
+def workload_section(
+    workload: Workload, results: list[Result], lookup: Lookup | None = None
+) -> list[str]:
     by_key = {r["framework"]: r for r in results}
     diffsys = by_key.get("diffsys")
     baseline = diffsys["median"] * workload.scale if diffsys and "median" in diffsys else None
@@ -88,13 +136,14 @@ def workload_section(workload: Workload, results: list[Result]) -> list[str]:
         "Runs × calls",
         "Check vs NumPy",
     ]
-    rows = [_row(workload, by_key[k], baseline) for k in FRAMEWORKS if k in by_key]
+    target, _ = _target(workload, lookup)
+    rows = [_row(workload, by_key[k], baseline, target) for k in FRAMEWORKS if k in by_key]
     return [
         f"## {workload.title} (`{workload.name}`)",
         "",
         workload.description,
         "",
-        _target_line(workload, diffsys),
+        _target_line(workload, diffsys, lookup),
         "",
         *_table(header, rows),
         "",
@@ -142,6 +191,13 @@ def render(
         *_table(["", ""], ([k, v] for k, v in machine.items())),
         "",
     ]
+    lookup: Lookup = {(r["workload"], r["framework"]): r for _, rs in sections for r in rs}
+    series: dict[str, list[tuple[Workload, list[Result]]]] = {}
     for workload, results in sections:
-        lines += workload_section(workload, results)
+        if workload.series is not None:
+            series.setdefault(workload.series[0], []).append((workload, results))
+            continue
+        lines += workload_section(workload, results, lookup)
+    for title, points in series.items():
+        lines += series_section(title, points)
     return "\n".join(lines).rstrip() + "\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, overhead
+from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 
 WORKLOADS: dict[str, Workload] = {
@@ -16,6 +16,11 @@ WORKLOADS: dict[str, Workload] = {
         cnn_step.WORKLOAD,
         linalg.WORKLOAD,
         fft.WORKLOAD,
+        soft_sort.WORKLOAD_RANK,
+        soft_sort.WORKLOAD_SORT,
+        neuralsort.WORKLOAD_FORWARD,
+        neuralsort.WORKLOAD,
+        *soft_sort.SCALING,
     )
 }
 

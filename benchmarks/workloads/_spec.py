@@ -60,3 +60,9 @@ class Workload:
     impls: dict[str, Impl]
     issue_refs: dict[str, float] = field(default_factory=dict)  # issue author's numbers
     tolerance: float = 1e-8  # relative error allowed against the reference (float32: larger)
+    # The target as a multiple of another measurement of the same run, (workload, framework,
+    # factor), e.g. "<= 1.3 x the NumPy forward pass"; ``target`` is then only a fallback.
+    relative_target: tuple[str, str, float] | None = None
+    # A point of a scaling table, (series title, n, rows): such workloads are reported in one
+    # table per series (n, time, time per n log2 n) instead of a section each.
+    series: tuple[str, int, int] | None = None
