@@ -194,3 +194,52 @@ def test_vmap_and_float32(rng):
     g = ds.grad(lambda r: dnp.sum(st.norm.logpdf(r, 0.0, 1.0)))(x)
     assert g.dtype == np.float32
     np.testing.assert_allclose(g, -x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["norm", "logistic", "laplace", "cauchy", "expon", "uniform"])
+def test_ppf(rng, name):
+    q = np.array([0.05, 0.3, 0.45, 0.62, 0.97])  # not 0.5: the kink of laplace.ppf
+    dist = getattr(st, name)
+    np.testing.assert_allclose(
+        dist.ppf(q, 0.2, 1.3), getattr(ss, name).ppf(q, 0.2, 1.3), rtol=1e-13
+    )
+    ds.check_grads(dist.ppf, (q, np.array(0.2), np.array(1.3)), order=2)
+    # the inverse of the cdf, and its derivative the reciprocal density
+    np.testing.assert_allclose(dist.cdf(dist.ppf(q, 0.2, 1.3), 0.2, 1.3), q, rtol=1e-12)
+    slope = ds.elementwise_grad(lambda p: dist.ppf(p, 0.2, 1.3))(q)
+    np.testing.assert_allclose(slope, 1.0 / dist.pdf(dist.ppf(q, 0.2, 1.3), 0.2, 1.3))
+
+
+DISCRETE = {
+    "bernoulli": ((0.3,), ["logpmf", "pmf", "cdf", "sf"]),
+    "binom": ((10.0, 0.3), ["logpmf", "pmf", "cdf", "sf"]),
+    "geom": ((0.3,), ["logpmf", "pmf", "cdf", "sf", "logsf"]),
+    "nbinom": ((3.5, 0.4), ["logpmf", "pmf", "cdf", "sf"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISCRETE))
+def test_discrete(name):
+    params, methods = DISCRETE[name]
+    k = np.array([-1.0, 0.0, 1.0, 2.0, 3.0, 5.0, 1.5, 10.0, 11.0])
+    inside = np.array([0.0, 1.0, 2.0, 3.0]) if name != "bernoulli" else np.array([0.0, 1.0])
+    if name == "geom":
+        inside = inside + 1.0
+    dist = getattr(st, name)
+    for method in methods:
+        with np.errstate(all="ignore"):
+            ref = getattr(getattr(ss, name), method)(k, *params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_allclose(getattr(dist, method)(k, *params), ref, rtol=1e-12)
+        # differentiable in p (the last parameter); in n too for the negative binomial pmf
+        *rest, p = params
+
+        def in_p(pp, method=method, rest=tuple(rest)):
+            return getattr(dist, method)(inside, *rest, pp)
+
+        ds.check_grads(in_p, (np.array(p),), order=2)
+        if name == "nbinom" and method in ("logpmf", "pmf"):
+            ds.check_grads(lambda nn: dist.logpmf(inside, nn, p), (np.array(3.5),), order=2)
+    g = ds.grad(lambda pp: dnp.sum(dist.logpmf(k, *params[:-1], pp)))(params[-1])
+    assert np.isfinite(g)

@@ -33,15 +33,19 @@ from ..core.primitive import Primitive
 from . import special as sp
 
 __all__ = [
+    "bernoulli",
     "beta",
+    "binom",
     "cauchy",
     "chi2",
     "dirichlet",
     "expon",
     "gamma",
+    "geom",
     "laplace",
     "logistic",
     "multivariate_normal",
+    "nbinom",
     "norm",
     "poisson",
     "t",
@@ -246,6 +250,9 @@ class _Logistic(_Continuous):
     def logsf(self, x, loc=0.0, scale=1.0):
         return sp.log_expit((loc - x) / scale)
 
+    def ppf(self, q, loc=0.0, scale=1.0):
+        return loc + scale * sp.logit(q)
+
 
 logistic = _Logistic()
 
@@ -277,6 +284,13 @@ class _Laplace(_Continuous):
         z, low, high = self._halves(x, loc, scale)
         return dnp.where(dnp.less(z, 0), dnp.log1p(-low), -dnp.maximum(z, 0.0) - _LOG2)
 
+    def ppf(self, q, loc=0.0, scale=1.0):
+        low = dnp.less_equal(q, 0.5)
+        q_low = dnp.where(low, q, 0.25)  # keep the unselected logs finite
+        q_high = dnp.where(low, 0.75, q)
+        z = dnp.where(low, dnp.log(2.0 * q_low), -dnp.log(2.0 - 2.0 * q_high))
+        return loc + scale * z
+
 
 laplace = _Laplace()
 
@@ -297,6 +311,9 @@ class _Cauchy(_Continuous):
 
     def logsf(self, x, loc=0.0, scale=1.0):
         return dnp.log(self.sf(x, loc, scale))
+
+    def ppf(self, q, loc=0.0, scale=1.0):
+        return loc + scale * dnp.tan(math.pi * (q - 0.5))
 
 
 cauchy = _Cauchy()
@@ -319,6 +336,9 @@ class _Expon(_Continuous):
 
     def logsf(self, x, loc=0.0, scale=1.0):
         return -dnp.maximum((x - loc) / scale, 0.0)
+
+    def ppf(self, q, loc=0.0, scale=1.0):
+        return loc - scale * dnp.log1p(-q)
 
 
 expon = _Expon()
@@ -343,6 +363,9 @@ class _Uniform(_Continuous):
 
     def logsf(self, x, loc=0.0, scale=1.0):
         return dnp.log(self.sf(x, loc, scale))
+
+    def ppf(self, q, loc=0.0, scale=1.0):
+        return loc + scale * q
 
 
 uniform = _Uniform()
@@ -385,6 +408,130 @@ class _Poisson:
 
 
 poisson = _Poisson()
+
+
+def _count(k, loc, lo=0):
+    """``k - loc``, whether it is an integer >= lo, and a safe stand-in where it is not."""
+    k = dnp.subtract(k, loc)
+    valid = dnp.logical_and(dnp.greater_equal(k, lo), dnp.equal(k, dnp.floor(k)))
+    return k, valid, _safe(valid, k, float(lo))
+
+
+@_quiet
+class _Bernoulli:
+    """Bernoulli with success probability ``p`` (differentiable in ``p``)."""
+
+    def logpmf(self, k, p, loc=0):
+        k, valid, ks = _count(k, loc)
+        valid = dnp.logical_and(valid, dnp.less_equal(k, 1))
+        ks = _safe(valid, k, 0.0)
+        return _masked(valid, sp.xlogy(ks, p) + sp.xlog1py(1.0 - ks, -p), -np.inf)
+
+    def pmf(self, k, p, loc=0):
+        return dnp.exp(self.logpmf(k, p, loc))
+
+    def cdf(self, k, p, loc=0):
+        k = dnp.floor(dnp.subtract(k, loc))
+        below = dnp.less(k, 0)
+        return dnp.where(below, 0.0, dnp.where(dnp.less(k, 1), 1.0 - p, 1.0 + 0.0 * p))
+
+    def sf(self, k, p, loc=0):
+        return 1.0 - self.cdf(k, p, loc)
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.bernoulli"
+
+
+bernoulli = _Bernoulli()
+
+
+@_quiet
+class _Binom:
+    """Binomial with ``n`` trials and success probability ``p`` (differentiable in ``p``)."""
+
+    def logpmf(self, k, n, p, loc=0):
+        k, valid, ks = _count(k, loc)
+        valid = dnp.logical_and(valid, dnp.less_equal(k, n))
+        ks = _safe(valid, k, 0.0)
+        comb = sp.gammaln(n + 1.0) - sp.gammaln(ks + 1.0) - sp.gammaln(n - ks + 1.0)
+        return _masked(valid, comb + sp.xlogy(ks, p) + sp.xlog1py(n - ks, -p), -np.inf)
+
+    def pmf(self, k, n, p, loc=0):
+        return dnp.exp(self.logpmf(k, n, p, loc))
+
+    def cdf(self, k, n, p, loc=0):
+        k = dnp.floor(dnp.subtract(k, loc))
+        inside = dnp.logical_and(dnp.greater_equal(k, 0), dnp.less(k, n))
+        ks = _safe(inside, k, 0.0)
+        # P(K <= k) = I_{1-p}(n - k, k + 1)
+        value = sp.betainc(_safe(inside, n - ks, 1.0), ks + 1.0, 1.0 - p)
+        return dnp.where(inside, value, dnp.where(dnp.less(k, 0), 0.0, 1.0))
+
+    def sf(self, k, n, p, loc=0):
+        return 1.0 - self.cdf(k, n, p, loc)
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.binom"
+
+
+binom = _Binom()
+
+
+@_quiet
+class _Geom:
+    """Geometric: trials up to the first success, ``k >= 1`` (differentiable in ``p``)."""
+
+    def logpmf(self, k, p, loc=0):
+        k, valid, ks = _count(k, loc, lo=1)
+        return _masked(valid, sp.xlog1py(ks - 1.0, -p) + dnp.log(p), -np.inf)
+
+    def pmf(self, k, p, loc=0):
+        return dnp.exp(self.logpmf(k, p, loc))
+
+    def logsf(self, k, p, loc=0):
+        k = dnp.maximum(dnp.floor(dnp.subtract(k, loc)), 0.0)
+        return sp.xlog1py(k, -p)
+
+    def sf(self, k, p, loc=0):
+        return dnp.exp(self.logsf(k, p, loc))
+
+    def cdf(self, k, p, loc=0):
+        return -dnp.expm1(self.logsf(k, p, loc))
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.geom"
+
+
+geom = _Geom()
+
+
+@_quiet
+class _NBinom:
+    """Negative binomial: failures before the ``n``-th success with probability ``p``
+    (differentiable in ``n`` for the pmf, and in ``p``)."""
+
+    def logpmf(self, k, n, p, loc=0):
+        k, valid, ks = _count(k, loc)
+        comb = sp.gammaln(n + ks) - sp.gammaln(n) - sp.gammaln(ks + 1.0)
+        return _masked(valid, comb + n * dnp.log(p) + sp.xlog1py(ks, -p), -np.inf)
+
+    def pmf(self, k, n, p, loc=0):
+        return dnp.exp(self.logpmf(k, n, p, loc))
+
+    def cdf(self, k, n, p, loc=0):
+        k = dnp.floor(dnp.subtract(k, loc))
+        valid = dnp.greater_equal(k, 0)
+        # P(K <= k) = I_p(n, k + 1)
+        return _masked(valid, sp.betainc(n, _safe(valid, k, 0.0) + 1.0, p), 0.0)
+
+    def sf(self, k, n, p, loc=0):
+        return 1.0 - self.cdf(k, n, p, loc)
+
+    def __repr__(self) -> str:
+        return "diffsys.scipy.stats.nbinom"
+
+
+nbinom = _NBinom()
 
 # --- Dirichlet ---
 
