@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -368,3 +371,30 @@ def test_complex_hermitian(rng):
     check(lambda x: dnp.real(L.eigh(herm(x))[1] * dnp.conjugate(L.eigh(herm(x))[1])), a)
     check(proj, a)
     check(lambda x: L.cholesky(herm(x)), a)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch_a=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2),
+    batch_b=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2),
+    n=st.integers(1, 3),
+    k=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_solve_broadcasting_property(batch_a, batch_b, n, k, seed):
+    """solve over broadcasting stacks: NumPy's values, and gradients (both modes) that sum
+    over broadcast axes."""
+    try:
+        np.broadcast_shapes(batch_a, batch_b)
+    except ValueError:
+        assume(False)
+    r = np.random.default_rng(seed)
+    a = r.standard_normal(batch_a + (n, n)) + 3 * np.eye(n)
+    b = r.standard_normal(batch_b + (n, k))
+    np.testing.assert_allclose(ds.jvp(L.solve, (a, b), (a, b))[0], np.linalg.solve(a, b))
+    ds.check_grads(L.solve, (a, b), order=1, modes=("fwd", "rev"))
+    # vmap over a new leading axis of b alone equals the stacked solves
+    bs = np.stack([b, 2 * b])
+    np.testing.assert_allclose(
+        ds.vmap(L.solve, in_axes=(None, 0))(a, bs), np.stack([L.solve(a, x) for x in bs])
+    )
