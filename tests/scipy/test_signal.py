@@ -108,3 +108,41 @@ def test_float32_and_errors(rng):
         sg.convolve(np.ones(3), np.ones(3), mode="circular")
     with pytest.raises(TypeError, match="complex"):
         sg.convolve(np.ones(3) * 1j, np.ones(3))
+
+
+PAIRS_2D = [
+    ((5, 6), (2, 3)),
+    ((4, 4), (3, 3)),
+    ((3, 4), (4, 5)),
+    ((2, 3), (4, 4)),
+    ((3, 3), (7, 2)),
+]
+BOUNDARIES = [("fill", 0.0), ("fill", 1.5), ("wrap", 0.0), ("symm", 0.0)]
+
+
+@pytest.mark.parametrize("boundary,fillvalue", BOUNDARIES, ids=str)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("s1,s2", PAIRS_2D, ids=str)
+def test_2d_with_boundaries(rng, s1, s2, mode, boundary, fillvalue):
+    a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+    kw = {"mode": mode, "boundary": boundary, "fillvalue": fillvalue}
+    for f, ref in ((sg.convolve2d, ss.convolve2d), (sg.correlate2d, ss.correlate2d)):
+        if mode == "valid" and not _valid_ok(s1, s2):
+            with pytest.raises(ValueError):
+                f(a, b, **kw)
+            continue
+        out = f(a, b, **kw)
+        expected = ref(a, b, **kw)
+        assert np.shape(out) == np.shape(expected)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-13)
+        ds.check_grads(lambda x, y, f=f: f(x, y, **kw), (a, b), order=2)
+    if boundary == "fill" and mode != "valid":
+        fun = lambda c: sg.convolve2d(a, b, mode=mode, fillvalue=c)  # noqa: E731
+        ds.check_grads(fun, (np.array(fillvalue),), order=1)
+
+
+def test_2d_errors():
+    with pytest.raises(ValueError, match="2-D"):
+        sg.convolve2d(np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="boundary"):
+        sg.correlate2d(np.ones((3, 3)), np.ones((2, 2)), boundary="reflect")

@@ -17,14 +17,16 @@ array([1., 3., 2.])
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.signal as ss
 
 import diffsys.numpy as dnp
 
 from ..core.primitive import Primitive
+from ..core.tracer import Tracer
 from ..numpy._util import dtype_of, shape_of
 
-__all__ = ["convolve", "correlate", "fftconvolve"]
+__all__ = ["convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve"]
 
 
 def _conv_full_impl(x, k, method):
@@ -164,3 +166,83 @@ def fftconvolve(in1, in2, mode: str = "full"):
     """N-D convolution by FFT (as :func:`scipy.signal.fftconvolve`), differentiable in both
     inputs; the derivatives are FFT correlations and convolutions."""
     return _convolve(in1, in2, mode, "fft", "fftconvolve")
+
+
+# --- 2-D with boundary conditions ---
+
+
+def _boundary_index(n: int, pad: int, boundary: str) -> np.ndarray:
+    """Source indices of a length-``n`` axis padded by ``pad`` on both sides."""
+    i = np.arange(-pad, n + pad)
+    if boundary == "wrap":
+        return np.mod(i, n)
+    if boundary == "symm":  # reflect including the edge: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...
+        j = np.mod(i, 2 * n)
+        return np.where(j < n, j, 2 * n - 1 - j)
+    return np.clip(i, 0, n - 1)  # fill: placeholder indices, masked below
+
+
+def _pad2d(x, pads, boundary, fillvalue):
+    """``x`` padded by ``pads[axis]`` on both sides of each axis (differentiable in ``x``)."""
+    for axis, pad in enumerate(pads):
+        if pad == 0:
+            continue
+        n = shape_of(x)[axis]
+        idx = _boundary_index(n, pad, boundary)
+        sel = (slice(None),) * axis + (idx,)
+        x = x[sel]
+        if boundary == "fill":
+            inside = (np.arange(-pad, n + pad) >= 0) & (np.arange(-pad, n + pad) < n)
+            mask = inside.reshape((-1,) + (1,) * (1 - axis))
+            x = dnp.where(mask, x, fillvalue)
+    return x
+
+
+def _conv2d(in1, in2, mode, boundary, fillvalue, op, flip):
+    s1, s2 = _check(in1, in2, op)
+    if len(s1) != 2:
+        raise ValueError(f"{op}: inputs must be 2-D, got shapes {s1} and {s2}")
+    if boundary not in ("fill", "wrap", "symm"):
+        raise ValueError(f"{op}: boundary must be 'fill', 'wrap' or 'symm', got {boundary!r}")
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"{op}: mode must be 'full', 'valid' or 'same', got {mode!r}")
+    if flip:  # correlate2d(a, b) = convolve2d(a, b reversed), as SciPy defines it
+        in2 = _reverse(in2)
+    plain_zero_fill = not isinstance(fillvalue, Tracer) and np.all(np.asarray(fillvalue) == 0)
+    if mode == "valid" or (boundary == "fill" and plain_zero_fill):
+        if mode == "valid":
+            ge = all(a >= b for a, b in zip(s1, s2, strict=True))
+            le = all(a <= b for a, b in zip(s1, s2, strict=True))
+            if not (ge or le):
+                raise ValueError(
+                    f"{op}: for 'valid' mode, one must be at least as large as the other in "
+                    f"every dimension (shapes {s1} and {s2})"
+                )
+            if flip and le and not ge:
+                # SciPy swaps the inputs of a correlation: correlate2d(in2, in1) reversed
+                return _reverse(corr_valid(_reverse(in2), in1, method="direct"))
+        if mode == "valid":
+            return _convolve(in1, in2, mode, "direct", op)
+        full = conv_full(in1, in2, method="direct")
+    else:
+        # pad in1 by the kernel's reach with the boundary rule, then take the valid part
+        padded = _pad2d(in1, [k - 1 for k in s2], boundary, fillvalue)
+        full = corr_valid(padded, _reverse(in2), method="direct")
+    if mode == "full":
+        return full
+    # SciPy centres 'same' at (k - 1) // 2 for convolve2d but at k // 2 for correlate2d
+    starts = [k // 2 if flip else (k - 1) // 2 for k in s2]
+    return full[tuple(slice(a, a + n) for a, n in zip(starts, s1, strict=True))]
+
+
+def convolve2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0):
+    """2-D convolution with SciPy's boundary rules (``fill`` with ``fillvalue``, ``wrap``,
+    ``symm``), as :func:`scipy.signal.convolve2d`; differentiable in both inputs (and in
+    ``fillvalue``)."""
+    return _conv2d(in1, in2, mode, boundary, fillvalue, "convolve2d", flip=False)
+
+
+def correlate2d(in1, in2, mode: str = "full", boundary: str = "fill", fillvalue=0):
+    """2-D cross-correlation with SciPy's boundary rules, as :func:`scipy.signal.correlate2d`;
+    differentiable in both inputs."""
+    return _conv2d(in1, in2, mode, boundary, fillvalue, "correlate2d", flip=True)
