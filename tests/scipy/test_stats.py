@@ -243,3 +243,25 @@ def test_discrete(name):
             ds.check_grads(lambda nn: dist.logpmf(inside, nn, p), (np.array(3.5),), order=2)
     g = ds.grad(lambda pp: dnp.sum(dist.logpmf(k, *params[:-1], pp)))(params[-1])
     assert np.isfinite(g)
+
+
+def test_multivariate_normal_hessians_use_batched_solves(rng):
+    d = 4
+    a = rng.standard_normal((d, d))
+    cov = a @ a.T + np.eye(d)
+    mean, x = rng.standard_normal(d), rng.standard_normal((3, d))
+    loss = lambda c: dnp.sum(st.multivariate_normal.logpdf(x, mean, c))  # noqa: E731
+    hess = ds.hessian(loss)(cov)
+    grad = ds.grad(loss)
+    for i, j in [(0, 0), (1, 2), (3, 1)]:
+        e = np.zeros((d, d))
+        e[i, j] = 1e-6
+        np.testing.assert_allclose(
+            (grad(cov + e) - grad(cov - e)) / 2e-6, hess[:, :, i, j], rtol=1e-5, atol=1e-7
+        )
+    hm = ds.hessian(lambda m: dnp.sum(st.multivariate_normal.logpdf(x, m, cov)))(mean)
+    np.testing.assert_allclose(hm, -3 * np.linalg.inv(cov), rtol=1e-12)
+    jf = ds.jacfwd(lambda c: st.multivariate_normal.logpdf(x, mean, c))(cov)
+    np.testing.assert_allclose(
+        jf, ds.jacrev(lambda c: st.multivariate_normal.logpdf(x, mean, c))(cov)
+    )

@@ -30,6 +30,7 @@ import scipy.special as sc
 import diffsys.numpy as dnp
 
 from ..core.primitive import Primitive
+from ..numpy._util import broadcast_like, unbroadcast
 from . import special as sp
 
 __all__ = [
@@ -573,14 +574,17 @@ def _mT(a):
 
 
 _solve = Primitive("scipy.stats.solve", lambda a, b: np.linalg.solve(a, b))
+# b is a matrix (or a stack); stacks broadcast, so the cotangents are un-broadcast.
 _solve.defvjp(
-    lambda g, ans, a, b: dnp.negative(dnp.matmul(_solve(_mT(a), g), _mT(ans))),
-    lambda g, ans, a, b: _solve(_mT(a), g),
+    lambda g, ans, a, b: unbroadcast(dnp.negative(dnp.matmul(_solve(_mT(a), g), _mT(ans))), a),
+    lambda g, ans, a, b: unbroadcast(_solve(_mT(a), g), b),
 )
 _solve.defjvp(
     lambda t, ans, a, b: dnp.negative(_solve(a, dnp.matmul(t, ans))),
-    lambda t, ans, a, b: _solve(a, t),
+    lambda t, ans, a, b: broadcast_like(_solve(a, t), ans),
 )
+# Batched operands carry the batch on axis 0 and stacks broadcast: one call does the batch.
+_solve.defbatch(lambda args, batched: _solve(*args))
 
 
 def _logdet_impl(a):
@@ -596,9 +600,16 @@ def _logdet_impl(a):
     return np.linalg.slogdet(a)[1]
 
 
+def _eye_like(a):
+    return dnp.eye(a.shape[-1], dtype=a.dtype)
+
+
 _logdet = Primitive("scipy.stats.logdet_spd", _logdet_impl)
-_logdet.defvjp(lambda g, ans, a: g * _mT(_solve(a, dnp.eye(a.shape[-1], dtype=a.dtype))))
-_logdet.defjvp(lambda t, ans, a: dnp.einsum("ii->", _solve(a, t)))
+_logdet.defvjp(
+    lambda g, ans, a: dnp.reshape(g, tuple(g.shape) + (1, 1)) * _mT(_solve(a, _eye_like(a)))
+)
+_logdet.defjvp(lambda t, ans, a: dnp.sum(_solve(a, t) * _eye_like(a), axis=(-2, -1)))
+_logdet.defbatch(lambda args, batched: _logdet(args[0]))
 
 
 class _MultivariateNormal:
