@@ -211,10 +211,26 @@ def test_large_ridge_uses_matrix_free_cg(rng):
     np.testing.assert_allclose(g, -np.sum(np.linalg.solve(A, w)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("d", [5, 260])  # Newton polish: dense below 200 unknowns, CG above
+def test_argmin_polishes_when_a_line_search_stalls(rng, d):
+    X, y = rng.standard_normal((2 * d, d)), rng.standard_normal(2 * d)
+    obj = lambda w, lam: dnp.sum((X @ w - y) ** 2) + lam * dnp.sum(w**2)
+    # max|grad| <= 1e-11 on an objective of size ~d: below what L-BFGS-B's line search can see
+    w, info = argmin(obj, np.zeros(d), 0.3, tol=1e-11, return_info=True)
+    assert info.converged and info.residual <= 1e-11
+    assert info.method in ("L-BFGS-B", "L-BFGS-B + Newton polish")
+    np.testing.assert_allclose(w, np.linalg.solve(X.T @ X + 0.3 * np.eye(d), X.T @ y), atol=1e-10)
+    with pytest.raises(ConvergenceError, match=r"argmin \(L-BFGS-B\) did NOT converge"):
+        argmin(obj, np.zeros(d), 0.3, tol=1e-13, polish=False)
+
+
 def test_argmin_errors():
     with pytest.raises(ValueError, match="argmin: objective must return a scalar"):
         argmin(lambda w: w**2, np.zeros(2))
     with pytest.raises(ValueError, match="argmin: adjoint must be one of"):
         argmin(lambda w: dnp.sum(w**2), np.zeros(2), adjoint="lu")
     with pytest.raises(ConvergenceError, match=r"argmin \(L-BFGS-B\) did NOT converge"):
-        argmin(lambda w: dnp.sum(w**2) + w[0] ** 3, np.zeros(2) + 5.0, max_iter=2)
+        argmin(lambda w: dnp.sum(w**2) + w[0] ** 3, np.zeros(2) + 5.0, max_iter=2, polish=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # unbounded below: diverges
+        with pytest.raises(ConvergenceError, match=r"argmin \(L-BFGS-B\) did NOT converge: resid"):
+            argmin(lambda w: dnp.sum(w**3 + w), np.ones(2), max_iter=20)

@@ -105,3 +105,36 @@ def newton(
         residual = _inf_norm(r)
     ok = bool(residual <= tol)
     return x, SolveInfo(name, "newton", ok, residual, tol, k)
+
+
+def newton_polish(
+    F: Callable, x: np.ndarray, *, tol: float, max_iter: int, name: str, symmetric: bool
+) -> tuple[np.ndarray, SolveInfo]:
+    """A few Newton steps from a near solution (after a solver that stalled near it).
+
+    Small problems use :func:`newton`; large ones solve each step matrix-free (CG when the
+    Jacobian is symmetric, e.g. a Hessian, else GMRES) with products from ``diffsys.jvp``.
+    Only residuals are used, never objective values, so it gets past the precision floor of
+    line searches on ``f``.
+    """
+    from scipy.sparse.linalg import LinearOperator, cg, gmres
+
+    from ..core.transforms import jvp
+
+    if x.size <= 200:
+        return newton(F, x, tol=tol, max_iter=max_iter, name=name)
+    shape, n = x.shape, x.size
+    r = np.asarray(F(x))
+    residual = _inf_norm(r)
+    k = 0
+    while np.isfinite(residual) and residual > tol and k < max_iter:
+        k += 1
+        point = x
+        mv = lambda v, point=point: np.asarray(jvp(F, (point,), (v.reshape(shape),))[1]).reshape(-1)
+        op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+        solver = cg if symmetric else gmres
+        step, _ = solver(op, -r.reshape(-1), rtol=1e-12, atol=0.1 * tol)
+        x = x + step.reshape(shape)
+        r = np.asarray(F(x))
+        residual = _inf_norm(r)
+    return x, SolveInfo(name, "newton polish", bool(residual <= tol), residual, tol, k)

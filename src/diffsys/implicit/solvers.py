@@ -20,7 +20,7 @@ import scipy.optimize
 from ..core.tracer import Tracer, concrete
 from ..core.transforms import grad, hvp, value_and_grad
 from ._core import RootSpec, solve_implicit
-from ._forward import anderson, iterate, newton
+from ._forward import anderson, iterate, newton, newton_polish
 from ._info import SolveInfo, check_on_failure
 from ._params import split_params
 from .linear import METHODS as ADJOINT_METHODS
@@ -240,6 +240,7 @@ def argmin(
     max_iter: int = 1000,
     adjoint: str = "auto",
     adjoint_tol: float = 1e-10,
+    polish: bool = True,
     on_failure: str = "raise",
     return_info: bool = False,
 ) -> Any:
@@ -249,7 +250,10 @@ def argmin(
     ``method``: ``"newton"`` (damped Newton on the gradient, dense Hessian: fast and precise
     for small smooth problems) or a :func:`scipy.optimize.minimize` method (``"L-BFGS-B"``,
     ``"BFGS"``, ``"CG"``, ``"Newton-CG"``, ``"trust-krylov"``...; gradients and
-    Hessian-vector products come from diffsys). Converged means ``max|grad| <= tol``. The
+    Hessian-vector products come from diffsys). Converged means ``max|grad| <= tol``; when a
+    SciPy method stops short of it (line searches on ``f`` stall near the optimum, where ``f``
+    no longer changes in floating point), ``polish`` finishes with up to 10 Newton steps on the
+    gradient (dense Hessian when small, CG with Hessian-vector products when large). The
     adjoint system has the (symmetric) Hessian: dense when small, CG when large.
 
     >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
@@ -297,6 +301,14 @@ def argmin(
         xs = res.x.reshape(shape).astype(x.dtype)
         residual = float(np.max(np.abs(grad_x(xs, p)))) if xs.size else 0.0
         iters = int(getattr(res, "nit", 0) or 0)
+        if residual > tol and polish and np.isfinite(residual):
+            xs, info = newton_polish(
+                lambda x: grad_x(x, p), xs, tol=tol, max_iter=10, name=name, symmetric=True
+            )
+            method_used = f"{method} + Newton polish"
+            return xs, SolveInfo(
+                name, method_used, info.converged, info.residual, tol, iters + info.iterations
+            )
         return xs, SolveInfo(name, method, residual <= tol, residual, tol, iters)
 
     return _run(
