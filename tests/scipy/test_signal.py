@@ -146,3 +146,45 @@ def test_2d_errors():
         sg.convolve2d(np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match="boundary"):
         sg.correlate2d(np.ones((3, 3)), np.ones((2, 2)), boundary="reflect")
+
+
+AXES_CASES = [
+    ((3, 8), (3, 4), 1),
+    ((3, 8), (1, 4), (1,)),
+    ((1, 8), (3, 4), -1),
+    ((4, 5, 6), (4, 2, 3), (1, 2)),
+    ((4, 5, 6), (1, 7, 3), (1, 2)),
+    ((3, 4), (2, 4), 1),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("s1,s2,axes", AXES_CASES, ids=str)
+def test_fftconvolve_axes(rng, s1, s2, axes, mode):
+    a, b = rng.standard_normal(s1), rng.standard_normal(s2)
+    try:
+        expected = ss.fftconvolve(a, b, mode=mode, axes=axes)
+    except ValueError:
+        with pytest.raises(ValueError):
+            sg.fftconvolve(a, b, mode=mode, axes=axes)
+        return
+    out = sg.fftconvolve(a, b, mode=mode, axes=axes)
+    assert np.shape(out) == np.shape(expected)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+    ds.check_grads(lambda x, y: sg.fftconvolve(x, y, mode=mode, axes=axes), (a, b), order=2)
+
+
+def test_fftconvolve_axes_vmap(rng):
+    xs = rng.standard_normal((4, 3, 8))
+    k = rng.standard_normal((3, 4))
+    out = ds.vmap(lambda x: sg.fftconvolve(x, k, mode="same", axes=1))(xs)
+    np.testing.assert_allclose(
+        out, np.stack([ss.fftconvolve(x, k, mode="same", axes=1) for x in xs]), atol=1e-12
+    )
+    ks = rng.standard_normal((4, 1, 3))
+    out = ds.vmap(lambda kk: sg.fftconvolve(xs[0], kk, mode="valid", axes=1))(ks)
+    np.testing.assert_allclose(
+        out, np.stack([ss.fftconvolve(xs[0], kk, mode="valid", axes=1) for kk in ks]), atol=1e-12
+    )
+    with pytest.raises(ValueError, match="not convolved"):
+        sg.fftconvolve(np.ones((2, 5)), np.ones((3, 5)), axes=1)

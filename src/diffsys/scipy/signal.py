@@ -24,7 +24,7 @@ import diffsys.numpy as dnp
 
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ..numpy._util import dtype_of, shape_of
+from ..numpy._util import broadcast_like, dtype_of, shape_of, unbroadcast
 
 __all__ = ["convolve", "convolve2d", "correlate", "correlate2d", "fftconvolve"]
 
@@ -162,10 +162,94 @@ def correlate(in1, in2, mode: str = "full", method: str = "auto"):
     return _convolve(in1, _reverse(in2) if s2 else in2, mode, method, "correlate")
 
 
-def fftconvolve(in1, in2, mode: str = "full"):
+def fftconvolve(in1, in2, mode: str = "full", axes=None):
     """N-D convolution by FFT (as :func:`scipy.signal.fftconvolve`), differentiable in both
-    inputs; the derivatives are FFT correlations and convolutions."""
-    return _convolve(in1, in2, mode, "fft", "fftconvolve")
+    inputs; the derivatives are FFT correlations and convolutions.
+
+    With ``axes``, only those axes are convolved; along the others the inputs broadcast
+    (equal sizes or 1), as in SciPy.
+    """
+    if axes is None:
+        return _convolve(in1, in2, mode, "fft", "fftconvolve")
+    s1, s2 = _check(in1, in2, "fftconvolve")
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"fftconvolve: mode must be 'full', 'valid' or 'same', got {mode!r}")
+    nd = len(s1)
+    axes = (axes,) if isinstance(axes, int | np.integer) else tuple(axes)
+    axes = tuple(sorted({int(a) % max(nd, 1) for a in axes}))
+    for ax in range(nd):
+        if ax not in axes and s1[ax] != s2[ax] and 1 not in (s1[ax], s2[ax]):
+            raise ValueError(
+                f"fftconvolve: incompatible shapes {s1} and {s2} along axis {ax}, which is "
+                "not convolved (sizes must be equal or 1)"
+            )
+    full = fconv_full(in1, in2, axes=axes)
+    fshape = shape_of(full)
+    if mode == "full":
+        return full
+    if mode == "same":  # SciPy centres every axis on in1's size, broadcast ones included
+        target = {ax: s1[ax] for ax in range(nd)}
+    else:
+        if not (all(s1[ax] >= s2[ax] for ax in axes) or all(s1[ax] <= s2[ax] for ax in axes)):
+            raise ValueError(
+                "fftconvolve: for 'valid' mode, one must be at least as large as the other "
+                f"along every convolved axis (shapes {s1} and {s2}, axes {axes})"
+            )
+        target = {ax: abs(s1[ax] - s2[ax]) + 1 for ax in axes}
+    idx = tuple(
+        slice((fshape[ax] - target[ax]) // 2, (fshape[ax] - target[ax]) // 2 + target[ax])
+        if ax in target
+        else slice(None)
+        for ax in range(nd)
+    )
+    return full[idx]
+
+
+# --- FFT convolution along some axes, broadcasting along the others -------------------------
+
+
+def _flip(x, axes):
+    return x[tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(x.ndim))]
+
+
+fconv_full = Primitive(
+    "scipy.signal.fftconvolve_axes",
+    lambda x, k, axes: ss.fftconvolve(x, k, mode="full", axes=axes),
+)
+fcorr_valid = Primitive(
+    "scipy.signal.fftcorrelate_axes_valid",
+    lambda a, v, axes: ss.fftconvolve(a, _flip(v, axes), mode="valid", axes=axes),
+)
+fconv_full.defvjp(
+    lambda g, ans, x, k, axes: unbroadcast(fcorr_valid(g, k, axes=axes), x),
+    lambda g, ans, x, k, axes: unbroadcast(fcorr_valid(g, x, axes=axes), k),
+)
+fconv_full.defjvp(
+    lambda t, ans, x, k, axes: broadcast_like(fconv_full(t, k, axes=axes), ans),
+    lambda t, ans, x, k, axes: broadcast_like(fconv_full(x, t, axes=axes), ans),
+)
+fcorr_valid.defvjp(
+    lambda g, ans, a, v, axes: unbroadcast(fconv_full(g, v, axes=axes), a),
+    lambda g, ans, a, v, axes: unbroadcast(fcorr_valid(a, g, axes=axes), v),
+)
+fcorr_valid.defjvp(
+    lambda t, ans, a, v, axes: broadcast_like(fcorr_valid(t, v, axes=axes), ans),
+    lambda t, ans, a, v, axes: broadcast_like(fcorr_valid(a, t, axes=axes), ans),
+)
+
+
+def _axes_batch(prim):
+    # The batch axis is one more broadcast axis: shift the convolved axes, give an unbatched
+    # operand a leading 1.
+    def rule(args, batched, axes):
+        args = [a if b else _lead1(a) for a, b in zip(args, batched, strict=True)]
+        return prim(*args, axes=tuple(a + 1 for a in axes))
+
+    prim.defbatch(rule)
+
+
+_axes_batch(fconv_full)
+_axes_batch(fcorr_valid)
 
 
 # --- 2-D with boundary conditions ---
