@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.primitive import Primitive
 from ..core.transforms import jvp, vjp
 from ..numpy import negative, zeros_like
 from ._info import SolveInfo, report
 from ._params import ParamSplit
+from ._prims import PrimitiveFamily
 from .linear import LinearSpec, linear_solve_p
 
 
@@ -106,9 +106,6 @@ def _impl(*leaves, spec: RootSpec):
     return x
 
 
-implicit_root_p = Primitive("implicit.root", _impl)
-
-
 def _cotangents(g, ans, leaves, spec: RootSpec):
     cache = spec.cache
     if cache is not None and cache[0] is g and cache[1] is ans:
@@ -120,14 +117,8 @@ def _cotangents(g, ans, leaves, spec: RootSpec):
     return cts
 
 
-class _Rules(tuple):
-    """VJP rules for any number of operands: rule ``k`` is the cotangent of leaf ``k``."""
-
-    def __getitem__(self, k):
-        return lambda g, ans, *leaves, spec: _cotangents(g, ans, leaves, spec)[k]
-
-    def __len__(self):
-        return 1 << 30
+def _vjp_rule(k: int):
+    return lambda g, ans, *leaves, spec: _cotangents(g, ans, leaves, spec)[k]
 
 
 def _jvp_all(primals, tangents, ans, spec: RootSpec):
@@ -137,8 +128,12 @@ def _jvp_all(primals, tangents, ans, spec: RootSpec):
     return linear_solve_p(negative(dF), ans, *leaves, spec=spec.jacobian_spec())
 
 
-implicit_root_p.vjps = _Rules()
-implicit_root_p.defjvp_all(_jvp_all)
+_family = PrimitiveFamily("implicit.root", _impl, _vjp_rule, _jvp_all)
+
+
+def implicit_root_p(*leaves, spec: RootSpec):
+    """The solution as a primitive of the parameter leaves (one primitive per leaf count)."""
+    return _family(len(leaves))(*leaves, spec=spec)
 
 
 def solve_implicit(spec: RootSpec, leaves: list) -> Any:

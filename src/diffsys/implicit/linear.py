@@ -25,12 +25,12 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
 
-from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from ..core.transforms import jvp, vjp, vmap
 from ..numpy import negative, zeros_like
 from ._info import SolveInfo, check_on_failure, report
 from ._params import ParamSplit, split_params
+from ._prims import PrimitiveFamily
 
 METHODS = ("auto", "dense", "cg", "gmres", "bicgstab")
 DENSE_MAX = 200  # "auto" materializes A up to this size
@@ -170,9 +170,6 @@ def _impl(b, *leaves, spec: LinearSpec):
     return _solve_plain(b, leaves, spec)
 
 
-linear_solve_p = Primitive("implicit.linear_solve", _impl)
-
-
 # --- derivative rules ---------------------------------------------------------------------------
 
 
@@ -194,16 +191,6 @@ def _vjp_rule(k: int):
     return lambda g, ans, b, *leaves, spec: _cotangents(g, ans, b, leaves, spec)[k]
 
 
-class _Rules(tuple):
-    """An unbounded tuple of VJP rules: rule ``k`` returns the cotangent of operand ``k``."""
-
-    def __getitem__(self, k):
-        return _vjp_rule(k)
-
-    def __len__(self):
-        return 1 << 30
-
-
 def _jvp_all(primals, tangents, ans, spec: LinearSpec):
     b, *leaves = primals
     tb, *tls = tangents
@@ -215,8 +202,12 @@ def _jvp_all(primals, tangents, ans, spec: LinearSpec):
     return linear_solve_p(u, *leaves, spec=replace(spec, info=None, cache=None))
 
 
-linear_solve_p.vjps = _Rules()
-linear_solve_p.defjvp_all(_jvp_all)
+_family = PrimitiveFamily("implicit.linear_solve", _impl, _vjp_rule, _jvp_all)
+
+
+def linear_solve_p(b, *leaves, spec: LinearSpec):
+    """The solve as a primitive of ``(b, *leaves)`` (one primitive per operand count)."""
+    return _family(1 + len(leaves))(b, *leaves, spec=spec)
 
 
 # --- public API ---------------------------------------------------------------------------------
