@@ -64,10 +64,24 @@ def test_gradients_against_finite_differences():
         np.testing.assert_allclose(g, central(partial, args[k]), rtol=1e-7, atol=1e-7)
 
 
-def test_check_grads_reverse_mode():
-    ts = np.array([0.0, 0.5, 1.2])
-    fun = lambda y0, a: odeint(lotka_volterra, y0, ts, a, 0.4, **TOL)  # noqa: E731
-    ds.check_grads(fun, (np.array([0.8, 1.1]), np.array(0.5)), order=1, modes=("rev",), eps=1e-4)
+def test_check_grads_both_modes():
+    """Reverse mode by the adjoint, forward mode by the sensitivity equations."""
+    fun = lambda y0, ts, a: odeint(lotka_volterra, y0, ts, a, 0.4, **TOL)  # noqa: E731
+    args = (np.array([0.8, 1.1]), np.array([0.0, 0.5, 1.2]), np.array(0.5))
+    ds.check_grads(fun, args, order=1, modes=("fwd", "rev"), eps=1e-5)
+
+
+def test_jacfwd_equals_jacrev_and_vmap():
+    ts = np.array([0.3, 0.9, 1.4])
+    fun = lambda y0, ts, a: odeint(lotka_volterra, y0, ts, a, 0.4, **TOL)  # noqa: E731
+    args = (np.array([0.8, 1.1]), ts, np.array(0.5))
+    fwd = ds.jacfwd(fun, argnums=(0, 1, 2))(*args)
+    rev = ds.jacrev(fun, argnums=(0, 1, 2))(*args)
+    for jf, jr in zip(fwd, rev, strict=True):
+        np.testing.assert_allclose(jf, jr, rtol=1e-7, atol=1e-9)
+    y0s = np.array([[0.8, 1.1], [1.0, 0.3], [0.2, 0.2]])
+    out = ds.vmap(lambda v: fun(v, ts, np.array(0.5)))(y0s)
+    np.testing.assert_allclose(out, np.stack([fun(v, ts, np.array(0.5)) for v in y0s]))
 
 
 def test_gradient_closed_forms():

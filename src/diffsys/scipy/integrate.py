@@ -10,8 +10,11 @@ grow with the number of steps.
 ``func`` is written with :mod:`diffsys.numpy`: the backward pass takes its vector-Jacobian
 products with :func:`diffsys.vjp`.
 
-Limits: reverse mode, first order (``grad``, ``vjp``, ``jacrev``); forward mode and
-derivatives of derivatives raise an error that says so.
+Forward mode (``jvp``, ``jacfwd``) solves the forward sensitivity equations alongside the
+state instead. ``vmap`` over ``odeint`` loops the solver over the batch.
+
+Limits: first order only: derivatives of derivatives (``hessian``, ``jvp`` of ``grad``)
+raise ``NotImplementedError`` naming the adjoint or sensitivity primitive.
 
 >>> import numpy as np, diffsys as ds
 >>> from diffsys.scipy.integrate import odeint
@@ -32,7 +35,7 @@ from scipy.integrate import solve_ivp
 from ..core.custom import custom_vjp
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ..core.transforms import vjp
+from ..core.transforms import jvp, vjp
 
 __all__ = ["odeint"]
 
@@ -77,26 +80,15 @@ def odeint(
             raise ValueError("odeint: t must be strictly increasing or strictly decreasing")
 
     def forward(y0, t, *args):
-        _no_tracers(y0, t, *args)
-        y0 = np.asarray(y0)
-        t = np.asarray(t, dtype=np.float64)
-        shape, dtype = y0.shape, np.result_type(y0.dtype, np.float32)
-
-        def rhs(s, y):
-            return np.ravel(np.asarray(func(y.reshape(shape), s, *args), dtype=np.float64))
-
-        y0_flat = np.ravel(y0).astype(np.float64)
-        if t.size == 1:
-            ys = y0_flat[None, :]
-        else:
-            ys = _solve(rhs, y0_flat, (t[0], t[-1]), t, rtol, atol, method, "odeint").T
-        return ys.reshape((t.size,) + shape).astype(dtype, copy=False)
+        # a primitive: forward mode (its JVP rule solves the sensitivity equations) and vmap
+        # (the engine loops it) go through it; reverse mode is the custom_vjp below
+        return _odeint_p(y0, t, *args, func=func, rtol=rtol, atol=atol, method=method)
 
     solve = custom_vjp(forward)
 
     def fwd(y0, t, *args):
         ys = forward(y0, t, *args)
-        return ys, (ys, np.asarray(t, dtype=np.float64), args)
+        return ys, (ys, t, args)
 
     def bwd(res, g):
         ys, ts, fargs = res
@@ -118,13 +110,102 @@ def _no_tracers(*xs):
     for x in xs:
         if isinstance(x, Tracer):
             raise NotImplementedError(
-                "odeint: forward mode (jvp, jacfwd, hessian), vmap over odeint and "
-                "derivatives of odeint's gradient are not supported; odeint is differentiable "
-                "to first order in reverse mode (grad, vjp, jacrev)"
+                "odeint: derivatives of odeint's derivatives (hessian, jvp of grad, jvp of "
+                "jvp) are not supported; odeint is differentiable to first order in forward "
+                "mode (jvp, jacfwd) and reverse mode (grad, vjp, jacrev)"
             )
 
 
+def _solve_impl(y0, t, *args, func, rtol, atol, method):
+    y0 = np.asarray(y0)
+    t = np.asarray(t, dtype=np.float64)
+    shape, dtype = y0.shape, np.result_type(y0.dtype, np.float32)
+
+    def rhs(s, y):
+        return np.ravel(np.asarray(func(y.reshape(shape), s, *args), dtype=np.float64))
+
+    y0_flat = np.ravel(y0).astype(np.float64)
+    if t.size == 1:
+        ys = y0_flat[None, :]
+    else:
+        ys = _solve(rhs, y0_flat, (t[0], t[-1]), t, rtol, atol, method, "odeint").T
+    return ys.reshape((t.size,) + shape).astype(dtype, copy=False)
+
+
+def _sensitivity_jvp(primals, tangents, ans, func, rtol, atol, method):
+    # a primitive of its own: under vmap (jacfwd) the engine loops it over the tangents
+    return _sensitivity_p(
+        ans, *primals, *tangents, n=len(primals), func=func, rtol=rtol, atol=atol, method=method
+    )
+
+
+def _sensitivity_impl(ans, *flat, n, func, rtol, atol, method):
+    """Forward sensitivities: s' = df/dy s + df/dargs args_dot with s(t0) = y0_dot -
+    f(y0, t0) t0_dot; the output tangent at t_i is s(t_i) + f(y_i, t_i) t_i_dot
+    (``None`` tangents are zero)."""
+    y0, ts, *args = flat[:n]
+    y0_dot, t_dot, *args_dot = flat[n:]
+    y0 = np.asarray(y0)
+    ts = np.asarray(ts, dtype=np.float64)
+    shape = y0.shape
+    n = y0.size
+    diff = [i for i, d in enumerate(args_dot) if d is not None]
+    _no_tracers(ans, *flat)
+    ys = np.asarray(ans, dtype=np.float64).reshape(len(ts), n)
+
+    def f_raw(y, s):
+        return np.ravel(np.asarray(func(y.reshape(shape), s, *args), dtype=np.float64))
+
+    def f_jvp(y, s, sens):
+        def f_of(y_, *dargs):
+            full = list(args)
+            for i, v in zip(diff, dargs, strict=True):
+                full[i] = v
+            return func(y_, s, *full)
+
+        primal_in = (y.reshape(shape), *[np.asarray(args[i], np.float64) for i in diff])
+        tangent_in = (
+            sens.reshape(shape),
+            *[np.asarray(args_dot[i], np.float64) for i in diff],
+        )
+        out, tout = jvp(f_of, primal_in, tangent_in)
+        return np.ravel(np.asarray(out, np.float64)), np.ravel(np.asarray(tout, np.float64))
+
+    s0 = np.zeros(n) if y0_dot is None else np.ravel(np.asarray(y0_dot, np.float64))
+    if t_dot is not None:
+        t_dot = np.asarray(t_dot, dtype=np.float64)
+        s0 = s0 - f_raw(ys[0], ts[0]) * t_dot[0]
+    if len(ts) == 1:
+        sens = s0[None, :]
+    else:
+
+        def aug(s, z):
+            f, df = f_jvp(z[:n], s, z[n:])
+            return np.concatenate([f, df])
+
+        z = _solve(
+            aug,
+            np.concatenate([ys[0], s0]),
+            (ts[0], ts[-1]),
+            ts,
+            rtol,
+            atol,
+            method,
+            "odeint sensitivities",
+        )
+        sens = z[n:].T
+    if t_dot is not None:
+        sens = sens + np.stack([f_raw(ys[i], ts[i]) for i in range(len(ts))]) * t_dot[:, None]
+    return sens.reshape(np.shape(ans)).astype(np.asarray(ans).dtype, copy=False)
+
+
+_odeint_p = Primitive("scipy.integrate.odeint", _solve_impl)
+_odeint_p.defjvp_all(_sensitivity_jvp)
+_sensitivity_p = Primitive("scipy.integrate.odeint_sensitivities", _sensitivity_impl)
+
+
 def _adjoint_impl(g, ys, ts, *args, func, rtol, atol, method, diff):
+    ts = np.asarray(ts, dtype=np.float64)
     cts = _adjoint(func, ys, ts, args, np.asarray(g), rtol, atol, method)
     # a primitive returns arrays: zeros stand for the held-fixed (integer) arguments
     inputs = (None, None, *args)
