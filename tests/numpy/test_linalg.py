@@ -323,7 +323,7 @@ def test_errors(rng):
         ds.grad(lambda x: dnp.sum(L.inv(x)))(rnd(rng, 2, 3))
     z = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
     with pytest.raises(NotImplementedError, match="complex"):
-        ds.jvp(lambda x: L.svd(x)[1], (z,), (z,))
+        ds.jvp(lambda x: L.qr(x)[1], (z,), (z,))
     with pytest.raises(ValueError, match="invalid norm order"):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
@@ -398,3 +398,24 @@ def test_solve_broadcasting_property(batch_a, batch_b, n, k, seed):
     np.testing.assert_allclose(
         ds.vmap(L.solve, in_axes=(None, 0))(a, bs), np.stack([L.solve(a, x) for x in bs])
     )
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 3), (3, 4), (2, 4, 3)])
+@pytest.mark.parametrize("full", [False, True])
+def test_svd_complex(shape, full, rng):
+    """Complex SVD: singular values, and phase-invariant products u_i v_i^H and |u|^2."""
+    z = rnd(rng, *shape) + 1j * rnd(rng, *shape)
+    k = min(shape[-2:])
+    w = np.arange(1.0, k + 1)
+
+    def f(a):
+        u, s, vh = L.svd(a, full_matrices=full)
+        return dnp.matmul(u[..., :, :k] * w, vh[..., :k, :])
+
+    def g(a):
+        u = L.svd(a, full_matrices=full)[0][..., :, :k]
+        return dnp.real(u * dnp.conjugate(u))
+
+    check(f, z)
+    check(g, z)
+    check(lambda a: L.svd(a, compute_uv=False), z)

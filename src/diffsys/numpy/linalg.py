@@ -18,8 +18,8 @@ Conventions (see ``docs/numpy-linalg-fft.md``):
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
 - Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``cholesky``,
-  ``eigh`` (Hermitian), ``matrix_power``, ``multi_dot``, ``tensorsolve`` differentiate with
-  JAX's convention; ``svd``, ``qr``, ``pinv`` have real-only derivative rules (a complex input
+  ``eigh`` (Hermitian), ``svd``, ``matrix_power``, ``multi_dot``, ``tensorsolve`` differentiate
+  with JAX's convention; ``qr`` and ``pinv`` have real-only derivative rules (a complex input
   under a transform raises ``NotImplementedError``).
 """
 
@@ -361,7 +361,8 @@ def _reduced(ans, a):
 
 
 def _svd_jvp(t, ans, a, full_matrices):
-    _real_only("svd", a)
+    if _is_complex(a) or _is_complex(t):
+        return _pad_full(_svd_jvp_complex(t, ans, a), ans, a)
     u, s, vh = _reduced(ans, a)
     ut, v = _T(u), _T(vh)
     m, n = shape_of(a)[-2:]
@@ -382,7 +383,13 @@ def _svd_jvp(t, ans, a, full_matrices):
     if n > m:
         dAHU = dnp.matmul(_T(t), u)
         dv = dv + (dAHU - dnp.matmul(v, dnp.matmul(vh, dAHU))) / s_row
-    dvh = _T(dv)
+    return _pad_full([du, ds, _T(dv)], ans, a)
+
+
+def _pad_full(tangents, ans, a):
+    """Zero tangents for the extra (non-unique, held constant) columns of full factors."""
+    du, ds, dvh = tangents
+    k = min(shape_of(a)[-2:])
     U, _, VH = ans
     if shape_of(U)[-1] != k:  # full_matrices: the extra columns are held constant
         du = ad_util.pad_axis(du, before=0, after=shape_of(U)[-1] - k, axis=len(shape_of(U)) - 1)
@@ -393,8 +400,74 @@ def _svd_jvp(t, ans, a, full_matrices):
     return [du, ds, dvh]
 
 
+def _svd_factors_complex(ans, a):
+    u, s, vh = _reduced(ans, a)
+    m, n = shape_of(a)[-2:]
+    k = min(m, n)
+    eye = _eye(k, s)
+    s_row = dnp.expand_dims(s, -2)  # s_j
+    s_col = dnp.expand_dims(s, -1)  # s_i
+    F = (1.0 - eye) / ((s_row + s_col) * (s_row - s_col) + eye)
+    s_inv = eye / (s_row + (1.0 - eye))  # diag(1 / s)
+    return u, s, vh, m, n, s_row, s_col, F, s_inv
+
+
+def _svd_jvp_complex(t, ans, a):
+    """JAX's SVD JVP (with the phase term for complex inputs)."""
+    u, s, vh, m, n, s_row, s_col, F, s_inv = _svd_factors_complex(ans, a)
+    uh, v = _H(u), _H(vh)
+    dS = dnp.matmul(uh, dnp.matmul(t, v))
+    ds = ad_util.real_part(_diag(dS))
+    dSS = dS * s_row
+    SdS = s_col * dS
+    du = dnp.matmul(u, F * (dSS + _H(dSS)) + 0.5 * (dS - _H(dS)) * s_inv)
+    dv = dnp.matmul(v, F * (SdS + _H(SdS)))
+    if m > n:
+        dAV = dnp.matmul(t, v)
+        du = du + (dAV - dnp.matmul(u, dnp.matmul(uh, dAV))) / s_row
+    if n > m:
+        dAHU = dnp.matmul(_H(t), u)
+        dv = dv + (dAHU - dnp.matmul(v, dnp.matmul(vh, dAHU))) / s_row
+    return [du, ds, _H(dv)]
+
+
+def _svd_vjp_complex(g, ans, a):
+    """The transpose of :func:`_svd_jvp_complex` under ``Re(sum(a * b))``, piece by piece."""
+    u, s, vh, m, n, s_row, s_col, F, s_inv = _svd_factors_complex(ans, a)
+    gu, gs, gvh = _reduced(g, a)
+    if _is_complex(gs):
+        gs = ad_util.real_part(gs)
+    v = _H(vh)
+    gdv = _H(gvh)
+    # dv = v W, W = F o (Y + Y^H), Y = s_col o dS
+    gW = dnp.matmul(_T(v), gdv)
+    gY = F * gW
+    gY = gY + _H(gY)
+    gdS = s_col * gY
+    # du = u Z, Z = F o (X + X^H) + (dS - dS^H)/2 o s_inv, X = dS o s_row
+    gZ = dnp.matmul(_T(u), gu)
+    gX = F * gZ
+    gX = gX + _H(gX)
+    gdS = gdS + s_row * gX
+    d = gZ * s_inv
+    gdS = gdS + 0.5 * (d - _H(d))
+    gdS = gdS + _diag_embed(gs)
+    # dS = u^H t v
+    ga = dnp.matmul(dnp.conjugate(u), dnp.matmul(gdS, _T(v)))
+    if m > n:  # du += (P - u u^H P) / s_row, P = t v
+        gp = gu / s_row
+        gp = gp - dnp.matmul(dnp.conjugate(u), dnp.matmul(_T(u), gp))
+        ga = ga + dnp.matmul(gp, _T(v))
+    if n > m:  # dv += (Q - v vh Q) / s_row, Q = t^H u
+        gq = gdv / s_row
+        gq = gq - dnp.matmul(_T(vh), dnp.matmul(_T(v), gq))
+        ga = ga + _H(dnp.matmul(gq, _T(u)))
+    return ga
+
+
 def _svd_vjp(g, ans, a, full_matrices):
-    _real_only("svd", a)
+    if _is_complex(a):
+        return _svd_vjp_complex(g, ans, a)
     u, s, vh = _reduced(ans, a)
     gu, gs, gvh = _reduced(g, a)
     m, n = shape_of(a)[-2:]
