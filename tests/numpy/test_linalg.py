@@ -367,6 +367,11 @@ def test_complex_hermitian(rng):
         return dnp.matmul(v, dnp.conjugate(dnp.swapaxes(v, -1, -2)))
 
     np.testing.assert_allclose(ds.jvp(L.cholesky, (a,), (a,))[0], np.linalg.cholesky(a))
+    np.testing.assert_allclose(
+        ds.jvp(lambda x: L.cholesky(x, upper=True), (a,), (a,))[0],
+        np.linalg.cholesky(a, upper=True),
+    )
+    check(lambda x: L.cholesky(herm(x), upper=True), a)
     check(lambda x: L.eigvalsh(herm(x)), a)
     check(lambda x: dnp.real(L.eigh(herm(x))[1] * dnp.conjugate(L.eigh(herm(x))[1])), a)
     check(proj, a)

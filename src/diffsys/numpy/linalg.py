@@ -280,7 +280,7 @@ def cholesky(a, /, *, upper: bool = False):
         return np.linalg.cholesky(a, upper=upper)
     _check_square("cholesky", a)
     L = cholesky_p(a)
-    return _T(L) if upper else L
+    return _H(L) if upper else L
 
 
 # --- eigh, eigvalsh ---------------------------------------------------------------------------
@@ -643,13 +643,15 @@ def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
     Derivatives assume the rank is constant near ``a`` (Golub & Pereyra); they are finite where
     the singular values kept are bounded away from the cutoff.
     """
+    if not _traced(a):
+        if rtol is not None:
+            return np.linalg.pinv(a, hermitian=hermitian, rtol=rtol)
+        return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
     if rtol is not None:
         rcond = rtol
     if rcond is None:
         m, n = shape_of(a)[-2:]
         rcond = float(max(m, n) * np.finfo(dtype_of(a)).eps)
-    if not _traced(a):
-        return np.linalg.pinv(a, rcond=rcond, hermitian=hermitian)
     return pinv_p(a, rcond=float(rcond), hermitian=bool(hermitian))
 
 
