@@ -424,3 +424,43 @@ def test_svd_complex(shape, full, rng):
     check(f, z)
     check(g, z)
     check(lambda a: L.svd(a, compute_uv=False), z)
+
+
+def _cofactor_brute(a):
+    n = a.shape[-1]
+    return np.array(
+        [
+            [(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(a, i, 0), j, 1)) for j in range(n)]
+            for i in range(n)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]),  # rank 2
+        np.diag([1.0, 2.0, 0.0]),
+        np.zeros((3, 3)) + np.eye(3)[0:1].T @ np.eye(3)[0:1],  # rank 1
+    ],
+)
+def test_det_singular(a):
+    """det's derivative (the cofactor matrix) is finite at singular matrices, in both modes;
+    so is its second derivative where the singular values are distinct (rank n - 1), against
+    finite differences of the exact cofactors."""
+    assert np.linalg.det(a) == 0
+    c = _cofactor_brute(a)
+    np.testing.assert_allclose(ds.grad(L.det)(a), c, atol=1e-12)
+    t = np.arange(9.0).reshape(3, 3)
+    np.testing.assert_allclose(ds.jvp(L.det, (a,), (t,))[1], np.sum(c * t), atol=1e-12)
+    if np.linalg.matrix_rank(a) < 2:
+        return  # repeated zero singular values: the SVD-based second derivative is not finite
+    eps = 1e-5
+    h = np.zeros((3, 3, 3, 3))
+    for k in range(3):
+        for m in range(3):
+            e = np.zeros((3, 3))
+            e[k, m] = eps
+            h[:, :, k, m] = (_cofactor_brute(a + e) - _cofactor_brute(a - e)) / (2 * eps)
+    for hess in (ds.hessian(L.det)(a), ds.jacrev(ds.grad(L.det))(a)):
+        np.testing.assert_allclose(hess, h, atol=1e-8)

@@ -188,9 +188,40 @@ def _trace_solve(a, t):
     return dnp.sum(_diag(solve_p(a, t)), axis=-1)
 
 
+def _any_singular(ans) -> bool:
+    """Whether some determinant is exactly zero (a zero LU pivot: where a solve fails).
+    Under ``vmap`` the values are not concrete: the solve path is used."""
+    value = _concrete_or_none(ans)
+    return value is not None and bool(np.any(np.asarray(value) == 0))
+
+
+def _cofactor(a):
+    """The cofactor matrix ``adj(A)^T`` from the SVD ``A = U S V^H``:
+    ``adj(A) = det(V^H) det(U) V diag(prod_{j != i} s_j) U^H``, finite for singular ``A``."""
+    u, s, vh = svd_p(a, full_matrices=False)
+    n = shape_of(a)[-1]
+    eye = _eye(n, s)
+    others = dnp.prod(dnp.expand_dims(s, -2) * (1.0 - eye) + eye, axis=-1)  # prod_{j != i}
+    phase = det_p(u) * det_p(vh)
+    adj = dnp.matmul(_H(vh) * dnp.expand_dims(others, -2), _H(u))
+    return _T(adj) * dnp.expand_dims(dnp.expand_dims(phase, -1), -1)
+
+
+def _det_vjp(g, ans, a):
+    if _any_singular(ans):
+        return dnp.expand_dims(dnp.expand_dims(g, -1), -1) * _cofactor(a)
+    return _inv_T_times(a, g * ans)
+
+
+def _det_jvp(t, ans, a):
+    if _any_singular(ans):
+        return dnp.sum(_cofactor(a) * t, axis=(-2, -1))
+    return ans * _trace_solve(a, t)
+
+
 det_p = Primitive("linalg.det", np.linalg.det)
-det_p.defvjp(lambda g, ans, a: _inv_T_times(a, g * ans))
-det_p.defjvp(lambda t, ans, a: ans * _trace_solve(a, t))
+det_p.defvjp(_det_vjp)
+det_p.defjvp(_det_jvp)
 _unary_batch(det_p)
 
 
