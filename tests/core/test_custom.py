@@ -165,3 +165,29 @@ def test_checkpoint_matches_and_recomputes():
 def test_checkpoint_policy_not_supported_yet():
     with pytest.raises(NotImplementedError, match="policy"):
         ds.checkpoint(dnp.sin, policy="dots")
+
+
+def test_primitive_docstring_can_be_set():
+    p = ds.Primitive("test_doc_demo", np.abs)
+    p.__doc__ = "Absolute value, documented."
+    assert p.__doc__ == "Absolute value, documented."
+
+
+def test_name_of_a_collected_primitive_can_be_reused():
+    import gc
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    owner.p = ds.Primitive("test_reusable_name", np.abs)
+    owner.self_ref = owner  # a reference cycle: freed only by the cyclic collector
+    del owner
+    p = ds.Primitive("test_reusable_name", np.abs)  # no "already registered" error
+    assert registry["test_reusable_name"] is p
+    gc.collect()
+
+
+def test_custom_functions_are_registered():
+    assert registry[clip_gradient.primitive.name] is clip_gradient.primitive
+    assert clip_gradient.primitive.name.startswith("custom_vjp:")

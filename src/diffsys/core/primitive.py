@@ -27,6 +27,7 @@ keyword parameters; all may be tracers of outer transforms, so rules must use
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections.abc import Callable
 
@@ -54,6 +55,7 @@ class Primitive:
         "zero_derivative",
         "multiple_results",
         "special",
+        "_doc",
         "__weakref__",
     )
 
@@ -67,7 +69,9 @@ class Primitive:
         register: bool = True,
     ) -> None:
         if register and name in registry:
-            raise ValueError(f"a primitive named {name!r} is already registered")
+            gc.collect()  # an owner that failed to import may be garbage not yet collected
+            if name in registry:
+                raise ValueError(f"a primitive named {name!r} is already registered")
         self.name = name
         self.impl = impl
         self.vjps: tuple = ()
@@ -78,6 +82,7 @@ class Primitive:
         self.multiple_results = multiple_results
         # One flag for the traces' fast paths, which handle neither case (fixed at creation).
         self.special = zero_derivative or multiple_results
+        self._doc: str | None = getattr(impl, "__doc__", None) if callable(impl) else None
         if register:
             registry[name] = self
 
@@ -145,6 +150,14 @@ class Primitive:
                 "with defjvp"
             )
         return rule
+
+    @property
+    def __doc__(self) -> str | None:  # noqa: D105 - per-primitive documentation
+        return self._doc
+
+    @__doc__.setter
+    def __doc__(self, text: str | None) -> None:
+        self._doc = text
 
     @property
     def __name__(self) -> str:  # so tools that name functions (check_grads, wraps) work
