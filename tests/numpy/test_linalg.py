@@ -323,7 +323,7 @@ def test_errors(rng):
         ds.grad(lambda x: dnp.sum(L.inv(x)))(rnd(rng, 2, 3))
     z = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
     with pytest.raises(NotImplementedError, match="complex"):
-        ds.jvp(lambda x: L.qr(x)[1], (z,), (z,))
+        ds.jvp(lambda x: L.pinv(x), (z,), (z,))
     with pytest.raises(ValueError, match="invalid norm order"):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
@@ -464,3 +464,15 @@ def test_det_singular(a):
             h[:, :, k, m] = (_cofactor_brute(a + e) - _cofactor_brute(a - e)) / (2 * eps)
     for hess in (ds.hessian(L.det)(a), ds.jacrev(ds.grad(L.det))(a)):
         np.testing.assert_allclose(hess, h, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 3), (3, 5), (2, 4, 3)])
+def test_qr_complex(shape, rng):
+    """Complex QR (diag(R) real, as LAPACK returns it): both factors, every mode's values."""
+    z = rnd(rng, *shape) + 1j * rnd(rng, *shape)
+    check(lambda a: L.qr(a)[0], z)
+    check(lambda a: L.qr(a)[1], z)
+    for mode in ("reduced", "complete"):
+        got = ds.jvp(lambda a, mode=mode: L.qr(a, mode=mode), (z,), (z,))[0]
+        for x, y in zip(got, np.linalg.qr(z, mode=mode), strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-12)

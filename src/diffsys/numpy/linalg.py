@@ -18,9 +18,9 @@ Conventions (see ``docs/numpy-linalg-fft.md``):
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
 - Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``cholesky``,
-  ``eigh`` (Hermitian), ``svd``, ``matrix_power``, ``multi_dot``, ``tensorsolve`` differentiate
-  with JAX's convention; ``qr`` and ``pinv`` have real-only derivative rules (a complex input
-  under a transform raises ``NotImplementedError``).
+  ``eigh`` (Hermitian), ``svd``, ``qr``, ``matrix_power``, ``multi_dot``, ``tensorsolve``
+  differentiate with JAX's convention; ``pinv`` (and so ``lstsq``) has a real-only derivative
+  rule (a complex input under a transform raises ``NotImplementedError``).
 """
 
 from __future__ import annotations
@@ -557,8 +557,39 @@ def _right_solve_T(x, r):
     return _T(solve_p(r, _T(x)))
 
 
+def _imag_diag(x, n):
+    """``I o (i Im x)``: the diagonal's imaginary part, kept complex (the phase term that
+    keeps ``diag(R)`` real)."""
+    return (x - ad_util.cast(ad_util.real_part(x), dtype=dtype_of(x))) * _eye(n, x)
+
+
+def _qr_jvp_complex(t, ans, a):
+    """JAX's QR JVP (``m >= n``) with its correction for complex inputs."""
+    q, r = ans
+    n = shape_of(r)[-1]
+    dx_rinv = _T(solve_p(_T(r), _T(t)))  # dA r^-1
+    qt = dnp.matmul(_H(q), dx_rinv)
+    low = qt * _tril_mask(n, qt, -1)
+    do = low - _H(low) + _imag_diag(qt, n)
+    dq = dnp.matmul(q, do - qt) + dx_rinv
+    dr = dnp.matmul(qt - do, r)
+    return [dq, dr]
+
+
+def _qr_vjp_complex(g, ans, a):
+    """The transpose of :func:`_qr_jvp_complex` under ``Re(sum(a * b))``."""
+    q, r = ans
+    gq, gr = g
+    n = shape_of(r)[-1]
+    d = dnp.matmul(_T(q), gq) - dnp.matmul(gr, _T(r))  # the cotangent of ``do``
+    g_qt = -d + (d - _H(d)) * _tril_mask(n, d, -1) + _imag_diag(d, n)
+    g_p = gq + dnp.matmul(dnp.conjugate(q), g_qt)
+    return _right_solve_T(g_p, r)  # g_p r^-T
+
+
 def _qr_jvp(t, ans, a):
-    _real_only("qr", a)
+    if _is_complex(a):
+        return _qr_jvp_complex(t, ans, a)
     q, r = ans
     n = shape_of(r)[-1]
     dx_rinv = _T(solve_p(_T(r), _T(t)))  # dA r^-1
@@ -571,7 +602,8 @@ def _qr_jvp(t, ans, a):
 
 
 def _qr_vjp(g, ans, a):
-    _real_only("qr", a)
+    if _is_complex(a):
+        return _qr_vjp_complex(g, ans, a)
     q, r = ans
     gq, gr = g
     n = shape_of(r)[-1]
@@ -601,11 +633,11 @@ def qr(a, mode: str = "reduced"):
     m, n = shape_of(a)[-2:]
     if m >= n:
         q, r = qr_p(a)
-    else:  # wide: A = [X | Y] with X square; Q R_x = X, R = [R_x | Q^T Y]
+    else:  # wide: A = [X | Y] with X square; Q R_x = X, R = [R_x | Q^H Y]
         x = ad_util.slice_axis(a, start=0, stop=m, axis=len(shape_of(a)) - 1)
         y = ad_util.slice_axis(a, start=m, stop=n, axis=len(shape_of(a)) - 1)
         q, rx = qr_p(x)
-        r = dnp.concatenate([rx, dnp.matmul(_T(q), y)], axis=-1)
+        r = dnp.concatenate([rx, dnp.matmul(_H(q), y)], axis=-1)
     if mode == "r":
         return r
     if mode == "complete" and m > n:
