@@ -321,9 +321,6 @@ def test_float32_preserved(f, rng):
 def test_errors(rng):
     with pytest.raises(np.linalg.LinAlgError, match="square"):
         ds.grad(lambda x: dnp.sum(L.inv(x)))(rnd(rng, 2, 3))
-    z = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
-    with pytest.raises(NotImplementedError, match="complex"):
-        ds.jvp(lambda x: L.pinv(x), (z,), (z,))
     with pytest.raises(ValueError, match="invalid norm order"):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
@@ -476,3 +473,17 @@ def test_qr_complex(shape, rng):
         got = ds.jvp(lambda a, mode=mode: L.qr(a, mode=mode), (z,), (z,))[0]
         for x, y in zip(got, np.linalg.qr(z, mode=mode), strict=True):
             np.testing.assert_allclose(x, y, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 3), (2, 3, 4)])
+def test_pinv_lstsq_complex(shape, rng):
+    z = rnd(rng, *shape) + 1j * rnd(rng, *shape)
+    np.testing.assert_allclose(ds.jvp(L.pinv, (z,), (z,))[0], np.linalg.pinv(z), atol=1e-12)
+    check(L.pinv, z)
+    if len(shape) == 2:
+        b = rnd(rng, shape[0], 2) + 1j * rnd(rng, shape[0], 2)
+        want = np.linalg.lstsq(z, b)
+        got = ds.jvp(L.lstsq, (z, b), (z, b))[0]
+        np.testing.assert_allclose(got[0], want[0], atol=1e-12)
+        np.testing.assert_allclose(got[1], want[1], atol=1e-12)
+        check(lambda a, c: L.lstsq(a, c)[0], z, b)

@@ -17,10 +17,9 @@ Conventions (see ``docs/numpy-linalg-fft.md``):
   symmetric (Hermitian) and a tangent enters through its symmetric (Hermitian) part.
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
-- Complex inputs: ``inv``, ``solve``, ``det``, ``slogdet`` (``logabsdet``), ``cholesky``,
-  ``eigh`` (Hermitian), ``svd``, ``qr``, ``matrix_power``, ``multi_dot``, ``tensorsolve``
-  differentiate with JAX's convention; ``pinv`` (and so ``lstsq``) has a real-only derivative
-  rule (a complex input under a transform raises ``NotImplementedError``).
+- Complex inputs differentiate with JAX's convention everywhere (``eigh``/``cholesky`` for
+  Hermitian inputs); complex eigen- and singular vectors only through phase-invariant
+  functions of them.
 """
 
 from __future__ import annotations
@@ -96,14 +95,6 @@ def _tril_mask(n, like, k=0):
 
 def _is_complex(x) -> bool:
     return np.issubdtype(dtype_of(x), np.complexfloating)
-
-
-def _real_only(name, x):
-    if _is_complex(x):
-        raise NotImplementedError(
-            f"linalg.{name}: derivatives of complex inputs are not implemented (real dtypes "
-            f"only), got dtype {dtype_of(x)}"
-        )
 
 
 def _check_square(name, a):
@@ -666,31 +657,34 @@ def _pinv_impl(a, rcond, hermitian):
 
 
 def _pinv_jvp(t, ans, a, rcond, hermitian):
-    _real_only("pinv", a)
     p = ans
-    m, n = shape_of(a)[-2:]
-    pT = _T(p)
+    pH = _H(p)
+    tH = _H(t)
     out = -dnp.matmul(p, dnp.matmul(t, p))
-    # + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P
-    left = dnp.matmul(dnp.matmul(p, pT), _T(t))
+    # + P P^H dA^H (I - A P) + (I - P A) dA^H P^H P
+    left = dnp.matmul(dnp.matmul(p, pH), tH)
     out = out + left - dnp.matmul(left, dnp.matmul(a, p))
-    right = dnp.matmul(_T(t), dnp.matmul(pT, p))
+    right = dnp.matmul(tH, dnp.matmul(pH, p))
     out = out + right - dnp.matmul(dnp.matmul(p, a), right)
     return out
 
 
 def _pinv_vjp(g, ans, a, rcond, hermitian):
-    _real_only("pinv", a)
+    """The transpose of :func:`_pinv_jvp` under ``Re(sum(a * b))`` (a map ``t -> M t^H N``
+    transposes to ``G -> conj(N) G^H conj(M)``)."""
     p = ans
     pT = _T(p)
     out = -dnp.matmul(pT, dnp.matmul(g, pT))
-    # (I - A P) g^T P P^T
-    gT = _T(g)
-    x = dnp.matmul(gT, dnp.matmul(p, pT))
-    out = out + x - dnp.matmul(a, dnp.matmul(p, x))
-    # P^T P g^T (I - P A)
-    y = dnp.matmul(dnp.matmul(pT, p), gT)
-    out = out + y - dnp.matmul(dnp.matmul(y, p), a)
+    complex_ = _is_complex(p) or _is_complex(g)
+    pc = dnp.conjugate(p) if complex_ else p
+    ac = dnp.conjugate(a) if complex_ else a
+    gH = _H(g)
+    # conj(I - A P) G^H conj(P P^H)
+    x = dnp.matmul(gH, dnp.matmul(pc, pT))
+    out = out + x - dnp.matmul(ac, dnp.matmul(pc, x))
+    # conj(P^H P) G^H conj(I - P A)
+    y = dnp.matmul(dnp.matmul(pT, pc), gH)
+    out = out + y - dnp.matmul(dnp.matmul(y, pc), ac)
     return out
 
 
