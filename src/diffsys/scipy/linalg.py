@@ -80,7 +80,9 @@ def _conj(x):
 def _broadcast_stacks(arrays, core_ndims):
     """Broadcast the leading (stack) axes of plain arrays, keeping their core axes."""
     arrays = [np.asarray(x) for x in arrays]
-    batch = np.broadcast_shapes(*[x.shape[: x.ndim - c] for x, c in zip(arrays, core_ndims)])
+    batch = np.broadcast_shapes(
+        *[x.shape[: x.ndim - c] for x, c in zip(arrays, core_ndims, strict=True)]
+    )
     return [
         np.broadcast_to(x, batch + x.shape[x.ndim - c :])
         for x, c in zip(arrays, core_ndims, strict=True)
