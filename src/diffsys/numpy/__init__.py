@@ -114,6 +114,38 @@ from ._elementwise import (
     where,
 )
 from ._indexing import argmax, argmin, argwhere, at, getitem, nonzero
+from ._ordering import (
+    argpartition,
+    argsort,
+    choose,
+    compress,
+    cross,
+    diag,
+    diagflat,
+    diagonal,
+    diff,
+    flip,
+    fliplr,
+    flipud,
+    kron,
+    meshgrid,
+    pad,
+    partition,
+    put_along_axis,
+    repeat,
+    roll,
+    rot90,
+    searchsorted,
+    select,
+    sort,
+    take,
+    take_along_axis,
+    tile,
+    trace,
+    tril,
+    triu,
+    unique,
+)
 from ._products import dot, einsum, inner, matmul, outer, tensordot, vdot
 from ._reductions import (
     all,
