@@ -1,8 +1,19 @@
 """Relaxations and gradient estimators for discrete operations (``diffsys.relax``).
 
-Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
-:func:`soft_topk`, :func:`soft_topk_mask`, :func:`permutahedron_projection`, and the
-isotonic regressions they are built on.
+- Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
+  :func:`soft_topk`, :func:`soft_topk_mask`, :func:`permutahedron_projection`, and the
+  isotonic regressions they are built on; NeuralSort (:func:`neural_sort`) and Sinkhorn
+  sorting (:func:`sinkhorn_sort`, :func:`sinkhorn_rank`) as alternatives.
+- Temperature relaxations with hard forms (:class:`Relaxation`): :func:`softmax`,
+  :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_clip`, ...
+- Straight-through estimators: :func:`straight_through`, :func:`ste_round`, :func:`quantize`,
+  :func:`ste_argmax_onehot`, ...
+- Sampling: :func:`gumbel_softmax`, :func:`relaxed_bernoulli`, :func:`normal_rsample`, and
+  score-function gradients (:func:`score_function`) with baselines and
+  :func:`gradient_variance`.
+- Soft quantization: :func:`noisy_quantize`, :func:`soft_round`, :func:`quantization_gap`.
+
+See docs/relax.md for the guide.
 """
 
 from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus

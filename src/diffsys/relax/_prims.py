@@ -42,12 +42,6 @@ def align_rows(args, batched):
     return out
 
 
-def _same_rank(*arrays):
-    """Pad ranks with leading unit axes so that take_along_axis & co. can broadcast them."""
-    rank = max(a.ndim for a in arrays)
-    return [a.reshape((1,) * (rank - a.ndim) + a.shape) if a.ndim < rank else a for a in arrays]
-
-
 # --- sorting permutations -----------------------------------------------------------------------
 
 
