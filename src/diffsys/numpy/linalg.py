@@ -24,6 +24,9 @@ Conventions (see ``docs/numpy-linalg-fft.md``):
 
 from __future__ import annotations
 
+import warnings
+import weakref
+
 import numpy as np
 
 from .. import numpy as dnp
@@ -114,13 +117,71 @@ def _traced(*xs) -> bool:
 # --- solve ------------------------------------------------------------------------------------
 
 
-def _solve_vjp_a(g, ans, a, b):
-    gb = solve_p(_T(a), g)
+# LU factorizations of the most recent large plain matrices: the forward solve (or slogdet)
+# and the backward solves with A^T of one gradient computation then factor A once. An entry
+# is used only for the very same array object with unchanged contents (compared with a
+# private copy), and dies with the array (weak reference).
+_LU_CACHE: list = []
+_LU_MIN_N = 32
+_LU_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+
+
+def _cacheable(a) -> bool:
+    return (
+        a.__class__ is np.ndarray
+        and a.ndim == 2
+        and a.shape[0] == a.shape[1]
+        and a.shape[0] >= _LU_MIN_N
+        and a.dtype.type in _LU_DTYPES
+    )
+
+
+def _lu_factor(a):
+    """``scipy.linalg.lu_factor(a)``, reused for the same unchanged array; ``None`` when
+    ``a`` is exactly singular (a zero pivot) or not finite."""
+    for ref, copy, fac in _LU_CACHE:
+        if ref() is a and np.array_equal(copy, a):
+            return fac
+    import scipy.linalg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # LinAlgWarning on singular input: handled below
+        fac = scipy.linalg.lu_factor(a, check_finite=False)
+    d = np.diagonal(fac[0])
+    if not (np.all(d != 0) and np.all(np.isfinite(d))):
+        fac = None
+    try:
+        ref = weakref.ref(a)
+    except TypeError:  # pragma: no cover - ndarrays support weak references
+        return fac
+    _LU_CACHE[:] = [(ref, a.copy(), fac)] + _LU_CACHE[:1]
+    return fac
+
+
+def _solve_impl(a, b, trans=False):
+    """``solve(a, b)`` (``solve(a^T, b)`` with ``trans``), through the cached LU of ``a``."""
+    if _cacheable(a) and b.__class__ is np.ndarray and b.ndim == 2 and b.dtype == a.dtype:
+        fac = _lu_factor(a)
+        if fac is not None:
+            import scipy.linalg
+
+            return scipy.linalg.lu_solve(fac, b, trans=int(trans), check_finite=False)
+    return np.linalg.solve(np.swapaxes(a, -1, -2) if trans else a, b)
+
+
+def _solve_vjp_a(g, ans, a, b, trans=False):
+    gb = solve_p(a, g, trans=not trans)
+    if trans:  # x = A^-T b: the cotangent of A^T is -(A^-1 g) x^T
+        return unbroadcast_to(-dnp.matmul(ans, _T(gb)), shape_of(a))
     return unbroadcast_to(-dnp.matmul(gb, _T(ans)), shape_of(a))
 
 
-def _solve_vjp_b(g, ans, a, b):
-    return unbroadcast_to(solve_p(_T(a), g), shape_of(b))
+def _solve_vjp_b(g, ans, a, b, trans=False):
+    return unbroadcast_to(solve_p(a, g, trans=not trans), shape_of(b))
+
+
+def _solve_jvp_a(t, ans, a, b, trans=False):
+    return _bcast(-solve_p(a, dnp.matmul(_T(t) if trans else t, ans), trans=trans), ans)
 
 
 def _bcast(t, ans):
@@ -129,13 +190,15 @@ def _bcast(t, ans):
     return dnp.broadcast_to(t, shape_of(ans))
 
 
-solve_p = Primitive("linalg.solve", np.linalg.solve)
+solve_p = Primitive("linalg.solve", _solve_impl)
 solve_p.defvjp(_solve_vjp_a, _solve_vjp_b)
 solve_p.defjvp(
-    lambda t, ans, a, b: _bcast(-solve_p(a, dnp.matmul(t, ans)), ans),
-    lambda t, ans, a, b: _bcast(solve_p(a, t), ans),
+    _solve_jvp_a,
+    lambda t, ans, a, b, trans=False: _bcast(solve_p(a, t, trans=trans), ans),
 )
-solve_p.defbatch(lambda args, batched: solve_p(*align_batched(args, batched)))
+solve_p.defbatch(
+    lambda args, batched, trans=False: solve_p(*align_batched(args, batched), trans=trans)
+)
 
 
 def solve(a, b):
@@ -172,7 +235,7 @@ def _inv_T_times(a, c):
     is the whole inverse transpose, so a solve against ``c I`` is the least it can cost)."""
     n = shape_of(a)[-1]
     rhs = dnp.expand_dims(dnp.expand_dims(c, -1), -1) * _eye(n, a)
-    return solve_p(_T(a), dnp.broadcast_to(rhs, shape_of(a)) if _traced(rhs) else rhs)
+    return solve_p(a, dnp.broadcast_to(rhs, shape_of(a)) if _traced(rhs) else rhs, trans=True)
 
 
 def _trace_solve(a, t):
@@ -239,9 +302,20 @@ def _slogdet_vjp(g, ans, a):
 
 
 # One primitive for both results: one LU factorization in the forward pass.
-slogdet_p = Primitive(
-    "linalg.slogdet", lambda a: tuple(np.linalg.slogdet(a)), multiple_results=True
-)
+def _slogdet_impl(a):
+    if _cacheable(a):
+        fac = _lu_factor(a)  # shared with solves of the same matrix
+        if fac is not None:
+            lu, piv = fac
+            d = np.diagonal(lu)
+            flips = np.count_nonzero(piv != np.arange(len(piv))) % 2
+            absd = np.abs(d)
+            phase = np.prod(d / absd) * (-1.0 if flips else 1.0)
+            return a.dtype.type(phase), absd.dtype.type(np.sum(np.log(absd)))
+    return tuple(np.linalg.slogdet(a))
+
+
+slogdet_p = Primitive("linalg.slogdet", _slogdet_impl, multiple_results=True)
 slogdet_p.defvjp(_slogdet_vjp)
 slogdet_p.defjvp(_slogdet_jvp)
 _unary_batch(slogdet_p)
