@@ -187,6 +187,24 @@ from ._shape import (
     vsplit,
     vstack,
 )
+from ._statistics import (
+    allclose,
+    average,
+    count_nonzero,
+    isclose,
+    median,
+    nancumprod,
+    nancumsum,
+    nanmax,
+    nanmean,
+    nanmin,
+    nanstd,
+    nansum,
+    nanvar,
+    percentile,
+    ptp,
+    quantile,
+)
 from ._tracer_methods import astype
 from ._tracer_methods import install as _install
 from ._util import unbroadcast
