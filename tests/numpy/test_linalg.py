@@ -538,3 +538,13 @@ def test_lu_cache_sees_mutation_and_singularity():
         solve_traced(a)
     sign, logdet = ds.vjp(L.slogdet, a)[0]  # values only: no solve
     assert sign == 0 and logdet == -np.inf
+
+
+def test_lu_cache_entry_dies_with_its_array():
+    from diffsys.numpy import linalg as linalg_module
+
+    a = 2.0 * np.eye(40)
+    ds.jvp(lambda q: L.solve(q, np.ones((40, 1))), (a,), (a,))
+    assert any(entry[0]() is a for entry in linalg_module._LU_CACHE)
+    del a
+    assert all(entry[0]() is not None for entry in linalg_module._LU_CACHE)

@@ -136,6 +136,10 @@ def _cacheable(a) -> bool:
     )
 
 
+def _drop_lu(ref) -> None:
+    _LU_CACHE[:] = [entry for entry in _LU_CACHE if entry[0] is not ref]
+
+
 def _lu_factor(a):
     """``scipy.linalg.lu_factor(a)``, reused for the same unchanged array; ``None`` when
     ``a`` is exactly singular (a zero pivot) or not finite."""
@@ -151,7 +155,7 @@ def _lu_factor(a):
     if not (np.all(d != 0) and np.all(np.isfinite(d))):
         fac = None
     try:
-        ref = weakref.ref(a)
+        ref = weakref.ref(a, _drop_lu)  # the entry (a copy and the factors) dies with ``a``
     except TypeError:  # pragma: no cover - ndarrays support weak references
         return fac
     _LU_CACHE[:] = [(ref, a.copy(), fac)] + _LU_CACHE[:1]
