@@ -548,3 +548,15 @@ def test_lu_cache_entry_dies_with_its_array():
     assert any(entry[0]() is a for entry in linalg_module._LU_CACHE)
     del a
     assert all(entry[0]() is not None for entry in linalg_module._LU_CACHE)
+
+
+def test_tensorsolve_axes(rng):
+    a = (rnd(rng, 6, 6) + 4 * np.eye(6)).reshape(6, 2, 3)
+    a = np.moveaxis(a, 0, 2)  # (2, 3, 6): the solved-for axes first
+    b = rnd(rng, 6)
+
+    def f(x, y):
+        return L.tensorsolve(x, y, axes=(0, 1))
+
+    np.testing.assert_allclose(ds.jvp(f, (a, b), (a, b))[0], np.linalg.tensorsolve(a, b, (0, 1)))
+    check(f, a, b)
