@@ -372,3 +372,39 @@ def test_errors(rng):
         ds.grad(lambda x: dnp.sum(L.solve_banded((1, 1), x, np.ones(4))))(rnd(rng, 2, 4))
     with pytest.raises(ValueError, match="trans"):
         ds.grad(lambda x: dnp.sum(L.solve_triangular(x, np.ones(3), trans="X")))(well(rng, 3, 3))
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_eigh_reads_one_triangle(lower, rng):
+    """Values as SciPy's from one triangle of non-symmetric inputs; derivatives with the
+    herm(A) convention (the gradient is symmetric), as diffsys.numpy.linalg.eigh."""
+    a, b = rnd(rng, 3, 3), spd(rng, 3, 3) + np.triu(rnd(rng, 3, 3), 1)
+    for bb in (None, b):
+        w = traced_value(lambda a: L.eigh(a, bb, lower=lower, eigvals_only=True), a)
+        np.testing.assert_allclose(
+            w, sl.eigh(a, bb, lower=lower, eigvals_only=True), rtol=1e-10, atol=1e-12
+        )
+    s = spd(rng, 3, 3)
+    g = ds.grad(lambda x: L.eigh(x, b, lower=lower, eigvals_only=True)[0])(s)
+    np.testing.assert_allclose(g, g.T, atol=1e-12)
+
+
+def test_complex_inputs(rng):
+    m = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
+    h = m @ m.conj().T + 3 * np.eye(3)
+
+    def herm(x):
+        return (x + dnp.conjugate(dnp.swapaxes(x, -1, -2))) / 2
+
+    b = rnd(rng, 3, 2) + 1j * rnd(rng, 3, 2)
+    for lower in (True, False):
+        np.testing.assert_allclose(
+            traced_value(lambda x, b: L.cho_solve(L.cho_factor(x, lower=lower), b), h, b),
+            sl.cho_solve(sl.cho_factor(h, lower=lower), b),
+        )
+        check(lambda x, b: L.cho_solve(L.cho_factor(herm(x), lower=lower), b), h, b)
+    np.testing.assert_allclose(traced_value(L.sqrtm, h), sl.sqrtm(h), rtol=1e-10)
+    check(L.sqrtm, h)
+    q = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
+    check(L.solve_sylvester, h, h.T + 1, q)
+    check(lambda x: L.eigh(herm(x), eigvals_only=True, subset_by_index=[1, 2]), h)
