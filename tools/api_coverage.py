@@ -60,6 +60,21 @@ PUBLIC = (
 _LAYERS = ("core", "numpy", "scipy", "nn", "relax", "implicit", "optim", "train")
 
 
+# Primitives whose derivatives are not (only) their rules: said in the doc column.
+NOTES = {
+    "checkpoint": "reverse mode recomputes the wrapped function (handled by ds.checkpoint, "
+    "not by rules)",
+    "scipy.integrate.odeint": "reverse mode: a custom_vjp around it (adjoint method, "
+    "`scipy.integrate.odeint_adjoint`); forward mode: sensitivity equations",
+    "scipy.integrate.odeint_adjoint": "the adjoint backward pass of odeint; not "
+    "differentiable again",
+    "scipy.integrate.odeint_sensitivities": "forward sensitivities of odeint; not "
+    "differentiable again",
+}
+
+_VARIADIC = 1 << 20  # rule tuples this long are made on demand (any number of arguments)
+
+
 def _import_all() -> tuple[list[str], list[str]]:
     if str(ROOT / "src") not in sys.path and not _importable("diffsys"):
         sys.path.insert(0, str(ROOT / "src"))
@@ -135,8 +150,13 @@ def _family(prim, module: str | None) -> str:
 def _rules(prim) -> tuple[str, str, str, str]:
     if prim.zero_derivative:
         return "zero", "zero", "yes" if prim.batch_rule else "loop", "yes"
-    vjps = list(prim.vjps)
-    if not vjps:
+    if len(prim.vjps) >= _VARIADIC:
+        vjps = None
+    else:
+        vjps = list(prim.vjps)
+    if vjps is None:
+        vjp = "all args (variadic)"
+    elif not vjps:
         vjp = "no"
     elif all(r is not None for r in vjps):
         vjp = "all args" if len(vjps) > 1 else "yes"
@@ -238,6 +258,27 @@ def _describe_public(modname: str, Primitive) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _gaps(prims) -> list[str]:
+    """Known limits read off the rules: missing derivative rules and batching by a loop."""
+    no_vjp, no_jvp, loop = [], [], []
+    for p in prims:
+        vjp, jvp, batch, _ = _rules(p)
+        if vjp not in ("yes", "all args", "all args (variadic)", "zero"):
+            no_vjp.append(f"`{p.name}` ({vjp})")
+        if jvp not in ("yes", "all args", "all (joint rule)", "zero"):
+            no_jvp.append(f"`{p.name}` ({jvp})")
+        if batch == "loop":
+            loop.append(f"`{p.name}`")
+    out = ["## Known limits (from the rules)", ""]
+    for title, items in (
+        ("Reverse mode only for some arguments, or none (the others raise a clear error)", no_vjp),
+        ("Forward mode only for some arguments, or none", no_jvp),
+        ("Batched by the loop fallback (no batching rule of their own)", loop),
+    ):
+        out += [f"- {title}: " + (", ".join(items) if items else "none"), ""]
+    return out
+
+
 def render() -> str:
     """The document, as text (imports diffsys; deterministic)."""
     _, missing = _import_all()
@@ -295,10 +336,11 @@ def render() -> str:
             if doc is not None and doc == getattr(p.impl, "__doc__", None):
                 if not (getattr(p.impl, "__module__", None) or "").startswith("diffsys"):
                     doc = None  # NumPy's own docstring (a ufunc signature): not ours
-            doc = _first_line(doc)
+            doc = NOTES.get(p.name) or _first_line(doc)
             mod_txt = f"`{mod}`" if mod else ""
             lines.append(f"| `{p.name}` | {vjp} | {jvp} | {batch} | {zero} | {mod_txt} | {doc} |")
         lines.append("")
+    lines += _gaps(prims)
     lines += ["## Public functions", ""]
     for modname in PUBLIC:
         rows = _describe_public(modname, Primitive)
