@@ -114,6 +114,24 @@ from ._elementwise import (
     where,
 )
 from ._indexing import argmax, argmin, argwhere, at, getitem, nonzero
+from ._numerics import (
+    convolve,
+    copysign,
+    correlate,
+    deg2rad,
+    degrees,
+    fix,
+    float_power,
+    fmod,
+    heaviside,
+    interp,
+    logaddexp2,
+    nan_to_num,
+    polyval,
+    rad2deg,
+    radians,
+    sinc,
+)
 from ._ordering import (
     argpartition,
     argsort,
