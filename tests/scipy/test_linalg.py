@@ -8,6 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg as sl
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -408,3 +411,34 @@ def test_complex_inputs(rng):
     q = rnd(rng, 3, 3) + 1j * rnd(rng, 3, 3)
     check(L.solve_sylvester, h, h.T + 1, q)
     check(lambda x: L.eigh(herm(x), eigvals_only=True, subset_by_index=[1, 2]), h)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch_a=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2),
+    batch_b=hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2),
+    n=st.integers(1, 3),
+    k=st.integers(1, 2),
+    lower=st.booleans(),
+    trans=st.sampled_from([0, 1, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_solve_triangular_broadcasting_property(batch_a, batch_b, n, k, lower, trans, seed):
+    """Broadcasting stacks: SciPy's values, gradients (both modes) summed over broadcast axes."""
+    try:
+        np.broadcast_shapes(batch_a, batch_b)
+    except ValueError:
+        assume(False)
+    r = np.random.default_rng(seed)
+    a = r.standard_normal(batch_a + (n, n)) + 3 * np.eye(n)
+    b = r.standard_normal(batch_b + (n, k))
+
+    def f(a, b):
+        return L.solve_triangular(a, b, trans=trans, lower=lower)
+
+    ab, bb = np.broadcast_to(a, np.broadcast_shapes(batch_a, batch_b) + (n, n)), b
+    want = sl.solve_triangular(
+        ab, np.broadcast_to(bb, ab.shape[:-2] + (n, k)), trans=trans, lower=lower
+    )
+    np.testing.assert_allclose(traced_value(f, a, b), want, rtol=1e-10, atol=1e-12)
+    ds.check_grads(f, (a, b), order=1, modes=("fwd", "rev"))
