@@ -442,3 +442,25 @@ def test_solve_triangular_broadcasting_property(batch_a, batch_b, n, k, lower, t
     )
     np.testing.assert_allclose(traced_value(f, a, b), want, rtol=1e-10, atol=1e-12)
     ds.check_grads(f, (a, b), order=1, modes=("fwd", "rev"))
+
+
+JAC = [
+    ("lu_solve", lambda a: L.lu_solve(L.lu_factor(a), np.arange(1.0, 4.0)), pivoting),
+    ("sqrtm", lambda a: L.sqrtm(sym(a)), spd),
+    ("sylvester", lambda a: L.solve_sylvester(a, a.T + 1.0, np.eye(3)), well),
+    ("banded", lambda a: L.solve_banded((1, 1), a, np.ones(3)), well),
+    ("eigh_subset", lambda a: L.eigh(sym(a), subset_by_index=[1, 2])[1] ** 2, spd),
+    ("tri_trans2", lambda a: L.solve_triangular(a, np.ones((3, 2)), trans=2), well),
+]
+
+
+@pytest.mark.parametrize("name,f,make", JAC, ids=[j[0] for j in JAC])
+def test_jacfwd_equals_jacrev(name, f, make, rng):
+    """Both run the batching rules of the derivative rules (vmap over tangents/cotangents)."""
+    a = make(rng, 3, 3)
+    jf = ds.jacfwd(f)(a)
+    jr = ds.jacrev(f)(a)
+    np.testing.assert_allclose(jf, jr, rtol=1e-9, atol=1e-11)
+    e = np.zeros_like(a)
+    e[1, 2] = 1.0
+    np.testing.assert_allclose(jf[..., 1, 2], ds.jvp(f, (a,), (e,))[1], rtol=1e-9, atol=1e-11)
