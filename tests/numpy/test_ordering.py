@@ -127,6 +127,18 @@ CASES = [
         (2, 3),
     ),
     ("put_along_scalar", lambda m, x: put_along(m, x, np.array([[1, 0, 1]]), 2.5, axis=0), (2, 3)),
+    (
+        "put_along_repeats",
+        lambda m, x: put_along(m, x, np.array([[1, 1, 0], [2, 0, 2]]), x[:, ::-1] ** 2, axis=1),
+        (2, 3),
+    ),
+    (
+        "put_along_none",
+        lambda m, x: put_along(
+            m, x, np.array([4, 1, 4]), np.array([1.0, 2.0, 3.0]) * x[0, 0], None
+        ),
+        (2, 3),
+    ),
     ("choose", lambda m, x: m.choose(np.array([[0, 1, 2], [2, 1, 0]]), [x, x**2, -x]), (2, 3)),
     ("choose_bcast", lambda m, x: m.choose(np.array([1, 0, 1]), [x, 2.0]), (2, 3)),
     ("select", lambda m, x: m.select([x > 0.5, x < -0.5], [x**2, 3 * x], default=x[0]), (4, 3)),

@@ -206,3 +206,12 @@ def test_values_only_functions():
     ds.grad(lambda x: seen.append(dnp.allclose(x, y, atol=2.0)) or dnp.sum(x))(x)
     assert seen == [True]
     assert dnp.isclose(np.nan, np.nan, equal_nan=True)
+
+
+def test_quantile_of_empty_raises_as_numpy():
+    with pytest.raises(IndexError):
+        np.quantile(np.zeros(0), 0.5)
+    with pytest.raises(IndexError):
+        ds.vjp(lambda v: dnp.quantile(v, 0.5), np.zeros(0))
+    with pytest.raises(ValueError):
+        ds.vjp(lambda v: dnp.quantile(v, 1.5), np.zeros(3))

@@ -499,7 +499,22 @@ def put_along_axis(arr, indices, values, axis):
         indices = np.asarray(indices)
     idx = _along_axis_index(arr.shape, indices, axis)
     region = np.broadcast_shapes(*(shape_of(i) for i in idx))
-    out = at(arr)[idx].set(broadcast_to(ew.add(np.zeros((), dtype_of(arr)), values), region))
+    values = broadcast_to(ew.add(np.zeros((), dtype_of(arr)), values), region)
+    if dtype_of(values) != dtype_of(arr):  # NumPy casts the values to the array's dtype
+        values = values.astype(dtype_of(arr))
+    if not isinstance(indices, Tracer) and indices.size:
+        # Repeated positions: NumPy keeps the last write. Set only those writes, so that
+        # overwritten values get no gradient.
+        full = [np.broadcast_to(i, region).ravel() for i in idx]
+        flat = np.ravel_multi_index(
+            tuple(i % n for i, n in zip(full, arr.shape, strict=True)), arr.shape
+        )
+        _, first_of_reversed = np.unique(flat[::-1], return_index=True)
+        if len(first_of_reversed) < len(flat):
+            keep = np.sort(len(flat) - 1 - first_of_reversed)
+            idx = tuple(i[keep] for i in full)
+            values = getitem(reshape(values, (-1,)), keep)
+    out = at(arr)[idx].set(values)
     return reshape(out, shape) if shape_of(out) != shape else out
 
 
