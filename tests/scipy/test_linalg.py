@@ -238,6 +238,7 @@ def test_solve_banded(l, u, rng):
     v = rnd(rng, 5)
     np.testing.assert_allclose(traced_value(f, ab, v), sl.solve_banded((l, u), ab, v))
     check(f, banded(rng, l, u, 4, 2), rnd(rng, 2, 4, 1))
+    check(f, ab, rnd(rng, 2, 5, 2))  # b stacked over one band matrix
 
 
 def test_solve_banded_gradient_is_dense_on_the_band(rng):

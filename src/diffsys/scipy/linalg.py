@@ -30,8 +30,8 @@ Conventions and limits:
 - ``sqrtm``: derivatives solve the Sylvester equations ``X dX + dX X = dA`` (JVP) and
   ``X^T G + G X^T = g`` (VJP); finite where no two eigenvalues of ``X`` sum to zero.
 - ``solve_sylvester(a, b, q)``: differentiable in all three.
-- ``solve_banded``: differentiable in ``ab`` (the band only) and ``b``; the rules pass
-  through dense ``n x n`` matrices (``O(n^2)`` memory in the derivative pass).
+- ``solve_banded``: differentiable in ``ab`` (the band only) and ``b``; the rules stay in
+  band storage (``O(n (l + u))`` memory and work besides the banded solves).
 - ``eigh`` (standard and generalized, ``subset_by_index``/``subset_by_value``,
   ``eigvals_only``): derivatives of the returned eigenpairs, finite where *all* eigenvalues
   (of the full problem) are distinct; eigenvectors only up to sign. ``subset_by_value``
@@ -455,36 +455,46 @@ def sqrtm(A, **kwargs):
 # --- banded -----------------------------------------------------------------------------------
 
 
-def _band_to_dense_index(l, u, n):
-    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    k = u + i - j
-    valid = (k >= 0) & (k <= l + u)
-    return np.where(valid, k * n + j, 0), valid
+def _real_dtype(x):
+    return np.real(np.zeros((), dtype_of(x))).dtype
 
 
-def _dense_to_band_index(l, u, n):
+def _band_transpose(ab, l, u):
+    """The band storage of ``A^T`` (``u`` rows above, ``l`` below): ``O(n (l + u))``."""
+    s = shape_of(ab)
+    n = s[-1]
+    k, j = np.meshgrid(np.arange(l + u + 1), np.arange(n), indexing="ij")
+    col = k - l + j
+    valid = (col >= 0) & (col < n)
+    idx = np.where(valid, (u + l - k) * n + col, 0)
+    flat = dnp.reshape(ab, tuple(s[:-2]) + (-1,))
+    return dnp.take(flat, idx, axis=-1) * valid.astype(_real_dtype(ab))
+
+
+def _band_outer(gb, x, l, u):
+    """The band of ``gb @ x^T`` (``gab[k, j] = gb[k - u + j] . x[j]``): ``O(n (l + u) k)``."""
+    n = shape_of(x)[-2]
     k, j = np.meshgrid(np.arange(l + u + 1), np.arange(n), indexing="ij")
     i = k - u + j
     valid = (i >= 0) & (i < n)
-    return np.where(valid, i * n + j, 0), valid
+    rows = dnp.take(gb, np.where(valid, i, 0), axis=-2)  # (..., l + u + 1, n, k)
+    out = dnp.sum(rows * dnp.expand_dims(x, -3), axis=-1)
+    return out * valid.astype(_real_dtype(out))
 
 
-def _take_flat(x, idx, valid, lead):
-    flat = dnp.reshape(x, tuple(lead) + (-1,))
-    out = dnp.take(flat, idx, axis=-1)
-    return out * valid.astype(np.real(np.zeros((), dtype_of(x))).dtype)
-
-
-def _band_to_dense(ab, l, u):
-    s = shape_of(ab)
-    idx, valid = _band_to_dense_index(l, u, s[-1])
-    return _take_flat(ab, idx, valid, s[:-2])
-
-
-def _dense_to_band(a, l, u):
-    s = shape_of(a)
-    idx, valid = _dense_to_band_index(l, u, s[-1])
-    return _take_flat(a, idx, valid, s[:-2])
+def _band_matmul(t, x, l, u):
+    """``A @ x`` for ``A`` in band storage ``t``: ``y[i] = sum_k t[k, j] x[j]``,
+    ``j = i - k + u``; ``O(n (l + u) k)``."""
+    s = shape_of(t)
+    n = s[-1]
+    k, i = np.meshgrid(np.arange(l + u + 1), np.arange(n), indexing="ij")
+    j = i - k + u
+    valid = (j >= 0) & (j < n)
+    jj = np.where(valid, j, 0)
+    flat = dnp.reshape(t, tuple(s[:-2]) + (-1,))
+    coef = dnp.take(flat, k * n + jj, axis=-1) * valid.astype(_real_dtype(t))  # (..., K, n)
+    rows = dnp.take(x, jj, axis=-2)  # (..., K, n, k)
+    return dnp.sum(dnp.expand_dims(coef, -1) * rows, axis=-3)
 
 
 def _solve_banded_impl(ab, b, l, u):
@@ -499,13 +509,11 @@ def _solve_banded_impl(ab, b, l, u):
 
 def _banded_vjp_ab(g, ans, ab, b, l, u):
     gb = _banded_vjp_b_full(g, ab, l, u)
-    ga = -dnp.matmul(gb, _T(ans))
-    return unbroadcast_to(_dense_to_band(ga, l, u), shape_of(ab))
+    return unbroadcast_to(-_band_outer(gb, ans, l, u), shape_of(ab))
 
 
 def _banded_vjp_b_full(g, ab, l, u):
-    abt = _dense_to_band(_T(_band_to_dense(ab, l, u)), u, l)
-    return solve_banded_p(abt, g, l=u, u=l)
+    return solve_banded_p(_band_transpose(ab, l, u), g, l=u, u=l)
 
 
 solve_banded_p = Primitive("scipy.linalg.solve_banded", _solve_banded_impl)
@@ -514,9 +522,7 @@ solve_banded_p.defvjp(
     lambda g, ans, ab, b, l, u: unbroadcast_to(_banded_vjp_b_full(g, ab, l, u), shape_of(b)),
 )
 solve_banded_p.defjvp(
-    lambda t, ans, ab, b, l, u: (
-        -solve_banded_p(ab, dnp.matmul(_band_to_dense(t, l, u), ans), l=l, u=u)
-    ),
+    lambda t, ans, ab, b, l, u: -solve_banded_p(ab, _band_matmul(t, ans, l, u), l=l, u=u),
     lambda t, ans, ab, b, l, u: _nla._bcast(solve_banded_p(ab, t, l=l, u=u), ans),
 )
 _align_batch(solve_banded_p)
