@@ -163,6 +163,7 @@ solve_triangular_p = Primitive("scipy.linalg.solve_triangular", _solve_triangula
 solve_triangular_p.defvjp(_st_vjp_a, _st_vjp_b)
 solve_triangular_p.defjvp(_st_jvp_a, _st_jvp_b)
 _align_batch(solve_triangular_p)
+solve_triangular_p.__doc__ = "Solve op(tri(a)) x = b for matrix b (one triangle of a read)."
 
 
 def solve_triangular(
@@ -277,6 +278,8 @@ pmat_from_piv_p = Primitive(
 pmat_from_piv_p.defbatch(lambda args, batched, **params: pmat_from_piv_p(args[0], **params))
 piv_from_pmat_p = Primitive("scipy.linalg.lu_pivots", _piv_from_pmat_impl, zero_derivative=True)
 piv_from_pmat_p.defbatch(lambda args, batched: piv_from_pmat_p(args[0]))
+pmat_from_piv_p.__doc__ = "The permutation matrix of LAPACK pivots (a value)."
+piv_from_pmat_p.__doc__ = "LAPACK pivots of a permutation matrix (a value)."
 
 
 def _lu_impl(a):
@@ -323,6 +326,7 @@ lu_p = Primitive("scipy.linalg.lu", _lu_impl, multiple_results=True)
 lu_p.defvjp(_lu_vjp)
 lu_p.defjvp(_lu_jvp)
 lu_p.defbatch(lambda args, batched: lu_p(args[0]))
+lu_p.__doc__ = "Packed LU factor and the row permutation Q (Q a = L U); Q has zero derivative."
 
 
 def lu_factor(a, overwrite_a: bool = False, check_finite: bool = True):
@@ -380,6 +384,7 @@ expm_p = Primitive("scipy.linalg.expm", _sl.expm)
 expm_p.defjvp(lambda t, ans, a: _frechet(a, t))
 expm_p.defvjp(lambda g, ans, a: _frechet(_T(a), g))
 expm_p.defbatch(lambda args, batched: expm_p(args[0]))
+expm_p.__doc__ = "Matrix exponential; derivatives by the block-matrix Frechet derivative."
 
 
 def expm(A):
@@ -425,6 +430,7 @@ solve_sylvester_p.defjvp(
     lambda t, ans, a, b, q: _nla._bcast(solve_sylvester_p(a, b, t), ans),
 )
 _align_batch(solve_sylvester_p)
+solve_sylvester_p.__doc__ = "Solve a x + x b = q (Bartels-Stewart)."
 
 
 def solve_sylvester(a, b, q):
@@ -442,6 +448,7 @@ sqrtm_p = Primitive("scipy.linalg.sqrtm", _sqrtm_impl)
 sqrtm_p.defjvp(lambda t, ans, a: solve_sylvester_p(ans, ans, t))
 sqrtm_p.defvjp(lambda g, ans, a: solve_sylvester_p(_T(ans), _T(ans), g))
 sqrtm_p.defbatch(lambda args, batched: sqrtm_p(args[0]))
+sqrtm_p.__doc__ = "Principal matrix square root; derivatives solve Sylvester equations."
 
 
 def sqrtm(A, **kwargs):
@@ -526,6 +533,9 @@ solve_banded_p.defjvp(
     lambda t, ans, ab, b, l, u: _nla._bcast(solve_banded_p(ab, t, l=l, u=u), ans),
 )
 _align_batch(solve_banded_p)
+solve_banded_p.__doc__ = (
+    "Solve A x = b for matrix b, A in LAPACK band storage; rules in band storage."
+)
 
 
 def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_finite=True):
