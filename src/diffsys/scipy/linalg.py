@@ -508,7 +508,7 @@ def _solve_banded_impl(ab, b, l, u):
     ab, b = _broadcast_stacks([ab, b], [2, 2])
     if ab.ndim == 2:
         return _sl.solve_banded((l, u), ab, b)
-    out = np.empty(np.broadcast_shapes(b.shape, b.shape), np.result_type(ab, b, 1.0))
+    out = np.empty(b.shape, np.result_type(ab, b, 1.0))
     for idx in np.ndindex(ab.shape[:-2]):
         out[idx] = _sl.solve_banded((l, u), ab[idx], b[idx])
     return out
