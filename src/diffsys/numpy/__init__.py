@@ -135,6 +135,7 @@ from ._numerics import (
 from ._ordering import (
     argpartition,
     argsort,
+    c_,
     choose,
     compress,
     cross,
@@ -150,6 +151,7 @@ from ._ordering import (
     pad,
     partition,
     put_along_axis,
+    r_,
     repeat,
     roll,
     rot90,

@@ -684,3 +684,49 @@ def unique(
         extra.append(first)
     extra.extend(res[2:])
     return (values, *extra) if extra else values
+
+
+# --- r_ and c_ --------------------------------------------------------------------------------
+
+
+class _Concatenator:
+    """``r_`` / ``c_``: concatenation by index syntax (as NumPy's). Under transforms the items
+    may be tracers, arrays, scalars and slices (``start:stop:step``, as ``numpy.r_``); the
+    string directives of NumPy's forms are supported only outside transforms."""
+
+    __slots__ = ("axis", "ndmin", "trans1d", "np_obj")
+
+    def __init__(self, axis: int, ndmin: int, trans1d: int, np_obj) -> None:
+        self.axis, self.ndmin, self.trans1d, self.np_obj = axis, ndmin, trans1d, np_obj
+
+    def __getitem__(self, key):
+        items = key if isinstance(key, tuple) else (key,)
+        if not _traced(*items):
+            return self.np_obj[key]
+        if any(isinstance(i, str) for i in items):
+            raise NotImplementedError("r_/c_: string directives are not supported under transforms")
+        parts = []
+        for item in items:
+            if isinstance(item, slice):
+                item = np.r_[item]
+            x = _arr(item)
+            nd = ndim_of(x)
+            if nd < self.ndmin:
+                x = reshape(x, (1,) * (self.ndmin - nd) + tuple(shape_of(x)))
+                if self.trans1d != -1:
+                    k2, k1 = self.ndmin - nd, self.trans1d
+                    if k1 < 0:
+                        k1 += k2 + 1
+                    axes = list(range(self.ndmin))
+                    x = transpose(x, axes[:k1] + axes[k2:] + axes[k1:k2])
+            parts.append(x)
+        dtype = np.result_type(*[dtype_of(p) for p in parts])
+        parts = [p if dtype_of(p) == dtype else ew.add(np.zeros((), dtype), p) for p in parts]
+        return concatenate(parts, axis=self.axis)
+
+    def __len__(self) -> int:
+        return 0
+
+
+r_ = _Concatenator(0, 1, -1, np.r_)
+c_ = _Concatenator(-1, 2, 0, np.c_)
