@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
@@ -239,3 +242,48 @@ def test_errors():
         ds.grad(lambda x: dnp.sum(dnp.select([x > 0], [x, x])))(rnd(3))
     with pytest.raises(ValueError):
         ds.grad(lambda x: dnp.sum(dnp.take_along_axis(x, np.array([0]), 1)))(rnd(3, 4))
+
+
+# --- properties over random shapes and axes ---------------------------------------------------
+
+PROPERTY_FNS = {
+    "sort": lambda m, x, ax, k: m.sort(x, axis=ax),
+    "partition": lambda m, x, ax, k: m.partition(x, k % x.shape[ax], axis=ax),
+    "flip": lambda m, x, ax, k: m.flip(x, axis=ax),
+    "roll": lambda m, x, ax, k: m.roll(x, k - 2, axis=ax),
+    "repeat": lambda m, x, ax, k: m.repeat(x, k % 3, axis=ax),
+    "diff": lambda m, x, ax, k: m.diff(x, n=k % 2 + 1, axis=ax),
+    "pad_reflect": lambda m, x, ax, k: m.pad(x, k % 3, mode="reflect") if min(x.shape) > 1 else x,
+    "pad_wrap": lambda m, x, ax, k: m.pad(x, (k % 2, k % 3), mode="wrap"),
+    "tile": lambda m, x, ax, k: m.tile(x, (k % 2 + 1, 2)),
+    "quantile": lambda m, x, ax, k: m.quantile(x, (k % 5) / 4, axis=ax),
+    "median": lambda m, x, ax, k: m.median(x, axis=ax),
+    "take_along_argsort": lambda m, x, ax, k: m.take_along_axis(x, m.argsort(-x, axis=ax), ax),
+}
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(sorted(PROPERTY_FNS)),
+    x=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4),
+        elements=st.floats(-2.0, 2.0),
+        unique=True,
+    ),
+    axis_seed=st.integers(0, 10),
+    k=st.integers(0, 10),
+)
+def test_properties_random_shapes(name, x, axis_seed, k):
+    """Values equal NumPy's under a transform; jacrev == jacfwd; vmap == stacking."""
+    ax = axis_seed % x.ndim - x.ndim * (axis_seed % 2)  # negative axes too
+    fn = PROPERTY_FNS[name]
+    f = lambda v: fn(dnp, v, ax, k)  # noqa: E731
+    want = np.asarray(fn(np, x, ax, k))
+    out, _ = ds.vjp(f, x)
+    np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(ds.jacrev(f)(x), ds.jacfwd(f)(x), rtol=1e-12, atol=1e-14)
+    batch = np.stack([x, -x])
+    np.testing.assert_allclose(
+        ds.vmap(f)(batch), np.stack([want, np.asarray(fn(np, -x, ax, k))]), rtol=1e-13, atol=1e-15
+    )
