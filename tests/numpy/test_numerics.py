@@ -174,10 +174,26 @@ def test_convolve_correlate(op, n, m, mode):
     assert np.shape(out) == expected.shape
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
     ds.check_grads(f, (a, v), order=2)
+    out32, vjp32 = ds.vjp(f, a.astype(np.float32), v.astype(np.float32))
+    assert out32.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in vjp32(np.ones_like(out32)))
     got = ds.vmap(lambda a: f(a, v))(np.stack([a, 2 * a]))
     np.testing.assert_allclose(
         got, np.stack([expected, getattr(np, op)(2 * a, v, mode=mode)]), rtol=1e-12, atol=1e-14
     )
+
+
+def test_convolve_long_signal_second_order():
+    # A primitive, not a window matrix: long signals stay cheap, Hessian-vector products work.
+    a, v = rnd(20000), rnd(301, seed=2)
+    f = lambda a, v: dnp.sum(dnp.convolve(a, v, mode="same") ** 2)  # noqa: E731
+    ga, gv = ds.grad(f, argnums=(0, 1))(a, v)
+    c = np.convolve(a, v, mode="full")
+    np.testing.assert_allclose(
+        gv, 2 * np.correlate(np.pad(c[150:20150], (150, 150)), a, "valid"), rtol=1e-9
+    )
+    hv = ds.hvp(lambda v: f(a, v), (v,), (np.ones_like(v),))
+    assert np.shape(hv[0] if isinstance(hv, tuple) else hv) == v.shape
 
 
 def test_correlate_complex():

@@ -21,7 +21,6 @@ from . import _elementwise as ew
 from ._elementwise import _binary, _nondiff
 from ._indexing import getitem
 from ._ordering import _arr, _traced, searchsorted
-from ._products import matmul
 from ._shape import concatenate, reshape
 from ._util import def_elementwise_batch, dtype_of, shape_of
 
@@ -234,18 +233,38 @@ def interp(x, xp, fp, left=None, right=None, period=None):
 # --- convolution ----------------------------------------------------------------------------------
 
 
-def _full_convolution(a, v):
-    """The full 1-D convolution of ``a`` (length n) and ``v`` (length m): length n + m - 1.
+def _conv_impl(a, v):
+    return np.convolve(a, v, mode="full")
 
-    Windows of the zero-padded ``a`` gathered into an (n + m - 1, m) matrix, times reversed
-    ``v``: differentiable in both through ``getitem`` and ``matmul``."""
-    n, m = shape_of(a)[0], shape_of(v)[0]
-    dtype = np.result_type(dtype_of(a), dtype_of(v))
-    zeros = np.zeros(m - 1, dtype)
-    padded = concatenate([zeros, a, zeros]) if m > 1 else a
-    idx = np.arange(n + m - 1)[:, None] + np.arange(m)[None, :]
-    windows = getitem(padded, idx)
-    return matmul(windows, getitem(v, slice(None, None, -1)))
+
+def _reversed(x):
+    return getitem(x, slice(None, None, -1))
+
+
+# The full 1-D convolution is bilinear: each VJP is a correlation with the other input,
+# written with this same primitive (so derivatives of every order follow), and each JVP is a
+# convolution of the tangent. Under vmap the engine's fallback loops over the batch.
+convolve_full_p = Primitive("convolve_full", _conv_impl)
+convolve_full_p.__doc__ = "Full 1-D convolution (numpy.convolve, mode='full'); bilinear rules."
+convolve_full_p.defvjp(
+    lambda g, ans, a, v: getitem(
+        convolve_full_p(g, _reversed(v)),
+        slice(shape_of(v)[0] - 1, shape_of(v)[0] - 1 + shape_of(a)[0]),
+    ),
+    lambda g, ans, a, v: getitem(
+        convolve_full_p(g, _reversed(a)),
+        slice(shape_of(a)[0] - 1, shape_of(a)[0] - 1 + shape_of(v)[0]),
+    ),
+)
+convolve_full_p.defjvp(
+    lambda t, ans, a, v: convolve_full_p(t, v),
+    lambda t, ans, a, v: convolve_full_p(a, t),
+)
+
+
+def _full_convolution(a, v):
+    """The full 1-D convolution of ``a`` (length n) and ``v`` (length m): length n + m - 1."""
+    return convolve_full_p(a, v)
 
 
 def _mode_slice(full, n: int, m: int, mode: str, op: str):
