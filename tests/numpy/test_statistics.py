@@ -215,3 +215,20 @@ def test_quantile_of_empty_raises_as_numpy():
         ds.vjp(lambda v: dnp.quantile(v, 0.5), np.zeros(0))
     with pytest.raises(ValueError):
         ds.vjp(lambda v: dnp.quantile(v, 1.5), np.zeros(3))
+
+
+def test_quantiles_of_slices_with_nan_are_nan():
+    x = np.array([[1.0, np.nan, 3.0, 0.5], [2.0, 1.0, 0.0, 4.0]])
+    for fn in (
+        lambda m, v: m.median(v, axis=1),
+        lambda m, v: m.median(v, axis=0),
+        lambda m, v: m.quantile(v, [0.2, 0.9], axis=1),
+        lambda m, v: m.percentile(v, 30),
+    ):
+        want = fn(np, x)
+        np.testing.assert_array_equal(ds.vjp(lambda v, fn=fn: fn(dnp, v), x)[0], want)
+        np.testing.assert_array_equal(
+            ds.vmap(lambda v, fn=fn: fn(dnp, v))(np.stack([x, x])), [want, want]
+        )
+    g = ds.grad(lambda v: dnp.sum(dnp.median(v, axis=1)))(x)
+    np.testing.assert_array_equal(g, [[0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])

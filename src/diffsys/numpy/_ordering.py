@@ -99,7 +99,7 @@ def roll(a, shift, axis=None):
     a = _arr(a)
     if axis is None:
         return reshape(roll(ravel(a), shift, 0), a.shape)
-    shifts, axes = np.broadcast_arrays(np.asarray(shift), np.asarray(axis))
+    shifts, axes = np.broadcast_arrays(np.asarray(concrete(shift)), np.asarray(axis))
     total: dict[int, int] = {}
     for s, ax in zip(shifts.ravel(), axes.ravel(), strict=True):
         k = normalize_axis(int(ax), a.ndim, "roll")
@@ -248,6 +248,10 @@ def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None):
             kw["append"] = append
         return np.diff(a, n=n, axis=axis, **kw)
     a = _arr(a)
+    if n < 0:
+        raise ValueError(f"diff: order must be non-negative but got {n!r}")
+    if a.ndim == 0:
+        raise ValueError("diff: requires input that is at least one dimensional")
     axis = normalize_axis(axis, a.ndim, "diff")
     parts = []
     for extra in (prepend, append):

@@ -263,6 +263,9 @@ def _quantile(a, q, axis, keepdims, op, q_given=None):
     # NumPy's lerp: exact at both ends.
     diff = vhi - vlo
     out = ew.where(frac >= 0.5, vhi - diff * (1 - frac), vlo + diff * frac)
+    # A NaN in a slice makes its quantiles NaN, as NumPy (the sort put it last).
+    has_nan = red.any(ew.isnan(x), axis=-1)
+    out = ew.where(has_nan, np.asarray(np.nan, dtype_of(out)), out)
     # The result type as NumPy's: a Python scalar q is weak, an array q promotes.
     q_given = q if q_given is None else q_given
     weak = type(q_given) in (int, float)
