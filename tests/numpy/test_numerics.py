@@ -196,6 +196,25 @@ def test_convolve_long_signal_second_order():
     assert np.shape(hv[0] if isinstance(hv, tuple) else hv) == v.shape
 
 
+@pytest.mark.parametrize("n,m", [(6, 3), (2, 5), (4, 1)])
+def test_convolve_vmap_either_or_both(n, m):
+    a, v = rnd(3, n), rnd(3, m, seed=1)
+    want = np.stack([np.convolve(a[i], v[i]) for i in range(3)])
+    np.testing.assert_allclose(ds.vmap(dnp.convolve)(a, v), want, rtol=1e-12)
+    want = np.stack([np.convolve(a[i], v[0]) for i in range(3)])
+    np.testing.assert_allclose(ds.vmap(lambda a: dnp.convolve(a, v[0]))(a), want, rtol=1e-12)
+    want = np.stack([np.convolve(a[0], v[i], "same") for i in range(3)])
+    np.testing.assert_allclose(
+        ds.vmap(lambda v: dnp.convolve(a[0], v, "same"))(v), want, rtol=1e-12, atol=1e-14
+    )
+    f = lambda a, v: dnp.sum(dnp.sin(dnp.convolve(a, v)))  # noqa: E731
+    np.testing.assert_allclose(
+        ds.hessian(f)(a[0], v[0]),
+        ds.jacfwd(ds.grad(f))(a[0], v[0]),
+        rtol=1e-10,
+    )
+
+
 def test_correlate_complex():
     a = rnd(5) + 1j * rnd(5, seed=3)
     v = rnd(3) + 1j * rnd(3, seed=4)

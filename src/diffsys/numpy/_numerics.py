@@ -262,6 +262,28 @@ convolve_full_p.defjvp(
 )
 
 
+def _convolve_batch(args, batched):
+    """One batched operand: its rows, each followed by m - 1 zeros, convolved as one long
+    signal (the zeros keep the rows' results apart), then cut back into rows. Both batched:
+    the engine's loop."""
+    if batched[0] and batched[1]:
+        from ._fallback import loop_over_batch
+
+        return loop_over_batch(convolve_full_p, shape_of(args[0])[0], args, batched)
+    rows, other = (args[0], args[1]) if batched[0] else (args[1], args[0])
+    b, n = shape_of(rows)
+    m = shape_of(other)[0]
+    length = n + m - 1
+    dtype = np.result_type(dtype_of(rows), dtype_of(other))
+    if m > 1:
+        rows = concatenate([rows, np.zeros((b, m - 1), dtype)], axis=1)
+    long = convolve_full_p(reshape(rows, (b * length,)), other)
+    return reshape(getitem(long, slice(0, b * length)), (b, length))
+
+
+convolve_full_p.defbatch(_convolve_batch)
+
+
 def _full_convolution(a, v):
     """The full 1-D convolution of ``a`` (length n) and ``v`` (length m): length n + m - 1."""
     return convolve_full_p(a, v)
