@@ -223,8 +223,13 @@ def pad(array, pad_width, mode: str = "constant", **kwargs):
             if dtype_of(x) != dtype:
                 x = x.astype(dtype)
         return x
+    if mode in ("maximum", "minimum", "mean", "median", "linear_ramp"):
+        return _pad_computed(x, widths, mode, kwargs)
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
         raise NotImplementedError(f"pad: mode {mode!r} is not supported under transforms")
+    if kwargs.get("reflect_type", "even") != "even":
+        raise NotImplementedError("pad: reflect_type='odd' is not supported under transforms")
+    kwargs.pop("reflect_type", None)
     if kwargs:
         raise TypeError(f"pad: unsupported keyword arguments: {sorted(kwargs)}")
     for axis, (b, a) in enumerate(widths):
@@ -235,6 +240,62 @@ def pad(array, pad_width, mode: str = "constant", **kwargs):
             raise ValueError(f"pad: can't extend the empty axis {axis} using mode {mode!r}")
         idx = np.pad(np.arange(n), (b, a), mode=mode)
         x = _take_axis(x, idx, axis)
+    return x
+
+
+def _pad_computed(x, widths, mode, kwargs):
+    """Pad modes whose values are computed from the array: statistics of the edge slices
+    (``maximum``, ``minimum``, ``mean``, ``median`` with ``stat_length``) and ``linear_ramp``
+    (to ``end_values``). Axis by axis, as NumPy, so later axes see earlier padding."""
+    from . import _reductions as red
+
+    key = "end_values" if mode == "linear_ramp" else "stat_length"
+    extra = set(kwargs) - {key}
+    if extra:
+        raise TypeError(f"pad: unsupported keyword arguments for mode {mode!r}: {sorted(extra)}")
+    param = kwargs.get(key)
+    if mode == "linear_ramp":
+        param = _pairs(0 if param is None else concrete(param), x.ndim, "pad", key)
+    elif param is not None:
+        param = _pairs(concrete(param), x.ndim, "pad", key)
+    dtype = dtype_of(x)
+    for axis, (b, a) in enumerate(widths):
+        if not b and not a:
+            continue
+        n = x.shape[axis]
+        parts = []
+        for width, before in ((b, True), (a, False)):
+            if not width:
+                continue
+            shape = list(shape_of(x))
+            shape[axis] = width
+            if mode == "linear_ramp":
+                end = float(param[axis][0 if before else 1])
+                edge = _take_axis(x, slice(0, 1) if before else slice(n - 1, n), axis)
+                steps = np.arange(width) / width
+                if not before:
+                    steps = steps[::-1]
+                s = [1] * x.ndim
+                s[axis] = width
+                ramp = np.asarray(steps, dtype).reshape(s)
+                parts.append(ew.add((edge - end) * ramp, np.asarray(end, dtype)))
+                continue
+            if n == 0:
+                raise ValueError(f"pad: can't extend the empty axis {axis} using mode {mode!r}")
+            k = n if param is None else max(1, min(int(param[axis][0 if before else 1]), n))
+            window = _take_axis(x, slice(0, k) if before else slice(n - k, n), axis)
+            if mode == "median":
+                from ._statistics import median
+
+                stat = median(window, axis=axis, keepdims=True)
+            else:
+                fn = {"maximum": red.max, "minimum": red.min, "mean": red.mean}[mode]
+                stat = fn(window, axis=axis, keepdims=True)
+            parts.append(broadcast_to(stat, tuple(shape)))
+        if b:
+            x = concatenate([parts[0], x] + parts[1:], axis=axis)
+        else:
+            x = concatenate([x] + parts, axis=axis)
     return x
 
 
