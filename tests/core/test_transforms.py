@@ -300,3 +300,20 @@ def test_tracer_isinstance_and_concrete():
         return x * 2.0
 
     ds.grad(f)(1.0)
+
+
+def test_complex_cotangent_reaching_a_real_value_keeps_only_its_real_part():
+    z = np.array([1 + 2j])
+    (g,) = ds.vjp(lambda a: a + dnp.sum(dnp.real(a)), z)[1](np.array([1j]))
+    np.testing.assert_allclose(g, [1j])
+    (g,) = ds.vjp(lambda a: a + dnp.sum(dnp.abs(a)), z)[1](np.array([1j]))
+    np.testing.assert_allclose(g, [1j])
+    g = ds.grad(lambda z: dnp.real(dnp.sum(dnp.abs(z) * (1 + 1j))))(np.array([3 + 4j]))
+    np.testing.assert_allclose(g, [0.6 - 0.8j])
+    zc = np.array([1 + 2j, -0.5 + 0.3j])
+    ds.check_grads(lambda z: dnp.sum(dnp.abs(z) ** 3), (zc,), order=2)
+
+
+def test_gradient_of_a_scalar_argument_is_a_0d_array():
+    g = ds.grad(lambda x: x * x)(3.0)
+    assert type(g) is np.ndarray and g.shape == () and float(g) == 6.0

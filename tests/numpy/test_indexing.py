@@ -581,3 +581,14 @@ def test_at_multiply_divide_on_plain_arrays_repeated_indices():
             ufunc.at(expected, idx, v)
             assert_same(getattr(dnp.at(x)[idx], op)(v), expected)
     assert dnp.at(x.astype(np.float32))[0].multiply(2.0).dtype == np.float32
+
+
+def test_set_with_repeated_indices_gives_the_gradient_only_to_the_last_write():
+    x = np.zeros(3)
+    w = np.array([1.0, 2.0, 3.0])
+    f = lambda v: dnp.sum(dnp.at(x)[np.array([0, 0])].set(v) * w)
+    np.testing.assert_array_equal(ds.grad(f)(np.array([5.0, 7.0])), [0.0, 1.0])
+    ds.check_grads(f, (np.array([5.0, 7.0]),), order=2)
+    g = lambda v, i: dnp.sum(dnp.at(x)[i].set(v) * w)
+    out = ds.vmap(ds.grad(g))(np.array([[5.0, 7.0], [1.0, 2.0]]), np.array([[0, 0], [1, 2]]))
+    np.testing.assert_array_equal(out, [[0.0, 1.0], [2.0, 3.0]])

@@ -143,6 +143,8 @@ def _finish_cotangent(ct, leaf):
         ):
             ct = ad_util.real_part(ct)
         ct = ad_util.cast(ct, dtype=dtype)
+    if isinstance(ct, np.generic):  # a gradient is an array, like its primal: 0-d too
+        ct = np.asarray(ct)
     return ct
 
 

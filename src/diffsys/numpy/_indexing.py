@@ -351,10 +351,29 @@ scatter_add_p.defjvp(
     lambda t, ans, x, v, *ops, idx: scatter_add_p(_zeros_for(ans, t), t, *ops, idx=idx),
 )
 
+
+def _kept_writes(region, x, write, read):
+    """Zero the entries of ``region`` (the cotangent gathered at the written positions)
+    whose write was overwritten by a later one at the same position: with repeated
+    indices only the last write reaches the output, as in NumPy."""
+    rshape = shape_of(region)
+    order = np.arange(int(np.prod(rshape, dtype=np.intp)), dtype=np.intp).reshape(rshape)
+    marker = write(np.full(shape_of(x), -1, dtype=np.intp), order)
+    return region * (read(marker) == order)
+
+
 scatter_set_p = Primitive("scatter_set", _scatter_set_impl)
 scatter_set_p.defvjp(
     lambda g, ans, x, v, *ops, idx: scatter_set_p(g, 0.0, *ops, idx=idx),
-    lambda g, ans, x, v, *ops, idx: unbroadcast(gather_p(g, *ops, idx=idx), v),
+    lambda g, ans, x, v, *ops, idx: unbroadcast(
+        _kept_writes(
+            gather_p(g, *ops, idx=idx),
+            x,
+            lambda m, o: scatter_set_p(m, o, *ops, idx=idx),
+            lambda m: gather_p(m, *ops, idx=idx),
+        ),
+        v,
+    ),
 )
 scatter_set_p.defjvp(
     lambda t, ans, x, v, *ops, idx: scatter_set_p(t, 0.0, *ops, idx=idx),
@@ -429,10 +448,21 @@ index_add_p.defjvp(
 _scatter_batch(index_add_p)
 
 index_set_p = Primitive("index_set", _index_set_impl)
-index_set_p.defvjp(
-    lambda g, ans, x, v, idx: index_set_p(g, 0.0, idx=idx),
-    lambda g, ans, x, v, idx: unbroadcast(getitem_p(g, idx=idx), v),
-)
+
+
+def _index_set_vjp_v(g, ans, x, v, idx):
+    region = getitem_p(g, idx=idx)
+    if not _is_basic(idx):  # integer arrays may repeat a position
+        region = _kept_writes(
+            region,
+            x,
+            lambda m, o: index_set_p(m, o, idx=idx),
+            lambda m: getitem_p(m, idx=idx),
+        )
+    return unbroadcast(region, v)
+
+
+index_set_p.defvjp(lambda g, ans, x, v, idx: index_set_p(g, 0.0, idx=idx), _index_set_vjp_v)
 index_set_p.defjvp(
     lambda t, ans, x, v, idx: index_set_p(t, 0.0, idx=idx),
     lambda t, ans, x, v, idx: index_set_p(

@@ -44,6 +44,9 @@ def unbroadcast(g, x):
     """
     # In VJP rules both are arrays or tracers (values of traced arguments), so both have
     # ``.shape``; this check is on the hot path of every backward pass.
+    gd, xd = g.dtype, x.dtype
+    if gd is not xd and gd.kind == "c" and xd.kind != "c":
+        g = ad_util.real_part(g)  # a real input receives the real part (JAX's convention)
     shape = x.shape
     if g.shape == shape:
         return g
