@@ -483,3 +483,19 @@ def test_astype_real_to_complex_gradient_emits_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds.grad(lambda v: dnp.sum(dnp.real(v.astype(complex) * (1 + 2j))))(np.array([1.0, 2.0]))
+
+
+def test_ordering_methods_on_tracers():
+    x = np.array([3.0, 1.0, 2.0])
+    g = ds.grad(lambda x: dnp.sum(x.take(x.argsort())[:2] * np.array([1.0, 10.0])))(x)
+    np.testing.assert_array_equal(g, [0.0, 1.0, 10.0])
+    g = ds.grad(lambda x: x.reshape(1, 3).repeat(3, axis=0).trace())(x)
+    np.testing.assert_array_equal(g, [1.0, 1.0, 1.0])
+    g = ds.grad(lambda x: x.reshape(3, 1).diagonal().sum() + x.ptp())(x)
+    np.testing.assert_array_equal(g, [2.0, -1.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["sort", "partition", "fill"])
+def test_in_place_methods_name_the_functional_alternative(name):
+    with pytest.raises(TypeError, match="immutable"):
+        ds.grad(lambda x: getattr(x, name)(1))(np.array([3.0, 1.0, 2.0]))

@@ -263,7 +263,49 @@ _METHODS = {
     ),
     "round": _no_out(lambda self, decimals=0: ew.round(self, decimals), "round"),
     "__format__": _format,
+    # Methods that return new arrays in NumPy too.
+    "argsort": lambda self, axis=-1, kind=None, order=None: _ordering().argsort(
+        self, axis=axis, kind=kind
+    ),
+    "argpartition": lambda self, kth, axis=-1: _ordering().argpartition(self, kth, axis=axis),
+    "take": lambda self, indices, axis=None: _ordering().take(self, indices, axis=axis),
+    "repeat": lambda self, repeats, axis=None: _ordering().repeat(self, repeats, axis=axis),
+    "diagonal": lambda self, offset=0, axis1=0, axis2=1: _ordering().diagonal(
+        self, offset, axis1, axis2
+    ),
+    "trace": lambda self, offset=0, axis1=0, axis2=1: _ordering().trace(self, offset, axis1, axis2),
+    "searchsorted": lambda self, v, side="left": _ordering().searchsorted(self, v, side=side),
+    "compress": lambda self, condition, axis=None: _ordering().compress(condition, self, axis=axis),
+    "choose": lambda self, choices: _ordering().choose(self, choices),
+    "nonzero": lambda self: ix.nonzero(self),
+    "ptp": lambda self, axis=None, keepdims=False: _statistics().ptp(
+        self, axis=axis, keepdims=keepdims
+    ),
+    # NumPy sorts these in place; traced arrays are immutable, so they name the alternative.
+    "sort": lambda self, *a, **k: _in_place_method("sort", self),
+    "partition": lambda self, *a, **k: _in_place_method("partition", self),
+    "fill": lambda self, *a, **k: _in_place_method("fill", self),
 }
+
+
+def _ordering():
+    from . import _ordering as module
+
+    return module
+
+
+def _statistics():
+    from . import _statistics as module
+
+    return module
+
+
+def _in_place_method(name: str, self):
+    alternative = {"fill": "dnp.full_like(x, value)"}.get(name, f"x = dnp.{name}(x, ...)")
+    raise TypeError(
+        f"x.{name}() changes a NumPy array in place, but traced arrays (shape {self.shape}, "
+        f"dtype {self.dtype}) are immutable: use {alternative}, which returns a new array"
+    )
 
 
 def _T(self):
