@@ -54,22 +54,8 @@ class ReverseTrace(Trace):
             vals = (v,)
             parents = ((0, a._slot),)
             lower = isinstance(v, Tracer)
-        elif len(args) == 2:
-            a, b = args
-            if a.__class__ is ReverseTracer and a._trace is self:
-                va = a._value
-                if b.__class__ is ReverseTracer and b._trace is self:
-                    vb = b._value
-                    parents = ((0, a._slot), (1, b._slot))
-                else:
-                    vb = b
-                    parents = ((0, a._slot),)
-            else:
-                va = a
-                vb = b._value
-                parents = ((1, b._slot),)
-            vals = (va, vb)
-            lower = isinstance(va, Tracer) or isinstance(vb, Tracer)
+        elif len(args) == 2 and not prim.multiple_results:
+            return self.process2(prim, args[0], args[1], params)
         else:
             vals = list(args)
             parents = []
@@ -114,10 +100,10 @@ class ReverseTrace(Trace):
         tracer._slot = slot
         return tracer
 
-    def process2(self, prim, a, b):
-        """``process`` for two arguments, no parameters (arithmetic operators)."""
+    def process2(self, prim, a, b, params=_NO_PARAMS):
+        """``process`` for two arguments (arithmetic operators call it directly)."""
         if prim.special:
-            return self.process(prim, (a, b), _NO_PARAMS)
+            return self.process(prim, (a, b), params)
         if a.__class__ is ReverseTracer and a._trace is self:
             va = a._value
             if b.__class__ is ReverseTracer and b._trace is self:
@@ -131,12 +117,12 @@ class ReverseTrace(Trace):
             vb = b._value
             parents = ((1, b._slot),)
         if isinstance(va, Tracer) or isinstance(vb, Tracer):
-            out = prim(va, vb)
+            out = prim(va, vb, **params)
         else:
-            out = prim.impl(va, vb)
+            out = prim.impl(va, vb, **params) if params else prim.impl(va, vb)
         slot = self.nslots
         self.nslots = slot + 1
-        self.tape.append((prim, (va, vb), _NO_PARAMS, out, parents, slot, 0))
+        self.tape.append((prim, (va, vb), params, out, parents, slot, 0))
         tracer = _new(ReverseTracer)
         tracer._trace = self
         tracer._value = out
