@@ -82,7 +82,10 @@ WORKLOAD = Workload(
     description=(
         "The dense Hessian of the extended Rosenbrock function, n = 100, float64, "
         "x standard normal (seed 0). PyTorch uses `torch.autograd.functional.hessian` with "
-        "`vectorize=True`, faster here than `torch.func.hessian` and the unvectorized loop."
+        "`vectorize=True`, faster here than `torch.func.hessian` and the unvectorized loop. "
+        "diffsys computes `jacfwd(jacrev(f))`: one vmap over all 100 basis tangents of one "
+        "jvp of one VJP, so about 58 NumPy calls on (100, 99) batches plus about 110 "
+        "dispatches through three trace levels bound it."
     ),
     unit="ms",
     scale=1e3,

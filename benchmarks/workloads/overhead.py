@@ -94,7 +94,12 @@ WORKLOAD = Workload(
         f"`value_and_grad` of `sum(chain(x))`, where `chain` applies {STEPS} times "
         "`x = sin(x) * 1.0001 + 0.01` to a float64 array of shape (8,). "
         f"Time per call (forward + backward) divided by {PRIMITIVES} primitives "
-        f"({3 * STEPS} chain operations + the sum)."
+        f"({3 * STEPS} chain operations + the sum). "
+        "What bounds diffsys: NumPy itself costs about 0.65 µs per operation forward and "
+        "0.6 µs backward at this size (the hand-written row); recording an operation in "
+        "CPython (operator dispatch, one tape tuple, one tracer object) costs at least "
+        "0.45 µs in a minimal recorder, and diffsys's recorder adds its checks for nesting "
+        "levels and special primitives on top."
     ),
     unit="µs / primitive",
     scale=1e6 / PRIMITIVES,
