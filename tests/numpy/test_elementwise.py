@@ -848,3 +848,17 @@ def test_jacobians_of_a_composition(rng):
     np.testing.assert_allclose(h, ds.jacrev(ds.jacfwd(total))(x), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(h, numeric_jacobian(ds.grad(total), x), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(h, np.swapaxes(np.swapaxes(h, 0, 2), 1, 3), rtol=1e-12, atol=1e-14)
+
+
+def test_imag_and_angle_of_complex_values():
+    z = np.array([1 + 2j, -3 + 0.5j, 0.2 - 1j])
+    np.testing.assert_array_equal(dnp.imag(z), np.imag(z))
+    np.testing.assert_array_equal(dnp.angle(z, deg=True), np.angle(z, deg=True))
+    ds.check_grads(lambda a: dnp.sum(dnp.imag(a) ** 2), (z,), order=2)
+    ds.check_grads(lambda a: dnp.sum(dnp.angle(a)), (z,), order=2)
+    # angle = Im(log z): d angle along v = Im(v / z) = Re((-1j / z) * v), so grad = -1j / z
+    g = ds.grad(lambda a: dnp.sum(dnp.angle(a)))(z)
+    np.testing.assert_allclose(g, -1j / z, rtol=1e-12)
+    x = np.array([-1.0, 2.0])
+    np.testing.assert_array_equal(ds.grad(lambda a: dnp.sum(dnp.angle(a)))(x), [0.0, 0.0])
+    assert ds.grad(lambda a: dnp.sum(dnp.imag(a)))(x).tolist() == [0.0, 0.0]

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.ad_util import cast
 from ..core.ad_util import real_part as real
 from ..core.primitive import Primitive
+from ..core.tracer import Tracer
 from ._util import broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
 
 # --- construction helpers ----------------------------------------------------------------------
@@ -365,3 +366,23 @@ remainder = _binary(
     lambda ans, x, y: negative(floor_divide(x, y)),
 )
 mod = remainder
+
+
+# --- complex parts ----------------------------------------------------------------------------
+
+
+def imag(val):
+    """The imaginary part (zeros, a constant, for real input), differentiable in ``val``."""
+    if not isinstance(val, Tracer):
+        return np.imag(val)
+    if dtype_of(val).kind == "c":
+        return real(multiply(val, -1j))
+    return np.zeros(val.shape, dtype=val.dtype)
+
+
+def angle(z, deg: bool = False):
+    """The argument of complex numbers (0 or pi for real ones), differentiable in ``z``."""
+    if not isinstance(z, Tracer):
+        return np.angle(z, deg=deg)
+    a = arctan2(imag(z), real(z))
+    return a * (180.0 / np.pi) if deg else a
