@@ -560,3 +560,10 @@ def test_tensorsolve_axes(rng):
 
     np.testing.assert_allclose(ds.jvp(f, (a, b), (a, b))[0], np.linalg.tensorsolve(a, b, (0, 1)))
     check(f, a, b)
+
+
+def test_eigenvalue_gradient_is_finite_for_repeated_eigenvalues():
+    g = ds.grad(lambda x: dnp.sum(dnp.linalg.eigvalsh(x)))(np.eye(3))
+    np.testing.assert_allclose(g, np.eye(3))
+    g = ds.grad(lambda x: dnp.linalg.eigvalsh(x)[-1])(np.diag([1.0, 1.0, 2.0]))
+    np.testing.assert_allclose(g, np.diag([0.0, 0.0, 1.0]))

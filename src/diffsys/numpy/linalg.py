@@ -408,7 +408,11 @@ def _eigh_vjp(g, ans, a, UPLO):
     gw, gv = g
     if _is_complex(gw):  # the eigenvalues are real
         gw = ad_util.real_part(gw)
-    inner = _diag_embed(gw) + _eig_F(w) * dnp.matmul(_T(v), gv)
+    inner = _diag_embed(gw)
+    # Eigenvalues alone (the engine passes plain zeros for unused eigenvectors): skip the
+    # eigenvector term, whose 1/(w_j - w_i) factors are infinite for repeated eigenvalues.
+    if isinstance(gv, Tracer) or gv.any():
+        inner = inner + _eig_F(w) * dnp.matmul(_T(v), gv)
     vc = dnp.conjugate(v) if _is_complex(v) else v
     return _herm(dnp.matmul(vc, dnp.matmul(inner, _T(v))))
 
