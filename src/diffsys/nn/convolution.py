@@ -44,6 +44,35 @@ def _init_params(rng, w_shape, fan_in, bias_size, bias, dtype, weight_init, bias
     return w, b
 
 
+def _set_shape_fields(layer, in_channels, out_channels, kernel_size, stride, dilation, groups, key):
+    """The fields convolutions and transposed convolutions share; the layer's generator."""
+    nd = layer._nd
+    name = type(layer).__name__
+    rng = init.as_generator(key, name)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: groups={groups} must divide in_channels={in_channels} and "
+            f"out_channels={out_channels}"
+        )
+    layer.in_channels = int(in_channels)
+    layer.out_channels = int(out_channels)
+    layer.kernel_size = _tuple(kernel_size, nd)
+    layer.stride = _tuple(stride, nd)
+    layer.dilation = _tuple(dilation, nd)
+    layer.groups = int(groups)
+    return rng
+
+
+def _check_input(layer, x) -> None:
+    shape = tuple(dnp.shape(x))
+    if len(shape) != layer._nd + 2 or shape[1] != layer.in_channels:
+        raise ValueError(
+            f"{type(layer).__name__}({layer.in_channels} -> {layer.out_channels}, kernel "
+            f"{layer.kernel_size}): expected an input of shape (N, {layer.in_channels}, "
+            f"{layer._nd} spatial dims), got {shape}"
+        )
+
+
 class _ConvNd(Module):
     weight: np.ndarray
     bias: np.ndarray | None
@@ -74,20 +103,10 @@ class _ConvNd(Module):
         bias_init: Callable | None = None,
     ) -> None:
         nd = self._nd
-        name = type(self).__name__
-        rng = init.as_generator(key, name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.kernel_size = _tuple(kernel_size, nd)
-        self.stride = _tuple(stride, nd)
+        rng = _set_shape_fields(
+            self, in_channels, out_channels, kernel_size, stride, dilation, groups, key
+        )
         self.padding = _padding(padding, nd)
-        self.dilation = _tuple(dilation, nd)
-        self.groups = int(groups)
         w_shape = (out_channels, in_channels // groups) + self.kernel_size
         fan_in = (in_channels // groups) * math.prod(self.kernel_size)
         self.weight, self.bias = _init_params(
@@ -95,13 +114,7 @@ class _ConvNd(Module):
         )
 
     def __call__(self, x, *, key=None):
-        shape = tuple(dnp.shape(x))
-        if len(shape) != self._nd + 2 or shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, kernel "
-                f"{self.kernel_size}): expected an input of shape (N, {self.in_channels}, "
-                f"{self._nd} spatial dims), got {shape}"
-            )
+        _check_input(self, x)
         return conv(
             x,
             self.weight,
@@ -174,21 +187,11 @@ class _ConvTransposeNd(Module):
         bias_init: Callable | None = None,
     ) -> None:
         nd = self._nd
-        name = type(self).__name__
-        rng = init.as_generator(key, name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: groups={groups} must divide in_channels={in_channels} and "
-                f"out_channels={out_channels}"
-            )
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.kernel_size = _tuple(kernel_size, nd)
-        self.stride = _tuple(stride, nd)
+        rng = _set_shape_fields(
+            self, in_channels, out_channels, kernel_size, stride, dilation, groups, key
+        )
         self.padding = _tuple(padding, nd)
         self.output_padding = _tuple(output_padding, nd)
-        self.dilation = _tuple(dilation, nd)
-        self.groups = int(groups)
         w_shape = (in_channels, out_channels // groups) + self.kernel_size
         fan_in = (out_channels // groups) * math.prod(self.kernel_size)
         self.weight, self.bias = _init_params(
@@ -196,13 +199,7 @@ class _ConvTransposeNd(Module):
         )
 
     def __call__(self, x, *, key=None):
-        shape = tuple(dnp.shape(x))
-        if len(shape) != self._nd + 2 or shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__}({self.in_channels} -> {self.out_channels}): expected "
-                f"an input of shape (N, {self.in_channels}, {self._nd} spatial dims), got "
-                f"{shape}"
-            )
+        _check_input(self, x)
         return conv_transpose(
             x,
             self.weight,
