@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
+from ..scipy import special as dsp
 
 __all__ = [
     "celu",
@@ -104,15 +104,10 @@ def tanh(x):
 
 # --- sigmoid family -------------------------------------------------------------------------
 
-_sigmoid = Primitive("nn.sigmoid", special.expit)
-_sigmoid.defvjp(lambda g, ans, x: g * (ans * (1.0 - ans)))
-_sigmoid.defjvp(lambda t, ans, x: t * (ans * (1.0 - ans)))
-_unary_batch(_sigmoid)
-
 
 def sigmoid(x):
     """``1 / (1 + exp(-x))``, without overflow at either end."""
-    return _sigmoid(x)
+    return dsp.expit(x)
 
 
 _softplus = Primitive("nn.softplus", lambda x: np.logaddexp(x, 0))
@@ -143,17 +138,10 @@ swish = silu
 
 # --- erf and gelu ---------------------------------------------------------------------------
 
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-
-_erf = Primitive("nn.erf", special.erf)
-_erf.defvjp(lambda g, ans, x: g * (_TWO_OVER_SQRT_PI * dnp.exp(-(x * x))))
-_erf.defjvp(lambda t, ans, x: t * (_TWO_OVER_SQRT_PI * dnp.exp(-(x * x))))
-_unary_batch(_erf)
-
 
 def erf(x):
     """The error function."""
-    return _erf(x)
+    return dsp.erf(x)
 
 
 _SQRT_HALF = math.sqrt(0.5)
