@@ -18,7 +18,7 @@ from ._util import (
     normalize_axes,
     normalize_axis,
     shape_of,
-    unbroadcast_to,
+    unbroadcast,
 )
 
 # --- reshape / transpose --------------------------------------------------------------------------
@@ -189,7 +189,7 @@ def _broadcast_batch(args, batched, shape):
 
 
 broadcast_to_p = Primitive("broadcast_to", lambda x, shape: np.broadcast_to(x, shape))
-broadcast_to_p.defvjp(lambda g, ans, x, shape: unbroadcast_to(g, shape_of(x)))
+broadcast_to_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
 broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to_p(t, shape=shape))
 broadcast_to_p.defbatch(_broadcast_batch)
 

@@ -33,7 +33,7 @@ from .. import numpy as dnp
 from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import align_batched, dtype_of, shape_of, unbroadcast_to
+from ._util import align_batched, dtype_of, shape_of, unbroadcast
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -176,12 +176,12 @@ def _solve_impl(a, b, trans=False):
 def _solve_vjp_a(g, ans, a, b, trans=False):
     gb = solve_p(a, g, trans=not trans)
     if trans:  # x = A^-T b: the cotangent of A^T is -(A^-1 g) x^T
-        return unbroadcast_to(-dnp.matmul(ans, _T(gb)), shape_of(a))
-    return unbroadcast_to(-dnp.matmul(gb, _T(ans)), shape_of(a))
+        return unbroadcast(-dnp.matmul(ans, _T(gb)), a)
+    return unbroadcast(-dnp.matmul(gb, _T(ans)), a)
 
 
 def _solve_vjp_b(g, ans, a, b, trans=False):
-    return unbroadcast_to(solve_p(a, g, trans=not trans), shape_of(b))
+    return unbroadcast(solve_p(a, g, trans=not trans), b)
 
 
 def _solve_jvp_a(t, ans, a, b, trans=False):
