@@ -12,7 +12,7 @@ from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
 from ._shape import asarray_any, ravel, swapaxes
-from ._util import ndim_of, normalize_axis, shape_of, unbroadcast_to
+from ._util import ndim_of, normalize_axis, shape_of, unbroadcast
 
 # --- matmul ----------------------------------------------------------------------------------
 
@@ -34,7 +34,8 @@ def _matmul_vjp_a(g, ans, a, b):
     ga = matmul(g2, swapaxes(b2, -1, -2))
     # Sum over broadcast batch axes in the promoted (matrix) shape, then drop the axis that
     # promoted a 1-D operand: summing first in the 1-D shape would mistake it for a batch axis.
-    ga = unbroadcast_to(ga, shape_of(a2))
+    # unbroadcast also keeps only the real part of a complex cotangent for a real operand.
+    ga = unbroadcast(ga, a2)
     return ad_util.reshape(ga, shape=shape_of(a)) if ndim_of(a) == 1 else ga
 
 
@@ -46,7 +47,7 @@ def _matmul_vjp_b(g, ans, a, b):
     )
     g2 = ad_util.reshape(g, shape=out_shape)
     gb = matmul(swapaxes(a2, -1, -2), g2)
-    gb = unbroadcast_to(gb, shape_of(b2))
+    gb = unbroadcast(gb, b2)
     return ad_util.reshape(gb, shape=shape_of(b)) if ndim_of(b) == 1 else gb
 
 
@@ -223,7 +224,8 @@ def _einsum_operand_vjp(k):
             result = "".join(relabeled)
         else:
             result = target
-        return einsum_p(*args, subscripts=",".join(terms) + "->" + result)
+        gk = einsum_p(*args, subscripts=",".join(terms) + "->" + result)
+        return unbroadcast(gk, operands[k])  # same shape: only a real operand's projection
 
     return rule
 
