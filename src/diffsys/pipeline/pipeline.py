@@ -1,0 +1,749 @@
+"""``Pipeline``: named stages composed in sequence or as a DAG, with attached losses.
+
+The pipeline holds the structure (stages, losses, metrics, mode) and, for convenience, the
+current parameters (``pipe.params``: a dict by stage name, so parameter names are
+``encoder.conv1.weight``) and non-trainable state (``pipe.state``). Every computation also
+has a functional form that takes the parameters explicitly: :meth:`Pipeline.apply`,
+:meth:`Pipeline.loss` (for ``ds.value_and_grad``) and :meth:`Pipeline.step`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.custom import stop_gradient
+from ..core.pytree import tree_leaves
+from ..core.tracer import concrete
+from ..core.transforms import value_and_grad
+from ..nn._tree import combine, is_inexact_array, named_leaves, partition
+from ..nn.module import State, eval_mode, train_mode, with_state
+from ..optim.base import GradientTransformation, apply_updates
+from .losses import Loss, Metric
+from .spec import ContractError
+from .stage import Stage
+from .telemetry import Monitor, NonFiniteError, StepReport, Telemetry, all_finite, probe, sq_norm
+
+__all__ = ["Pipeline", "TrainState"]
+
+MODES = ("train", "infer")
+
+
+@dataclass
+class TrainState:
+    """Everything a training step changes: parameters (all stages), optimizer state (over the
+    trainable floating-point leaves), non-trainable state, the step count; and what it needs:
+    the optimizer, the seed of per-step random keys, the trainable stages at :meth:`init`."""
+
+    params: dict
+    opt_state: Any
+    state: dict
+    step: int
+    optimizer: GradientTransformation
+    seed: int
+    trainable: tuple[str, ...]
+
+
+class Pipeline:
+    """Stages composed by name; losses ``L = sum_i w_i(step) L_i`` on any outputs.
+
+    ``stages``: :class:`Stage` s (or ``(name, module_or_fn)`` pairs), in any order that
+    respects their ``inputs`` (a stage without ``inputs`` reads the previous stage, the first
+    one the first batch key). ``batch_keys``: the names of batch entries stages and losses
+    may read (a batch is a dict, or a tuple in this order).
+
+    >>> import numpy as np, diffsys as ds
+    >>> from diffsys import nn, pipeline as pl
+    >>> pipe = pl.Pipeline([
+    ...     pl.Stage("encoder", nn.Linear(4, 8, key=0), input_spec=("B", 4)),
+    ...     pl.Stage("act", nn.tanh),
+    ...     pl.Stage("head", nn.Linear(8, 3, key=1), output_spec=("B", 3)),
+    ... ], losses=[pl.Loss("ce", nn.cross_entropy, inputs=("head", "y"))])
+    >>> batch = {"x": np.ones((5, 4)), "y": np.zeros(5, dtype=int)}
+    >>> (loss, aux), grads = ds.value_and_grad(pipe.loss, has_aux=True)(pipe.params, batch)
+    >>> sorted(grads), grads["encoder"].weight.shape
+    (['encoder', 'head'], (8, 4))
+    """
+
+    def __init__(
+        self,
+        stages: Iterable[Stage | tuple[str, Any]],
+        *,
+        batch_keys: Sequence[str] = ("x", "y"),
+        losses: Iterable[Loss] = (),
+        metrics: Iterable[Metric] = (),
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.batch_keys = (batch_keys,) if isinstance(batch_keys, str) else tuple(batch_keys)
+        if not self.batch_keys:
+            raise ValueError("Pipeline: batch_keys must name at least one batch entry")
+        staged = []
+        for i, s in enumerate(stages):
+            if isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str):
+                s = Stage(s[0], s[1])
+            if not isinstance(s, Stage):
+                raise TypeError(
+                    f"Pipeline: item {i} is a {type(s).__name__}; give Stage objects or "
+                    "(name, module_or_function) pairs"
+                )
+            staged.append(s)
+        if not staged:
+            raise ValueError("Pipeline: give at least one stage")
+        self.stages: dict[str, Stage] = {}
+        for s in staged:
+            if s.name in self.stages:
+                raise ValueError(f"Pipeline: two stages are named {s.name!r}")
+            if s.name in self.batch_keys:
+                raise ValueError(
+                    f"Pipeline: stage {s.name!r} has the name of a batch key "
+                    f"{list(self.batch_keys)}; rename one of them"
+                )
+            self.stages[s.name] = s
+        previous = self.batch_keys[0]
+        for s in staged:
+            if s.inputs is None:
+                s._bind_inputs((previous,))
+            previous = s.name
+            for ref in s.inputs:
+                self._check_ref(ref, f"stage {s.name!r}")
+        self.order = _topological_order(staged)
+        self.stages = {name: self.stages[name] for name in self.order}
+        params, state = {}, {}
+        for name, s in self.stages.items():
+            if s.stateful:
+                module, st = with_state(s.params)
+                s.params = s.module = module
+                state[name] = st
+            if s.params is not None:
+                params[name] = s.params
+        self._check_ownership(params)
+        self._params = params
+        self.state: dict[str, State] = state
+        self.losses: list[Loss] = []
+        self.metrics: list[Metric] = []
+        for t in losses:
+            self.add_loss(t)
+        for m in metrics:
+            self.add_metric(m)
+        self.mode = "train"
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.steps_done = 0
+
+    # --- structure ---------------------------------------------------------------------------
+    def _check_ref(self, ref: str, who: str) -> None:
+        if not isinstance(ref, str):
+            raise TypeError(f"{who}: input names are strings, got {ref!r}")
+        if self._parse_ref(ref) is None:
+            raise ValueError(
+                f"{who} reads {ref!r}, which is neither a stage ({list(self.stages)}) nor a "
+                f"batch key ({list(self.batch_keys)}; declare more with batch_keys=...)"
+            )
+
+    def _parse_ref(self, ref: str):
+        if ref in self.stages:
+            return ("stage", ref, None)
+        if ref in self.batch_keys:
+            return ("batch", ref, None)
+        head, _, tail = ref.partition(".")
+        if tail and head in self.stages:
+            return ("stage", head, int(tail) if tail.isdigit() else tail)
+        return None
+
+    def _lookup(self, ref: str, outputs: dict, batch: Mapping, who: str):
+        kind, name, key = self._parse_ref(ref)
+        if kind == "batch":
+            try:
+                return batch[name]
+            except KeyError:
+                raise KeyError(
+                    f"{who} reads batch entry {name!r}, but the batch has keys {sorted(batch)}"
+                ) from None
+        value = outputs[name]
+        if key is None:
+            return value
+        try:
+            return value[key]
+        except (KeyError, IndexError, TypeError):
+            raise ContractError(
+                f"{who} reads {ref!r}: stage {name!r} returned a {type(value).__name__} that "
+                f"has no entry {key!r}"
+            ) from None
+
+    def _check_ownership(self, params: dict) -> None:
+        owner: dict[int, tuple[str, str]] = {}
+        for stage, tree in params.items():
+            for pname, leaf in named_leaves(tree, stage):
+                if not isinstance(leaf, np.ndarray):
+                    continue
+                prev = owner.get(id(leaf))
+                if prev is not None and prev[0] != stage:
+                    raise ValueError(
+                        f"Pipeline: one parameter array is owned by two stages, {prev[0]!r} "
+                        f"(as {prev[1]!r}) and {stage!r} (as {pname!r}); a parameter belongs "
+                        "to one stage: copy it, or make one stage that holds both uses"
+                    )
+                owner[id(leaf)] = (stage, pname)
+
+    def add_loss(
+        self,
+        loss: Loss | str,
+        fn: Callable | None = None,
+        inputs: str | Sequence[str] | None = None,
+        weight: float | Callable = 1.0,
+    ) -> Pipeline:
+        """Attach a loss term: ``add_loss(Loss(...))`` or ``add_loss(name, fn, inputs,
+        weight)``. Returns the pipeline."""
+        if not isinstance(loss, Loss):
+            if fn is None or inputs is None:
+                raise TypeError("add_loss: give a Loss, or name, fn and inputs")
+            loss = Loss(loss, fn, inputs, weight)
+        self._add_term(loss, self.losses)
+        return self
+
+    def add_metric(self, metric: Metric | str, fn: Callable | None = None, inputs=None) -> Pipeline:
+        """Attach a metric (reported, not differentiated). Returns the pipeline."""
+        if not isinstance(metric, Metric):
+            if fn is None or inputs is None:
+                raise TypeError("add_metric: give a Metric, or name, fn and inputs")
+            metric = Metric(metric, fn, inputs)
+        self._add_term(metric, self.metrics)
+        return self
+
+    def _add_term(self, term, into: list) -> None:
+        if any(t.name == term.name for t in self.losses + self.metrics):
+            raise ValueError(f"Pipeline: a loss term or metric is already named {term.name!r}")
+        for ref in term.inputs:
+            self._check_ref(ref, f"{term.kind} {term.name!r}")
+        into.append(term)
+
+    # --- parameters, state, modes --------------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        """The current parameters: ``{stage name: module or pytree}`` for stages that own any."""
+        return self._params
+
+    @params.setter
+    def params(self, params: dict) -> None:
+        self._params = self._validate_params(params, "pipeline.params")
+
+    def _validate_params(self, params, who: str) -> dict:
+        if not isinstance(params, dict):
+            raise TypeError(f"{who}: expected a dict by stage name, got {type(params).__name__}")
+        want = {n for n, s in self.stages.items() if s.params is not None}
+        if set(params) != want:
+            raise ValueError(
+                f"{who}: expected parameters for stages {sorted(want)}, got {sorted(params)}"
+            )
+        return params
+
+    def named_parameters(self, params: dict | None = None) -> dict[str, Any]:
+        """Every parameter by dotted name, namespaced by stage (``encoder.0.weight``)."""
+        return dict(named_leaves(self._params if params is None else params))
+
+    def trainable_stages(self) -> tuple[str, ...]:
+        """Stages that own floating-point parameters and are not frozen."""
+        return tuple(
+            n
+            for n, s in self.stages.items()
+            if n in self._params
+            and not s.frozen
+            and any(is_inexact_array(x) for x in tree_leaves(self._params[n]))
+        )
+
+    def freeze(self, *names: str) -> Pipeline:
+        """Stop gradients to these stages' parameters (they still pass gradients upstream)."""
+        for n in names:
+            self._stage(n).frozen = True
+        return self
+
+    def unfreeze(self, *names: str) -> Pipeline:
+        for n in names:
+            self._stage(n).frozen = False
+        return self
+
+    def _stage(self, name: str) -> Stage:
+        try:
+            return self.stages[name]
+        except KeyError:
+            raise KeyError(f"no stage {name!r}; the stages are {list(self.stages)}") from None
+
+    def train(self) -> Pipeline:
+        """Training mode: relaxed stages use their surrogates, nn layers train (dropout on,
+        BatchNorm on batch statistics). Returns the pipeline."""
+        self.mode = "train"
+        return self
+
+    def infer(self) -> Pipeline:
+        """Inference mode: relaxed stages use their hard operations, nn layers evaluate."""
+        self.mode = "infer"
+        return self
+
+    eval = infer
+
+    def _flags(self, mode: str | None) -> tuple[str, bool]:
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"Pipeline: mode must be one of {MODES}, got {mode!r}")
+        return ("relaxed", True) if mode == "train" else ("hard", False)
+
+    # --- running -------------------------------------------------------------------------------
+    def _as_batch(self, batch) -> Mapping:
+        if isinstance(batch, Mapping):
+            return batch
+        if isinstance(batch, tuple | list):
+            if len(batch) > len(self.batch_keys):
+                raise ValueError(
+                    f"Pipeline: a batch tuple of {len(batch)} entries, but batch_keys names "
+                    f"{len(self.batch_keys)}: {list(self.batch_keys)}"
+                )
+            return dict(zip(self.batch_keys, batch, strict=False))
+        return {self.batch_keys[0]: batch}
+
+    def _run(
+        self,
+        params: dict,
+        batch,
+        *,
+        state: dict | None,
+        relax: str | dict,
+        nn_training: bool,
+        key=None,
+        monitor: Monitor | None = None,
+        capture: dict | None = None,
+        check: bool = True,
+    ) -> tuple[dict, dict]:
+        batch = self._as_batch(batch)
+        state = self.state if state is None else state
+        rng = None if key is None else np.random.default_rng(key)
+        bindings: dict = {}
+        outputs: dict = {}
+        new_state = dict(state)
+        set_mode = train_mode if nn_training else eval_mode
+        for name, st in self.stages.items():
+            who = f"stage {name!r}"
+            inputs = [self._lookup(r, outputs, batch, who) for r in st.inputs]
+            if check:
+                st.check_inputs(inputs, bindings)
+            owner = None
+            if st.params is not None:
+                try:
+                    owner = params[name]
+                except KeyError:
+                    raise KeyError(
+                        f"{who}: the parameters have no entry {name!r} (they have {sorted(params)})"
+                    ) from None
+                if st.frozen:
+                    owner = stop_gradient(owner)
+                if st.has_training_flags:
+                    owner = set_mode(owner)
+            mode = relax if isinstance(relax, str) else relax.get(name, relax.get("*", "relaxed"))
+            if capture is not None:
+                capture[name] = (owner, inputs, new_state.get(name), mode)
+            try:
+                out, s = st.guarded_invoke(
+                    owner, inputs, mode, new_state.get(name), rng if st.accepts_key else None
+                )
+            except ContractError:
+                raise
+            except Exception as exc:
+                exc.add_note(f"(in pipeline stage {name!r}: {st.type_name}, kind {st.kind!r})")
+                raise
+            if check:
+                st.check_output(out, bindings)
+            if monitor is not None:
+                if not all_finite(out):
+                    raise self._forward_nonfinite(name, inputs)
+                out = probe(out, monitor, name)
+            outputs[name] = out
+            if st.stateful:
+                new_state[name] = s
+        return outputs, new_state
+
+    def _forward_nonfinite(self, name: str, inputs: list) -> NonFiniteError:
+        st = self.stages[name]
+        for ref, x in zip(st.inputs, inputs, strict=True):
+            if not all_finite(x) and self._parse_ref(ref)[0] == "batch":
+                return NonFiniteError(
+                    f"NaN/Inf in the batch: entry {ref!r} (read by stage {name!r}) is not finite",
+                    ref,
+                    "input",
+                )
+        return NonFiniteError(
+            f"NaN/Inf first appears in the forward pass at stage {name!r} ({st.type_name}, kind "
+            f"{st.kind!r}): its output is not finite while its inputs are",
+            name,
+            "output",
+        )
+
+    def apply(
+        self,
+        params: dict | None,
+        batch,
+        *,
+        state: dict | None = None,
+        mode: str | None = None,
+        key=None,
+    ) -> tuple[dict, dict]:
+        """Run every stage; return ``(outputs by stage name, new state)``.
+
+        ``params`` defaults to ``pipe.params``, ``state`` to ``pipe.state``, ``mode`` to the
+        pipeline's mode; ``key`` (an int seed or a Generator) feeds stages that take one.
+        """
+        relax, nn_training = self._flags(mode)
+        params = self._params if params is None else params
+        return self._run(params, batch, state=state, relax=relax, nn_training=nn_training, key=key)
+
+    def __call__(self, batch, *, mode: str | None = None, key=None):
+        """The output of the last stage, with the current parameters (state is not kept)."""
+        outputs, _ = self.apply(None, batch, mode=mode, key=key)
+        return outputs[self.order[-1]]
+
+    def _terms(self, outputs: dict, batch, step: int, monitor: Monitor | None):
+        if not self.losses:
+            raise ValueError(
+                "Pipeline: no loss terms; attach one with pipe.add_loss(name, fn, inputs)"
+            )
+        batch = self._as_batch(batch)
+        total, terms, weights = 0.0, {}, {}
+        for t in self.losses:
+            who = f"loss term {t.name!r}"
+            values = [self._lookup(r, outputs, batch, who) for r in t.inputs]
+            try:
+                value = t.evaluate(values)
+            except Exception as exc:
+                if not isinstance(exc, ValueError) or "loss term" not in str(exc):
+                    exc.add_note(f"(in {who}, reading {list(t.inputs)})")
+                raise
+            w = t.weight_at(step)
+            if monitor is not None and not all_finite(value):
+                raise NonFiniteError(
+                    f"NaN/Inf first appears in {who}: it is {float(concrete(value))} while the "
+                    f"outputs it reads ({list(t.inputs)}) are finite",
+                    t.name,
+                    "loss term",
+                )
+            terms[t.name] = value
+            weights[t.name] = w
+            if w != 0.0:
+                total = total + w * value
+        return total, terms, weights
+
+    def _metrics(self, outputs: dict, batch) -> dict[str, float]:
+        batch = self._as_batch(batch)
+        out = {}
+        for m in self.metrics:
+            values = [
+                concrete(self._lookup(r, outputs, batch, f"metric {m.name!r}")) for r in m.inputs
+            ]
+            out[m.name] = float(np.asarray(m.fn(*values)))
+        return out
+
+    def loss(
+        self,
+        params: dict,
+        batch,
+        *,
+        state: dict | None = None,
+        step: int | None = None,
+        key=None,
+        mode: str | None = None,
+    ):
+        """``(total loss, aux)`` for ``ds.value_and_grad(pipe.loss, has_aux=True)``.
+
+        ``aux`` holds ``terms`` (each term, unweighted), ``weights`` (at ``step``, default
+        ``pipe.steps_done``), ``metrics`` and the new ``state``. Frozen stages get no
+        gradient.
+        """
+        return self._loss(params, batch, state=state, step=step, key=key, mode=mode)
+
+    def _loss(self, params, batch, *, state, step, key, mode, monitor=None):
+        relax, nn_training = self._flags(mode)
+        step = self.steps_done if step is None else int(step)
+        outputs, new_state = self._run(
+            params,
+            batch,
+            state=state,
+            relax=relax,
+            nn_training=nn_training,
+            key=key,
+            monitor=monitor,
+        )
+        total, terms, weights = self._terms(outputs, batch, step, monitor)
+        aux = {
+            "terms": terms,
+            "weights": weights,
+            "metrics": self._metrics(outputs, batch),
+            "state": new_state,
+        }
+        return total, aux
+
+    # --- training ------------------------------------------------------------------------------
+    def _split(self, params: dict, trainable: tuple[str, ...]):
+        diff, rest = {}, {}
+        for name, tree in params.items():
+            if name in trainable:
+                diff[name], rest[name] = partition(tree, is_inexact_array)
+            else:
+                rest[name] = tree
+        return diff, rest
+
+    @staticmethod
+    def _combine(diff: dict, rest: dict) -> dict:
+        return {
+            name: combine(diff[name], tree) if name in diff else tree for name, tree in rest.items()
+        }
+
+    def init(
+        self,
+        optimizer: GradientTransformation,
+        *,
+        params: dict | None = None,
+        state: dict | None = None,
+        seed: int = 0,
+    ) -> TrainState:
+        """A :class:`TrainState` for :meth:`step`: the optimizer state covers the
+        floating-point parameters of the stages not frozen now."""
+        if not isinstance(optimizer, GradientTransformation):
+            raise TypeError(
+                f"Pipeline.init: expected an optimizer (a diffsys.optim GradientTransformation), "
+                f"got {type(optimizer).__name__}"
+            )
+        params = self._validate_params(self._params if params is None else params, "init")
+        trainable = self.trainable_stages()
+        diff, _ = self._split(params, trainable)
+        return TrainState(
+            params=params,
+            opt_state=optimizer.init(diff),
+            state=dict(self.state if state is None else state),
+            step=0,
+            optimizer=optimizer,
+            seed=int(seed),
+            trainable=trainable,
+        )
+
+    def step(
+        self, ts: TrainState, batch, *, telemetry: Telemetry | bool | None = None
+    ) -> tuple[TrainState, StepReport]:
+        """One training step (training mode): loss and gradients, the optimizer update, and
+        the telemetry from those same gradients. Returns ``(new train state, report)``.
+
+        ``telemetry``: ``None`` records into ``pipe.telemetry``; a :class:`Telemetry` records
+        there; ``False`` records nothing (the forward NaN checks and probes are skipped too).
+        """
+        if ts.trainable != self.trainable_stages():
+            raise ValueError(
+                f"Pipeline.step: the trainable stages changed since init ({list(ts.trainable)} "
+                f"-> {list(self.trainable_stages())}, by freeze/unfreeze): make a new train "
+                "state with pipe.init(optimizer, params=ts.params)"
+            )
+        tel = self.telemetry if telemetry is None else telemetry
+        if tel is False:
+            tel = None
+        elif not isinstance(tel, Telemetry):
+            raise TypeError("Pipeline.step: telemetry must be a Telemetry, None or False")
+        if tel is not None and not tel.enabled:
+            tel = None
+        monitor = Monitor(self.order) if tel is not None else None
+        diff, rest = self._split(ts.params, ts.trainable)
+        key = None
+        if any(s.accepts_key for s in self.stages.values()):
+            key = np.random.default_rng([ts.seed, ts.step])
+
+        def objective(diff):
+            return self._loss(
+                self._combine(diff, rest),
+                batch,
+                state=ts.state,
+                step=ts.step,
+                key=key,
+                mode="train",
+                monitor=monitor,
+            )
+
+        try:
+            (loss, aux), grads = value_and_grad(objective, has_aux=True)(diff)
+            if monitor is not None:
+                self._check_backward(grads, monitor, ts.trainable)
+        except NonFiniteError as exc:
+            if tel is None or tel.nonfinite == "raise":
+                raise
+            import warnings
+
+            warnings.warn(f"step {ts.step} skipped: {exc}", RuntimeWarning, stacklevel=2)
+            report = StepReport(step=ts.step, loss=float("nan"), warnings=[str(exc)], skipped=True)
+            tel.record(report)
+            return _replace_ts(ts, step=ts.step + 1), report
+        updates, opt_state = ts.optimizer.update(grads, ts.opt_state, diff)
+        new_diff = apply_updates(diff, updates)
+        report = StepReport(
+            step=ts.step,
+            loss=float(loss),
+            terms={k: float(v) for k, v in aux["terms"].items()},
+            weights=dict(aux["weights"]),
+            metrics=aux["metrics"],
+        )
+        if tel is not None:
+            for name in ts.trainable:
+                g2, p2 = sq_norm(grads[name]), sq_norm(diff[name])
+                report.grad_norms[name] = g2**0.5
+                report.param_norms[name] = p2**0.5
+                report.update_ratios[name] = sq_norm(updates[name]) ** 0.5 / max(
+                    p2**0.5, np.finfo(float).tiny
+                )
+            report.output_grad_norms = {
+                n: monitor.ct_sq[n] ** 0.5 for n in self.order if n in monitor.ct_sq
+            }
+            tel.record(report)
+        self.steps_done = ts.step + 1
+        new_ts = _replace_ts(
+            ts,
+            params=self._combine(new_diff, rest),
+            opt_state=opt_state,
+            state=aux["state"],
+            step=ts.step + 1,
+        )
+        return new_ts, report
+
+    def _check_backward(self, grads: dict, monitor: Monitor, trainable) -> None:
+        """Raise :class:`NonFiniteError` naming the stage whose backward pass first made a
+        NaN/Inf (the stages are visited in backward order)."""
+        bad_params = {n for n in trainable if not all_finite(grads[n])}
+        if not bad_params and all(monitor.ct_finite.values()):
+            return
+        for name in reversed(self.order):
+            st = self.stages[name]
+            if not monitor.ct_finite.get(name, True):
+                consumers = [
+                    n
+                    for n, s in self.stages.items()
+                    if any(
+                        self._parse_ref(r)[1] == name and self._parse_ref(r)[0] == "stage"
+                        for r in s.inputs
+                    )
+                ]
+                terms = [
+                    t.name
+                    for t in self.losses
+                    if any(
+                        self._parse_ref(r)[1] == name and self._parse_ref(r)[0] == "stage"
+                        for r in t.inputs
+                    )
+                ]
+                src = ", ".join(
+                    [f"stage {c!r}" for c in consumers] + [f"loss term {t!r}" for t in terms]
+                )
+                raise NonFiniteError(
+                    f"NaN/Inf first appears in the backward pass in the gradient reaching "
+                    f"stage {name!r}'s output, made by the backward pass of {src} (the "
+                    "gradients downstream of it are finite)",
+                    consumers[0] if consumers else name,
+                    "output gradient",
+                )
+            if name in bad_params:
+                bad = [n for n, g in named_leaves(grads[name], name) if not all_finite(g)]
+                raise NonFiniteError(
+                    f"NaN/Inf first appears in the backward pass of stage {name!r} "
+                    f"({st.type_name}, kind {st.kind!r}): the gradient of its parameters "
+                    f"{bad[:4]} is not finite while the gradient reaching its output is",
+                    name,
+                    "parameter gradient",
+                )
+
+    # --- reports and persistence (implemented in diagnostics and serialize) --------------------
+    def mismatch(self, batch, *, params=None, state=None, step=None, key=None):
+        """Per relaxed stage, the distance between its relaxed and hard outputs, and the final
+        loss and metrics with all stages relaxed, all hard, and only that stage hard.
+        See :class:`~diffsys.pipeline.MismatchReport`."""
+        from .diagnostics import mismatch
+
+        return mismatch(self, batch, params=params, state=state, step=step, key=key)
+
+    def check_grads(self, batch, **kwargs):
+        """Finite-difference checks stage by stage; see
+        :func:`diffsys.pipeline.diagnostics.check_grads`."""
+        from .diagnostics import check_grads
+
+        return check_grads(self, batch, **kwargs)
+
+    def save(self, directory, *, params=None, state=None, step=None, metadata=None) -> None:
+        """Save config (JSON) and parameters and state (safetensors) to ``directory``."""
+        from .serialize import save
+
+        save(self, directory, params=params, state=state, step=step, metadata=metadata)
+
+    @classmethod
+    def load(cls, directory) -> Pipeline:
+        """Rebuild a saved pipeline from its registered stage types."""
+        from .serialize import load
+
+        return load(directory)
+
+    def summary(self) -> str:
+        """A text table of the stages: type, kind, inputs, parameter count, flags, specs."""
+        rows = []
+        for name, s in self.stages.items():
+            n = 0
+            if name in self._params:
+                n = sum(
+                    int(np.size(x)) for x in tree_leaves(self._params[name]) if is_inexact_array(x)
+                )
+            flags = ",".join(
+                f
+                for f, on in (
+                    ("frozen", s.frozen),
+                    ("checkpoint", s.checkpoint),
+                    ("stateful", s.stateful),
+                )
+                if on
+            )
+            spec = f"{list(s.input_spec)} -> {s.output_spec}"
+            rows.append((name, s.type_name, s.kind, ",".join(s.inputs), str(n), flags, spec))
+        head = ("stage", "type", "kind", "inputs", "params", "flags", "contract")
+        widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+        lines = ["  ".join(x.ljust(w) for x, w in zip(head, widths, strict=True)).rstrip()]
+        lines += [
+            "  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        if self.losses:
+            lines.append(
+                "losses: "
+                + ", ".join(f"{t.name}({','.join(t.inputs)}) x {t.weight!r}" for t in self.losses)
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({list(self.stages)}, mode={self.mode!r})"
+
+
+def _replace_ts(ts: TrainState, **changes) -> TrainState:
+    import dataclasses
+
+    return dataclasses.replace(ts, **changes)
+
+
+def _topological_order(stages: list[Stage]) -> list[str]:
+    """Stage names in an order where every stage follows the stages it reads (stable)."""
+    names = {s.name for s in stages}
+    deps = {
+        s.name: {r.partition(".")[0] if r not in names else r for r in s.inputs} & names
+        for s in stages
+    }
+    order: list[str] = []
+    done: set[str] = set()
+    remaining = [s.name for s in stages]
+    while remaining:
+        for name in remaining:
+            if deps[name] <= done:
+                order.append(name)
+                done.add(name)
+                remaining.remove(name)
+                break
+        else:
+            raise ValueError(
+                f"Pipeline: the stages {remaining} read each other in a cycle "
+                + "; ".join(f"{n} reads {sorted(deps[n] - done)}" for n in remaining)
+            )
+    return order

@@ -1,0 +1,87 @@
+"""``Trainer``: the stateful convenience around :meth:`Pipeline.step`.
+
+It holds the :class:`TrainState`, writes the new parameters and state back into the
+pipeline after every step (so ``pipe(batch)``, ``pipe.mismatch`` and ``pipe.save`` see them)
+and collects the reports in ``pipe.telemetry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from ..optim.base import GradientTransformation
+from .pipeline import Pipeline, TrainState
+from .telemetry import StepReport, Telemetry
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """Train ``pipeline`` with ``optimizer``; ``trainer.step(batch) -> StepReport``.
+
+    >>> import numpy as np
+    >>> from diffsys import nn, optim, pipeline as pl
+    >>> pipe = pl.Pipeline([pl.Stage("lin", nn.Linear(2, 1, key=0))],
+    ...                    losses=[pl.Loss("mse", lambda p, y: nn.mse(p[:, 0], y), ("lin", "y"))])
+    >>> trainer = pl.Trainer(pipe, optim.sgd(0.1))
+    >>> x = np.random.default_rng(0).normal(size=(32, 2)); y = x @ np.array([1.0, -1.0])
+    >>> first = trainer.step({"x": x, "y": y}).loss
+    >>> for _ in range(50):
+    ...     report = trainer.step({"x": x, "y": y})
+    >>> report.loss < first / 10, sorted(report.grad_norms)
+    (True, ['lin'])
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        optimizer: GradientTransformation,
+        *,
+        seed: int = 0,
+        telemetry: Telemetry | bool | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.telemetry = telemetry
+        self.ts: TrainState = pipeline.init(optimizer, seed=seed)
+
+    @property
+    def params(self) -> dict:
+        return self.ts.params
+
+    @property
+    def history(self) -> list[StepReport]:
+        tel = self.pipeline.telemetry if self.telemetry is None else self.telemetry
+        return tel.history if isinstance(tel, Telemetry) else []
+
+    def step(self, batch) -> StepReport:
+        """One training step on ``batch``; the pipeline's parameters and state follow."""
+        if self.pipeline.mode != "train":
+            self.pipeline.train()
+        self.ts, report = self.pipeline.step(self.ts, batch, telemetry=self.telemetry)
+        self.pipeline.params = self.ts.params
+        self.pipeline.state = self.ts.state
+        return report
+
+    def fit(
+        self,
+        batches: Iterable,
+        *,
+        epochs: int = 1,
+        callback: Callable[[StepReport], bool | None] | None = None,
+    ) -> list[StepReport]:
+        """Step through ``batches`` (re-iterated each epoch: pass a list or a re-iterable);
+        ``callback(report)`` may return True to stop. Returns the reports."""
+        reports = []
+        for _ in range(epochs):
+            for batch in batches:
+                report = self.step(batch)
+                reports.append(report)
+                if callback is not None and callback(report):
+                    return reports
+        return reports
+
+    def reset_optimizer(self) -> None:
+        """A new optimizer state for the current trainable stages (after freeze/unfreeze)."""
+        self.ts = self.pipeline.init(
+            self.ts.optimizer, params=self.ts.params, state=self.ts.state, seed=self.ts.seed
+        )
