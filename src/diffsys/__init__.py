@@ -38,12 +38,14 @@ from .core import (
     vjp,
     vmap,
 )
+from .graph import Graph, trace
 
 __version__ = "0.1.0"
 
 _malloc.tune_at_import()
 
 __all__ = [
+    "Graph",
     "GradientCheckError",
     "Primitive",
     "Tracer",
@@ -67,6 +69,7 @@ __all__ = [
     "tree_leaves",
     "tree_map",
     "tree_structure",
+    "trace",
     "tree_unflatten",
     "value_and_grad",
     "vjp",

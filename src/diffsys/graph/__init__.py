@@ -1,0 +1,25 @@
+"""Graph IR: trace a function once, replay it fast, transform, optimize, save and load it.
+
+>>> import diffsys as ds, diffsys.numpy as dnp
+>>> g = ds.trace(ds.value_and_grad(lambda x: dnp.sum(dnp.sin(x))))(dnp.zeros(3))
+>>> value, grad = g(dnp.zeros(3))
+>>> grad
+array([1., 1., 1.])
+
+See docs/graph.md.
+"""
+
+from ._graph import ArgSpec, Graph, GraphCallError, GraphvizNotFoundError, Node, VarInfo
+from ._trace import GraphSpecializationWarning, GraphTraceError, trace
+
+__all__ = [
+    "ArgSpec",
+    "Graph",
+    "GraphCallError",
+    "GraphSpecializationWarning",
+    "GraphTraceError",
+    "GraphvizNotFoundError",
+    "Node",
+    "VarInfo",
+    "trace",
+]

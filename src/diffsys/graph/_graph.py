@@ -1,0 +1,478 @@
+"""The graph IR: variables, nodes, argument structure, and the :class:`Graph` function."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..core.pytree import PyTreeDef, same_structure, tree_flatten, tree_unflatten
+from ..core.tracer import Tracer
+from . import _exec
+
+
+class GraphCallError(TypeError):
+    """A graph was called with arguments that do not match its traced signature."""
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """``Graph.render`` needs Graphviz's ``dot`` program, which is not installed."""
+
+
+class VarInfo(NamedTuple):
+    """A variable: ``kind`` is ``"input"``, ``"param"``, ``"const"`` or ``"op"``."""
+
+    kind: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    name: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
+
+    @property
+    def nbytes(self) -> int:
+        n = self.dtype.itemsize
+        for d in self.shape:
+            n *= d
+        return int(n)
+
+
+class Node:
+    """One primitive application: ``outputs = prim(*inputs, **params)`` (variable numbers).
+
+    ``views[j]`` is the input index whose memory output ``j`` shared while tracing (a view,
+    e.g. ``reshape``), or ``None``; memory plans use it.
+    """
+
+    __slots__ = ("prim", "inputs", "params", "outputs", "views")
+
+    def __init__(self, prim, inputs: tuple, params: dict, outputs: tuple, views: tuple) -> None:
+        self.prim = prim
+        self.inputs = inputs
+        self.params = params
+        self.outputs = outputs
+        self.views = views
+
+    def __repr__(self) -> str:
+        return f"Node({self.prim.name}, in={self.inputs}, out={self.outputs})"
+
+
+class ArgSpec(NamedTuple):
+    """One positional argument: its name, structure, and per leaf ``("var", n)`` for a
+    placeholder or ``("static", value)`` for a value baked into the graph."""
+
+    name: str
+    treedef: PyTreeDef | None  # None for loaded graphs (their structure is ``spec``)
+    spec: tuple
+    entries: tuple
+
+
+# --- structures that survive serialization ---
+
+
+def spec_of(x) -> tuple:
+    """The structure of pytree ``x`` in terms the loader can rebuild without its classes.
+
+    ``("leaf",)``, ``("none",)``, ``("tuple", children)``, ``("list", children)``,
+    ``("dict", keys, children)`` and ``("node", type name, child names, children)`` for every
+    other container (modules, dataclasses, namedtuples...).
+    """
+    if x is None:
+        return ("none",)
+    children, treedef = tree_flatten(x, is_leaf=lambda y: y is not x)
+    if treedef.node_type is None:
+        return ("leaf",)
+    kids = tuple(spec_of(c) for c in children)
+    if type(x) is tuple:
+        return ("tuple", kids)
+    if type(x) is list:
+        return ("list", kids)
+    names = _child_names(x, len(children))
+    if type(x) is dict and all(isinstance(k, str) for k in x):
+        return ("dict", tuple(names), kids)
+    return ("node", type(x).__name__, tuple(names), kids)
+
+
+def _child_names(x, n: int) -> list[str]:
+    from ..nn._tree import _child_names as names
+
+    return names(x, n)
+
+
+def flatten_spec(spec: tuple, x, where: str, out: list) -> None:
+    """Append the leaves of ``x`` to ``out``, checking that ``x`` has structure ``spec``."""
+    t = spec[0]
+    if t == "leaf":
+        out.append(x)
+        return
+    if t == "none":
+        if x is not None:
+            raise GraphCallError(f"{where}: expected None, got {type(x).__name__}")
+        return
+    if t in ("tuple", "list"):
+        kids = spec[1]
+        if not isinstance(x, tuple | list) or len(x) != len(kids):
+            raise GraphCallError(
+                f"{where}: expected a {t} of {len(kids)} items, got {_describe_obj(x)}"
+            )
+        for i, (c, s) in enumerate(zip(x, kids, strict=True)):
+            flatten_spec(s, c, f"{where}[{i}]", out)
+        return
+    if t == "dict":
+        keys, kids = spec[1], spec[2]
+    else:
+        keys, kids = spec[2], spec[3]
+    if isinstance(x, dict):
+        if set(x) != set(keys):
+            raise GraphCallError(f"{where}: expected a dict with keys {list(keys)}, got {list(x)}")
+        children = [x[k] for k in keys]
+    elif t == "node":
+        got, treedef = tree_flatten(x, is_leaf=lambda y: y is not x)
+        names = _child_names(x, len(got)) if treedef.node_type is not None else []
+        if treedef.node_type is None or list(names) != list(keys):
+            raise GraphCallError(
+                f"{where}: expected a {spec[1]} (or a dict) with fields {list(keys)}, got "
+                f"{_describe_obj(x)}"
+            )
+        children = got
+    else:
+        raise GraphCallError(f"{where}: expected a dict with keys {list(keys)}, got {type(x)}")
+    for k, c, s in zip(keys, children, kids, strict=True):
+        flatten_spec(s, c, f"{where}.{k}", out)
+
+
+def unflatten_spec(spec: tuple, it) -> Any:
+    """Rebuild a value of structure ``spec`` from leaves (``node``s become dicts)."""
+    t = spec[0]
+    if t == "leaf":
+        return next(it)
+    if t == "none":
+        return None
+    if t == "tuple":
+        return tuple(unflatten_spec(s, it) for s in spec[1])
+    if t == "list":
+        return [unflatten_spec(s, it) for s in spec[1]]
+    keys, kids = (spec[1], spec[2]) if t == "dict" else (spec[2], spec[3])
+    return {k: unflatten_spec(s, it) for k, s in zip(keys, kids, strict=True)}
+
+
+def _describe_obj(x) -> str:
+    shape = getattr(x, "shape", None)
+    if shape is not None:
+        return f"{type(x).__name__} of shape {tuple(shape)}"
+    if isinstance(x, tuple | list):
+        return f"a {type(x).__name__} of {len(x)} items"
+    return type(x).__name__
+
+
+# --- the graph ---
+
+
+class Graph:
+    """A traced function: placeholders, parameters, constants and operations in topological
+    order, with shapes and dtypes. Made by :func:`diffsys.trace` or :func:`diffsys.load_graph`.
+
+    A graph is a function with the signature of the function it was traced from:
+    ``graph(*args)`` replays it, and every transform (``grad``, ``jvp``, ``vjp``, ``vmap``,
+    ``hessian``...) applies to it. Graphs are immutable: passes return new graphs.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        vars: list[VarInfo],
+        nodes: list[Node],
+        consts: dict[int, Any],
+        args: list[ArgSpec],
+        outputs: tuple[int, ...],
+        out_treedef: PyTreeDef | None,
+        out_spec: tuple,
+        examples: dict[int, Any] | None = None,
+        specializations: list | None = None,
+    ) -> None:
+        # Renumber: placeholders, then the constants in use, then operation outputs in order.
+        placeholders = [v for a in args for kind, v in a.entries if kind == "var"]
+        used: set[int] = set(outputs)
+        for node in nodes:
+            used.update(node.inputs)
+        order = list(placeholders)
+        order += [v for v in consts if v in used and v not in placeholders]
+        for node in nodes:
+            order.extend(node.outputs)
+        remap = {old: new for new, old in enumerate(order)}
+        if len(remap) != len(order):
+            raise ValueError("internal error: a variable is defined twice in the graph")
+        self.name = name
+        self.vars: tuple[VarInfo, ...] = tuple(vars[old] for old in order)
+        self.nodes: tuple[Node, ...] = tuple(
+            Node(
+                n.prim,
+                tuple(remap[v] for v in n.inputs),
+                n.params,
+                tuple(remap[v] for v in n.outputs),
+                n.views,
+            )
+            for n in nodes
+        )
+        self.consts: dict[int, Any] = {
+            remap[v]: value for v, value in consts.items() if v in remap and v in used
+        }
+        self.args: tuple[ArgSpec, ...] = tuple(
+            a._replace(entries=tuple((k, remap[x]) if k == "var" else (k, x) for k, x in a.entries))
+            for a in args
+        )
+        self.outputs: tuple[int, ...] = tuple(remap[v] for v in outputs)
+        self.out_treedef = out_treedef
+        self.out_spec = out_spec
+        self.examples: dict[int, Any] = {
+            remap[v]: x for v, x in (examples or {}).items() if v in remap
+        }
+        self.specializations = [(remap[v], x) for v, x in (specializations or []) if v in remap]
+        self.placeholders: tuple[int, ...] = tuple(remap[v] for v in placeholders)
+        self._checks = [
+            (v, self.vars[v].shape, self.vars[v].dtype, self.vars[v].name)
+            for v in self.placeholders
+        ]
+        self._program: _exec.Program | None = None
+        self._dispatch: _exec.Program | None = None
+
+    # --- inspection ---------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters' values recorded at trace time (or loaded), by dotted name."""
+        return {
+            self.vars[v].name: self.examples[v]
+            for v in self.placeholders
+            if self.vars[v].kind == "param" and v in self.examples
+        }
+
+    @property
+    def inputs(self) -> dict[str, VarInfo]:
+        """Every placeholder (inputs and parameters) by name, in call order."""
+        return {self.vars[v].name: self.vars[v] for v in self.placeholders}
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def count(self, primitive: str | None = None) -> int:
+        """The number of operations (of one primitive, by name)."""
+        if primitive is None:
+            return len(self.nodes)
+        return sum(1 for n in self.nodes if n.prim.name == primitive)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Graph {self.name}: {len(self.placeholders)} placeholder(s), "
+            f"{len(self.consts)} constant(s), {len(self.nodes)} operation(s)>"
+        )
+
+    def __str__(self) -> str:
+        from ._format import listing
+
+        return listing(self)
+
+    def to_dot(self) -> str:
+        """The graph in Graphviz's DOT language."""
+        from ._format import to_dot
+
+        return to_dot(self)
+
+    def render(self, path: str | os.PathLike, format: str | None = None) -> Path:  # noqa: A002
+        """Write the graph as an image (``svg``, ``png`` or ``pdf``, by default from the
+        file's suffix) with Graphviz's ``dot`` program."""
+        path = Path(path)
+        fmt = (format or path.suffix.lstrip(".") or "svg").lower()
+        if fmt not in ("svg", "png", "pdf"):
+            raise ValueError(f"Graph.render: format must be svg, png or pdf, got {fmt!r}")
+        dot = shutil.which("dot")
+        if dot is None:
+            raise GraphvizNotFoundError(
+                "Graph.render needs Graphviz's `dot` program, which was not found on PATH. "
+                "Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew "
+                "install graphviz; conda: conda install graphviz), or write graph.to_dot() to "
+                "a .dot file and render it elsewhere"
+            )
+        proc = subprocess.run(
+            [dot, f"-T{fmt}"], input=self.to_dot().encode(), capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"Graph.render: dot failed ({proc.returncode}): {proc.stderr.decode()[:500]}"
+            )
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(proc.stdout)
+        os.replace(tmp, path)
+        return path
+
+    # --- running ---------------------------------------------------------------------------------
+    def __call__(self, *args):
+        if len(args) != len(self.args):
+            raise GraphCallError(
+                f"graph {self.name!r} takes {len(self.args)} positional argument(s) "
+                f"({', '.join(a.name for a in self.args)}), got {len(args)}"
+            )
+        leaves: list = []
+        traced = False
+        checks = self._checks
+        for arg, spec in zip(args, self.args, strict=True):
+            if spec.treedef is not None:
+                flat, treedef = tree_flatten(arg)
+                if not same_structure(treedef, spec.treedef):
+                    raise GraphCallError(
+                        f"graph {self.name!r}: argument {spec.name!r} has structure {treedef}, "
+                        f"but the graph was traced with {spec.treedef}"
+                    )
+            else:
+                flat = []
+                flatten_spec(spec.spec, arg, f"graph {self.name!r}: argument {spec.name!r}", flat)
+            for leaf, (kind, x) in zip(flat, spec.entries, strict=True):
+                if kind == "var":
+                    _, shape, dtype, name = checks[len(leaves)]
+                    if leaf.__class__ is np.ndarray:
+                        if leaf.shape != shape or leaf.dtype != dtype:
+                            _mismatch(self, name, leaf, shape, dtype)
+                    elif isinstance(leaf, Tracer):
+                        traced = True
+                        if leaf.shape != shape or leaf.dtype != dtype:
+                            _mismatch(self, name, leaf, shape, dtype)
+                    else:
+                        leaf = _coerce(self, name, leaf, shape, dtype)
+                    leaves.append(leaf)
+                elif not _same_static(leaf, x):
+                    raise GraphCallError(
+                        f"graph {self.name!r}: in argument {spec.name!r}, a static leaf (a "
+                        f"value baked into the graph when it was traced) was {x!r}, got "
+                        f"{leaf!r}; trace the function again for this value"
+                    )
+        if traced:
+            program = self._dispatch
+            if program is None:
+                program = self._dispatch = _exec.compile_program(self, dispatch=True)
+        else:
+            program = self._program
+            if program is None:
+                program = self._program = _exec.compile_program(self)
+        out = _exec.run(program, leaves)
+        if self.out_treedef is not None:
+            if self.out_treedef.node_type is None:
+                return out[0]
+            return tree_unflatten(self.out_treedef, out)
+        return unflatten_spec(self.out_spec, iter(out))
+
+    def program(self) -> _exec.Program:
+        """The compiled instruction list used on plain arrays (for inspection)."""
+        if self._program is None:
+            self._program = _exec.compile_program(self)
+        return self._program
+
+    # --- transformations of the graph -------------------------------------------------------------
+    def _rebuilt(self, **changes) -> Graph:
+        fields = dict(
+            name=self.name,
+            vars=list(self.vars),
+            nodes=list(self.nodes),
+            consts=dict(self.consts),
+            args=list(self.args),
+            outputs=self.outputs,
+            out_treedef=self.out_treedef,
+            out_spec=self.out_spec,
+            examples=dict(self.examples),
+            specializations=list(self.specializations),
+        )
+        fields.update(changes)
+        return Graph(**fields)
+
+    def dce(self) -> Graph:
+        """Dead-code elimination: drop operations whose results no output needs."""
+        from ._passes import dce
+
+        return dce(self)
+
+    def cse(self) -> Graph:
+        """Common-subexpression elimination: one operation for each (primitive, inputs,
+        parameters) triple; impure primitives are never merged."""
+        from ._passes import cse
+
+        return cse(self)
+
+    def fold_constants(self) -> Graph:
+        """Constant folding: compute operations whose inputs are all constants once."""
+        from ._passes import fold_constants
+
+        return fold_constants(self)
+
+    def optimize(self) -> Graph:
+        """Constant folding, then CSE, then DCE."""
+        return self.fold_constants().cse().dce()
+
+    def freeze(self, argnums: int | Sequence[int] | dict[int, Any]) -> Graph:
+        """A graph without the arguments ``argnums``: their placeholders become constants
+        holding the example values recorded at trace time (or the values given as a dict
+        ``{argnum: value}``). Follow with :meth:`fold_constants` to precompute what depends
+        on them only (e.g. a frozen model's weight transforms)."""
+        from ._passes import freeze
+
+        return freeze(self, argnums)
+
+    def memory_plan(self):
+        """Predicted peak bytes of a replay, forward and forward+backward (see
+        :class:`~diffsys.graph.MemoryPlan`)."""
+        from ._memory import memory_plan
+
+        return memory_plan(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the graph to directory ``path``: structure as JSON, constants and parameters
+        as safetensors (no pickle). Read it back with :func:`diffsys.load_graph`."""
+        from ._serialize import save
+
+        save(self, path)
+
+
+def _same_static(a, b) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - objects whose == is not a bool differ
+        return False
+
+
+def _mismatch(graph, name, leaf, shape, dtype):
+    raise GraphCallError(
+        f"graph {graph.name!r}: input {name!r} was traced with shape {shape} and dtype "
+        f"{dtype}, got shape {tuple(np.shape(leaf))} and dtype {getattr(leaf, 'dtype', None)}; "
+        "a graph is specialised to its traced shapes and dtypes: trace it again for these"
+    )
+
+
+def _coerce(graph, name, leaf, shape, dtype):
+    if isinstance(leaf, np.generic):
+        if leaf.shape != shape or leaf.dtype != dtype:
+            _mismatch(graph, name, leaf, shape, dtype)
+        return leaf
+    if isinstance(leaf, bool) or not isinstance(leaf, int | float | complex):
+        raise GraphCallError(
+            f"graph {graph.name!r}: input {name!r} must be an array of shape {shape} and dtype "
+            f"{dtype}, got {type(leaf).__name__}"
+        )
+    kind = np.asarray(leaf).dtype.kind
+    ok = shape == () and (
+        dtype.kind == "c"
+        or (dtype.kind == "f" and kind in "if")
+        or (dtype.kind in "iu" and kind == "i")
+    )
+    if not ok:
+        _mismatch(graph, name, np.asarray(leaf), shape, dtype)
+    return np.asarray(leaf, dtype=dtype)
