@@ -8,6 +8,7 @@ array([0.        , 0.90929743])
 
 from . import (
     _malloc,
+    debug,
     numpy,  # noqa: F401 - installs tracer methods and the NumPy surface
 )
 from .check import GradientCheckError, check_grads
