@@ -152,7 +152,7 @@ def mismatch(pipe, batch, *, params=None, state=None, step=None, key=None) -> Mi
         if not st.relaxed:
             continue
         owner, inputs, st_state, _ = capture[name]
-        hard_out, _ = st.invoke(owner, inputs, "hard", st_state, None)
+        hard_out, _ = st.invoke(owner, inputs, "hard", st_state)
         max_abs, mean_abs, rel = _distance(outs_r[name], hard_out)
         outs_n, _ = pipe._run(params, batch, relax={name: "hard", "*": "relaxed"}, **run)
         loss_n, _, metrics_n = _evaluate(pipe, outs_n, batch, step)

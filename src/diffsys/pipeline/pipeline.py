@@ -9,6 +9,7 @@ has a functional form that takes the parameters explicitly: :meth:`Pipeline.appl
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,7 +90,7 @@ class Pipeline:
                     f"Pipeline: item {i} is a {type(s).__name__}; give Stage objects or "
                     "(name, module_or_function) pairs"
                 )
-            staged.append(s)
+            staged.append(copy.copy(s))  # binding inputs and state must not touch the caller's
         if not staged:
             raise ValueError("Pipeline: give at least one stage")
         self.stages: dict[str, Stage] = {}
@@ -343,9 +344,8 @@ class Pipeline:
             if capture is not None:
                 capture[name] = (owner, inputs, new_state.get(name), mode)
             try:
-                out, s = st.guarded_invoke(
-                    owner, inputs, mode, new_state.get(name), rng if st.accepts_key else None
-                )
+                seed = int(rng.integers(2**63)) if st.accepts_key and rng is not None else None
+                out, s = st.guarded_invoke(owner, inputs, mode, new_state.get(name), seed)
             except ContractError:
                 raise
             except Exception as exc:
@@ -461,6 +461,7 @@ class Pipeline:
 
     def _loss(self, params, batch, *, state, step, key, mode, monitor=None):
         relax, nn_training = self._flags(mode)
+        params = self._params if params is None else params
         step = self.steps_done if step is None else int(step)
         outputs, new_state = self._run(
             params,

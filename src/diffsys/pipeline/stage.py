@@ -194,7 +194,7 @@ class Stage:
                 spec = spec[0]
             self.input_spec = (as_spec(spec),)
         else:
-            if not isinstance(spec, list | tuple) or len(spec) != n:
+            if not isinstance(spec, list | tuple) or len(spec) != n or _is_shape(spec):
                 raise ValueError(
                     f"stage {self.name!r}: it has {n} inputs {list(inputs)}; give input_spec "
                     f"as a list of {n} specs or a dict by input name, got {spec!r}"
@@ -229,21 +229,19 @@ class Stage:
         )
 
     # --- calling -------------------------------------------------------------------------------
-    def invoke(self, owner, inputs: list, relax: str, state=None, key=None):
+    def invoke(self, owner, inputs: list, relax: str, state=None, seed: int | None = None):
         """Run the stage on ``inputs`` with parameters ``owner``; ``relax`` is ``"relaxed"``
         (training form), ``"hard"``, or ``"surrogate"`` (the smooth surrogate itself, even for
-        a straight-through stage). Returns ``(output, new_state)``; no contract checks."""
+        a straight-through stage). A stage that takes ``key=`` gets a Generator seeded with
+        ``seed`` (a checkpointed stage a fresh one for its recomputation, so it draws the same
+        numbers). Returns ``(output, new_state)``; no contract checks."""
         if self.checkpoint:
-            seed = None
-            if key is not None:  # the recomputation must draw the same random numbers
-                seed = int(np.random.default_rng(key).integers(2**63))
 
             def body(owner, state, *xs):
-                k = None if seed is None else np.random.default_rng(seed)
-                return self._call(owner, list(xs), relax, state, k)
+                return self._call(owner, list(xs), relax, state, _generator(seed))
 
             return _checkpoint(body)(owner, state, *inputs)
-        return self._call(owner, inputs, relax, state, key)
+        return self._call(owner, inputs, relax, state, _generator(seed))
 
     def _forms(self, owner) -> tuple[Callable, Callable]:
         """``(surrogate, hard)`` of a relaxed or straight-through stage, bound to ``owner``."""
@@ -274,7 +272,7 @@ class Stage:
             return self.fn(owner, *inputs, **kw), state
         return self.fn(*inputs, **kw), state
 
-    def guarded_invoke(self, owner, inputs: list, relax: str, state=None, key=None):
+    def guarded_invoke(self, owner, inputs: list, relax: str, state=None, seed=None):
         """:meth:`invoke` with the inputs read-only during the call: a stage that writes into
         its input raises :class:`ContractError` naming itself and the input."""
         locked = []
@@ -285,7 +283,7 @@ class Stage:
                     v.flags.writeable = False
                     locked.append((i, v))
         try:
-            out = self.invoke(owner, inputs, relax, state, key)
+            out = self.invoke(owner, inputs, relax, state, seed)
         except ValueError as exc:
             if "read-only" in str(exc) and locked:
                 names = sorted({self.inputs[i] for i, _ in locked})
@@ -346,12 +344,20 @@ class Stage:
                 s.check(v, bindings, w)
 
 
+def _generator(seed):
+    return None if seed is None else np.random.default_rng(seed)
+
+
+def _is_shape(spec) -> bool:
+    """Whether ``spec`` reads as one shape (``("B", 3)``), not a list of per-input specs."""
+    entries = all(d is None or d is Ellipsis or isinstance(d, int | str) for d in spec)
+    return entries and any(d is not None for d in spec)
+
+
 def _as_output_spec(spec, name: str):
     if spec is None or isinstance(spec, Spec):
         return spec
-    if isinstance(spec, tuple | list) and all(
-        d is None or d is Ellipsis or isinstance(d, int | str) for d in spec
-    ):
+    if isinstance(spec, tuple | list) and _is_shape(spec):
         return as_spec(spec)
     if isinstance(spec, dict) and set(spec) <= {"shape", "dtype"}:
         return as_spec(spec)
