@@ -39,7 +39,7 @@ from .core import (
     vjp,
     vmap,
 )
-from .graph import Graph, trace
+from .graph import Graph, load_graph, trace
 
 __version__ = "0.1.0"
 
@@ -63,6 +63,7 @@ __all__ = [
     "jacobian",
     "jacrev",
     "jvp",
+    "load_graph",
     "primitive",
     "register_pytree_node",
     "stop_gradient",

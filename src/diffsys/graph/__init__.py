@@ -10,16 +10,25 @@ See docs/graph.md.
 """
 
 from ._graph import ArgSpec, Graph, GraphCallError, GraphvizNotFoundError, Node, VarInfo
+from ._memory import MemoryPlan
+from ._passes import IMPURE, mark_impure
+from ._serialize import GraphLoadError, GraphSaveError, load_graph
 from ._trace import GraphSpecializationWarning, GraphTraceError, trace
 
 __all__ = [
     "ArgSpec",
     "Graph",
     "GraphCallError",
+    "GraphLoadError",
+    "GraphSaveError",
     "GraphSpecializationWarning",
     "GraphTraceError",
     "GraphvizNotFoundError",
+    "IMPURE",
+    "MemoryPlan",
     "Node",
     "VarInfo",
+    "load_graph",
+    "mark_impure",
     "trace",
 ]

@@ -353,6 +353,14 @@ class Graph:
                         f"value baked into the graph when it was traced) was {x!r}, got "
                         f"{leaf!r}; trace the function again for this value"
                     )
+        out = _exec.run(self._get_program(traced), leaves)
+        if self.out_treedef is not None:
+            if self.out_treedef.node_type is None:
+                return out[0]
+            return tree_unflatten(self.out_treedef, out)
+        return unflatten_spec(self.out_spec, iter(out))
+
+    def _get_program(self, traced: bool) -> _exec.Program:
         if traced:
             program = self._dispatch
             if program is None:
@@ -361,12 +369,12 @@ class Graph:
             program = self._program
             if program is None:
                 program = self._program = _exec.compile_program(self)
-        out = _exec.run(program, leaves)
-        if self.out_treedef is not None:
-            if self.out_treedef.node_type is None:
-                return out[0]
-            return tree_unflatten(self.out_treedef, out)
-        return unflatten_spec(self.out_spec, iter(out))
+        return program
+
+    def _flat_call(self, leaves: list) -> list:
+        """Run on the placeholder values in order (no checks); the flat outputs."""
+        traced = any(isinstance(x, Tracer) for x in leaves)
+        return _exec.run(self._get_program(traced), list(leaves))
 
     def program(self) -> _exec.Program:
         """The compiled instruction list used on plain arrays (for inspection)."""
