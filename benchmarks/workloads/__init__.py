@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
+from .replay import WORKLOAD as REPLAY
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
         overhead.WORKLOAD,
+        REPLAY,
         hvp.WORKLOAD,
         hessian.WORKLOAD,
         mlp_step.WORKLOAD_F32,
