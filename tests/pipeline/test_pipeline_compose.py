@@ -52,29 +52,43 @@ def test_step_gradient_norms_are_those_of_the_hand_composed_gradient(rng):
         assert report.grad_norms[stage] == pytest.approx(norm, rel=1e-10)
     # SGD: new = old - 0.1 * grad, stage by stage
     for stage in ("thr", "enc", "head"):
-        for new, old, g in zip(ds.tree_leaves(ts2.params[stage]), ds.tree_leaves(
-                ts.params[stage]), ds.tree_leaves(ref[stage]), strict=True):
+        for new, old, g in zip(
+            ds.tree_leaves(ts2.params[stage]),
+            ds.tree_leaves(ts.params[stage]),
+            ds.tree_leaves(ref[stage]),
+            strict=True,
+        ):
             np.testing.assert_allclose(new, old - 0.1 * g, rtol=1e-12, atol=1e-14)
     assert ts2.step == 1 and ts.step == 0  # functional: the old state is unchanged
 
 
 def test_parameters_are_namespaced_by_stage():
-    pipe = pl.Pipeline([
-        pl.Stage("encoder", nn.Sequential([nn.Linear(2, 3, key=0), nn.tanh])),
-        pl.Stage("head", nn.Linear(3, 1, key=1)),
-    ])
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("encoder", nn.Sequential([nn.Linear(2, 3, key=0), nn.tanh])),
+            pl.Stage("head", nn.Linear(3, 1, key=1)),
+        ]
+    )
     assert list(pipe.named_parameters()) == [
-        "encoder.layers.0.weight", "encoder.layers.0.bias", "head.weight", "head.bias"]
+        "encoder.layers.0.weight",
+        "encoder.layers.0.bias",
+        "head.weight",
+        "head.bias",
+    ]
     assert set(pipe.params) == {"encoder", "head"}
 
 
 def test_dag_stage_reads_several_upstream_outputs_and_batch_entries(rng):
-    pipe = pl.Pipeline([
-        pl.Stage("a", Scale(2.0)),
-        pl.Stage("b", Scale(-1.0), inputs="x"),
-        pl.Stage("sum", add, inputs=("a", "b")),
-        pl.Stage("plus_z", add, inputs=("sum", "z")),
-    ], batch_keys=("x", "z"), losses=[pl.Loss("l", dnp.sum, "plus_z")])
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("a", Scale(2.0)),
+            pl.Stage("b", Scale(-1.0), inputs="x"),
+            pl.Stage("sum", add, inputs=("a", "b")),
+            pl.Stage("plus_z", add, inputs=("sum", "z")),
+        ],
+        batch_keys=("x", "z"),
+        losses=[pl.Loss("l", dnp.sum, "plus_z")],
+    )
     x, z = rng.normal(size=3), rng.normal(size=3)
     outputs, _ = pipe.apply(None, {"x": x, "z": z})
     np.testing.assert_allclose(outputs["plus_z"], 2 * x - x + z)
@@ -84,10 +98,12 @@ def test_dag_stage_reads_several_upstream_outputs_and_batch_entries(rng):
 
 
 def test_stages_may_be_listed_out_of_order_and_cycles_are_errors():
-    pipe = pl.Pipeline([
-        pl.Stage("second", Scale(3.0), inputs="first"),
-        pl.Stage("first", Scale(2.0), inputs="x"),
-    ])
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("second", Scale(3.0), inputs="first"),
+            pl.Stage("first", Scale(2.0), inputs="x"),
+        ]
+    )
     assert pipe.order == ["first", "second"]
     assert float(pipe({"x": np.array(1.0)})) == 6.0
     with pytest.raises(ValueError, match=r"cycle.*'p'.*'q'|cycle.*'q'.*'p'"):
@@ -98,17 +114,20 @@ def test_stage_output_entries_by_dotted_name():
     def split(x):
         return {"lo": x[:2], "hi": x[2:]}
 
-    pipe = pl.Pipeline([
-        pl.Stage("split", split, output_spec={"lo": (2,), "hi": (None,)}),
-        pl.Stage("join", add, inputs=("split.lo", "split.hi")),
-    ])
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("split", split, output_spec={"lo": (2,), "hi": (None,)}),
+            pl.Stage("join", add, inputs=("split.lo", "split.hi")),
+        ]
+    )
     np.testing.assert_allclose(pipe({"x": np.arange(4.0)}), [2.0, 4.0])
 
 
 def test_function_stage_with_its_own_parameter_pytree(rng):
     params = {"w": np.array(2.0), "b": np.array(0.5)}
-    pipe = pl.Pipeline([pl.Stage("aff", affine, params=params)],
-                       losses=[pl.Loss("l", dnp.sum, "aff")])
+    pipe = pl.Pipeline(
+        [pl.Stage("aff", affine, params=params)], losses=[pl.Loss("l", dnp.sum, "aff")]
+    )
     x = rng.normal(size=4)
     g = ds.grad(lambda p: pipe.loss(p, {"x": x})[0])(pipe.params)
     assert float(g["aff"]["w"]) == pytest.approx(np.sum(x))
@@ -119,8 +138,11 @@ def test_function_stage_with_its_own_parameter_pytree(rng):
 def test_a_parameter_owned_by_two_stages_is_an_error_naming_both():
     shared = nn.Linear(2, 2, key=0)
     other = nn.Linear(2, 2, key=1).replace(weight=shared.weight)
-    with pytest.raises(ValueError, match=r"two stages, 'enc' \(as 'enc.weight'\) and 'dec' "
-                                         r"\(as 'dec.weight'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"two stages, 'enc' \(as 'enc.weight'\) and 'dec' "
+        r"\(as 'dec.weight'\)",
+    ):
         pl.Pipeline([pl.Stage("enc", shared), pl.Stage("dec", other)])
 
 
@@ -150,11 +172,14 @@ def test_construction_errors_name_what_is_wrong():
 
 
 def test_frozen_stage_gets_no_gradient_but_passes_it_upstream(rng):
-    pipe = pl.Pipeline([
-        pl.Stage("first", Scale(2.0)),
-        pl.Stage("middle", Scale(3.0), frozen=True),
-        pl.Stage("last", Scale(0.5)),
-    ], losses=[pl.Loss("l", dnp.sum, "last")])
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("first", Scale(2.0)),
+            pl.Stage("middle", Scale(3.0), frozen=True),
+            pl.Stage("last", Scale(0.5)),
+        ],
+        losses=[pl.Loss("l", dnp.sum, "last")],
+    )
     x = rng.normal(size=5)
     g = ds.grad(lambda p: pipe.loss(p, {"x": x})[0])(pipe.params)
     assert float(g["middle"].weight) == 0.0
@@ -194,11 +219,14 @@ def test_checkpointed_stage_gives_the_same_gradients_and_recomputes(rng):
         return dnp.sin(x) * dnp.cos(x)
 
     def build(checkpoint):
-        return pl.Pipeline([
-            pl.Stage("scale", Scale(1.5)),
-            pl.Stage("body", body, checkpoint=checkpoint),
-            pl.Stage("out", Scale(2.0)),
-        ], losses=[pl.Loss("l", dnp.sum, "out")])
+        return pl.Pipeline(
+            [
+                pl.Stage("scale", Scale(1.5)),
+                pl.Stage("body", body, checkpoint=checkpoint),
+                pl.Stage("out", Scale(2.0)),
+            ],
+            losses=[pl.Loss("l", dnp.sum, "out")],
+        )
 
     x = rng.normal(size=6)
     plain, ckpt = build(False), build(True)
@@ -213,8 +241,9 @@ def test_checkpointed_stage_with_dropout_recomputes_the_same_mask(rng):
     net = nn.Sequential([nn.Linear(4, 16, key=0), nn.Dropout(0.5), nn.Linear(16, 1, key=1)])
 
     def build(checkpoint):
-        return pl.Pipeline([pl.Stage("net", net, checkpoint=checkpoint)],
-                           losses=[pl.Loss("l", dnp.sum, "net")])
+        return pl.Pipeline(
+            [pl.Stage("net", net, checkpoint=checkpoint)], losses=[pl.Loss("l", dnp.sum, "net")]
+        )
 
     x = rng.normal(size=(8, 4))
     grads = []
@@ -226,8 +255,9 @@ def test_checkpointed_stage_with_dropout_recomputes_the_same_mask(rng):
 
 def test_stateful_stage_keeps_batchnorm_statistics_in_the_pipeline_state(rng):
     net = nn.Sequential([nn.Linear(3, 4, key=0), nn.BatchNorm(4)])
-    pipe = pl.Pipeline([pl.Stage("net", net)],
-                       losses=[pl.Loss("l", lambda y: dnp.mean(y ** 2), "net")])
+    pipe = pl.Pipeline(
+        [pl.Stage("net", net)], losses=[pl.Loss("l", lambda y: dnp.mean(y**2), "net")]
+    )
     assert set(pipe.state) == {"net"}
     x = rng.normal(loc=3.0, size=(16, 3))
     trainer = pl.Trainer(pipe, optim.sgd(0.01))

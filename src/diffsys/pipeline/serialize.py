@@ -318,9 +318,10 @@ def _enc_weight(w, term: str):
     )
 
 
-def config_of(pipe, params=None) -> dict:
+def config_of(pipe, params=None, state=None) -> dict:
     """The JSON config of ``pipe`` (structure only; arrays as shape/dtype placeholders)."""
     params = pipe.params if params is None else params
+    state = pipe.state if state is None else state
     stages = []
     for name, s in pipe.stages.items():
         where = f"stage {name!r}"
@@ -365,6 +366,7 @@ def config_of(pipe, params=None) -> dict:
             {"name": m.name, "fn": _name_of(m.fn, f"metric {m.name!r}"), "inputs": list(m.inputs)}
             for m in pipe.metrics
         ],
+        "state": {k: _enc_tree(v, f"stage {k!r} state") for k, v in state.items()},
         "mode": pipe.mode,
         "steps_done": pipe.steps_done,
     }
@@ -377,7 +379,7 @@ def save(
     a ``diffsys.train`` checkpoint whose config is the pipeline's JSON config. Atomic."""
     params = pipe.params if params is None else pipe._validate_params(params, "save")
     state = pipe.state if state is None else state
-    config = config_of(pipe, params)
+    config = config_of(pipe, params, state)
     save_checkpoint(
         directory,
         {"params": params, "state": state},
@@ -445,7 +447,8 @@ def load(directory: str | os.PathLike):
         for m in config["metrics"]
     ]
     pipe = Pipeline(stages, batch_keys=config["batch_keys"], losses=losses, metrics=metrics)
-    tree, _ = load_checkpoint(directory, like={"params": pipe.params, "state": pipe.state})
+    state = {k: _dec_tree(v, f"stage {k!r} state") for k, v in config["state"].items()}
+    tree, _ = load_checkpoint(directory, like={"params": pipe.params, "state": state})
     pipe.params = tree["params"]
     pipe.state = tree["state"]
     for name, p in tree["params"].items():

@@ -58,7 +58,7 @@ def _accepts_key(fn) -> bool:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return "key" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return "key" in params  # named: **kwargs (NumPy-style functions) do not count
 
 
 def _has_training_flags(tree) -> bool:
