@@ -115,7 +115,7 @@ def test_value_recordings_are_copies_and_name_is_checked():
 
 
 @pytest.mark.parametrize(
-    "module", ["diffsys.debug.taps", "diffsys.debug.report", "diffsys.debug.anomalies"]
+    "module", ["diffsys.debug._taps", "diffsys.debug._report", "diffsys.debug._anomalies"]
 )
 def test_docstring_examples(module):
     mod = importlib.import_module(module)

@@ -8,9 +8,9 @@
   NaN/Inf, and leaves whose gradient is exactly zero.
 """
 
-from .anomalies import AnomalyError, AnomalyWarning, anomalies
-from .report import GradReport, LeafGrad, grad_report
-from .taps import Recorder, TapEvent, tap
+from ._anomalies import AnomalyError, AnomalyWarning, anomalies
+from ._report import GradReport, LeafGrad, grad_report
+from ._taps import Recorder, TapEvent, tap
 
 __all__ = [
     "AnomalyError",

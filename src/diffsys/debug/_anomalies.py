@@ -57,6 +57,9 @@ class AnomalyWarning(RuntimeWarning):
     """The warning :class:`anomalies` gives with ``warn=True``."""
 
 
+AnomalyError.__module__ = AnomalyWarning.__module__ = "diffsys.debug"  # where users find them
+
+
 # --- the state of the process-wide mode ------------------------------------------------------
 
 _lock = threading.RLock()
@@ -251,23 +254,29 @@ def _checked_impl(prim_name: str, impl):
     return impl_checked
 
 
-def _run_rule(rule: _Rule, fn, incoming, primals, ans, call):
-    """Run a derivative rule under ``rule``'s context and check what goes in and comes out."""
-    opts = _options()
-    if opts is None or opts.report is not None:
-        return call()
-    kind = _bad(incoming, opts)
-    what = "cotangent" if rule.phase == "backward" else "tangent"
+def _rule_lines(what, incoming, primals, ans, result=None) -> list[str]:
     lines = [
         f"incoming {what}: {_describe_value(incoming)}",
         f"primal inputs: {_describe_values(primals)}",
         f"primal output: {_describe_value(ans)}",
     ]
+    if result is not None:
+        lines.append(f"{what} out: {_describe_value(result)}")
+    return lines
+
+
+def _run_rule(rule: _Rule, incoming, primals, ans, call):
+    """Run a derivative rule under ``rule``'s context and check what goes in and comes out."""
+    opts = _options()
+    if opts is None or opts.report is not None:
+        return call()
+    what = "cotangent" if rule.phase == "backward" else "tangent"
+    kind = _bad(incoming, opts)
     if kind:
         _report(
             opts, kind, primitive=rule.prim, phase=rule.phase, argnum=rule.argnum, inner=None,
-            already=f"incoming {what}", site=rule.site or _user_site(), lines=lines,
-            rule_text=rule.describe(),
+            already=f"incoming {what}", site=rule.site or _user_site(),
+            lines=_rule_lines(what, incoming, primals, ans), rule_text=rule.describe(),
         )  # fmt: skip
         return call()
     prev = getattr(_tls, "rule", None)
@@ -284,8 +293,7 @@ def _run_rule(rule: _Rule, fn, incoming, primals, ans, call):
             opts, kind if not found else found[0], primitive=rule.prim, phase=rule.phase,
             argnum=rule.argnum, inner=None, already=found[1] if found else None,
             site=rule.site or _user_site(),
-            lines=[*lines, f"{what} out: {_describe_value(result)}"],
-            rule_text=rule.describe(),
+            lines=_rule_lines(what, incoming, primals, ans, result), rule_text=rule.describe(),
         )  # fmt: skip
     return result
 
@@ -293,25 +301,25 @@ def _run_rule(rule: _Rule, fn, incoming, primals, ans, call):
 def _checked_vjp(prim_name, argnum, rule_fn, site):
     def vjp_checked(g, ans, *args, **params):
         rule = _Rule("backward", prim_name, argnum, site, None)
-        return _run_rule(rule, rule_fn, g, args, ans, lambda: rule_fn(g, ans, *args, **params))
+        return _run_rule(rule, g, args, ans, lambda: rule_fn(g, ans, *args, **params))
 
     return vjp_checked
 
 
 def _checked_jvp(prim_name, argnum, rule_fn):
     def jvp_checked(t, ans, *args, **params):
-        rule = _Rule("tangent", prim_name, argnum, _user_site(), None)
-        return _run_rule(rule, rule_fn, t, args, ans, lambda: rule_fn(t, ans, *args, **params))
+        rule = _Rule("tangent", prim_name, argnum, None, None)  # site: found when reported
+        return _run_rule(rule, t, args, ans, lambda: rule_fn(t, ans, *args, **params))
 
     return jvp_checked
 
 
 def _checked_jvp_all(prim_name, rule_fn):
     def jvp_all_checked(primals, tangents, ans, **params):
-        rule = _Rule("tangent", prim_name, None, _user_site(), None)
+        rule = _Rule("tangent", prim_name, None, None, None)
         present = [t for t in tangents if t is not None]
         return _run_rule(
-            rule, rule_fn, present, primals, ans, lambda: rule_fn(primals, tangents, ans, **params)
+            rule, present, primals, ans, lambda: rule_fn(primals, tangents, ans, **params)
         )
 
     return jvp_all_checked
@@ -366,8 +374,7 @@ def _checked_bwd(name, bwd, site):
         opts = _options()
         if opts is None or opts.report is not None:
             return bwd(g)
-        cts = _run_rule(rule, bwd, g, (), None, lambda: bwd(g))
-        return cts
+        return _run_rule(rule, g, (), None, lambda: bwd(g))
 
     bwd_checked._ds_anomaly = True
     return bwd_checked
@@ -447,7 +454,7 @@ class anomalies:  # noqa: N801 - a context manager named like numpy.errstate
     ...     ds.grad(lambda x: dnp.sum(dnp.sqrt(x)))(np.array([0.0, 1.0]))
     Traceback (most recent call last):
     ...
-    diffsys.debug.anomalies.AnomalyError: Inf produced in the backward pass by the VJP rule ...
+    diffsys.debug.AnomalyError: Inf produced in the backward pass by the VJP rule ...
 
     The mode is process-wide while a block is open (other threads' operations are checked
     too); nested blocks use the innermost block's options. Primitives created inside the
