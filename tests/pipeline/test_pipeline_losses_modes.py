@@ -180,3 +180,35 @@ def test_mismatch_with_two_relaxed_stages_isolates_each(rng):
     d = np.asarray(p2.relaxed(z)) - p2.hard(z)
     assert report["t2"].max_abs == pytest.approx(np.max(np.abs(d)), rel=1e-12)
     assert report.to_dict()["rows"][0]["stage"] == "t1"
+
+
+class _Jitter(nn.Module):
+    """Random relaxed stage: tanh(x + s * noise) in training, clip(x + s * noise) when hard."""
+
+    scale: np.ndarray
+
+    def __init__(self) -> None:
+        self.scale = np.array(0.5)
+
+    def __call__(self, x, *, key=None):
+        return self.relaxed(x, key=key)
+
+    def relaxed(self, x, *, key=None):
+        return dnp.tanh(x + self.scale * key.normal(size=x.shape))
+
+    def hard(self, x, *, key=None):
+        return dnp.clip(x + self.scale * key.normal(size=x.shape), -1.0, 1.0)
+
+
+def test_random_relaxed_stage_gets_the_same_draws_in_both_forms(rng):
+    pipe = pl.Pipeline([pl.Stage("jit", _Jitter())], losses=[pl.Loss("l", dnp.sum, "jit")])
+    x = rng.normal(size=50)
+    r = np.asarray(pipe.apply(None, {"x": x}, mode="train", key=0)[0]["jit"])
+    h = np.clip(np.arctanh(r), -1.0, 1.0)  # the hard form of the same noisy input
+    report = pipe.mismatch({"x": x}, key=0)
+    assert report["jit"].max_abs == pytest.approx(np.max(np.abs(r - h)), rel=1e-9)
+    # straight-through: the hard value of the same draws, the surrogate's derivative
+    st = pl.Pipeline([pl.Stage("jit", _Jitter(), kind="straight_through")])
+    v = np.asarray(st.apply(None, {"x": x}, mode="train", key=0)[0]["jit"])
+    np.testing.assert_allclose(v, h, rtol=1e-9, atol=1e-12)
+    assert pipe.check_grads({"x": x}).ok

@@ -151,8 +151,8 @@ def mismatch(pipe, batch, *, params=None, state=None, step=None, key=None) -> Mi
     for name, st in pipe.stages.items():
         if not st.relaxed:
             continue
-        owner, inputs, st_state, _ = capture[name]
-        hard_out, _ = st.invoke(owner, inputs, "hard", st_state)
+        owner, inputs, st_state, _, seed = capture[name]
+        hard_out, _ = st.invoke(owner, inputs, "hard", st_state, seed)
         max_abs, mean_abs, rel = _distance(outs_r[name], hard_out)
         outs_n, _ = pipe._run(params, batch, relax={name: "hard", "*": "relaxed"}, **run)
         loss_n, _, metrics_n = _evaluate(pipe, outs_n, batch, step)
@@ -332,7 +332,7 @@ def check_grads(
     report_rows = []
     for name in names:
         st = pipe.stages[name]
-        _, inputs, st_state, _ = capture[name]
+        _, inputs, st_state, _, _ = capture[name]
         owner = params.get(name) if st.params is not None else None
         if owner is not None and st.has_training_flags:
             owner = eval_mode(owner)
@@ -371,8 +371,7 @@ def check_grads(
             continue
 
         def fun(owner, *xs, _st=st, _state=st_state):
-            key = np.random.default_rng(seed) if _st.accepts_key else None
-            return _st._call(owner, list(xs), "surrogate", _state, key)[0]
+            return _st._call(owner, list(xs), "surrogate", _state, seed)[0]
 
         fun.__name__ = f"stage {name!r}"
         args = (owner, *inputs)

@@ -341,10 +341,10 @@ class Pipeline:
                 if st.has_training_flags:
                     owner = set_mode(owner)
             mode = relax if isinstance(relax, str) else relax.get(name, relax.get("*", "relaxed"))
+            seed = int(rng.integers(2**63)) if st.accepts_key and rng is not None else None
             if capture is not None:
-                capture[name] = (owner, inputs, new_state.get(name), mode)
+                capture[name] = (owner, inputs, new_state.get(name), mode, seed)
             try:
-                seed = int(rng.integers(2**63)) if st.accepts_key and rng is not None else None
                 out, s = st.guarded_invoke(owner, inputs, mode, new_state.get(name), seed)
             except ContractError:
                 raise

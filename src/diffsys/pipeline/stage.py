@@ -16,6 +16,7 @@ surrogate in training, the hard operation at inference.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable, Sequence
@@ -143,9 +144,19 @@ class Stage:
         self.output_spec = _as_output_spec(output_spec, name)
         self.frozen = bool(frozen)
         self.checkpoint = bool(checkpoint)
-        target = fn if not is_module else type(fn).__call__
         self.stateful = bool(is_module and getattr(fn, "stateful", False))
-        self.accepts_key = _accepts_key(target)
+        targets = [type(fn).__call__] if is_module else [fn]
+        if self.kind in RELAXED_KINDS:
+            targets = [
+                t
+                for t in (getattr(fn, "relaxed", None), getattr(fn, "hard", None), fn, hard)
+                if t is not None
+            ]
+        self.accepts_key = any(_accepts_key(t) for t in targets)
+        self._forms_take_key = (False, False)
+        if self.kind in RELAXED_KINDS:
+            forms = (fn.relaxed, fn.hard) if is_module else (fn, hard)
+            self._forms_take_key = (_accepts_key(forms[0]), _accepts_key(forms[1]))
         self.has_training_flags = _has_training_flags(fn)
         if self.inputs is not None:
             self._bind_inputs(self.inputs)
@@ -232,29 +243,38 @@ class Stage:
     def invoke(self, owner, inputs: list, relax: str, state=None, seed: int | None = None):
         """Run the stage on ``inputs`` with parameters ``owner``; ``relax`` is ``"relaxed"``
         (training form), ``"hard"``, or ``"surrogate"`` (the smooth surrogate itself, even for
-        a straight-through stage). A stage that takes ``key=`` gets a Generator seeded with
-        ``seed`` (a checkpointed stage a fresh one for its recomputation, so it draws the same
-        numbers). Returns ``(output, new_state)``; no contract checks."""
+        a straight-through stage). Each callable of the stage that takes ``key=`` gets a fresh
+        Generator seeded with ``seed``: a straight-through stage's two forms, and a
+        checkpointed stage's recomputation, draw the same numbers. Returns
+        ``(output, new_state)``; no contract checks."""
         if self.checkpoint:
 
             def body(owner, state, *xs):
-                return self._call(owner, list(xs), relax, state, _generator(seed))
+                return self._call(owner, list(xs), relax, state, seed)
 
             return _checkpoint(body)(owner, state, *inputs)
-        return self._call(owner, inputs, relax, state, _generator(seed))
+        return self._call(owner, inputs, relax, state, seed)
 
-    def _forms(self, owner) -> tuple[Callable, Callable]:
-        """``(surrogate, hard)`` of a relaxed or straight-through stage, bound to ``owner``."""
+    def _forms(self, owner, seed) -> tuple[Callable, Callable]:
+        """``(surrogate, hard)`` of a relaxed or straight-through stage, bound to ``owner``
+        (and to a fresh random key each, when they take one)."""
         if self.module is not None:
-            return owner.relaxed, owner.hard
-        if self.params is not None:
-            return (lambda *xs: self.fn(owner, *xs)), (lambda *xs: self.hard_fn(owner, *xs))
-        return self.fn, self.hard_fn
+            surrogate, hard = owner.relaxed, owner.hard
+        elif self.params is not None:
+            surrogate = functools.partial(self.fn, owner)
+            hard = functools.partial(self.hard_fn, owner)
+        else:
+            surrogate, hard = self.fn, self.hard_fn
+        if seed is not None:
+            if self._forms_take_key[0]:
+                surrogate = functools.partial(surrogate, key=_generator(seed))
+            if self._forms_take_key[1]:
+                hard = functools.partial(hard, key=_generator(seed))
+        return surrogate, hard
 
-    def _call(self, owner, inputs: list, relax: str, state, key):
-        kw = {"key": key} if self.accepts_key and key is not None else {}
+    def _call(self, owner, inputs: list, relax: str, state, seed):
         if self.kind in RELAXED_KINDS:
-            surrogate, hard = self._forms(owner)
+            surrogate, hard = self._forms(owner, seed)
             if relax == "surrogate":
                 return surrogate(*inputs), state
             if relax == "hard":
@@ -264,6 +284,7 @@ class Stage:
 
                 return straight_through(hard, surrogate)(*inputs), state
             return surrogate(*inputs), state
+        kw = {"key": _generator(seed)} if self.accepts_key and seed is not None else {}
         if self.module is not None:
             if self.stateful:
                 return owner(*inputs, state, **kw)
