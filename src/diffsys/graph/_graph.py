@@ -243,6 +243,7 @@ class Graph:
         ]
         self._program: _exec.Program | None = None
         self._dispatch: _exec.Program | None = None
+        self._fast = None
 
     # --- inspection ---------------------------------------------------------------------------
     @property
@@ -353,7 +354,13 @@ class Graph:
                         f"value baked into the graph when it was traced) was {x!r}, got "
                         f"{leaf!r}; trace the function again for this value"
                     )
-        out = _exec.run(self._get_program(traced), leaves)
+        if traced:
+            out = _exec.run(self._get_program(True), leaves)
+        else:
+            fast = self._fast
+            if fast is None:
+                fast = self._fast = self._make_fast()
+            out = fast(leaves)
         if self.out_treedef is not None:
             if self.out_treedef.node_type is None:
                 return out[0]
@@ -370,6 +377,16 @@ class Graph:
             if program is None:
                 program = self._program = _exec.compile_program(self)
         return program
+
+    def _make_fast(self):
+        """The executor on plain arrays: straight-line code for programs of moderate size,
+        else the instruction loop."""
+        program = self._get_program(False)
+        template = program.template
+        if len(program.code) <= _exec.STRAIGHT_LINE_LIMIT:
+            replay = _exec.straight_line(program)
+            return lambda leaves: replay(leaves + template)
+        return lambda leaves: _exec.run(program, leaves)
 
     def _flat_call(self, leaves: list) -> list:
         """Run on the placeholder values in order (no checks); the flat outputs."""
