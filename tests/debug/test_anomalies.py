@@ -196,3 +196,11 @@ def test_other_threads_are_checked_while_a_block_is_open():
         t.start()
         t.join()
     assert len(errors) == 1
+
+
+def test_raise_mode_keeps_checking_after_a_caught_error():
+    with anomalies() as mode:
+        for _ in range(2):
+            with pytest.raises(AnomalyError):
+                dnp.log(np.array([-1.0]))
+    assert mode.report.primitive == "log"

@@ -89,6 +89,15 @@ class _Rule:
         self.site = site
         self.parent = parent
 
+    def where(self):
+        """The recorded source line of this rule or of the rule it runs in, else the stack's."""
+        rule = self
+        while rule is not None:
+            if rule.site is not None:
+                return rule.site
+            rule = rule.parent
+        return _user_site()
+
     def describe(self) -> str:
         what = "VJP" if self.phase == "backward" else "JVP"
         text = f"the {what} rule of primitive '{self.prim}'"
@@ -198,6 +207,7 @@ def _report(opts, kind, *, primitive, phase, argnum, inner, already, site, lines
     )
     opts.report = err
     if opts.warn:
+        opts.silenced = True  # one warning: what follows a NaN is mostly NaN
         warnings.warn(message, AnomalyWarning, stacklevel=2)
         return
     raise err
@@ -232,7 +242,7 @@ def _forward_anomaly(opts, prim_name, args, out, kind):
     _report(
         opts, kind, primitive=rule.prim, phase=rule.phase, argnum=rule.argnum,
         inner=prim_name, already=None,
-        site=rule.site if rule.site is not None else _user_site(), lines=lines,
+        site=rule.where(), lines=lines,
         rule_text=rule.describe(),
     )  # fmt: skip
 
@@ -244,7 +254,7 @@ def _checked_impl(prim_name: str, impl):
     def impl_checked(*args, **params):
         out = impl(*args, **params)
         opts = _options()
-        if opts is not None and opts.report is None:
+        if opts is not None and not opts.silenced:
             kind = _bad(out, opts)
             if kind:
                 _forward_anomaly(opts, prim_name, args, out, kind)
@@ -268,31 +278,30 @@ def _rule_lines(what, incoming, primals, ans, result=None) -> list[str]:
 def _run_rule(rule: _Rule, incoming, primals, ans, call):
     """Run a derivative rule under ``rule``'s context and check what goes in and comes out."""
     opts = _options()
-    if opts is None or opts.report is not None:
+    if opts is None or opts.silenced:
         return call()
     what = "cotangent" if rule.phase == "backward" else "tangent"
+    prev = rule.parent = getattr(_tls, "rule", None)
     kind = _bad(incoming, opts)
     if kind:
         _report(
             opts, kind, primitive=rule.prim, phase=rule.phase, argnum=rule.argnum, inner=None,
-            already=f"incoming {what}", site=rule.site or _user_site(),
+            already=f"incoming {what}", site=rule.where(),
             lines=_rule_lines(what, incoming, primals, ans), rule_text=rule.describe(),
         )  # fmt: skip
         return call()
-    prev = getattr(_tls, "rule", None)
-    rule.parent = prev
     _tls.rule = rule
     try:
         result = call()
     finally:
         _tls.rule = prev
     kind = _bad(result, opts)
-    if kind and opts.report is None:
+    if kind and not opts.silenced:
         found = _first_bad(primals, opts, "primal input")
         _report(
             opts, kind if not found else found[0], primitive=rule.prim, phase=rule.phase,
             argnum=rule.argnum, inner=None, already=found[1] if found else None,
-            site=rule.site or _user_site(),
+            site=rule.where(),
             lines=_rule_lines(what, incoming, primals, ans, result), rule_text=rule.describe(),
         )  # fmt: skip
     return result
@@ -372,7 +381,7 @@ def _checked_bwd(name, bwd, site):
     def bwd_checked(g):
         rule = _Rule("backward", name, None, site, None)
         opts = _options()
-        if opts is None or opts.report is not None:
+        if opts is None or opts.silenced:
             return bwd(g)
         return _run_rule(rule, g, (), None, lambda: bwd(g))
 
@@ -468,12 +477,14 @@ class anomalies:  # noqa: N801 - a context manager named like numpy.errstate
         self.inf = bool(inf)
         self.warn = bool(warn)
         self.report: AnomalyError | None = None
+        self.silenced = False  # set after the one warning of warn=True
 
     def __enter__(self) -> anomalies:
         with _lock:
             if not _active:
                 _install()
             self.report = None
+            self.silenced = False
             _active.append(self)
         return self
 
