@@ -385,6 +385,7 @@ class Graph:
         template = program.template
         if len(program.code) <= _exec.STRAIGHT_LINE_LIMIT:
             replay = _exec.straight_line(program)
+            self._replay_source = replay.source
             return lambda leaves: replay(leaves + template)
         return lambda leaves: _exec.run(program, leaves)
 
