@@ -241,6 +241,15 @@ class Graph:
             (v, self.vars[v].shape, self.vars[v].dtype, self.vars[v].name)
             for v in self.placeholders
         ]
+        # Arguments that are one array placeholder: checked without flattening.
+        self._simple = []
+        for a in self.args:
+            simple = None
+            if a.treedef is not None and a.treedef.node_type is None and a.entries[0][0] == "var":
+                info = self.vars[a.entries[0][1]]
+                simple = (info.shape, info.dtype, info.name)
+            self._simple.append(simple)
+        self._unflatten = self._make_unflatten()
         self._program: _exec.Program | None = None
         self._dispatch: _exec.Program | None = None
         self._fast = None
@@ -323,37 +332,13 @@ class Graph:
             )
         leaves: list = []
         traced = False
-        checks = self._checks
-        for arg, spec in zip(args, self.args, strict=True):
-            if spec.treedef is not None:
-                flat, treedef = tree_flatten(arg)
-                if not same_structure(treedef, spec.treedef):
-                    raise GraphCallError(
-                        f"graph {self.name!r}: argument {spec.name!r} has structure {treedef}, "
-                        f"but the graph was traced with {spec.treedef}"
-                    )
-            else:
-                flat = []
-                flatten_spec(spec.spec, arg, f"graph {self.name!r}: argument {spec.name!r}", flat)
-            for leaf, (kind, x) in zip(flat, spec.entries, strict=True):
-                if kind == "var":
-                    _, shape, dtype, name = checks[len(leaves)]
-                    if leaf.__class__ is np.ndarray:
-                        if leaf.shape != shape or leaf.dtype != dtype:
-                            _mismatch(self, name, leaf, shape, dtype)
-                    elif isinstance(leaf, Tracer):
-                        traced = True
-                        if leaf.shape != shape or leaf.dtype != dtype:
-                            _mismatch(self, name, leaf, shape, dtype)
-                    else:
-                        leaf = _coerce(self, name, leaf, shape, dtype)
-                    leaves.append(leaf)
-                elif not _same_static(leaf, x):
-                    raise GraphCallError(
-                        f"graph {self.name!r}: in argument {spec.name!r}, a static leaf (a "
-                        f"value baked into the graph when it was traced) was {x!r}, got "
-                        f"{leaf!r}; trace the function again for this value"
-                    )
+        for arg, spec, simple in zip(args, self.args, self._simple, strict=True):
+            if simple is not None and arg.__class__ is np.ndarray:  # the common case
+                if arg.shape != simple[0] or arg.dtype != simple[1]:
+                    _mismatch(self, simple[2], arg, simple[0], simple[1])
+                leaves.append(arg)
+                continue
+            traced = self._flatten_arg(arg, spec, leaves) or traced
         if traced:
             out = _exec.run(self._get_program(True), leaves)
         else:
@@ -361,11 +346,64 @@ class Graph:
             if fast is None:
                 fast = self._fast = self._make_fast()
             out = fast(leaves)
-        if self.out_treedef is not None:
-            if self.out_treedef.node_type is None:
-                return out[0]
-            return tree_unflatten(self.out_treedef, out)
-        return unflatten_spec(self.out_spec, iter(out))
+        return self._unflatten(out)
+
+    def call_flat(self, leaves: list) -> list:
+        """Run on the placeholder values in call order (``graph.inputs``), without checking
+        them; the flat list of outputs. For loops calling one graph many times on values
+        whose shapes and dtypes are known to match (e.g. a scan's step)."""
+        if any(isinstance(x, Tracer) for x in leaves):
+            return _exec.run(self._get_program(True), list(leaves))
+        fast = self._fast
+        if fast is None:
+            fast = self._fast = self._make_fast()
+        return fast(list(leaves))
+
+    def _flatten_arg(self, arg, spec: ArgSpec, leaves: list) -> bool:
+        """Append the checked placeholder values of ``arg``; whether one is a tracer."""
+        traced = False
+        if spec.treedef is not None:
+            flat, treedef = tree_flatten(arg)
+            if not same_structure(treedef, spec.treedef):
+                raise GraphCallError(
+                    f"graph {self.name!r}: argument {spec.name!r} has structure {treedef}, "
+                    f"but the graph was traced with {spec.treedef}"
+                )
+        else:
+            flat = []
+            flatten_spec(spec.spec, arg, f"graph {self.name!r}: argument {spec.name!r}", flat)
+        checks = self._checks
+        for leaf, (kind, x) in zip(flat, spec.entries, strict=True):
+            if kind == "var":
+                _, shape, dtype, name = checks[len(leaves)]
+                if leaf.__class__ is np.ndarray:
+                    if leaf.shape != shape or leaf.dtype != dtype:
+                        _mismatch(self, name, leaf, shape, dtype)
+                elif isinstance(leaf, Tracer):
+                    traced = True
+                    if leaf.shape != shape or leaf.dtype != dtype:
+                        _mismatch(self, name, leaf, shape, dtype)
+                else:
+                    leaf = _coerce(self, name, leaf, shape, dtype)
+                leaves.append(leaf)
+            elif not _same_static(leaf, x):
+                raise GraphCallError(
+                    f"graph {self.name!r}: in argument {spec.name!r}, a static leaf (a "
+                    f"value baked into the graph when it was traced) was {x!r}, got "
+                    f"{leaf!r}; trace the function again for this value"
+                )
+        return traced
+
+    def _make_unflatten(self):
+        treedef = self.out_treedef
+        if treedef is None:
+            spec = self.out_spec
+            return lambda out: unflatten_spec(spec, iter(out))
+        if treedef.node_type is None:
+            return lambda out: out[0]
+        if treedef.node_type is tuple and all(c.node_type is None for c in treedef.children):
+            return tuple
+        return lambda out: tree_unflatten(treedef, out)
 
     def _get_program(self, traced: bool) -> _exec.Program:
         if traced:
@@ -388,11 +426,6 @@ class Graph:
             self._replay_source = replay.source
             return lambda leaves: replay(leaves + template)
         return lambda leaves: _exec.run(program, leaves)
-
-    def _flat_call(self, leaves: list) -> list:
-        """Run on the placeholder values in order (no checks); the flat outputs."""
-        traced = any(isinstance(x, Tracer) for x in leaves)
-        return _exec.run(self._get_program(traced), list(leaves))
 
     def program(self) -> _exec.Program:
         """The compiled instruction list used on plain arrays (for inspection)."""

@@ -115,7 +115,7 @@ def _backward_graph(graph):
         return None
 
     def loss(*leaves):
-        outs = graph._flat_call(list(leaves))
+        outs = graph.call_flat(list(leaves))
         total = None
         for j in float_out:
             o = outs[j]
