@@ -31,7 +31,7 @@ def test_dot_text_structure():
     edges = re.findall(r"^  (\w+) -> (\w+)", dot, flags=re.M)
     assert len(edges) == sum(len(n.inputs) for n in g.nodes) + len(g.outputs)
     assert 'label="linalg.qr' in dot and "taillabel=1" in dot  # the second result of qr
-    assert ("n%d" % (len(g.nodes) - 1), "output") in edges
+    assert (f"n{len(g.nodes) - 1}", "output") in edges
 
 
 def test_dot_escapes_names():
