@@ -167,3 +167,12 @@ def test_multiple_results_primitive():
     b = rng.standard_normal((4, 3))
     np.testing.assert_allclose(g(b), h(b), rtol=1e-12)
     np.testing.assert_allclose(ds.grad(g)(b), ds.grad(h)(b), rtol=1e-10)
+
+
+def test_indexing_with_a_traced_integer_array_specialises_the_graph():
+    # diffsys.numpy reads the value of a traced index array (it is not batched): the graph
+    # keeps that index, and says so. Documented in docs/graph.md (limits).
+    x = rng.standard_normal(4)
+    with pytest.warns(GraphSpecializationWarning):
+        g = ds.trace(lambda x, i: dnp.sum(x[i]))(x, np.array([0, 1]))
+    assert g(x, np.array([2, 3])) == x[0] + x[1]

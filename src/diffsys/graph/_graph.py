@@ -204,7 +204,8 @@ class Graph:
         for node in nodes:
             used.update(node.inputs)
         order = list(placeholders)
-        order += [v for v in consts if v in used and v not in placeholders]
+        is_placeholder = set(placeholders)
+        order += [v for v in consts if v in used and v not in is_placeholder]
         for node in nodes:
             order.extend(node.outputs)
         remap = {old: new for new, old in enumerate(order)}
