@@ -176,3 +176,27 @@ def test_indexing_with_a_traced_integer_array_specialises_the_graph():
     with pytest.warns(GraphSpecializationWarning):
         g = ds.trace(lambda x, i: dnp.sum(x[i]))(x, np.array([0, 1]))
     assert g(x, np.array([2, 3])) == x[0] + x[1]
+
+
+def test_tracing_inside_a_transform_composes():
+    def g(x):
+        return dnp.sum(dnp.sin(x) ** 2)
+
+    # the graph is traced on (and called with) tracers of the outer grad
+    got = ds.grad(lambda y: ds.trace(g)(y)(y * 2.0))(X)
+    np.testing.assert_allclose(got, 2.0 * ds.grad(g)(2.0 * X), rtol=1e-13)
+
+
+def test_call_flat_skips_structure_and_checks():
+    def step(state, x):
+        pos, vel = state
+        return (pos + 0.1 * vel, vel - 0.1 * pos * x), dnp.sum(pos)
+
+    state = (rng.standard_normal(3), rng.standard_normal(3))
+    g = ds.trace(step)(state, 2.0)
+    assert list(g.inputs) == ["state.0", "state.1", "x"]
+    flat = g.call_flat([state[0], state[1], np.asarray(2.0)])
+    (p, v), s = step(state, 2.0)
+    np.testing.assert_allclose(flat[0], p)
+    np.testing.assert_allclose(flat[1], v)
+    np.testing.assert_allclose(flat[2], s)
