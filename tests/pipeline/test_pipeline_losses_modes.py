@@ -194,10 +194,11 @@ class _Jitter(nn.Module):
         return self.relaxed(x, key=key)
 
     def relaxed(self, x, *, key=None):
-        return dnp.tanh(x + self.scale * key.normal(size=x.shape))
+        return dnp.tanh(x + self.scale * np.random.default_rng(key).normal(size=x.shape))
 
     def hard(self, x, *, key=None):
-        return dnp.clip(x + self.scale * key.normal(size=x.shape), -1.0, 1.0)
+        noise = np.random.default_rng(key).normal(size=x.shape)
+        return dnp.clip(x + self.scale * noise, -1.0, 1.0)
 
 
 def test_random_relaxed_stage_gets_the_same_draws_in_both_forms(rng):

@@ -26,7 +26,16 @@ from ..optim.base import GradientTransformation, apply_updates
 from .losses import Loss, Metric
 from .spec import ContractError
 from .stage import Stage
-from .telemetry import Monitor, NonFiniteError, StepReport, Telemetry, all_finite, probe, sq_norm
+from .telemetry import (
+    Monitor,
+    NonFiniteError,
+    StepReport,
+    Telemetry,
+    all_finite,
+    finite_from_sq,
+    probe,
+    sq_norm,
+)
 
 __all__ = ["Pipeline", "TrainState"]
 
@@ -318,12 +327,12 @@ class Pipeline:
     ) -> tuple[dict, dict]:
         batch = self._as_batch(batch)
         state = self.state if state is None else state
-        rng = None if key is None else np.random.default_rng(key)
+        seeds = _StageSeeds(key)
         bindings: dict = {}
         outputs: dict = {}
         new_state = dict(state)
         set_mode = train_mode if nn_training else eval_mode
-        for name, st in self.stages.items():
+        for index, (name, st) in enumerate(self.stages.items()):
             who = f"stage {name!r}"
             inputs = [self._lookup(r, outputs, batch, who) for r in st.inputs]
             if check:
@@ -341,7 +350,7 @@ class Pipeline:
                 if st.has_training_flags:
                     owner = set_mode(owner)
             mode = relax if isinstance(relax, str) else relax.get(name, relax.get("*", "relaxed"))
-            seed = int(rng.integers(2**63)) if st.accepts_key and rng is not None else None
+            seed = seeds(index) if st.accepts_key else None
             if capture is not None:
                 capture[name] = (owner, inputs, new_state.get(name), mode, seed)
             try:
@@ -483,19 +492,27 @@ class Pipeline:
 
     # --- training ------------------------------------------------------------------------------
     def _split(self, params: dict, trainable: tuple[str, ...]):
+        """``(diff, rest)``: the floating-point leaves of the trainable stages, and everything
+        else (``rest[name]`` is None for a stage whose leaves all went to ``diff``)."""
         diff, rest = {}, {}
         for name, tree in params.items():
-            if name in trainable:
-                diff[name], rest[name] = partition(tree, is_inexact_array)
-            else:
+            if name not in trainable:
                 rest[name] = tree
+            elif all(is_inexact_array(x) for x in tree_leaves(tree)):
+                diff[name], rest[name] = tree, None  # the common case: no partition needed
+            else:
+                diff[name], rest[name] = partition(tree, is_inexact_array)
         return diff, rest
 
     @staticmethod
     def _combine(diff: dict, rest: dict) -> dict:
-        return {
-            name: combine(diff[name], tree) if name in diff else tree for name, tree in rest.items()
-        }
+        out = {}
+        for name, tree in rest.items():
+            if name not in diff:
+                out[name] = tree
+            else:
+                out[name] = diff[name] if tree is None else combine(diff[name], tree)
+        return out
 
     def init(
         self,
@@ -549,9 +566,7 @@ class Pipeline:
             tel = None
         monitor = Monitor(self.order) if tel is not None else None
         diff, rest = self._split(ts.params, ts.trainable)
-        key = None
-        if any(s.accepts_key for s in self.stages.values()):
-            key = np.random.default_rng([ts.seed, ts.step])
+        key = (ts.seed * 1_000_003 + ts.step) % 2**63
 
         def objective(diff):
             return self._loss(
@@ -564,10 +579,12 @@ class Pipeline:
                 monitor=monitor,
             )
 
+        grad_sq: dict[str, float] = {}
         try:
             (loss, aux), grads = value_and_grad(objective, has_aux=True)(diff)
             if monitor is not None:
-                self._check_backward(grads, monitor, ts.trainable)
+                grad_sq = {n: sq_norm(grads[n]) for n in ts.trainable}
+                self._check_backward(grads, grad_sq, monitor)
         except NonFiniteError as exc:
             if tel is None or tel.nonfinite == "raise":
                 raise
@@ -588,7 +605,7 @@ class Pipeline:
         )
         if tel is not None:
             for name in ts.trainable:
-                g2, p2 = sq_norm(grads[name]), sq_norm(diff[name])
+                g2, p2 = grad_sq[name], sq_norm(diff[name])
                 report.grad_norms[name] = g2**0.5
                 report.param_norms[name] = p2**0.5
                 report.update_ratios[name] = sq_norm(updates[name]) ** 0.5 / max(
@@ -608,10 +625,10 @@ class Pipeline:
         )
         return new_ts, report
 
-    def _check_backward(self, grads: dict, monitor: Monitor, trainable) -> None:
+    def _check_backward(self, grads: dict, grad_sq: dict, monitor: Monitor) -> None:
         """Raise :class:`NonFiniteError` naming the stage whose backward pass first made a
         NaN/Inf (the stages are visited in backward order)."""
-        bad_params = {n for n in trainable if not all_finite(grads[n])}
+        bad_params = {n for n, sq in grad_sq.items() if not finite_from_sq(sq, grads[n])}
         if not bad_params and all(monitor.ct_finite.values()):
             return
         for name in reversed(self.order):
@@ -717,6 +734,35 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({list(self.stages)}, mode={self.mode!r})"
+
+
+class _StageSeeds:
+    """The int seed each stage that takes ``key=`` gets, from the pipeline call's ``key``: an
+    int (stage ``i`` gets a seed mixed from it and ``i``: cheap, and the same on every call
+    with that key) or a Generator (one draw per stage)."""
+
+    __slots__ = ("base", "rng")
+
+    def __init__(self, key) -> None:
+        self.base = self.rng = None
+        if key is None:
+            return
+        if isinstance(key, np.random.Generator):
+            self.rng = key
+        elif isinstance(key, int | np.integer) and not isinstance(key, bool):
+            self.base = int(key)
+        else:
+            raise TypeError(
+                f"Pipeline: key must be an int seed or a numpy.random.Generator, got "
+                f"{type(key).__name__}"
+            )
+
+    def __call__(self, index: int) -> int | None:
+        if self.rng is not None:
+            return int(self.rng.integers(2**63))
+        if self.base is None:
+            return None
+        return (self.base * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9) % 2**63
 
 
 def _replace_ts(ts: TrainState, **changes) -> TrainState:

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..core.custom import checkpoint as _checkpoint
 from ..core.custom import custom_vjp
-from ..core.pytree import tree_flatten, tree_leaves
-from ..core.tracer import concrete
+from ..core.pytree import tree_leaves
+from ..core.tracer import Tracer, concrete
 from ..nn.module import Module
 from .spec import ContractError, Spec, as_spec
 
@@ -243,9 +243,9 @@ class Stage:
     def invoke(self, owner, inputs: list, relax: str, state=None, seed: int | None = None):
         """Run the stage on ``inputs`` with parameters ``owner``; ``relax`` is ``"relaxed"``
         (training form), ``"hard"``, or ``"surrogate"`` (the smooth surrogate itself, even for
-        a straight-through stage). Each callable of the stage that takes ``key=`` gets a fresh
-        Generator seeded with ``seed``: a straight-through stage's two forms, and a
-        checkpointed stage's recomputation, draw the same numbers. Returns
+        a straight-through stage). Each callable of the stage that takes ``key=`` gets the int
+        ``seed`` (diffsys turns int keys into fresh Generators), so a straight-through stage's
+        two forms, and a checkpointed stage's recomputation, draw the same numbers. Returns
         ``(output, new_state)``; no contract checks."""
         if self.checkpoint:
 
@@ -267,9 +267,9 @@ class Stage:
             surrogate, hard = self.fn, self.hard_fn
         if seed is not None:
             if self._forms_take_key[0]:
-                surrogate = functools.partial(surrogate, key=_generator(seed))
+                surrogate = functools.partial(surrogate, key=seed)
             if self._forms_take_key[1]:
-                hard = functools.partial(hard, key=_generator(seed))
+                hard = functools.partial(hard, key=seed)
         return surrogate, hard
 
     def _call(self, owner, inputs: list, relax: str, state, seed):
@@ -284,7 +284,7 @@ class Stage:
 
                 return straight_through(hard, surrogate)(*inputs), state
             return surrogate(*inputs), state
-        kw = {"key": _generator(seed)} if self.accepts_key and seed is not None else {}
+        kw = {"key": seed} if self.accepts_key and seed is not None else {}
         if self.module is not None:
             if self.stateful:
                 return owner(*inputs, state, **kw)
@@ -298,7 +298,7 @@ class Stage:
         its input raises :class:`ContractError` naming itself and the input."""
         locked = []
         for i, x in enumerate(inputs):
-            for leaf in tree_flatten(x)[0]:
+            for leaf in _leaves(x):
                 v = concrete(leaf)
                 if isinstance(v, np.ndarray) and v.flags.writeable:
                     v.flags.writeable = False
@@ -318,7 +318,7 @@ class Stage:
             for _, v in locked:
                 v.flags.writeable = True
         if locked:  # views of the inputs made during the call stayed read-only: free them
-            for leaf in tree_leaves(out[0]):
+            for leaf in _leaves(out[0]):
                 v = concrete(leaf)
                 if isinstance(v, np.ndarray) and not v.flags.writeable and v.base is not None:
                     try:
@@ -365,8 +365,11 @@ class Stage:
                 s.check(v, bindings, w)
 
 
-def _generator(seed):
-    return None if seed is None else np.random.default_rng(seed)
+def _leaves(x):
+    """The leaves of ``x``, without a pytree walk for the common single array."""
+    if isinstance(x, np.ndarray | Tracer):
+        return (x,)
+    return tree_leaves(x)
 
 
 def _is_shape(spec) -> bool:

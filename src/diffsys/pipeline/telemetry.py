@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.custom import custom_vjp
-from ..core.pytree import tree_leaves
+from ..core.primitive import Primitive
+from ..core.pytree import tree_leaves, tree_map
 from ..core.tracer import Tracer, concrete
 
 __all__ = ["NonFiniteError", "StarvationWarning", "StepReport", "Telemetry"]
@@ -46,31 +46,46 @@ class StarvationWarning(UserWarning):
 # --- cheap numerics ----------------------------------------------------------------------------
 
 
+def _leaves(tree):
+    if isinstance(tree, np.ndarray | Tracer):
+        return (tree,)
+    return tree_leaves(tree)
+
+
+def _float_arrays(tree):
+    """The floating-point/complex leaves of ``tree`` as plain arrays."""
+    for leaf in _leaves(tree):
+        v = leaf if type(leaf) is np.ndarray else concrete(leaf)
+        if v is None:
+            continue
+        if type(v) is not np.ndarray:
+            v = np.asarray(v)
+        if v.dtype.kind in "fc":
+            yield v
+
+
 def sq_norm(tree) -> float:
     """Sum of squared magnitudes of the floating-point leaves of ``tree`` (plain floats)."""
     total = 0.0
-    for leaf in tree_leaves(tree):
-        v = concrete(leaf)
-        if v is None:
-            continue
-        v = np.asarray(v)
-        if not np.issubdtype(v.dtype, np.inexact):
-            continue
+    for v in _float_arrays(tree):
         r = v.ravel()
-        total += float(np.real(np.vdot(r, r)))
+        total += float(np.vdot(r, r).real)
     return total
 
 
 def all_finite(tree) -> bool:
     """Whether every floating-point leaf of ``tree`` is finite (a sum first: no temporaries
     unless it is not finite)."""
-    for leaf in tree_leaves(tree):
-        v = np.asarray(concrete(leaf))
-        if not np.issubdtype(v.dtype, np.inexact) or v.size == 0:
-            continue
-        if not np.isfinite(v.sum()) and not np.isfinite(v).all():
+    for v in _float_arrays(tree):
+        if v.size and not np.isfinite(v.sum()) and not np.isfinite(v).all():
             return False
     return True
+
+
+def finite_from_sq(sq: float, tree) -> bool:
+    """Whether ``tree`` is finite, given its :func:`sq_norm` (exact check only when the sum
+    of squares is not finite, which overflow can also cause)."""
+    return math.isfinite(sq) or all_finite(tree)
 
 
 # --- the per-call monitor: forward checks and backward probes ---------------------------------
@@ -88,33 +103,33 @@ class Monitor:
         self.forward_error: NonFiniteError | None = None
 
     def record_ct(self, stage: str, g) -> None:
-        if any(isinstance(x, Tracer) for x in tree_leaves(g)):
+        if any(isinstance(x, Tracer) for x in _leaves(g)):
             return  # under an outer transform: values are not final
-        self.ct_sq[stage] = self.ct_sq.get(stage, 0.0) + sq_norm(g)
-        self.ct_finite[stage] = self.ct_finite.get(stage, True) and all_finite(g)
+        sq = sq_norm(g)
+        self.ct_sq[stage] = self.ct_sq.get(stage, 0.0) + sq
+        self.ct_finite[stage] = self.ct_finite.get(stage, True) and finite_from_sq(sq, g)
 
 
-@custom_vjp
-def _probe(x, tag):
-    return x
+def _probe_vjp(g, ans, x, *, tag):
+    tag[0].record_ct(tag[1], g)
+    return g
 
 
-def _probe_fwd(x, tag):
-    return x, tag
-
-
-def _probe_bwd(tag, g):
-    monitor, stage = tag
-    monitor.record_ct(stage, g)
-    return g, None
-
-
-_probe.defvjp(_probe_fwd, _probe_bwd)
+# Identity in value; its VJP records the cotangent (one node per output array of a stage).
+_probe = Primitive("pipeline_probe", lambda x, *, tag: x)
+_probe.defvjp(_probe_vjp)
+_probe.defjvp(lambda t, ans, x, *, tag: t)
+_probe.defbatch(lambda args, batched, *, tag: args[0])
 
 
 def probe(x, monitor: Monitor, stage: str):
     """``x`` unchanged; in reverse mode its cotangent is recorded for ``stage``."""
-    return _probe(x, (monitor, stage))
+    tag = (monitor, stage)
+    if isinstance(x, Tracer):
+        return _probe(x, tag=tag)
+    if isinstance(x, np.ndarray):
+        return x  # not traced: no gradient will reach it
+    return tree_map(lambda v: _probe(v, tag=tag) if isinstance(v, Tracer) else v, x)
 
 
 # --- reports -----------------------------------------------------------------------------------
