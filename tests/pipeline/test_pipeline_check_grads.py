@@ -9,7 +9,7 @@ from pipeline_helpers import SoftThreshold, classifier_batch, make_classifier
 
 import diffsys as ds
 import diffsys.numpy as dnp
-from diffsys import nn
+from diffsys import nn, optim
 from diffsys import pipeline as pl
 from diffsys.relax import Bernoulli, score_function
 
@@ -110,3 +110,49 @@ def test_stage_without_float_inputs_or_params_is_skipped(rng):
     pipe = pl.Pipeline([pl.Stage("count", lambda x: dnp.sum(x > 0))])
     report = pipe.check_grads({"x": np.arange(4)})
     assert report["count"].passed is None and report.worst is None
+
+
+def _equilibrium(params, u):
+    """z = tanh(w * z + u), solved by fixed_point and differentiated implicitly."""
+    from diffsys.implicit import fixed_point
+
+    return fixed_point(lambda z, p: dnp.tanh(p[0] * z + p[1]), dnp.zeros_like(u), (params["w"], u))
+
+
+def test_implicit_stage_is_checked_and_trains(rng):
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("enc", nn.Linear(3, 3, key=0)),
+            pl.Stage("solve", _equilibrium, params={"w": np.array(0.5)}, kind="implicit"),
+        ],
+        losses=[pl.Loss("l", lambda z: dnp.sum(z**2), "solve")],
+    )
+    batch = {"x": rng.normal(size=(4, 3))}
+    report = pipe.check_grads(batch)
+    assert report["solve"].kind == "implicit" and report["solve"].passed
+    assert report["solve"].rel_error_rev < 1e-5
+    ts, step = pipe.step(pipe.init(optim.sgd(0.1)), batch)
+    assert step.grad_norms["solve"] > 0 and step.grad_norms["enc"] > 0
+
+
+def test_score_function_stage_sends_gradients_upstream(rng):
+    def sampled(logits, *, key=None):
+        # objective 1 for each "on" sample: E = sum sigmoid(logits)
+        return score_function(
+            lambda z: dnp.sum(z, axis=(1, 2)) * 1.0,
+            Bernoulli(logits),
+            rng=key,
+            n_samples=64,
+            baseline="loo",
+        )
+
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("enc", nn.Linear(3, 2, key=0)),
+            pl.Stage("sample", sampled, kind="score_function"),
+        ],
+        losses=[pl.Loss("l", lambda v: -v, "sample")],
+    )
+    ts, report = pipe.step(pipe.init(optim.sgd(0.1), seed=3), {"x": rng.normal(size=(2, 3))})
+    assert report.grad_norms["enc"] > 0
+    assert report.output_grad_norms["enc"] > 0
