@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core.pytree import tree_flatten, tree_unflatten
+from ..core.pytree import tree_leaves
 from ..core.tracer import Tracer
 from ..core.transforms import _normalize_argnums, value_and_grad
 
@@ -204,47 +204,32 @@ def grad_report(
     >>> report["w"].norm == float(np.linalg.norm(2 * np.ones(3)))
     True
     """
-    from ..nn._tree import named_leaves
+    from ..nn._tree import combine, named_leaves, partition
 
     nums, single = _normalize_argnums(argnums, len(args), "grad_report")
     arg_names = _arg_names(fun, len(args))
-    structure, diff, names = [], [], []
-    for a in nums:
-        leaves, treedef = tree_flatten(args[a])
-        leaf_names = [n for n, _ in named_leaves(args[a])]
+    # Differentiate the floating-point leaves of each chosen argument, the rest held fixed.
+    selected, rest = zip(*[partition(args[a], _is_diff_leaf) for a in nums], strict=True)
+    names = []
+    for a, tree in zip(nums, selected, strict=True):
         prefix = "" if single else arg_names[a]
-        keep = [_is_diff_leaf(x) for x in leaves]
-        structure.append((a, treedef, leaves, keep))
-        for n, x, k in zip(leaf_names, leaves, keep, strict=True):
-            if k:
-                diff.append(x)
-                full = ".".join(p for p in (prefix, n) if p)
-                names.append(full or arg_names[a])
-    if not diff:
+        names += [
+            ".".join(p for p in (prefix, n) if p) or arg_names[a] for n, _ in named_leaves(tree)
+        ]
+    if not names:
         raise TypeError(
             f"grad_report: no floating-point leaf to differentiate in the argument(s) {list(nums)}"
         )
 
-    def rebuild(diff_leaves, others=True):
+    def with_selected(*trees):
         new_args = list(args)
-        it = iter(diff_leaves)
-        for a, treedef, leaves, keep in structure:
-            new_args[a] = tree_unflatten(
-                treedef,
-                [
-                    next(it) if k else x if others else None
-                    for x, k in zip(leaves, keep, strict=True)
-                ],
-            )
-        return new_args
+        for a, tree, fixed in zip(nums, trees, rest, strict=True):
+            new_args[a] = combine(tree, fixed)
+        return fun(*new_args, **kwargs)
 
-    def flat_fun(diff_leaves):
-        return fun(*rebuild(diff_leaves), **kwargs)
-
-    value, grads = value_and_grad(flat_fun, has_aux=has_aux)(list(diff))
+    diff_argnums = tuple(range(len(nums)))
+    value, grads = value_and_grad(with_selected, diff_argnums, has_aux=has_aux)(*selected)
     value, aux = value if has_aux else (value, None)
-    leaves = [_summarize(n, g) for n, g in zip(names, grads, strict=True)]
-    # The arguments' structure, with None where a leaf was not differentiated.
-    grad_args = rebuild(grads, others=False)
-    grad_trees = [grad_args[a] for a in nums]
-    return GradReport(value, grad_trees[0] if single else tuple(grad_trees), leaves, aux)
+    leaves = [_summarize(n, g) for n, g in zip(names, tree_leaves(grads), strict=True)]
+    # grads are shaped like the arguments, with None where a leaf was not differentiated
+    return GradReport(value, grads[0] if single else grads, leaves, aux)
