@@ -204,6 +204,8 @@ def _shape(x) -> tuple[int, ...]:
 
 def _dtype(x) -> np.dtype:
     d = getattr(x, "dtype", None)
+    if isinstance(d, np.dtype):
+        return d
     if d is None:
         try:
             return np.result_type(x)
