@@ -200,3 +200,5 @@ def test_call_flat_skips_structure_and_checks():
     np.testing.assert_allclose(flat[0], p)
     np.testing.assert_allclose(flat[1], v)
     np.testing.assert_allclose(flat[2], s)
+    with pytest.raises(GraphCallError, match="3 placeholder value"):
+        g.call_flat([state[0], state[1]])

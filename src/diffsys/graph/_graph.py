@@ -352,7 +352,13 @@ class Graph:
     def call_flat(self, leaves: list) -> list:
         """Run on the placeholder values in call order (``graph.inputs``), without checking
         them; the flat list of outputs. For loops calling one graph many times on values
-        whose shapes and dtypes are known to match (e.g. a scan's step)."""
+        whose shapes and dtypes are known to match (e.g. a scan's step). Static leaves
+        (Python ints, bools, ``None``...) are not placeholders: leave them out."""
+        if len(leaves) != len(self.placeholders):
+            raise GraphCallError(
+                f"graph {self.name!r}: call_flat takes the {len(self.placeholders)} "
+                f"placeholder value(s) ({', '.join(self.inputs)}), got {len(leaves)}"
+            )
         if any(isinstance(x, Tracer) for x in leaves):
             return _exec.run(self._get_program(True), list(leaves))
         fast = self._fast
