@@ -154,10 +154,12 @@ def _check(fun, xs, order, modes, eps, rtol, atol, rng, name, current):
         us = [_random_like(rng, o) for o in out_leaves]
         # The VJP is the adjoint of the JVP under the real pairing Re(sum(a * b)) (JAX's
         # convention for complex values); for complex outputs, pairing with u and with i*u
-        # together checks the whole complex identity.
-        scales = [1.0, 1j] if any(np.iscomplexobj(o) for o in out_leaves) else [1.0]
+        # together checks the whole complex identity. A real output's cotangent stays real
+        # (an imaginary cotangent does not pair with a real value).
+        complex_out = [np.iscomplexobj(o) for o in out_leaves]
+        scales = [1.0, 1j] if any(complex_out) else [1.0]
         for scale in scales:
-            u_scaled = [scale * u for u in us]
+            u_scaled = [scale * u if c else u for u, c in zip(us, complex_out, strict=True)]
             cts = vjp_fn(tree_unflatten(out_def, u_scaled))
             analytic = np.real(_inner(cts, vs))
             expected = np.real(_inner(u_scaled, numeric))

@@ -59,3 +59,17 @@ def test_bad_arguments():
         ds.check_grads(dnp.sin, (x,), modes=("sideways",))
     with pytest.raises(ValueError, match="no floating-point"):
         ds.check_grads(lambda n: n, (3,))
+
+
+def test_mixed_real_and_complex_outputs():
+    # A real output's cotangent stays real when complex outputs are probed with i*u: with an
+    # imaginary seed on |z|, correct rules used to be reported as wrong.
+    z = np.array([1.0 + 2.0j, 0.5 - 1.0j])
+    ds.check_grads(lambda z: (dnp.abs(z), z * z), (z,), order=2)
+
+
+def test_mixed_outputs_still_catch_a_wrong_rule():
+    z = np.array([1.0 + 2.0j, 0.5 - 1.0j])
+    wrong = _wrong("wrong_sin_mixed_outputs", vjp_factor=1.5)
+    with pytest.raises(ds.GradientCheckError, match="reverse"):
+        ds.check_grads(lambda z: (wrong(dnp.abs(z)), z * z), (z,), order=1, modes=("rev",))
