@@ -22,7 +22,7 @@ raise errors that name the stage. See docs/systems-data.md.
 from .blur import PADDING_MODES, LearnableBlur, gaussian_blur, gaussian_kernel
 from .jitter import ColorJitter, jitter_factors
 from .normalize import Normalize
-from .threshold import SoftThreshold
+from .threshold import SoftThreshold, binarization_penalty
 from .warp import AffineWarp, Resize, affine_grid, grid_sample, resize
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Resize",
     "SoftThreshold",
     "affine_grid",
+    "binarization_penalty",
     "gaussian_blur",
     "gaussian_kernel",
     "grid_sample",
@@ -51,6 +52,7 @@ def _register_stage_types() -> None:
         return
     for cls in (AffineWarp, ColorJitter, LearnableBlur, Normalize, Resize, SoftThreshold):
         register(cls, name=f"systems.data.{cls.__name__}")
+    register(binarization_penalty, name="systems.data.binarization_penalty")
 
 
 _register_stage_types()

@@ -10,7 +10,7 @@ from ...nn.activations import sigmoid
 from ...nn.module import Module
 from ._common import as_float_array, cast_like, channel_param, per_channel
 
-__all__ = ["SoftThreshold"]
+__all__ = ["SoftThreshold", "binarization_penalty"]
 
 
 class SoftThreshold(Module):
@@ -117,3 +117,18 @@ class SoftThreshold(Module):
         s = self.relaxed(x)
         h = stop_gradient(self.hard(x))
         return h + (s - stop_gradient(s))
+
+
+def binarization_penalty(y):
+    """``mean(y (1 - y))``: zero exactly when every value of ``y`` (in ``[0, 1]``) is 0 or 1.
+
+    A loss term on a relaxed threshold's output that pushes it towards its hard form, so the
+    relaxed (training) and hard (inference) pipelines agree; ramp its weight up with a
+    schedule.
+
+    >>> import numpy as np
+    >>> float(binarization_penalty(np.array([0.0, 1.0, 0.5])))
+    0.08333333333333333
+    """
+    y = as_float_array("binarization_penalty", y)
+    return dnp.mean(y * (1.0 - y))

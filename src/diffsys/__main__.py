@@ -1,0 +1,6 @@
+"""``python -m diffsys``: the ``diffsys`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
