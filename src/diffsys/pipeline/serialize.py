@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from ..core.custom import custom_jvp, custom_vjp
 from ..nn.module import Module, State, _field_specs, _flatten_module
 from ..train.checkpoint import CheckpointError, _read_index, load_checkpoint, save_checkpoint
 from .losses import Loss, Metric, Scheduled, accuracy
@@ -428,8 +427,6 @@ def load(directory: str | os.PathLike):
                 kw["params"] = _dec_tree(e["params"], where)
             if "vjp" in e:
                 kw["vjp"] = (_lookup(e["vjp"][0], where), _lookup(e["vjp"][1], where))
-        if isinstance(fn, custom_vjp | custom_jvp) and "vjp" not in e:
-            kw["kind"] = e["kind"]
         stages.append(Stage(e["name"], fn, **kw))
     losses = [
         Loss(

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.custom import checkpoint as _checkpoint
-from ..core.custom import custom_vjp
+from ..core.custom import custom_jvp, custom_vjp
 from ..core.pytree import tree_leaves
 from ..core.tracer import Tracer, concrete
 from ..nn.module import Module
@@ -145,18 +145,13 @@ class Stage:
         self.frozen = bool(frozen)
         self.checkpoint = bool(checkpoint)
         self.stateful = bool(is_module and getattr(fn, "stateful", False))
-        targets = [type(fn).__call__] if is_module else [fn]
-        if self.kind in RELAXED_KINDS:
-            targets = [
-                t
-                for t in (getattr(fn, "relaxed", None), getattr(fn, "hard", None), fn, hard)
-                if t is not None
-            ]
-        self.accepts_key = any(_accepts_key(t) for t in targets)
-        self._forms_take_key = (False, False)
-        if self.kind in RELAXED_KINDS:
+        if self.kind in RELAXED_KINDS:  # (surrogate, hard): each may take key=
             forms = (fn.relaxed, fn.hard) if is_module else (fn, hard)
             self._forms_take_key = (_accepts_key(forms[0]), _accepts_key(forms[1]))
+            self.accepts_key = any(self._forms_take_key)
+        else:
+            self._forms_take_key = (False, False)
+            self.accepts_key = _accepts_key(type(fn).__call__ if is_module else fn)
         self.has_training_flags = _has_training_flags(fn)
         if self.inputs is not None:
             self._bind_inputs(self.inputs)
@@ -167,7 +162,7 @@ class Stage:
         if kind is None:
             if relaxed_module or self.hard_fn is not None:
                 return "relaxed"
-            if isinstance(fn, custom_vjp) or type(fn).__name__ == "custom_jvp":
+            if isinstance(fn, custom_vjp | custom_jvp):
                 return "custom"
             return "exact"
         if kind not in KINDS:
