@@ -284,3 +284,27 @@ def test_relaxed_module_protocol_is_recognised():
     assert st.kind == "straight_through"
     assert pl.Stage("l", nn.Linear(2, 2, key=0)).kind == "exact"
     assert pl.Stage("f", dnp.sin).kind == "exact"
+
+
+def test_checkpoint_policy_is_passed_to_ds_checkpoint(rng):
+    try:
+        ds.checkpoint(lambda x: x, policy="dots_saveable")
+    except NotImplementedError:
+        pytest.skip("this diffsys has no ds.checkpoint policies yet")
+
+    def build(checkpoint):
+        net = nn.Sequential([nn.Linear(4, 8, key=0), nn.tanh, nn.Linear(8, 2, key=1)])
+        return pl.Pipeline(
+            [pl.Stage("net", net, checkpoint=checkpoint)], losses=[pl.Loss("l", dnp.sum, "net")]
+        )
+
+    x = rng.normal(size=(5, 4))
+    grads = []
+    for checkpoint in (False, True, "dots_saveable", "everything_saveable"):
+        pipe = build(checkpoint)
+        assert pipe.stages["net"].checkpoint == checkpoint
+        grads.append(ds.grad(lambda p, pipe=pipe: pipe.loss(p, {"x": x})[0])(pipe.params))
+    for g in grads[1:]:
+        _assert_trees_close(grads[0], g, rtol=1e-13)
+    with pytest.raises(ValueError, match="policy"):
+        build("no_such_policy")

@@ -331,7 +331,9 @@ def config_of(pipe, params=None, state=None) -> dict:
             "input_spec": [_enc_spec(x) for x in s.input_spec],
             "output_spec": _enc_spec(s.output_spec),
             "frozen": s.frozen,
-            "checkpoint": s.checkpoint,
+            "checkpoint": s.checkpoint
+            if isinstance(s.checkpoint, bool | str)
+            else {"fn": _name_of(s.checkpoint, f"{where} checkpoint policy")},
         }
         if s.module is not None:
             entry["module"] = _enc_tree(params[name], where)
@@ -415,7 +417,7 @@ def load(directory: str | os.PathLike):
             output_spec=_dec_spec(e["output_spec"]),
             kind=e["kind"],
             frozen=e["frozen"],
-            checkpoint=e["checkpoint"],
+            checkpoint=_dec_static(e["checkpoint"], where),
         )
         if "module" in e:
             fn = _dec_tree(e["module"], where)

@@ -87,6 +87,8 @@ class Stage:
     ``fn(params, *inputs)`` when ``params`` (a pytree) is given. For a relaxed or
     straight-through function stage, ``fn`` is the surrogate and ``hard`` the exact operation.
     ``vjp=(fwd, bwd)`` makes a custom-adjoint stage (``ds.custom_vjp`` rules).
+    ``checkpoint``: ``True`` recomputes the stage in the backward pass (``ds.checkpoint``);
+    a ``ds.checkpoint`` policy (``"dots_saveable"``, ...) keeps what it selects.
     """
 
     def __init__(
@@ -102,7 +104,7 @@ class Stage:
         hard: Callable | None = None,
         vjp: tuple[Callable, Callable] | None = None,
         frozen: bool = False,
-        checkpoint: bool = False,
+        checkpoint: bool | str | Callable = False,
     ) -> None:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(
@@ -143,7 +145,11 @@ class Stage:
         self.input_spec: tuple[Spec | None, ...] | None = None
         self.output_spec = _as_output_spec(output_spec, name)
         self.frozen = bool(frozen)
-        self.checkpoint = bool(checkpoint)
+        if isinstance(checkpoint, str) or (callable(checkpoint) and checkpoint is not True):
+            _checkpoint(_identity, policy=checkpoint)  # an unknown policy fails here, named
+            self.checkpoint = checkpoint
+        else:
+            self.checkpoint = bool(checkpoint)
         self.stateful = bool(is_module and getattr(fn, "stateful", False))
         if self.kind in RELAXED_KINDS:  # (surrogate, hard): each may take key=
             forms = (fn.relaxed, fn.hard) if is_module else (fn, hard)
@@ -247,7 +253,8 @@ class Stage:
             def body(owner, state, *xs):
                 return self._call(owner, list(xs), relax, state, seed)
 
-            return _checkpoint(body)(owner, state, *inputs)
+            policy = None if self.checkpoint is True else self.checkpoint
+            return _checkpoint(body, policy=policy)(owner, state, *inputs)
         return self._call(owner, inputs, relax, state, seed)
 
     def _forms(self, owner, seed) -> tuple[Callable, Callable]:
@@ -358,6 +365,10 @@ class Stage:
         for w, s, v in pairs:
             if s is not None:
                 s.check(v, bindings, w)
+
+
+def _identity(x):
+    return x
 
 
 def _leaves(x):
