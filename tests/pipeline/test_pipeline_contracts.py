@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pipeline_helpers import Scale
 
 import diffsys as ds
@@ -224,3 +226,30 @@ def test_missing_batch_entry_is_named():
         r"keys \['x'\]",
     ):
         pipe.loss(None, {"x": np.ones(2)})
+
+
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
+    kinds=st.lists(st.sampled_from(["int", "sym", "none"]), min_size=4, max_size=4),
+    data=st.data(),
+)
+def test_spec_accepts_exactly_the_shapes_it_describes(shape, kinds, data):
+    spec_shape = []
+    for i, d in enumerate(shape):
+        spec_shape.append({"int": d, "sym": f"S{i}", "none": None}[kinds[i]])
+    spec = Spec(tuple(spec_shape))
+    spec.check(np.zeros(shape), {}, "x")  # its own shape always fits
+    if shape:
+        axis = data.draw(st.integers(0, len(shape) - 1))
+        other = list(shape)
+        other[axis] += 1
+        if kinds[axis] == "int":  # a fixed size: any other size is an error naming the axis
+            with pytest.raises(ContractError, match=f"axis {axis} is {other[axis]}"):
+                spec.check(np.zeros(other), {}, "x")
+        else:  # a symbol or None: any size, but a bound symbol must agree
+            spec.check(np.zeros(other), {}, "x")
+            if kinds[axis] == "sym":
+                with pytest.raises(ContractError, match=f"'S{axis}' is {other[axis]}"):
+                    spec.check(np.zeros(other), {f"S{axis}": (shape[axis], "before")}, "x")
+    with pytest.raises(ContractError, match="axes"):
+        spec.check(np.zeros(tuple(shape) + (1,)), {}, "x")
