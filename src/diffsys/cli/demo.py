@@ -373,8 +373,8 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     )
     say(
         f"  {config.epochs} epochs of {config.batch_size}-image batches, Adam "
-        f"{config.learning_rate:g} (cosine decay), seed {config.seed}"
-        + (" (quick)" if config.quick else "")
+        f"{config.learning_rate:g} with cosine decay (the blur's {config.blur_lr_scale:g}x), "
+        f"seed {config.seed}" + (" (quick)" if config.quick else "")
     )
     # The test set with TEST_DRAWS independent noise draws of each image: the comparison of
     # two pipelines on the same noisy images varies less from draw to draw.

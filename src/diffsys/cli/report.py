@@ -95,7 +95,7 @@ def _plots(plt, out_dir: Path, learned, frozen) -> list[str]:
             [r["train_loss"] for r in run.epochs[1:]],
             "o-",
             color=colors[run.label],
-            label=f"{run.label}: train (per step, epoch mean)",
+            label=f"{run.label}: train, total loss (per step, epoch mean)",
         )
         ax.plot(
             ep,
