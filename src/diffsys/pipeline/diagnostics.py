@@ -22,17 +22,9 @@ from ..core.pytree import tree_flatten, tree_leaves, tree_unflatten
 from ..core.tracer import concrete
 from ..core.transforms import jvp, vjp
 from ..nn.module import eval_mode
+from ._text import table
 
 __all__ = ["GradCheckReport", "MismatchReport", "check_grads", "mismatch"]
-
-
-def _table(head: tuple, rows: list[tuple]) -> str:
-    rows = [tuple(str(x) for x in r) for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(head, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines)
 
 
 def _g(x) -> str:
@@ -100,7 +92,7 @@ class MismatchReport:
             + tuple(_g(r.metrics_only_this_hard.get(m)) for m in metric_names)
             for r in self.rows
         ]
-        text = _table(head, rows) if rows else "(no relaxed stages)"
+        text = table(head, rows) if rows else "(no relaxed stages)"
         lines = [text, f"loss: relaxed {_g(self.loss_relaxed)}, hard {_g(self.loss_hard)}"]
         for m in metric_names:
             lines.append(
@@ -237,7 +229,7 @@ class GradCheckReport:
                     result,
                 )
             )
-        lines = [_table(head, rows), f"worst stage: {self.worst}"]
+        lines = [table(head, rows), f"worst stage: {self.worst}"]
         for r in self.rows:
             if r.message:
                 lines.append(f"  {r.stage}: {r.message}")

@@ -23,6 +23,7 @@ from ..core.transforms import value_and_grad
 from ..nn._tree import combine, is_inexact_array, named_leaves, partition
 from ..nn.module import State, eval_mode, train_mode, with_state
 from ..optim.base import GradientTransformation, apply_updates
+from ._text import table
 from .losses import Loss, Metric
 from .spec import ContractError
 from .stage import Stage
@@ -323,7 +324,6 @@ class Pipeline:
         key=None,
         monitor: Monitor | None = None,
         capture: dict | None = None,
-        check: bool = True,
     ) -> tuple[dict, dict]:
         batch = self._as_batch(batch)
         state = self.state if state is None else state
@@ -335,8 +335,7 @@ class Pipeline:
         for index, (name, st) in enumerate(self.stages.items()):
             who = f"stage {name!r}"
             inputs = [self._lookup(r, outputs, batch, who) for r in st.inputs]
-            if check:
-                st.check_inputs(inputs, bindings)
+            st.check_inputs(inputs, bindings)
             owner = None
             if st.params is not None:
                 try:
@@ -360,8 +359,7 @@ class Pipeline:
             except Exception as exc:
                 exc.add_note(f"(in pipeline stage {name!r}: {st.type_name}, kind {st.kind!r})")
                 raise
-            if check:
-                st.check_output(out, bindings)
+            st.check_output(out, bindings)
             if monitor is not None:
                 if not all_finite(out):
                     raise self._forward_nonfinite(name, inputs)
@@ -720,11 +718,7 @@ class Pipeline:
             spec = f"{list(s.input_spec)} -> {s.output_spec}"
             rows.append((name, s.type_name, s.kind, ",".join(s.inputs), str(n), flags, spec))
         head = ("stage", "type", "kind", "inputs", "params", "flags", "contract")
-        widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
-        lines = ["  ".join(x.ljust(w) for x, w in zip(head, widths, strict=True)).rstrip()]
-        lines += [
-            "  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        ]
+        lines = [table(head, rows)]
         if self.losses:
             lines.append(
                 "losses: "

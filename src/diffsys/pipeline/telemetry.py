@@ -24,6 +24,7 @@ import numpy as np
 from ..core.primitive import Primitive
 from ..core.pytree import tree_leaves, tree_map
 from ..core.tracer import Tracer, concrete
+from ._text import table
 
 __all__ = ["NonFiniteError", "StarvationWarning", "StepReport", "Telemetry"]
 
@@ -325,11 +326,7 @@ class Telemetry:
             )
             for s in stages
         ]
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-        lines = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
-        lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)) for r in rows]
-        return "\n".join(lines)
+        return table(head, rows)
 
 
 def _jsonable(x):
