@@ -25,6 +25,9 @@ Usage (the whole API in one sample; docs/pipeline.md is the guide)::
                   weight=pl.scheduled("linear", init_value=1.0, end_value=0.0,
                                       transition_steps=200))  # or any step -> weight callable
     pipe.freeze("blur")                        # no gradient to its parameters (unfreeze too)
+    # pl.Stage(..., checkpoint=True) recomputes a stage in the backward pass (ds.checkpoint);
+    # a stage (or a relaxed module's relaxed/hard) with a named key= argument gets an int
+    # seed derived from the call's key (pipe.apply(..., key=0); pipe.step: from its seed)
     pipe.params                                # {"blur": module, "encoder": ..., ...}
     pipe.named_parameters()                    # {"encoder.layers.0.weight": ..., ...}
 

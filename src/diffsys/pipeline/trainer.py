@@ -54,9 +54,8 @@ class Trainer:
         return tel.history if isinstance(tel, Telemetry) else []
 
     def step(self, batch) -> StepReport:
-        """One training step on ``batch``; the pipeline's parameters and state follow."""
-        if self.pipeline.mode != "train":
-            self.pipeline.train()
+        """One training step on ``batch`` (in training mode whatever ``pipeline.mode`` is);
+        the pipeline's parameters and state follow."""
         self.ts, report = self.pipeline.step(self.ts, batch, telemetry=self.telemetry)
         self.pipeline.params = self.ts.params
         self.pipeline.state = self.ts.state
