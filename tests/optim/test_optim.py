@@ -140,6 +140,60 @@ def test_rmsprop_adagrad_lion_match_formulas(rng):
     )
 
 
+def test_lamb_matches_the_papers_formulas(rng):
+    """LAMB as written in You et al. (ICLR 2020), Algorithm 2, in NumPy: PyTorch has no LAMB,
+    so this is the reference. The trust ratio is per parameter leaf (the paper's layer)."""
+    params = {"w": rng.standard_normal((3, 2)), "b": rng.standard_normal(2), "z": np.zeros(4)}
+    grads = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(6)]
+    lr, b1, b2, eps, wd = 0.02, 0.9, 0.999, 1e-6, 0.05
+
+    def step(p, g, s, t, decay=True):
+        s["m"] = b1 * s.get("m", 0.0) + (1.0 - b1) * g
+        s["v"] = b2 * s.get("v", 0.0) + (1.0 - b2) * g**2
+        m_hat = s["m"] / (1.0 - b1**t)
+        v_hat = s["v"] / (1.0 - b2**t)
+        r = m_hat / (np.sqrt(v_hat) + eps)
+        u = r + wd * p if decay else r
+        p_norm, u_norm = np.linalg.norm(p), np.linalg.norm(u)
+        ratio = p_norm / u_norm if p_norm > 0 and u_norm > 0 else 1.0  # "z" starts at zero
+        return p - lr * ratio * u
+
+    got = _run(optim.lamb(lr, b1, b2, eps, weight_decay=wd), params, grads)
+    want = _reference(step, params, grads)
+    for k in params:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-13, atol=1e-15)
+
+    # the weight-decay mask: only leaves with two or more axes decay
+    masked = _run(optim.lamb(lr, weight_decay=wd, mask=optim.decay_mask_ndim), params, grads)
+    want_b = _reference(lambda p, g, s, t: step(p, g, s, t, decay=False), params, grads)
+    np.testing.assert_allclose(masked["w"], want["w"], rtol=1e-13)
+    np.testing.assert_allclose(masked["b"], want_b["b"], rtol=1e-13)
+
+    # no weight decay; the first step moves every nonzero leaf by exactly lr * ||p||
+    first = _run(optim.lamb(lr), params, grads[:1])
+    for k in ("w", "b"):
+        moved = np.linalg.norm(first[k] - params[k])
+        np.testing.assert_allclose(moved, lr * np.linalg.norm(params[k]), rtol=1e-12)
+
+
+def test_lamb_keeps_float32_and_trains(rng):
+    model = nn.astype(
+        nn.Sequential([nn.Linear(3, 8, key=0), nn.tanh, nn.Linear(8, 1, key=1)]), np.float32
+    )
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = np.sin(x.sum(1, keepdims=True))
+    opt = optim.lamb(optim.linear_warmup(0.05, 5), weight_decay=1e-3)
+    state = opt.init(model)
+    loss = ds.value_and_grad(lambda m: nn.mse(m(x), y))
+    first, _ = loss(model)
+    for _ in range(100):
+        value, g = loss(model)
+        updates, state = opt.update(g, state, model)
+        model = optim.apply_updates(model, updates)
+    assert all(leaf.dtype == np.float32 for leaf in ds.tree_leaves(model))
+    assert float(value) < 0.3 * float(first)
+
+
 def test_adam_matches_pytorch(rng):
     torch = pytest.importorskip("torch")
     params, grads = _params(rng), _grads(rng, 6)

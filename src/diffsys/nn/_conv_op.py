@@ -1,28 +1,43 @@
-"""N-d convolution (cross-correlation, as in PyTorch) as three primitives that are each
-other's transposes.
+"""N-d convolution (cross-correlation, as in PyTorch) as im2col plus one matrix product.
 
-``conv_p(x, w)`` is the convolution; ``conv_tx_p(g, w)`` its transpose with respect to the
-input (the input gradient, and the transposed convolution); ``conv_tw_p(x, g)`` its transpose
-with respect to the weight (the weight gradient). All three are bilinear, so the VJP and JVP
-of each is written with the three of them: derivatives of any order stay fast.
+Primitives (each linear or bilinear, with VJP, JVP and batching rules written with each
+other, so derivatives of any order stay one matrix product each):
+
+- ``im2col_p(x)``: the windows of ``x`` as a column matrix; ``col2im_p`` is its transpose
+  (it adds each window back, one strided addition per kernel offset).
+- ``conv_mm_p(cols, w, b)``: ``w @ cols + b``, the convolution of the columns;
+  ``conv_mm_tc_p(g, w)`` (``w.T @ g``, columns of the input gradient) and
+  ``conv_mm_tw_p(cols, g)`` (``g @ cols.T``, the weight gradient) are its transposes.
+- ``conv_p(x, w, b)`` = ``conv_mm_p(im2col_p(x), w, b)`` and ``conv_tx_p(g, w)`` =
+  ``col2im_p(conv_mm_tc_p(g, w))`` in one node each: what they keep for the backward pass
+  is ``x``, not the columns, which the weight gradient makes again.
+
+:func:`conv` records ``im2col_p`` and ``conv_mm_p`` when the columns are small (up to
+:data:`KEEP_COLUMNS_BYTES`), so the weight gradient reuses them, and ``conv_p`` otherwise.
 
 Layouts: ``x`` is ``(N, C, *spatial)``, ``w`` is ``(O, C // groups, *kernel)``, the output
-``(N, O, *out_spatial)``. The implementation is im2col: the input windows are a strided view
-(``sliding_window_view``), copied once into a column matrix, then one (batched) matmul.
+``(N, O, *out)``. The columns are ``(groups, C // groups * prod(kernel), *out, N)``: the
+sample axis innermost, so that each window copy runs over whole rows of ``out * N`` values
+and each matrix product is one large BLAS call. Outputs (and input gradients) keep that
+order in memory: a convolution returns a ``(N, O, *out)`` view of an ``(O, *out, N)``
+array. NumPy treats it as any other array; the next convolution, pooling, ReLU and their
+gradients then run on it without copies.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
-from ._batch import loop_batch
+
+KEEP_COLUMNS_BYTES = 32 << 20
+"""Columns up to this size are kept for the weight gradient instead of being made again."""
 
 
 class ConvSpec(NamedTuple):
@@ -38,149 +53,425 @@ def out_size(n: int, k: int, s: int, pad: tuple[int, int], d: int) -> int:
     return (n + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
 
 
-def _windows(x: np.ndarray, kernel: tuple[int, ...], spec: ConvSpec) -> np.ndarray:
-    """``(N, C, *out, *kernel)`` windows of ``x`` (a view of ``x``, or of a padded copy)."""
-    nd = len(kernel)
-    if any(lo or hi for lo, hi in spec.padding):
-        x = np.pad(x, ((0, 0), (0, 0)) + tuple(spec.padding))
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, spec.dilation, strict=True))
-    win = sliding_window_view(x, eff, axis=tuple(range(2, 2 + nd)))
-    index = (slice(None), slice(None))
-    index += tuple(slice(None, None, s) for s in spec.stride)
-    index += tuple(slice(None, None, d) for d in spec.dilation)
-    return win[index]
+def _padded(spatial, spec: ConvSpec) -> tuple[int, ...]:
+    return tuple(s + lo + hi for s, (lo, hi) in zip(spatial, spec.padding, strict=True))
 
 
-def _columns(x: np.ndarray, kernel: tuple[int, ...], spec: ConvSpec) -> np.ndarray:
-    """The im2col matrix of ``x``: ``(N, groups, C/groups * prod(kernel), prod(out))``."""
-    nd = len(kernel)
-    win = _windows(x, kernel, spec)
-    n, c = win.shape[:2]
-    out = win.shape[2 : 2 + nd]
-    perm = (0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
-    cols = np.ascontiguousarray(win.transpose(perm))
-    g = spec.groups
-    return cols.reshape(n, g, (c // g) * math.prod(kernel), math.prod(out)), out
+def _interior(spatial, spec: ConvSpec) -> tuple[slice, ...]:
+    return tuple(slice(lo, lo + s) for s, (lo, _) in zip(spatial, spec.padding, strict=True))
 
 
-def _conv_impl(x, w, *, spec: ConvSpec):
-    kernel = w.shape[2:]
-    cols, out = _columns(x, kernel, spec)
-    g = spec.groups
-    o = w.shape[0]
-    wm = w.reshape(g, o // g, -1)
-    y = np.matmul(wm, cols)  # (N, G, O/G, P)
-    return y.reshape((x.shape[0], o) + out)
-
-
-def _col2im_nlast(cols: np.ndarray, x_shape, kernel, spec: ConvSpec) -> np.ndarray:
-    """The transpose of :func:`_columns`: scatter-add windows back into an input array.
-
-    ``cols`` is ``(C, *kernel, *out, N)``, samples last, so each of the strided adds (one
-    per kernel offset) runs over long contiguous rows.
-    """
-    nd = len(kernel)
-    n, c = x_shape[:2]
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(x_shape[2:], spec.padding, strict=True))
-    out = cols.shape[1 + nd : 1 + 2 * nd]
-    xp = np.zeros((c,) + padded + (n,), dtype=cols.dtype)
-    for offs in itertools.product(*(range(k) for k in kernel)):
-        index = (slice(None),) + tuple(
-            slice(o * d, o * d + s * (m - 1) + 1, s)
-            for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
+@functools.lru_cache(maxsize=256)
+def _offset_slices(kernel: tuple[int, ...], spec: ConvSpec, out) -> tuple:
+    """For each kernel offset: ``(offset, the input positions it meets)``, one slice per
+    spatial axis (cached: the same layers run every step)."""
+    return tuple(
+        (
+            offs,
+            tuple(
+                slice(o * d, o * d + s * (m - 1) + 1, s)
+                for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
+            ),
         )
-        xp[index] += cols[(slice(None),) + offs]
-    crop = (slice(None),) + tuple(
-        slice(lo, lo + s) for s, (lo, _) in zip(x_shape[2:], spec.padding, strict=True)
+        for offs in itertools.product(*(range(k) for k in kernel))
     )
-    return np.moveaxis(xp[crop], -1, 0)  # (N, C, *in)
 
 
-def _conv_tx_impl(g, w, *, spec: ConvSpec, in_shape: tuple[int, ...]):
-    """The input gradient of a convolution: ``(N, O, *out) -> (N, C, *in_shape)``."""
-    kernel = tuple(w.shape[2:])
-    n, o = g.shape[:2]
-    out = tuple(g.shape[2:])
+_LAST = {n: (*range(1, n), 0) for n in range(1, 9)}
+_FIRST = {n: (n - 1, *range(n - 1)) for n in range(1, 9)}
+
+
+def _samples_last(x: np.ndarray) -> np.ndarray:
+    """``(N, C, *S)`` -> ``(C, *S, N)``, a view."""
+    return x.transpose(_LAST[x.ndim])
+
+
+def _samples_first(x: np.ndarray) -> np.ndarray:
+    """``(C, *S, N)`` -> ``(N, C, *S)``, a view."""
+    return x.transpose(_FIRST[x.ndim])
+
+
+# --- implementations ----------------------------------------------------------------------
+
+
+def _im2col_impl(x, *, kernel: tuple[int, ...], spec: ConvSpec):
+    """``(N, C, *S)`` -> columns ``(G, C/G * prod(kernel), *out, N)`` (contiguous)."""
+    x = np.asarray(x)
+    xt = _samples_last(x)
+    c, spatial, n = xt.shape[0], xt.shape[1:-1], xt.shape[-1]
+    if any(lo or hi for lo, hi in spec.padding):
+        xp = np.zeros((c, *_padded(spatial, spec), n), x.dtype)
+        xp[(slice(None), *_interior(spatial, spec))] = xt
+    else:
+        xp = np.ascontiguousarray(xt)  # no copy when x came from a convolution or a pool
+    # The windows as a strided view (C, *kernel, *out, N) of the padded (C, *S', N) array.
+    st = xp.strides
+    out = tuple(
+        (p - d * (k - 1) - 1) // s + 1
+        for p, k, s, d in zip(xp.shape[1:-1], kernel, spec.stride, spec.dilation, strict=True)
+    )
+    win = np.ndarray(
+        (c, *kernel, *out, n),
+        x.dtype,
+        buffer=xp,
+        strides=(
+            st[0],
+            *(a * d for a, d in zip(st[1:-1], spec.dilation, strict=True)),
+            *(a * s for a, s in zip(st[1:-1], spec.stride, strict=True)),
+            st[-1],
+        ),
+    )
+    cols = np.empty((spec.groups, c // spec.groups * math.prod(kernel), *out, n), x.dtype)
+    np.copyto(cols.reshape(win.shape), win)
+    return cols
+
+
+def _col2im_impl(cols, *, kernel: tuple[int, ...], spec: ConvSpec, in_spatial: tuple[int, ...]):
+    """The transpose of :func:`_im2col_impl`: add each window back; ``(N, C, *in_spatial)``."""
+    cols = np.asarray(cols)
+    nd = len(kernel)
+    g, ckg = cols.shape[:2]
+    c = g * (ckg // math.prod(kernel))
+    out, n = cols.shape[2 : 2 + nd], cols.shape[-1]
+    cols = cols.reshape((c,) + tuple(kernel) + out + (n,))
+    xp = np.zeros((c, *_padded(in_spatial, spec), n), dtype=cols.dtype)
+    every = slice(None)
+    for offs, index in _offset_slices(tuple(kernel), spec, out):
+        view = xp[(every, *index)]
+        view += cols[(every, *offs)]  # rows of out[-1] * N contiguous values
+    return _samples_first(xp[(every, *_interior(in_spatial, spec))])
+
+
+def _rows(a: np.ndarray, groups: int) -> np.ndarray:
+    """``(N, O, *S)`` -> ``(G, O/G, prod(S) * N)``: a view for arrays from these primitives."""
+    o = a.shape[1]
+    return _samples_last(a).reshape(groups, o // groups, -1)
+
+
+def _mm_impl(cols, w, b=None, *, spec: ConvSpec):
+    """``w @ cols (+ b)``: ``(N, O, *out)``, laid out as ``(O, *out, N)``."""
+    w = np.asarray(w)
+    g, ckg = cols.shape[:2]
+    o = w.shape[0]
+    nd = w.ndim - 2
+    out, n = cols.shape[2 : 2 + nd], cols.shape[-1]
+    if g == 1:
+        y = np.matmul(w.reshape(o, ckg), cols.reshape(ckg, -1))
+    else:
+        y = np.matmul(w.reshape(g, o // g, ckg), cols.reshape(g, ckg, -1)).reshape(o, -1)
+    if b is not None:
+        b = np.asarray(b).reshape(o, 1)
+        if np.result_type(y, b) == y.dtype:
+            y += b
+        else:
+            y = y + b
+    return _from_rows(y, out, n)
+
+
+def _from_rows(y: np.ndarray, out, n: int) -> np.ndarray:
+    return _samples_first(y.reshape((y.shape[0],) + tuple(out) + (n,)))
+
+
+def _tc_impl(g, w, *, spec: ConvSpec):
+    """``w.T @ g``: the columns of the input gradient, ``(G, C/G * K, *out, N)``."""
+    g, w = np.asarray(g), np.asarray(w)
     grp = spec.groups
-    c = w.shape[1] * grp
-    wm = w.reshape(grp, o // grp, -1)  # (G, O/G, C/G * K)
-    gm = np.moveaxis(g, 0, -1).reshape(grp, o // grp, -1)  # (G, O/G, P * N), samples last
-    cols = np.matmul(wm.transpose(0, 2, 1), gm)  # (G, C/G * K, P * N)
-    cols = cols.reshape((c,) + kernel + out + (n,))
-    return np.ascontiguousarray(_col2im_nlast(cols, (n, c) + tuple(in_shape), kernel, spec))
+    o, ckg = w.shape[0], math.prod(w.shape[1:])
+    gm = _rows(g, grp)
+    if grp == 1:
+        c = np.matmul(w.reshape(o, ckg).T, gm[0])
+    else:
+        c = np.matmul(w.reshape(grp, o // grp, ckg).transpose(0, 2, 1), gm)
+    return c.reshape((grp, ckg) + g.shape[2:] + g.shape[:1])
 
 
-def _conv_tw_impl(x, g, *, spec: ConvSpec, kernel: tuple[int, ...]):
-    """The weight gradient of a convolution: ``(N, C, *in), (N, O, *out) -> (O, C/G, *K)``."""
-    cols, _ = _columns(x, kernel, spec)  # (N, G, CgK, P)
-    n, grp = cols.shape[:2]
+def _tw_impl(cols, g, *, spec: ConvSpec, kernel: tuple[int, ...]):
+    """``g @ cols.T``: the weight gradient, ``(O, C/G, *kernel)``."""
+    g = np.asarray(g)
+    grp, ckg = cols.shape[:2]
     o = g.shape[1]
-    gm = g.reshape(n, grp, o // grp, -1)
-    parts = [
-        np.tensordot(gm[:, k], cols[:, k], axes=([0, 2], [0, 2])) for k in range(grp)
-    ]  # each (O/G, CgK)
-    dw = parts[0] if grp == 1 else np.concatenate(parts, axis=0)
-    return dw.reshape((o, x.shape[1] // grp) + tuple(kernel))
+    gm = _rows(g, grp)
+    cm = cols.reshape(grp, ckg, -1)
+    if grp == 1:
+        dw = np.matmul(gm[0], cm[0].T)
+    else:
+        dw = np.matmul(gm, cm.transpose(0, 2, 1))
+    return dw.reshape((o, ckg // math.prod(kernel)) + tuple(kernel))
 
 
+def _conv_impl(x, w, b=None, *, spec: ConvSpec):
+    kernel = tuple(np.shape(w)[2:])
+    return _mm_impl(_im2col_impl(x, kernel=kernel, spec=spec), w, b, spec=spec)
+
+
+def _conv_tx_impl(g, w, *, spec: ConvSpec, in_spatial: tuple[int, ...]):
+    kernel = tuple(np.shape(w)[2:])
+    cols = _tc_impl(g, w, spec=spec)
+    return _col2im_impl(cols, kernel=kernel, spec=spec, in_spatial=in_spatial)
+
+
+def _bias_grad_impl(g):
+    """The sum of ``g`` ``(N, O, *out)`` over all axes but the channel axis."""
+    g = np.asarray(g)
+    t = _samples_last(g)
+    if t.flags.c_contiguous:  # the layout of these primitives: one pass along rows
+        return np.add.reduce(t.reshape(g.shape[1], -1), axis=1)
+    return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
+
+
+im2col_p = Primitive("nn.im2col", _im2col_impl)
+col2im_p = Primitive("nn.col2im", _col2im_impl)
+conv_mm_p = Primitive("nn.conv_matmul", _mm_impl)
+conv_mm_tc_p = Primitive("nn.conv_matmul_transpose_columns", _tc_impl)
+conv_mm_tw_p = Primitive("nn.conv_matmul_transpose_weight", _tw_impl)
 conv_p = Primitive("nn.conv", _conv_impl)
 conv_tx_p = Primitive("nn.conv_transpose_input", _conv_tx_impl)
-conv_tw_p = Primitive("nn.conv_transpose_weight", _conv_tw_impl)
+bias_grad_p = Primitive("nn.conv_bias_grad", _bias_grad_impl)
+
+
+# --- derivative rules ----------------------------------------------------------------------
 
 
 def _spatial(a) -> tuple[int, ...]:
     return tuple(dnp.shape(a)[2:])
 
 
-# conv(x, w): bilinear.
-conv_p.defvjp(
-    lambda g, ans, x, w, spec: conv_tx_p(g, w, spec=spec, in_shape=_spatial(x)),
-    lambda g, ans, x, w, spec: conv_tw_p(x, g, spec=spec, kernel=_spatial(w)),
+def _bias_tangent(t, ans):
+    """A bias tangent ``(O,)`` broadcast over an output ``(N, O, *out)``."""
+    nd = len(dnp.shape(ans)) - 2
+    return dnp.broadcast_to(dnp.reshape(t, (-1,) + (1,) * nd), dnp.shape(ans))
+
+
+def _affine_jvp(prim: Primitive) -> None:
+    """JVP rules of ``prim(a, w, b)``, bilinear in ``(a, w)`` plus a bias ``b``."""
+    prim.defjvp(
+        lambda t, ans, a, w, b, spec: prim(t, w, None, spec=spec),
+        lambda t, ans, a, w, b, spec: prim(a, t, None, spec=spec),
+        lambda t, ans, a, w, b, spec: _bias_tangent(t, ans),
+    )
+
+
+im2col_p.defvjp(
+    lambda c, ans, x, kernel, spec: col2im_p(c, kernel=kernel, spec=spec, in_spatial=_spatial(x))
 )
-conv_p.defjvp(
-    lambda t, ans, x, w, spec: conv_p(t, w, spec=spec),
-    lambda t, ans, x, w, spec: conv_p(x, t, spec=spec),
+im2col_p.defjvp(lambda t, ans, x, kernel, spec: im2col_p(t, kernel=kernel, spec=spec))
+col2im_p.defvjp(
+    lambda c, ans, cols, kernel, spec, in_spatial: im2col_p(c, kernel=kernel, spec=spec)
+)
+col2im_p.defjvp(
+    lambda t, ans, cols, kernel, spec, in_spatial: col2im_p(
+        t, kernel=kernel, spec=spec, in_spatial=in_spatial
+    )
 )
 
-# conv_tx(g, w) -> c shaped like x:  <c, tx(g, w)> = <conv(c, w), g> = <tw(c, g), w>.
+# conv_mm(cols, w, b): <c, tc(g, w)> = <mm(c, w), g> and <c, tw(cols, g)> = <mm(cols, c), g>.
+conv_mm_p.defvjp(
+    lambda g, ans, cols, w, b, spec: conv_mm_tc_p(g, w, spec=spec),
+    lambda g, ans, cols, w, b, spec: conv_mm_tw_p(cols, g, spec=spec, kernel=_spatial(w)),
+    lambda g, ans, cols, w, b, spec: bias_grad_p(g),
+)
+_affine_jvp(conv_mm_p)
+conv_mm_tc_p.defvjp(
+    lambda c, ans, g, w, spec: conv_mm_p(c, w, None, spec=spec),
+    lambda c, ans, g, w, spec: conv_mm_tw_p(c, g, spec=spec, kernel=_spatial(w)),
+)
+conv_mm_tc_p.defjvp(
+    lambda t, ans, g, w, spec: conv_mm_tc_p(t, w, spec=spec),
+    lambda t, ans, g, w, spec: conv_mm_tc_p(g, t, spec=spec),
+)
+conv_mm_tw_p.defvjp(
+    lambda c, ans, cols, g, spec, kernel: conv_mm_tc_p(g, c, spec=spec),
+    lambda c, ans, cols, g, spec, kernel: conv_mm_p(cols, c, None, spec=spec),
+)
+conv_mm_tw_p.defjvp(
+    lambda t, ans, cols, g, spec, kernel: conv_mm_tw_p(t, g, spec=spec, kernel=kernel),
+    lambda t, ans, cols, g, spec, kernel: conv_mm_tw_p(cols, t, spec=spec, kernel=kernel),
+)
+
+# conv(x, w, b) = conv_mm(im2col(x), w, b), the columns made again for the weight gradient.
+conv_p.defvjp(
+    lambda g, ans, x, w, b, spec: conv_tx_p(g, w, spec=spec, in_spatial=_spatial(x)),
+    lambda g, ans, x, w, b, spec: conv_mm_tw_p(
+        im2col_p(x, kernel=_spatial(w), spec=spec), g, spec=spec, kernel=_spatial(w)
+    ),
+    lambda g, ans, x, w, b, spec: bias_grad_p(g),
+)
+_affine_jvp(conv_p)
+
+# conv_tx(g, w) = col2im(tc(g, w)):  <c, tx(g, w)> = <conv(c, w), g> = <tw(im2col(c), g), w>.
 conv_tx_p.defvjp(
-    lambda c, ans, g, w, spec, in_shape: conv_p(c, w, spec=spec),
-    lambda c, ans, g, w, spec, in_shape: conv_tw_p(c, g, spec=spec, kernel=_spatial(w)),
+    lambda c, ans, g, w, spec, in_spatial: conv_p(c, w, None, spec=spec),
+    lambda c, ans, g, w, spec, in_spatial: conv_mm_tw_p(
+        im2col_p(c, kernel=_spatial(w), spec=spec), g, spec=spec, kernel=_spatial(w)
+    ),
 )
 conv_tx_p.defjvp(
-    lambda t, ans, g, w, spec, in_shape: conv_tx_p(t, w, spec=spec, in_shape=in_shape),
-    lambda t, ans, g, w, spec, in_shape: conv_tx_p(g, t, spec=spec, in_shape=in_shape),
+    lambda t, ans, g, w, spec, in_spatial: conv_tx_p(t, w, spec=spec, in_spatial=in_spatial),
+    lambda t, ans, g, w, spec, in_spatial: conv_tx_p(g, t, spec=spec, in_spatial=in_spatial),
 )
 
-# conv_tw(x, g) -> c shaped like w:  <c, tw(x, g)> = <g, conv(x, c)> = <tx(g, c), x>.
-conv_tw_p.defvjp(
-    lambda c, ans, x, g, spec, kernel: conv_tx_p(g, c, spec=spec, in_shape=_spatial(x)),
-    lambda c, ans, x, g, spec, kernel: conv_p(x, c, spec=spec),
-)
-conv_tw_p.defjvp(
-    lambda t, ans, x, g, spec, kernel: conv_tw_p(t, g, spec=spec, kernel=kernel),
-    lambda t, ans, x, g, spec, kernel: conv_tw_p(x, t, spec=spec, kernel=kernel),
-)
+bias_grad_p.defvjp(lambda c, ans, g: _bias_tangent(c, g))
+bias_grad_p.defjvp(lambda t, ans, g: bias_grad_p(t))
 
 
-def _merge_batch(prim):
-    """Batching rule: a batch of the first (data) operand folds into its sample axis; any
-    other batched operand loops."""
-
-    def rule(args, batched, **params):
-        a, b = args
-        if batched[0] and not batched[1]:
-            s = dnp.shape(a)
-            y = prim(dnp.reshape(a, (s[0] * s[1],) + s[2:]), b, **params)
-            return dnp.reshape(y, (s[0], s[1]) + dnp.shape(y)[1:])
-        return loop_batch(prim, args, batched, **params)
-
-    return rule
+# --- batching rules -------------------------------------------------------------------------
+#
+# A batch of the data operand (x, cols or g) folds into the sample axis N: one call, the
+# same matrix products with longer rows. Batched weights or biases (per-example parameters,
+# or the basis vectors of jacfwd/jacrev with respect to a weight) go through broadcasting
+# matrix products of diffsys.numpy, which are differentiable and batchable in turn.
 
 
-conv_p.defbatch(_merge_batch(conv_p))
-conv_tx_p.defbatch(_merge_batch(conv_tx_p))
-conv_tw_p.defbatch(lambda args, batched, **params: loop_batch(conv_tw_p, args, batched, **params))
+def _fold(a):
+    """``(B, N, ...)`` -> ``(B * N, ...)``."""
+    s = dnp.shape(a)
+    return dnp.reshape(a, (s[0] * s[1],) + tuple(s[2:]))
+
+
+def _unfold(a, b: int):
+    """``(B * N, ...)`` -> ``(B, N, ...)``."""
+    s = dnp.shape(a)
+    return dnp.reshape(a, (b, s[0] // b) + tuple(s[1:]))
+
+
+def _cols_fold(c):
+    """Batched columns ``(B, G, CK, *out, N)`` -> ``(G, CK, *out, B * N)``."""
+    c = dnp.moveaxis(c, 0, -2)
+    s = dnp.shape(c)
+    return dnp.reshape(c, tuple(s[:-2]) + (s[-2] * s[-1],))
+
+
+def _cols_unfold(c, b: int):
+    """``(G, CK, *out, B * N)`` -> batched columns ``(B, G, CK, *out, N)``."""
+    s = dnp.shape(c)
+    return dnp.moveaxis(dnp.reshape(c, tuple(s[:-1]) + (b, s[-1] // b)), -2, 0)
+
+
+def _im2col_batch(args, batched, *, kernel, spec):
+    (x,) = args
+    b = dnp.shape(x)[0]
+    return _cols_unfold(im2col_p(_fold(x), kernel=kernel, spec=spec), b)
+
+
+def _col2im_batch(args, batched, *, kernel, spec, in_spatial):
+    (c,) = args
+    b = dnp.shape(c)[0]
+    y = col2im_p(_cols_fold(c), kernel=kernel, spec=spec, in_spatial=in_spatial)
+    return _unfold(y, b)
+
+
+def _cols3(cols, batched: bool):
+    """Columns (batched or not) as ``([B,] G, CK, P * N)``."""
+    s = dnp.shape(cols)
+    lead = 1 + int(batched)
+    return dnp.reshape(cols, tuple(s[:lead]) + (s[lead], -1))
+
+
+def _g_rows(g, batched: bool, groups: int):
+    """``([B,] N, O, *out)`` -> ``([B,] G, O/G, P * N)``."""
+    lead = int(batched)
+    s = dnp.shape(g)
+    gm = dnp.moveaxis(g, lead, -1)  # ([B,] O, *out, N)
+    return dnp.reshape(gm, tuple(s[:lead]) + (groups, s[lead + 1] // groups, -1))
+
+
+def _w3(w, batched: bool, groups: int):
+    """``([B,] O, C/G, *K)`` -> ``([B,] G, O/G, C/G * K)``."""
+    lead = int(batched)
+    s = dnp.shape(w)
+    return dnp.reshape(w, tuple(s[:lead]) + (groups, s[lead] // groups, -1))
+
+
+def _mm_general(cols, w, b, bc: bool, bw: bool, bb: bool, spec: ConvSpec):
+    """``conv_mm`` of batched operands: ``(B, N, O, *out)`` by broadcasting matmuls."""
+    grp = spec.groups
+    sc = dnp.shape(cols)
+    nd = len(dnp.shape(w)) - 2 - int(bw)
+    out, n = tuple(sc[2 + bc : 2 + bc + nd]), sc[-1]
+    y = dnp.matmul(_w3(w, bw, grp), _cols3(cols, bc))  # (B, G, O/G, P * N)
+    s = dnp.shape(y)
+    y = dnp.reshape(y, (s[0], s[1] * s[2]) + out + (n,))
+    y = dnp.moveaxis(y, -1, 1)  # (B, N, O, *out)
+    if b is not None:
+        o = s[1] * s[2]
+        lead = (dnp.shape(b)[0],) if bb else ()
+        y = y + dnp.reshape(b, lead + (1, o) + (1,) * nd)
+    return y
+
+
+def _mm_batch(args, batched, *, spec):
+    cols, w, b = args
+    bc, bw, bb = batched
+    if bc and not bw and not bb:
+        n = dnp.shape(cols)[0]
+        return _unfold(conv_mm_p(_cols_fold(cols), w, b, spec=spec), n)
+    if not bc and not bw:  # only the bias is batched
+        y = conv_mm_p(cols, w, None, spec=spec)  # (N, O, *out) + (B, 1, O, 1, ...)
+        nd = len(dnp.shape(w)) - 2
+        return y + dnp.reshape(b, (dnp.shape(b)[0], 1, -1) + (1,) * nd)
+    return _mm_general(cols, w, b, bc, bw, bb, spec)
+
+
+def _tc_batch(args, batched, *, spec):
+    g, w = args
+    bg, bw = batched
+    if bg and not bw:
+        return _cols_unfold(conv_mm_tc_p(_fold(g), w, spec=spec), dnp.shape(g)[0])
+    grp = spec.groups
+    w3 = _w3(w, bw, grp)
+    c = dnp.matmul(dnp.swapaxes(w3, -1, -2), _g_rows(g, bg, grp))  # (B, G, CK, P * N)
+    sg = dnp.shape(g)
+    out, n = tuple(sg[2 + bg :]), sg[bg]
+    s = dnp.shape(c)
+    return dnp.reshape(c, tuple(s[:3]) + out + (n,))
+
+
+def _tw_batch(args, batched, *, spec, kernel):
+    cols, g = args
+    bc, bg = batched
+    grp = spec.groups
+    dw = dnp.matmul(_g_rows(g, bg, grp), dnp.swapaxes(_cols3(cols, bc), -1, -2))
+    s = dnp.shape(dw)  # (B, G, O/G, C/G * K)
+    return dnp.reshape(dw, (s[0], s[1] * s[2], s[3] // math.prod(kernel)) + tuple(kernel))
+
+
+def _conv_batch(args, batched, *, spec):
+    x, w, b = args
+    bx, bw, bb = batched
+    if bx and not bw and not bb:
+        return _unfold(conv_p(_fold(x), w, b, spec=spec), dnp.shape(x)[0])
+    kernel = tuple(dnp.shape(w)[1 + bw + 1 :])
+    if bx:
+        cols = _im2col_batch((x,), (True,), kernel=kernel, spec=spec)
+    else:
+        cols = im2col_p(x, kernel=kernel, spec=spec)
+    return _mm_batch((cols, w, b), (bx, bw, bb), spec=spec)
+
+
+def _conv_tx_batch(args, batched, *, spec, in_spatial):
+    g, w = args
+    bg, bw = batched
+    if bg and not bw:
+        y = conv_tx_p(_fold(g), w, spec=spec, in_spatial=in_spatial)
+        return _unfold(y, dnp.shape(g)[0])
+    kernel = tuple(dnp.shape(w)[2 + bw :])
+    cols = _tc_batch((g, w), (bg, bw), spec=spec)
+    return _col2im_batch((cols,), (True,), kernel=kernel, spec=spec, in_spatial=in_spatial)
+
+
+def _bias_grad_batch(args, batched):
+    (g,) = args
+    return dnp.sum(g, axis=(1,) + tuple(range(3, len(dnp.shape(g)))))
+
+
+im2col_p.defbatch(_im2col_batch)
+col2im_p.defbatch(_col2im_batch)
+conv_mm_p.defbatch(_mm_batch)
+conv_mm_tc_p.defbatch(_tc_batch)
+conv_mm_tw_p.defbatch(_tw_batch)
+conv_p.defbatch(_conv_batch)
+conv_tx_p.defbatch(_conv_tx_batch)
+bias_grad_p.defbatch(_bias_grad_batch)
 
 
 # --- the functional API ---------------------------------------------------------------------------
@@ -230,15 +521,8 @@ def resolve_padding(
     return tuple(out)
 
 
-def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, op="conv"):
-    """N-d convolution (cross-correlation) of ``x`` ``(N, C, *S)`` with ``weight``
-    ``(O, C // groups, *K)``, plus ``bias`` ``(O,)``.
-
-    >>> import numpy as np
-    >>> conv(np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), padding="same").shape
-    (1, 2, 4, 4)
-    """
-    xs, ws = dnp.shape(x), dnp.shape(weight)
+def _make_conv_geometry(xs, ws, stride, padding, dilation, groups, op: str):
+    """Check a convolution's shapes and arguments: ``(ConvSpec, kernel, out spatial)``."""
     nd = len(ws) - 2
     if nd < 1 or len(xs) != nd + 2:
         raise ValueError(
@@ -263,16 +547,44 @@ def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1,
         raise ValueError(f"{op}: stride and dilation must be >= 1, got {stride}, {dilation}")
     pads = resolve_padding(padding, xs[2:], kernel, stride, dilation, op)
     spec = ConvSpec(stride, pads, dilation, groups)
-    for n, k, s, p, d in zip(xs[2:], kernel, stride, pads, dilation, strict=True):
-        if out_size(n, k, s, p, d) < 1:
-            raise ValueError(
-                f"{op}: the kernel {kernel} (dilation {dilation}) is larger than the padded "
-                f"input of spatial shape {xs[2:]} (padding {pads})"
-            )
-    y = conv_p(x, weight, spec=spec)
-    if bias is not None:
-        y = y + dnp.reshape(bias, (-1,) + (1,) * nd)
-    return y
+    out = tuple(
+        out_size(n, k, s, p, d)
+        for n, k, s, p, d in zip(xs[2:], kernel, stride, pads, dilation, strict=True)
+    )
+    if min(out) < 1:
+        raise ValueError(
+            f"{op}: the kernel {kernel} (dilation {dilation}) is larger than the padded "
+            f"input of spatial shape {xs[2:]} (padding {pads})"
+        )
+    return spec, kernel, out
+
+
+_conv_geometry = functools.lru_cache(maxsize=256)(_make_conv_geometry)
+
+
+def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1, op="conv"):
+    """N-d convolution (cross-correlation) of ``x`` ``(N, C, *S)`` with ``weight``
+    ``(O, C // groups, *K)``, plus ``bias`` ``(O,)``.
+
+    >>> import numpy as np
+    >>> conv(np.ones((1, 1, 4, 4)), np.ones((2, 1, 3, 3)), padding="same").shape
+    (1, 2, 4, 4)
+    """
+    xs, ws = tuple(dnp.shape(x)), tuple(dnp.shape(weight))
+    try:
+        spec, kernel, out = _conv_geometry(xs, ws, stride, padding, dilation, groups, op)
+    except TypeError:  # an unhashable argument (a list): the same checks, uncached
+        spec, kernel, out = _make_conv_geometry(xs, ws, stride, padding, dilation, groups, op)
+    itemsize = np.result_type(_dtype(x), _dtype(weight)).itemsize
+    if itemsize * xs[0] * xs[1] * math.prod(kernel) * math.prod(out) <= KEEP_COLUMNS_BYTES:
+        # Two nodes: the columns stay on the tape for the weight gradient.
+        return conv_mm_p(im2col_p(x, kernel=kernel, spec=spec), weight, bias, spec=spec)
+    return conv_p(x, weight, bias, spec=spec)
+
+
+def _dtype(a) -> np.dtype:
+    d = getattr(a, "dtype", None)
+    return np.result_type(a) if d is None else d
 
 
 def conv_transpose(
@@ -325,7 +637,7 @@ def conv_transpose(
     if min(in_shape) < 1:
         raise ValueError(f"{op}: the output would be empty (spatial shape {in_shape})")
     spec = ConvSpec(stride, pads, dilation, groups)
-    y = conv_tx_p(x, weight, spec=spec, in_shape=in_shape)
+    y = conv_tx_p(x, weight, spec=spec, in_spatial=in_shape)
     if bias is not None:
         y = y + dnp.reshape(bias, (-1,) + (1,) * nd)
     return y

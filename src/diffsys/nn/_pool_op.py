@@ -1,69 +1,340 @@
-"""Pooling: max pooling as a gather at the window maxima, average pooling as a depthwise
-convolution, adaptive average pooling as two averaging matmuls."""
+"""Pooling over the trailing spatial axes, with strided views (no window copies, no Python
+loop over pixels: one NumPy call per kernel offset).
+
+Primitives, each over any number of leading axes (so a batch of ``vmap`` is one more
+leading axis and every batching rule is a single call):
+
+- ``max_pool_p(x)``: the maximum of each window.
+- ``max_pool_route_p(g, x, y)``: ``g`` routed to the first maximum of each window (the
+  VJP of max pooling; ``x`` and ``y = max_pool(x)`` only say where the maxima are), and
+  ``max_pool_pick_p(t, x, y)``, its transpose: the entry of ``t`` at each window's first
+  maximum (the JVP). Both are linear in their first operand, so derivatives of any order
+  are these two again.
+- ``avg_pool_p(x)`` and ``avg_pool_t_p(g)``: the window mean and its transpose.
+
+The selection is exact: the gradient of a window goes to one entry, the first maximum in
+window order (as in PyTorch), and ``inf``/``nan`` cotangents are not spread to the other
+entries (see :mod:`._select`).
+"""
 
 from __future__ import annotations
 
 import functools
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
-from ._batch import loop_batch
-from ._conv_op import ConvSpec, _tuple, conv_p, out_size, resolve_padding
-
-# --- gather / scatter-add by flat index -----------------------------------------------------------
+from ._conv_op import _tuple, out_size, resolve_padding
+from ._select import as_layout_of, empty_like_layout, select
 
 
-def _take_impl(x, idx, unique):
-    return x.reshape(-1)[idx]
+class PoolSpec(NamedTuple):
+    """Geometry of a pooling over the last ``len(kernel)`` axes; a primitive parameter."""
+
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+
+    def out(self, spatial) -> tuple[int, ...]:
+        return tuple(
+            out_size(n, k, s, p, d)
+            for n, k, s, p, d in zip(
+                spatial, self.kernel, self.stride, self.padding, self.dilation, strict=True
+            )
+        )
+
+    @property
+    def padded(self) -> bool:
+        return any(lo or hi for lo, hi in self.padding)
+
+    def tiles(self, spatial) -> bool:
+        """Whether the windows cover every input entry exactly once."""
+        return not self.padded and all(
+            s == k and d == 1 and n % k == 0
+            for n, k, s, d in zip(spatial, self.kernel, self.stride, self.dilation, strict=True)
+        )
 
 
-def _scatter_impl(g, idx, shape, unique):
-    size = math.prod(shape)
-    if unique:
-        out = np.zeros(size, dtype=g.dtype)
-        out[idx.reshape(-1)] = g.reshape(-1)
-    else:
-        out = np.bincount(idx.reshape(-1), weights=g.reshape(-1), minlength=size)
-        out = out.astype(g.dtype, copy=False)
-    return out.reshape(shape)
+def _views(a: np.ndarray, spec: PoolSpec, out) -> list[np.ndarray]:
+    """One strided view of ``a`` (padded input) per kernel offset, each shaped like the
+    output: entry ``[..., i, j]`` of view ``k`` is the ``k``-th entry of window ``(i, j)``."""
+    return [a[index] for index in _view_indices(spec, tuple(out), a.ndim)]
 
 
-take_p = Primitive("nn.take_flat", _take_impl)
-scatter_p = Primitive("nn.scatter_add_flat", _scatter_impl)
-take_p.defvjp(
-    lambda g, ans, x, idx, unique: scatter_p(g, idx, shape=tuple(dnp.shape(x)), unique=unique),
+@functools.lru_cache(maxsize=256)
+def _view_indices(spec: PoolSpec, out: tuple[int, ...], ndim: int) -> tuple:
+    lead = (slice(None),) * (ndim - len(spec.kernel))
+    return tuple(
+        lead
+        + tuple(
+            slice(o * d, o * d + s * (m - 1) + 1, s)
+            for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
+        )
+        for offs in itertools.product(*(range(k) for k in spec.kernel))
+    )
+
+
+def _pad(x: np.ndarray, spec: PoolSpec, fill) -> np.ndarray:
+    """``x`` with its last axes padded by ``fill`` (kept in ``x``'s memory layout)."""
+    if not spec.padded:
+        return x
+    nd = len(spec.kernel)
+    shape = x.shape[:-nd] + tuple(
+        n + lo + hi for n, (lo, hi) in zip(x.shape[-nd:], spec.padding, strict=True)
+    )
+    xp = empty_like_layout(x, shape, x.dtype)
+    xp.fill(fill)
+    xp[_crop(spec, x.shape[-nd:], x.ndim)] = x
+    return xp
+
+
+def _crop(spec: PoolSpec, spatial, ndim: int) -> tuple[slice, ...]:
+    nd = len(spec.kernel)
+    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(spatial, spec.padding, strict=True))
+    return (slice(None),) * (ndim - nd) + inner
+
+
+def _lowest(dtype: np.dtype):
+    if np.issubdtype(dtype, np.floating):
+        return -np.inf
+    return np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else False
+
+
+# --- max pooling ------------------------------------------------------------------------------
+
+
+def _max_pool_impl(x, *, spec: PoolSpec):
+    x = np.asarray(x)
+    nd = len(spec.kernel)
+    views = _views(_pad(x, spec, _lowest(x.dtype)), spec, spec.out(x.shape[-nd:]))
+    if len(views) == 1:
+        return views[0].copy(order="K")
+    y = np.maximum(views[0], views[1])  # allocated in the layout of x
+    for v in views[2:]:
+        np.maximum(y, v, out=y)
+    return y
+
+
+def _first_maxima(x: np.ndarray, y: np.ndarray, spec: PoolSpec):
+    """For each kernel offset, the mask of windows whose first maximum sits there."""
+    nd = len(spec.kernel)
+    views = _views(_pad(x, spec, _lowest(x.dtype)), spec, y.shape[-nd:])
+    found = None
+    for k, v in enumerate(views):
+        hit = v == y
+        if found is None:
+            found = hit
+            yield hit
+            continue
+        first = np.greater(hit, found)  # hit and not found before
+        if k + 1 < len(views):
+            np.logical_or(found, hit, out=found)
+        yield first
+
+
+def _route_impl(g, x, y, *, spec: PoolSpec):
+    g, x, y = np.asarray(g), np.asarray(x), np.asarray(y)
+    nd = len(spec.kernel)
+    spatial = x.shape[-nd:]
+    lead = np.broadcast_shapes(g.shape[:-nd], x.shape[:-nd])
+    g = as_layout_of(g, y)
+    shape = lead + spatial
+    tiles = spec.tiles(spatial)
+    if spec.padded:
+        shape = lead + tuple(n + lo + hi for n, (lo, hi) in zip(spatial, spec.padding, strict=True))
+    # Windows that tile the input, and no broadcasting: each entry is written exactly once.
+    direct = tiles and g.shape[:-nd] == lead and x.shape[:-nd] == lead
+    gx = empty_like_layout(x if x.shape[:-nd] == lead else g, shape, g.dtype)
+    if not direct:
+        gx.fill(0)
+    views = _views(gx, spec, y.shape[-nd:])
+    for view, first in zip(views, _first_maxima(x, y, spec), strict=True):
+        if direct:
+            select(g, first, out=view)
+        else:
+            view += _select_broadcast(g, first)
+    return gx[_crop(spec, spatial, gx.ndim)] if spec.padded else gx
+
+
+def _pick_impl(t, x, y, *, spec: PoolSpec):
+    t, x, y = np.asarray(t), np.asarray(x), np.asarray(y)
+    nd = len(spec.kernel)
+    out = y.shape[-nd:]
+    views = _views(_pad(t, spec, 0), spec, out)
+    picked = None
+    for view, first in zip(views, _first_maxima(x, y, spec), strict=True):
+        part = _select_broadcast(view, first)
+        picked = part if picked is None else np.add(picked, part, out=picked)
+    return picked
+
+
+def _select_broadcast(g: np.ndarray, m: np.ndarray) -> np.ndarray:
+    if g.shape == m.shape:
+        return select(g, m)
+    shape = np.broadcast_shapes(g.shape, m.shape)
+    return np.where(np.broadcast_to(m, shape), g, np.zeros((), g.dtype))
+
+
+max_pool_p = Primitive("nn.max_pool", _max_pool_impl)
+max_pool_route_p = Primitive("nn.max_pool_route", _route_impl)
+max_pool_pick_p = Primitive("nn.max_pool_pick", _pick_impl)
+
+# Where the maxima are is data, not a differentiable input: the positions are constant
+# almost everywhere, so x and y enter the route/pick primitives as constants.
+_where_maxima = Primitive("nn.max_pool_where", lambda x: x, zero_derivative=True)
+_where_maxima.defbatch(lambda args, batched: args[0])
+
+max_pool_p.defvjp(
+    lambda g, ans, x, spec: max_pool_route_p(g, _where_maxima(x), _where_maxima(ans), spec=spec)
+)
+max_pool_p.defjvp(
+    lambda t, ans, x, spec: max_pool_pick_p(t, _where_maxima(x), _where_maxima(ans), spec=spec)
+)
+max_pool_route_p.defvjp(
+    lambda c, ans, g, x, y, spec: dnp.unbroadcast(max_pool_pick_p(c, x, y, spec=spec), g),
+    None,
     None,
 )
-take_p.defjvp(lambda t, ans, x, idx, unique: take_p(t, idx, unique=unique), None)
-scatter_p.defvjp(lambda c, ans, g, idx, shape, unique: take_p(c, idx, unique=unique), None)
-scatter_p.defjvp(
-    lambda t, ans, g, idx, shape, unique: scatter_p(t, idx, shape=shape, unique=unique)
+max_pool_route_p.defjvp(lambda t, ans, g, x, y, spec: max_pool_route_p(t, x, y, spec=spec))
+max_pool_pick_p.defvjp(
+    lambda c, ans, t, x, y, spec: dnp.unbroadcast(max_pool_route_p(c, x, y, spec=spec), t),
+    None,
+    None,
+)
+max_pool_pick_p.defjvp(lambda s, ans, t, x, y, spec: max_pool_pick_p(s, x, y, spec=spec))
+
+
+# --- average pooling ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _window_counts(spatial: tuple[int, ...], spec: PoolSpec) -> np.ndarray:
+    """How many entries of each window lie inside the input (read-only)."""
+    counts = _avg_sum(np.ones(spatial), spec)
+    counts.flags.writeable = False
+    return counts
+
+
+def _avg_sum(x: np.ndarray, spec: PoolSpec) -> np.ndarray:
+    nd = len(spec.kernel)
+    views = _views(_pad(x, spec, 0), spec, spec.out(x.shape[-nd:]))
+    s = views[0].copy(order="K")
+    for v in views[1:]:
+        np.add(s, v, out=s)
+    return s
+
+
+def _divisor(spatial, spec: PoolSpec, count_include_pad: bool, dtype):
+    if count_include_pad or not spec.padded:
+        return np.asarray(math.prod(spec.kernel), dtype)
+    return _window_counts(tuple(spatial), spec).astype(dtype)
+
+
+def _avg_pool_impl(x, *, spec: PoolSpec, count_include_pad: bool):
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        x = x.astype(np.float64)
+    nd = len(spec.kernel)
+    s = _avg_sum(x, spec)
+    s /= _divisor(x.shape[-nd:], spec, count_include_pad, s.dtype)
+    return s
+
+
+def _avg_pool_t_impl(g, *, spec: PoolSpec, count_include_pad: bool, in_spatial):
+    g = np.asarray(g)
+    nd = len(spec.kernel)
+    g = g / _divisor(in_spatial, spec, count_include_pad, g.dtype)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(in_spatial, spec.padding, strict=True))
+    gx = empty_like_layout(g, g.shape[:-nd] + padded, g.dtype)
+    gx.fill(0)
+    for view in _views(gx, spec, g.shape[-nd:]):
+        view += g
+    return gx[_crop(spec, in_spatial, gx.ndim)] if spec.padded else gx
+
+
+avg_pool_p = Primitive("nn.avg_pool", _avg_pool_impl)
+avg_pool_t_p = Primitive("nn.avg_pool_transpose", _avg_pool_t_impl)
+
+
+def _spatial_of(x, spec: PoolSpec) -> tuple[int, ...]:
+    return tuple(dnp.shape(x)[-len(spec.kernel) :])
+
+
+avg_pool_p.defvjp(
+    lambda c, ans, x, spec, count_include_pad: avg_pool_t_p(
+        c, spec=spec, count_include_pad=count_include_pad, in_spatial=_spatial_of(x, spec)
+    )
+)
+avg_pool_p.defjvp(
+    lambda t, ans, x, spec, count_include_pad: avg_pool_p(
+        t, spec=spec, count_include_pad=count_include_pad
+    )
+)
+avg_pool_t_p.defvjp(
+    lambda c, ans, g, spec, count_include_pad, in_spatial: avg_pool_p(
+        c, spec=spec, count_include_pad=count_include_pad
+    )
+)
+avg_pool_t_p.defjvp(
+    lambda t, ans, g, spec, count_include_pad, in_spatial: avg_pool_t_p(
+        t, spec=spec, count_include_pad=count_include_pad, in_spatial=in_spatial
+    )
 )
 
 
-def _take_batch(args, batched, unique):
-    x, idx = args
-    if batched[0] and not batched[1]:
-        b = dnp.shape(x)[0]
-        return dnp.reshape(x, (b, -1))[:, idx]
-    return loop_batch(take_p, args, batched, unique=unique)
+# --- batching: the pooled axes are the last ones, so a batch is one more leading axis ----------
 
 
-take_p.defbatch(_take_batch)
-scatter_p.defbatch(lambda args, batched, **p: loop_batch(scatter_p, args, batched, **p))
+def _leading_batch(prim):
+    def rule(args, batched, **params):
+        # Operands of one logical shape: an unbatched one broadcasts against the batch axis.
+        return prim(*args, **params)
+
+    return rule
 
 
-# --- max pooling --------------------------------------------------------------------------------
+for _prim in (max_pool_p, max_pool_route_p, max_pool_pick_p, avg_pool_p, avg_pool_t_p):
+    _prim.defbatch(_leading_batch(_prim))
 
 
-def _plain(x):
-    from ..core.tracer import concrete
+# --- the functional API ---------------------------------------------------------------------
 
-    return concrete(x)
+
+def _pool_spec(xs, kernel_size, stride, padding, dilation, op: str) -> PoolSpec:
+    try:
+        return _pool_spec_cached(tuple(xs), kernel_size, stride, padding, dilation, op)
+    except TypeError:  # an unhashable argument (a list): the same checks, uncached
+        return _make_pool_spec(xs, kernel_size, stride, padding, dilation, op)
+
+
+def _make_pool_spec(xs, kernel_size, stride, padding, dilation, op: str) -> PoolSpec:
+    nd = len(xs) - 2
+    if nd < 1:
+        raise ValueError(f"{op}: expected an input (N, C, *spatial), got shape {xs}")
+    kernel = _tuple(kernel_size, nd, "kernel_size", op)
+    stride = kernel if stride is None else _tuple(stride, nd, "stride", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(
+            f"{op}: kernel_size, stride and dilation must be >= 1, got {kernel}, {stride}, "
+            f"{dilation}"
+        )
+    pads = resolve_padding(padding, xs[2:], kernel, stride, dilation, op)
+    for (lo, hi), k in zip(pads, kernel, strict=True):
+        if max(lo, hi) > k // 2:
+            raise ValueError(f"{op}: padding {pads} must be at most half the kernel size {kernel}")
+    spec = PoolSpec(kernel, stride, pads, dilation)
+    if min(spec.out(xs[2:])) < 1:
+        raise ValueError(f"{op}: kernel {kernel} is larger than the input {xs[2:]}")
+    return spec
+
+
+_pool_spec_cached = functools.lru_cache(maxsize=256)(_make_pool_spec)
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, op: str = "max_pool"):
@@ -77,80 +348,8 @@ def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, op: str = "max_
     array([[[[ 5.,  7.],
              [13., 15.]]]])
     """
-    xs = dnp.shape(x)
-    nd = len(xs) - 2
-    if nd < 1:
-        raise ValueError(f"{op}: expected an input (N, C, *spatial), got shape {xs}")
-    kernel = _tuple(kernel_size, nd, "kernel_size", op)
-    stride = kernel if stride is None else _tuple(stride, nd, "stride", op)
-    dilation = _tuple(dilation, nd, "dilation", op)
-    pads = resolve_padding(padding, xs[2:], kernel, stride, dilation, op)
-    for (lo, hi), k in zip(pads, kernel, strict=True):
-        if max(lo, hi) > k // 2:
-            raise ValueError(f"{op}: padding {pads} must be at most half the kernel size {kernel}")
-    spec = ConvSpec(stride, pads, dilation, 1)
-    for n, k, s, p, d in zip(xs[2:], kernel, stride, pads, dilation, strict=True):
-        if out_size(n, k, s, p, d) < 1:
-            raise ValueError(f"{op}: kernel {kernel} is larger than the input {xs[2:]}")
-    idx = _argmax_index(np.asarray(_plain(x)), kernel, spec)
-    overlap = any(s < d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation, strict=True))
-    return take_p(x, idx, unique=not overlap)
-
-
-def _argmax_index(x: np.ndarray, kernel, spec: ConvSpec) -> np.ndarray:
-    """Flat indices into ``x`` of each window's (first) maximum: ``(N, C, *out)``.
-
-    Passes over strided views, one per kernel offset (no window copies): the maximum, then
-    the first offset that reaches it.
-    """
-    n, c = x.shape[:2]
-    spatial = x.shape[2:]
-    if any(lo or hi for lo, hi in spec.padding):
-        fill = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
-        x = np.pad(x, ((0, 0), (0, 0)) + tuple(spec.padding), constant_values=fill)
-    out = tuple(
-        out_size(s, k, st, p, d)
-        for s, k, st, p, d in zip(
-            spatial, kernel, spec.stride, spec.padding, spec.dilation, strict=True
-        )
-    )
-    views = []
-    for offs in itertools.product(*(range(k) for k in kernel)):
-        index = (slice(None), slice(None)) + tuple(
-            slice(o * d, o * d + s * (m - 1) + 1, s)
-            for o, d, s, m in zip(offs, spec.dilation, spec.stride, out, strict=True)
-        )
-        views.append(x[index])
-    best = views[0].copy()
-    for view in views[1:]:
-        np.maximum(best, view, out=best)
-    dtype = np.int32 if x.size < 2**31 else np.intp
-    offset = np.zeros(best.shape, dtype=dtype)
-    offsets = list(itertools.product(*(range(k) for k in kernel)))
-    for k in range(len(views) - 1, 0, -1):  # the first maximum wins, as in PyTorch
-        flat = sum(
-            o * d * math.prod(spatial[a + 1 :])
-            for a, (o, d) in enumerate(zip(offsets[k], spec.dilation, strict=True))
-        )
-        offset = np.where(views[k] == best, dtype(flat), offset)
-    return _window_origins((n, c) + tuple(spatial), tuple(kernel), spec, out) + offset
-
-
-@functools.lru_cache(maxsize=32)
-def _window_origins(shape, kernel, spec: ConvSpec, out) -> np.ndarray:
-    """Flat index in the unpadded input of each window's first element (read-only)."""
-    n, c = shape[:2]
-    spatial = shape[2:]
-    nd = len(kernel)
-    index = np.arange(n * c, dtype=np.intp).reshape(n, c, *([1] * nd))
-    for a in range(nd):
-        o = np.arange(out[a]).reshape([1, 1] + [out[a] if i == a else 1 for i in range(nd)])
-        index = index * spatial[a] + (o * spec.stride[a] - spec.padding[a][0])
-    index.flags.writeable = False
-    return index
-
-
-# --- average pooling ------------------------------------------------------------------------------
+    spec = _pool_spec(dnp.shape(x), kernel_size, stride, padding, dilation, op)
+    return max_pool_p(x, spec=spec)
 
 
 def avg_pool(
@@ -168,28 +367,8 @@ def avg_pool(
     array([[[[ 2.5,  4.5],
              [10.5, 12.5]]]])
     """
-    xs = dnp.shape(x)
-    nd = len(xs) - 2
-    if nd < 1:
-        raise ValueError(f"{op}: expected an input (N, C, *spatial), got shape {xs}")
-    kernel = _tuple(kernel_size, nd, "kernel_size", op)
-    stride = kernel if stride is None else _tuple(stride, nd, "stride", op)
-    pads = resolve_padding(padding, xs[2:], kernel, stride, (1,) * nd, op)
-    spec = ConvSpec(stride, pads, (1,) * nd, 1)
-    for n, k, s, p in zip(xs[2:], kernel, stride, pads, strict=True):
-        if out_size(n, k, s, p, 1) < 1:
-            raise ValueError(f"{op}: kernel {kernel} is larger than the input {xs[2:]}")
-    dtype = dnp.result_type(x.dtype if hasattr(x, "dtype") else np.float64, np.float32)
-    w = np.full((1, 1) + kernel, 1.0 / math.prod(kernel), dtype=dtype)
-    n, c = xs[:2]
-    flat = dnp.reshape(x, (n * c, 1) + tuple(xs[2:]))
-    y = conv_p(flat, w, spec=spec)
-    y = dnp.reshape(y, (n, c) + dnp.shape(y)[2:])
-    if count_include_pad or not any(lo or hi for lo, hi in pads):
-        return y
-    ones = np.ones((1, 1) + tuple(xs[2:]), dtype=dtype)
-    counts = conv_p(ones, w, spec=spec)  # the fraction of each window inside the input
-    return y / counts[0, 0]
+    spec = _pool_spec(dnp.shape(x), kernel_size, stride, padding, 1, op)
+    return avg_pool_p(x, spec=spec, count_include_pad=bool(count_include_pad))
 
 
 def _adaptive_matrix(n_in: int, n_out: int, dtype) -> np.ndarray:

@@ -29,23 +29,13 @@ def _padding(p, nd: int):
     return tuple(p if isinstance(p, int) else tuple(p) for p in p)
 
 
-def _init_params(rng, w_shape, fan_in, bias_size, bias, dtype, weight_init, bias_init):
-    bound = 1.0 / math.sqrt(max(fan_in, 1))
-    if weight_init is None:
-        w = init.uniform(rng, w_shape, dtype, -bound, bound)
-    else:
-        w = np.asarray(weight_init(rng, w_shape, dtype))
-    if not bias:
-        b = None
-    elif bias_init is None:
-        b = init.uniform(rng, (bias_size,), dtype, -bound, bound)
-    else:
-        b = np.asarray(bias_init(rng, (bias_size,), dtype))
-    return w, b
+def _setup(layer, in_channels, out_channels, kernel_size, stride, dilation, groups, params):
+    """Set the fields convolutions and transposed convolutions share, and the parameters.
 
-
-def _set_shape_fields(layer, in_channels, out_channels, kernel_size, stride, dilation, groups, key):
-    """The fields convolutions and transposed convolutions share; the layer's generator."""
+    ``params`` is ``(bias, key, dtype, weight_init, bias_init)``. The weight is
+    ``(out, in // groups, *kernel)``, or ``(in, out // groups, *kernel)`` when transposed.
+    """
+    bias, key, dtype, weight_init, bias_init = params
     nd = layer._nd
     name = type(layer).__name__
     rng = init.as_generator(key, name)
@@ -60,20 +50,35 @@ def _set_shape_fields(layer, in_channels, out_channels, kernel_size, stride, dil
     layer.stride = _tuple(stride, nd)
     layer.dilation = _tuple(dilation, nd)
     layer.groups = int(groups)
-    return rng
+    a, b = (in_channels, out_channels) if layer._transposed else (out_channels, in_channels)
+    w_shape = (a, b // groups) + layer.kernel_size
+    fan_in = (b // groups) * math.prod(layer.kernel_size)
+    layer.weight, layer.bias = init.layer_parameters(
+        rng, w_shape, fan_in, out_channels if bias else None, dtype, weight_init, bias_init
+    )
 
 
-def _check_input(layer, x) -> None:
-    shape = tuple(dnp.shape(x))
-    if len(shape) != layer._nd + 2 or shape[1] != layer.in_channels:
-        raise ValueError(
-            f"{type(layer).__name__}({layer.in_channels} -> {layer.out_channels}, kernel "
-            f"{layer.kernel_size}): expected an input of shape (N, {layer.in_channels}, "
-            f"{layer._nd} spatial dims), got {shape}"
-        )
+class _Conv(Module):
+    """``__call__`` of convolution layers: check the input, apply ``_op`` to the fields
+    named in ``_args``."""
+
+    _nd = 2
+    _transposed = False
+    _op = staticmethod(conv)
+    _args = ("weight", "bias", "stride", "padding", "dilation", "groups")
+
+    def __call__(self, x, *, key=None):
+        shape = tuple(dnp.shape(x))
+        if len(shape) != self._nd + 2 or shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, kernel "
+                f"{self.kernel_size}): expected an input of shape (N, {self.in_channels}, "
+                f"{self._nd} spatial dims), got {shape}"
+            )
+        return self._op(x, *[self.__dict__[n] for n in self._args], op=type(self).__name__)
 
 
-class _ConvNd(Module):
+class _ConvNd(_Conv):
     weight: np.ndarray
     bias: np.ndarray | None
     in_channels: int
@@ -83,8 +88,6 @@ class _ConvNd(Module):
     padding: object
     dilation: tuple
     groups: int
-
-    _nd = 2
 
     def __init__(
         self,
@@ -102,29 +105,9 @@ class _ConvNd(Module):
         weight_init: Callable | None = None,
         bias_init: Callable | None = None,
     ) -> None:
-        nd = self._nd
-        rng = _set_shape_fields(
-            self, in_channels, out_channels, kernel_size, stride, dilation, groups, key
-        )
-        self.padding = _padding(padding, nd)
-        w_shape = (out_channels, in_channels // groups) + self.kernel_size
-        fan_in = (in_channels // groups) * math.prod(self.kernel_size)
-        self.weight, self.bias = _init_params(
-            rng, w_shape, fan_in, out_channels, bias, dtype, weight_init, bias_init
-        )
-
-    def __call__(self, x, *, key=None):
-        _check_input(self, x)
-        return conv(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            op=type(self).__name__,
-        )
+        params = (bias, key, dtype, weight_init, bias_init)
+        _setup(self, in_channels, out_channels, kernel_size, stride, dilation, groups, params)
+        self.padding = _padding(padding, self._nd)
 
 
 class Conv1d(_ConvNd):
@@ -155,7 +138,7 @@ class Conv3d(_ConvNd):
     _nd = 3
 
 
-class _ConvTransposeNd(Module):
+class _ConvTransposeNd(_Conv):
     weight: np.ndarray
     bias: np.ndarray | None
     in_channels: int
@@ -167,7 +150,9 @@ class _ConvTransposeNd(Module):
     dilation: tuple
     groups: int
 
-    _nd = 2
+    _transposed = True
+    _op = staticmethod(conv_transpose)
+    _args = ("weight", "bias", "stride", "padding", "output_padding", "dilation", "groups")
 
     def __init__(
         self,
@@ -186,31 +171,10 @@ class _ConvTransposeNd(Module):
         weight_init: Callable | None = None,
         bias_init: Callable | None = None,
     ) -> None:
-        nd = self._nd
-        rng = _set_shape_fields(
-            self, in_channels, out_channels, kernel_size, stride, dilation, groups, key
-        )
-        self.padding = _tuple(padding, nd)
-        self.output_padding = _tuple(output_padding, nd)
-        w_shape = (in_channels, out_channels // groups) + self.kernel_size
-        fan_in = (out_channels // groups) * math.prod(self.kernel_size)
-        self.weight, self.bias = _init_params(
-            rng, w_shape, fan_in, out_channels, bias, dtype, weight_init, bias_init
-        )
-
-    def __call__(self, x, *, key=None):
-        _check_input(self, x)
-        return conv_transpose(
-            x,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.dilation,
-            self.groups,
-            op=type(self).__name__,
-        )
+        params = (bias, key, dtype, weight_init, bias_init)
+        _setup(self, in_channels, out_channels, kernel_size, stride, dilation, groups, params)
+        self.padding = _tuple(padding, self._nd)
+        self.output_padding = _tuple(output_padding, self._nd)
 
 
 class ConvTranspose1d(_ConvTransposeNd):

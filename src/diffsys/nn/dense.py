@@ -50,18 +50,15 @@ class Linear(Module):
         rng = init.as_generator(key, "Linear")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
-        bound = 1.0 / math.sqrt(max(self.in_features, 1))
-        shape = (self.out_features, self.in_features)
-        if weight_init is None:
-            self.weight = init.uniform(rng, shape, dtype, -bound, bound)
-        else:
-            self.weight = np.asarray(weight_init(rng, shape, dtype))
-        if not bias:
-            self.bias = None
-        elif bias_init is None:
-            self.bias = init.uniform(rng, (self.out_features,), dtype, -bound, bound)
-        else:
-            self.bias = np.asarray(bias_init(rng, (self.out_features,), dtype))
+        self.weight, self.bias = init.layer_parameters(
+            rng,
+            (self.out_features, self.in_features),
+            self.in_features,
+            self.out_features if bias else None,
+            dtype,
+            weight_init,
+            bias_init,
+        )
 
     def __call__(self, x, *, key=None):
         if _shape_of(x)[-1:] != (self.in_features,):

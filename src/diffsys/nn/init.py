@@ -29,6 +29,7 @@ __all__ = [
     "he_uniform",
     "kaiming_normal",
     "kaiming_uniform",
+    "layer_parameters",
     "lecun_normal",
     "normal",
     "ones",
@@ -202,3 +203,35 @@ glorot_uniform = xavier_uniform
 glorot_normal = xavier_normal
 he_uniform = kaiming_uniform
 he_normal = kaiming_normal
+
+
+def layer_parameters(
+    rng: np.random.Generator,
+    weight_shape: tuple[int, ...],
+    fan_in: int,
+    bias_size: int | None,
+    dtype=np.float64,
+    weight_init=None,
+    bias_init=None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A layer's ``(weight, bias)`` (``bias`` is ``None`` when ``bias_size`` is).
+
+    The defaults are PyTorch's for linear and convolution layers: both uniform on
+    ``±1/sqrt(fan_in)``; ``weight_init``/``bias_init`` are initializers ``(key, shape,
+    dtype)``.
+
+    >>> import numpy as np
+    >>> w, b = layer_parameters(np.random.default_rng(0), (4, 3), 3, 4)
+    >>> w.shape, b.shape, bool(np.all(np.abs(w) <= 1 / np.sqrt(3)))
+    ((4, 3), (4,), True)
+    """
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+    if weight_init is None:
+        w = uniform(rng, weight_shape, dtype, -bound, bound)
+    else:
+        w = np.asarray(weight_init(rng, weight_shape, dtype))
+    if bias_size is None:
+        return w, None
+    if bias_init is None:
+        return w, uniform(rng, (bias_size,), dtype, -bound, bound)
+    return w, np.asarray(bias_init(rng, (bias_size,), dtype))

@@ -167,6 +167,9 @@ def _field_specs(cls) -> tuple[tuple[str, bool], ...]:
 
 def _flatten_module(m: Module):
     values = m.__dict__
+    aux = values.get("_ds_aux")
+    if aux is not None:  # a module is immutable: its split into children and static is too
+        return [values[name] for name in aux.dynamic], aux
     cls = type(m)
     specs = cls.__dict__.get("_ds_field_specs") or _field_specs(cls)
     children, dynamic, items = [], [], []
@@ -177,7 +180,10 @@ def _flatten_module(m: Module):
         else:
             dynamic.append(name)
             children.append(v)
-    return children, _Static(tuple(dynamic), tuple(items))
+    aux = _Static(tuple(dynamic), tuple(items))
+    if values.get("_ds_frozen", False):
+        values["_ds_aux"] = aux
+    return children, aux
 
 
 def _unflatten_module(cls, aux: _Static, children) -> Module:
@@ -188,6 +194,7 @@ def _unflatten_module(cls, aux: _Static, children) -> Module:
     for name, v in zip(aux.dynamic, children, strict=True):
         d[name] = v
     d["_ds_frozen"] = True
+    d["_ds_aux"] = aux  # the same structure: children stay children whatever they hold now
     return obj
 
 
@@ -293,6 +300,7 @@ def _replace_fields(m: Module, changes: dict) -> Module:
     obj = object.__new__(type(m))
     obj.__dict__.update(m.__dict__)
     obj.__dict__.update(changes)
+    obj.__dict__.pop("_ds_aux", None)  # the changed fields are classified afresh
     return obj
 
 

@@ -1,9 +1,21 @@
-"""Pooling layers: max, average and adaptive average pooling in 1-d and 2-d."""
+"""Pooling layers: max, average and adaptive average pooling in 1-d and 2-d.
+
+Each layer holds its configuration (static fields) and calls the functional form of its
+family with them; one base class checks the input rank for all of them.
+
+>>> import numpy as np
+>>> from diffsys import nn
+>>> x = np.ones((1, 3, 8, 8))
+>>> nn.MaxPool2d(2)(x).shape, nn.AvgPool2d(3, stride=1, padding=1)(x).shape
+((1, 3, 4, 4), (1, 3, 8, 8))
+>>> nn.AdaptiveAvgPool2d(1)(np.ones((2, 3, 7, 5))).shape
+(2, 3, 1, 1)
+"""
 
 from __future__ import annotations
 
 from ._pool_op import adaptive_avg_pool, avg_pool, max_pool
-from .module import Module
+from .module import Module, _field_specs
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -15,121 +27,65 @@ __all__ = [
 ]
 
 
-def _check(layer, x, nd: int) -> None:
-    shape = tuple(getattr(x, "shape", ()))
-    if len(shape) != nd + 2:
-        raise ValueError(
-            f"{type(layer).__name__}: expected an input of shape (N, C, {nd} spatial dims), "
-            f"got {shape}"
-        )
+class _Pool(Module):
+    """``__call__`` for every pooling layer: ``pool(x, *fields, op=name)``."""
 
-
-class _MaxPool(Module):
-    kernel_size: object
-    stride: object
-    padding: object
-    dilation: object
     _nd = 2
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1) -> None:
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
-        self.dilation = dilation
+    @staticmethod
+    def pool(x, *config, op: str):
+        raise NotImplementedError
 
     def __call__(self, x, *, key=None):
-        _check(self, x, self._nd)
-        return max_pool(
-            x, self.kernel_size, self.stride, self.padding, self.dilation, type(self).__name__
-        )
+        shape = tuple(getattr(x, "shape", ()))
+        name = type(self).__name__
+        if len(shape) != self._nd + 2:
+            raise ValueError(
+                f"{name}: expected an input of shape (N, C, {self._nd} spatial dims), got {shape}"
+            )
+        config = [self.__dict__[field] for field, _ in _field_specs(type(self))]
+        return self.pool(x, *config, op=name)
 
 
-class MaxPool1d(_MaxPool):
-    """1-d max pooling over ``(N, C, L)``."""
-
-    _nd = 1
-
-
-class MaxPool2d(_MaxPool):
-    """2-d max pooling over ``(N, C, H, W)`` (``stride`` defaults to ``kernel_size``).
-
-    >>> import numpy as np
-    >>> from diffsys import nn
-    >>> nn.MaxPool2d(2)(np.ones((1, 3, 8, 8))).shape
-    (1, 3, 4, 4)
-    """
-
-    _nd = 2
+def _layer(family: type, nd: int, doc: str) -> type:
+    """The ``nd``-d layer of a pooling family (``_MaxPool``, 2 -> ``MaxPool2d``)."""
+    name = f"{family.__name__.lstrip('_')}{nd}d"
+    namespace = {"_nd": nd, "__doc__": doc, "__module__": __name__, "__qualname__": name}
+    return type(name, (family,), namespace)
 
 
-class _AvgPool(Module):
+class _MaxPool(_Pool):
     kernel_size: object
-    stride: object
-    padding: object
-    count_include_pad: bool
-    _nd = 2
-
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True) -> None:
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
-        self.count_include_pad = count_include_pad
-
-    def __call__(self, x, *, key=None):
-        _check(self, x, self._nd)
-        return avg_pool(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.count_include_pad,
-            type(self).__name__,
-        )
+    stride: object = None
+    padding: object = 0
+    dilation: object = 1
+    pool = staticmethod(max_pool)
 
 
-class AvgPool1d(_AvgPool):
-    """1-d average pooling over ``(N, C, L)``."""
-
-    _nd = 1
-
-
-class AvgPool2d(_AvgPool):
-    """2-d average pooling over ``(N, C, H, W)``.
-
-    >>> import numpy as np
-    >>> from diffsys import nn
-    >>> nn.AvgPool2d(2)(np.ones((1, 3, 8, 8))).shape
-    (1, 3, 4, 4)
-    """
-
-    _nd = 2
+class _AvgPool(_Pool):
+    kernel_size: object
+    stride: object = None
+    padding: object = 0
+    count_include_pad: bool = True
+    pool = staticmethod(avg_pool)
 
 
-class _AdaptiveAvgPool(Module):
+class _AdaptiveAvgPool(_Pool):
     output_size: object
-    _nd = 2
-
-    def __init__(self, output_size) -> None:
-        self.output_size = output_size
-
-    def __call__(self, x, *, key=None):
-        _check(self, x, self._nd)
-        return adaptive_avg_pool(x, self.output_size, type(self).__name__)
+    pool = staticmethod(adaptive_avg_pool)
 
 
-class AdaptiveAvgPool1d(_AdaptiveAvgPool):
-    """Average pooling of ``(N, C, L)`` to a fixed length."""
-
-    _nd = 1
-
-
-class AdaptiveAvgPool2d(_AdaptiveAvgPool):
-    """Average pooling of ``(N, C, H, W)`` to a fixed ``output_size`` (``None`` keeps an axis).
-
-    >>> import numpy as np
-    >>> from diffsys import nn
-    >>> nn.AdaptiveAvgPool2d(1)(np.ones((2, 3, 7, 5))).shape
-    (2, 3, 1, 1)
-    """
-
-    _nd = 2
+MaxPool1d = _layer(_MaxPool, 1, "1-d max pooling over ``(N, C, L)``.")
+MaxPool2d = _layer(
+    _MaxPool, 2, "2-d max pooling over ``(N, C, H, W)`` (``stride`` defaults to ``kernel_size``)."
+)
+AvgPool1d = _layer(_AvgPool, 1, "1-d average pooling over ``(N, C, L)``.")
+AvgPool2d = _layer(_AvgPool, 2, "2-d average pooling over ``(N, C, H, W)``.")
+AdaptiveAvgPool1d = _layer(
+    _AdaptiveAvgPool, 1, "Average pooling of ``(N, C, L)`` to a fixed length."
+)
+AdaptiveAvgPool2d = _layer(
+    _AdaptiveAvgPool,
+    2,
+    "Average pooling of ``(N, C, H, W)`` to a fixed ``output_size`` (``None`` keeps an axis).",
+)

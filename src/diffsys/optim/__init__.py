@@ -22,7 +22,7 @@ from .base import (
     tree_zeros_like,
 )
 from .minimize import MinimizeResult, minimize
-from .optimizers import adagrad, adam, adamw, decay_mask_ndim, lion, rmsprop, sgd
+from .optimizers import adagrad, adam, adamw, decay_mask_ndim, lamb, lion, rmsprop, sgd
 from .schedules import (
     Schedule,
     constant,
@@ -48,6 +48,7 @@ from .transforms import (
     scale_by_lion,
     scale_by_rms,
     scale_by_schedule,
+    scale_by_trust_ratio,
     trace,
 )
 

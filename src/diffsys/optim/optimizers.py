@@ -16,10 +16,11 @@ from .transforms import (
     scale_by_learning_rate,
     scale_by_lion,
     scale_by_rms,
+    scale_by_trust_ratio,
     trace,
 )
 
-__all__ = ["adagrad", "adam", "adamw", "decay_mask_ndim", "lion", "rmsprop", "sgd"]
+__all__ = ["adagrad", "adam", "adamw", "decay_mask_ndim", "lamb", "lion", "rmsprop", "sgd"]
 
 
 def sgd(
@@ -89,6 +90,32 @@ def adagrad(
     """Adagrad."""
     return chain(
         scale_by_adagrad(initial_accumulator_value, eps), scale_by_learning_rate(learning_rate)
+    )
+
+
+def lamb(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    mask: Any = None,
+) -> GradientTransformation:
+    """LAMB (You et al. 2020): Adam's direction plus decoupled weight decay, rescaled per
+    parameter leaf by the trust ratio ``||p|| / ||direction||`` (1 where a norm is zero):
+    ``p -= lr * ||p|| / ||r + wd p|| * (r + wd p)`` with ``r`` the bias-corrected
+    ``m / (sqrt(v) + eps)``. Defaults as in Optax.
+
+    >>> import numpy as np
+    >>> from diffsys import optim
+    >>> opt = optim.lamb(1e-2, weight_decay=1e-2, mask=optim.decay_mask_ndim)
+    >>> state = opt.init({"w": np.ones((2, 2)), "b": np.zeros(2)})
+    """
+    return chain(
+        scale_by_adam(b1, b2, eps),
+        add_decayed_weights(weight_decay, mask) if weight_decay else identity(),
+        scale_by_trust_ratio(),
+        scale_by_learning_rate(learning_rate),
     )
 
 

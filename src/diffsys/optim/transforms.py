@@ -26,6 +26,7 @@ __all__ = [
     "scale_by_lion",
     "scale_by_rms",
     "scale_by_schedule",
+    "scale_by_trust_ratio",
     "trace",
 ]
 
@@ -187,6 +188,34 @@ def scale_by_lion(b1: float = 0.9, b2: float = 0.99) -> GradientTransformation:
         return out, LionState(mu)
 
     return GradientTransformation(init, update)
+
+
+def _leaf_norm(x, min_norm: float):
+    n = dnp.sqrt(dnp.sum(x * x))
+    return dnp.maximum(n, min_norm) if min_norm else n
+
+
+def scale_by_trust_ratio(
+    min_norm: float = 0.0, trust_coefficient: float = 1.0, eps: float = 0.0
+) -> GradientTransformation:
+    """LARS/LAMB's layer-wise trust ratio: each leaf's update ``u`` (one parameter array,
+    the paper's "layer") is scaled by ``trust_coefficient * ||p|| / (||u|| + eps)``, or left
+    as it is where ``||p||`` or ``||u||`` is zero. Norms below ``min_norm`` count as
+    ``min_norm``."""
+
+    def leaf(u, p):
+        p_norm = _leaf_norm(p, min_norm)
+        u_norm = _leaf_norm(u, min_norm)
+        zero = dnp.logical_or(dnp.equal(p_norm, 0), dnp.equal(u_norm, 0))
+        ratio = trust_coefficient * p_norm / dnp.where(zero, 1.0, u_norm + eps)
+        return u * dnp.where(zero, 1.0, ratio)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("scale_by_trust_ratio: update() needs params")
+        return _map(leaf, updates, params), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
 
 
 def _resolve_mask(mask, params):
