@@ -174,3 +174,21 @@ def test_bad_config_is_an_error(tmp_path):
         run_demo(DemoConfig(epochs=0, out=str(tmp_path)), stream=io.StringIO())
     with pytest.raises(ValueError, match="--noise must be >= 0"):
         run_demo(DemoConfig(noise=-1.0, out=str(tmp_path)), stream=io.StringIO())
+
+
+def test_rich_progress_prints_epoch_lines(tmp_path):
+    pytest.importorskip("rich")
+    stream = io.StringIO()
+    run_demo(
+        DemoConfig(
+            epochs=1,
+            synthetic=True,
+            out=str(tmp_path),
+            progress="rich",
+            plots=False,
+            save_pipeline=False,
+        ),
+        stream=stream,
+    )
+    text = stream.getvalue()
+    assert "learned  epoch  1/1" in text and "frozen   epoch  1/1" in text
