@@ -308,3 +308,39 @@ def test_checkpoint_policy_is_passed_to_ds_checkpoint(rng):
         _assert_trees_close(grads[0], g, rtol=1e-13)
     with pytest.raises(ValueError, match="policy"):
         build("no_such_policy")
+
+
+def test_remaining_error_messages():
+    lin = nn.Linear(2, 2, key=0)
+    with pytest.raises(TypeError, match="an nn.Module owns its parameters"):
+        pl.Stage("a", lin, params={"w": np.ones(1)})
+    with pytest.raises(TypeError, match=r"vjp=\(fwd, bwd\) is for function stages"):
+        pl.Stage("a", lin, vjp=(add, add))
+    with pytest.raises(ValueError, match="vjp= makes a 'custom' stage, not 'exact'"):
+        pl.Stage("a", dnp.sin, vjp=(add, add), kind="exact")
+    with pytest.raises(TypeError, match="hard= is for 'relaxed' and 'straight_through'"):
+        pl.Stage("a", dnp.sin, hard=dnp.round, kind="exact")
+    pipe = pl.Pipeline([pl.Stage("s", Scale())])
+    with pytest.raises(TypeError, match="add_loss: give a Loss, or name, fn and inputs"):
+        pipe.add_loss("l")
+    with pytest.raises(TypeError, match="add_metric: give a Metric"):
+        pipe.add_metric("m")
+    with pytest.raises(TypeError, match="expected an optimizer"):
+        pipe.init("adam")
+    with pytest.raises(TypeError, match="expected a dict by stage name, got list"):
+        pipe.params = []
+    with pytest.raises(ValueError, match="a batch tuple of 3 entries, but batch_keys names 2"):
+        pipe((np.ones(2), np.ones(2), np.ones(2)))
+    with pytest.raises(TypeError, match="key must be an int seed or a numpy.random.Generator"):
+        pipe({"x": np.ones(2)}, key="seed")
+    with pytest.raises(KeyError, match="no stage 'nope'"):
+        pipe.freeze("nope")
+    with pytest.raises(KeyError, match=r"the parameters have no entry 's'"):
+        pipe.apply({}, {"x": np.ones(2)})
+    dotted = pl.Pipeline([pl.Stage("s", Scale()), pl.Stage("t", add, inputs=("s.k", "x"))])
+    with pytest.raises(
+        pl.ContractError,
+        match=r"stage 't' reads 's.k': stage 's' returned a "
+        r"ndarray that has no entry 'k'",
+    ):
+        dotted({"x": np.ones(2)})
