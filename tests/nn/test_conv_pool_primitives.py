@@ -1,4 +1,4 @@
-"""The convolution and pooling primitives one by one: derivatives to second order in both
+"""The convolution, pooling and linear primitives one by one: derivatives to second order in both
 modes, batching rules against Python loops (every combination of batched operands), Jacobians
 and Hessians of a small CNN against finite differences, and exact selection."""
 
@@ -16,6 +16,7 @@ from diffsys.core import batching
 from diffsys.core.primitive import registry
 from diffsys.nn import _conv_op as co
 from diffsys.nn import _pool_op as po
+from diffsys.nn._linear_op import linear_p
 from diffsys.nn._select import select_p
 
 SPEC = co.ConvSpec(stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
@@ -101,6 +102,8 @@ def _all_cases(rng):
     mask = rng.standard_normal((3, 4)) > 0
     cases = _conv_cases(rng) | _pool_cases(rng)
     cases["select"] = (lambda g: select_p(g, mask), (rng.standard_normal((3, 4)),))
+    x, w, b = rng.standard_normal((3, 2, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
+    cases["linear"] = (linear_p, (x, w, b))
     return cases
 
 

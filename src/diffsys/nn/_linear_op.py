@@ -7,7 +7,6 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
-from ._batch import loop_batch
 
 
 def _linear_impl(x, w, b):
@@ -55,9 +54,21 @@ linear_p.defjvp(
 
 def _linear_batch(args, batched):
     x, w, b = args
-    if batched[1] or batched[2]:  # per-example parameters: rare, loop over the batch
-        return loop_batch(linear_p, args, batched)
-    return linear_p(x, w, b)  # a batch of inputs shares the parameters: one call
+    bx, bw, bb = batched
+    if not bw and not bb:
+        return linear_p(x, w, b)  # a batch of inputs shares the parameters: one call
+    # Per-example parameters (or jacfwd/jacrev with respect to them): broadcasting matmuls.
+    size = dnp.shape(w)[0] if bw else dnp.shape(b)[0]
+    lead = tuple(dnp.shape(x)[int(bx) : -1])  # the logical leading axes of x
+    if bw:
+        x3 = dnp.reshape(x, ((size,) if bx else ()) + (-1, dnp.shape(x)[-1]))
+        y = dnp.matmul(x3, dnp.swapaxes(w, -1, -2))  # (B, M, out)
+        y = dnp.reshape(y, (size,) + lead + (dnp.shape(y)[-1],))
+    else:
+        y = dnp.matmul(x, dnp.transpose(w))
+    if bb:
+        return y + dnp.reshape(b, (size,) + (1,) * len(lead) + (-1,))
+    return y + b
 
 
 linear_p.defbatch(_linear_batch)
