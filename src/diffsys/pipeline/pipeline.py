@@ -10,6 +10,8 @@ has a functional form that takes the parameters explicitly: :meth:`Pipeline.appl
 from __future__ import annotations
 
 import copy
+import dataclasses
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -562,7 +564,7 @@ class Pipeline:
             raise TypeError("Pipeline.step: telemetry must be a Telemetry, None or False")
         if tel is not None and not tel.enabled:
             tel = None
-        monitor = Monitor(self.order) if tel is not None else None
+        monitor = Monitor() if tel is not None else None
         diff, rest = self._split(ts.params, ts.trainable)
         key = (ts.seed * 1_000_003 + ts.step) % 2**63
 
@@ -586,8 +588,6 @@ class Pipeline:
         except NonFiniteError as exc:
             if tel is None or tel.nonfinite == "raise":
                 raise
-            import warnings
-
             warnings.warn(f"step {ts.step} skipped: {exc}", RuntimeWarning, stacklevel=2)
             report = StepReport(step=ts.step, loss=float("nan"), warnings=[str(exc)], skipped=True)
             tel.record(report)
@@ -760,8 +760,6 @@ class _StageSeeds:
 
 
 def _replace_ts(ts: TrainState, **changes) -> TrainState:
-    import dataclasses
-
     return dataclasses.replace(ts, **changes)
 
 

@@ -95,13 +95,11 @@ def finite_from_sq(sq: float, tree) -> bool:
 class Monitor:
     """What one forward/backward pass saw, stage by stage (made by the pipeline per step)."""
 
-    __slots__ = ("ct_finite", "ct_sq", "forward_error", "order")
+    __slots__ = ("ct_finite", "ct_sq")
 
-    def __init__(self, order: list[str]) -> None:
-        self.order = order
+    def __init__(self) -> None:
         self.ct_sq: dict[str, float] = {}
         self.ct_finite: dict[str, bool] = {}
-        self.forward_error: NonFiniteError | None = None
 
     def record_ct(self, stage: str, g) -> None:
         if any(isinstance(x, Tracer) for x in _leaves(g)):
