@@ -182,8 +182,6 @@ def test_history_exports_to_json_csv_and_png(rng, tmp_path):
     np.testing.assert_allclose(
         tel.series("grad_norms", "thr"), [r.grad_norms["thr"] for r in tel.history]
     )
-    tel.plot(tmp_path / "h.png")
-    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = tel.table(last=3)
     assert table.splitlines()[0].split()[:3] == ["stage", "grad", "norm"]
     assert "thr" in table and "act" in table
@@ -214,3 +212,13 @@ def test_telemetry_option_errors():
         pl.Telemetry(nonfinite="ignore")
     with pytest.raises(ValueError, match="starvation_steps must be >= 1"):
         pl.Telemetry(starvation_steps=0)
+
+
+def test_history_plots_to_png(rng, tmp_path):
+    pytest.importorskip("matplotlib")
+    pipe = make_classifier()
+    trainer = pl.Trainer(pipe, optim.adam(0.01))
+    for _ in range(3):
+        trainer.step(classifier_batch(rng))
+    pipe.telemetry.plot(tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
