@@ -225,7 +225,7 @@ def train_run(
     progress,
 ) -> RunResult:
     """Train one pipeline; every run sees the same batches and the same noise."""
-    steps_per_epoch = -(-len(data.y_train) // config.batch_size)
+    steps_per_epoch = len(data.y_train) // config.batch_size
     total = config.epochs * steps_per_epoch
     pipe = build_pipeline(config, frozen=frozen, steps=total)
     schedule = optim.cosine_decay(config.learning_rate, total, alpha=0.1)
@@ -244,7 +244,11 @@ def train_run(
         noise_rng = np.random.default_rng([config.seed, epoch, 2])
         losses, accs = [], []
         for xb, yb in iterate_batches(
-            (data.x_train, data.y_train), config.batch_size, seed=config.seed, epoch=epoch
+            (data.x_train, data.y_train),
+            config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            drop_last=True,
         ):
             report = trainer.step({"x": _noisy(xb, config.noise, noise_rng), "y": yb})
             losses.append(report.loss)
@@ -383,7 +387,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
         [_noisy(data.x_test, config.noise, test_rng) for _ in range(TEST_DRAWS)]
     )
     y_test = np.tile(data.y_test, TEST_DRAWS)
-    steps_per_epoch = -(-len(data.y_train) // config.batch_size)
+    steps_per_epoch = len(data.y_train) // config.batch_size
 
     probe = build_pipeline(config, steps=config.epochs * steps_per_epoch)
     say("")

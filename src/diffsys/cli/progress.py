@@ -86,7 +86,9 @@ class RichProgress(SilentProgress):
     def end_epoch(self, row: dict) -> None:
         now = time.perf_counter()
         self.progress.console.print(
-            epoch_line(self.label, self.epochs, row, now - self._t0), highlight=False
+            epoch_line(self.label, self.epochs, row, now - self._t0),
+            highlight=False,
+            soft_wrap=True,
         )
         self._t0 = now
 
