@@ -76,3 +76,14 @@ def test_save_and_load_round_trip(module, tmp_path, rng):
     again.infer()
     np.testing.assert_array_equal(again({"x": x}), pipe({"x": x}))
     assert type(again.stages["stage"].module) is type(module)
+
+
+def test_color_jitter_in_a_pipeline_is_random_in_training_and_off_at_inference(rng):
+    x = rng.uniform(0.2, 0.8, size=(4, 3, 6, 6))
+    pipe = pl.Pipeline([pl.Stage("jitter", ColorJitter(0.3, 0.3, 0.3))])
+    a, b = pipe({"x": x}, key=0), pipe({"x": x}, key=0)
+    np.testing.assert_array_equal(a, b)  # the same key, the same draws
+    assert not np.allclose(a, x)
+    assert not np.allclose(pipe({"x": x}, key=1), a)
+    pipe.infer()
+    np.testing.assert_array_equal(pipe({"x": x}), x)  # inference: no augmentation
