@@ -112,3 +112,12 @@ def test_installed_console_script():
         pytest.skip("the diffsys console script is not installed (pip install -e .)")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "demo" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["diffsys.cli", "diffsys.cli.demo", "diffsys.cli.data"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

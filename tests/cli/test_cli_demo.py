@@ -127,6 +127,14 @@ def test_main_runs_the_demo_from_the_command_line(tmp_path, capsys):
     assert summary["data"]["source"] == "synthetic digits"
     assert summary["command"].startswith("diffsys demo --epochs 3")
     assert summary["plots"] == [] and not (out / "loss.png").exists()
+    # the trained pipeline was saved and loads with the learned sigma
+    pytest.importorskip("safetensors")
+    from diffsys import pipeline as pl
+
+    again = pl.load(out / "pipeline")
+    final = summary["runs"]["learned"]["final"]
+    assert float(again.params["blur"].sigma) == pytest.approx(final["sigma"], rel=1e-12)
+    assert list(again.stages) == ["blur", "threshold", "encoder", "classifier"]
 
 
 def test_without_matplotlib_the_plots_are_skipped_with_a_message(tmp_path, monkeypatch):
