@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
+from ..core.tracer import Tracer
 from ._conv_op import _tuple, out_size, resolve_padding
 from ._select import as_layout_of, empty_like_layout, select
 
@@ -109,6 +110,7 @@ def _lowest(dtype: np.dtype):
 
 
 def _max_pool_impl(x, *, spec: PoolSpec):
+    """The maximum of each window over the last axes (padding counts as ``-inf``)."""
     x = np.asarray(x)
     nd = len(spec.kernel)
     views = _views(_pad(x, spec, _lowest(x.dtype)), spec, spec.out(x.shape[-nd:]))
@@ -138,6 +140,7 @@ def _first_maxima(x: np.ndarray, y: np.ndarray, spec: PoolSpec):
 
 
 def _route_impl(g, x, y, *, spec: PoolSpec):
+    """``g`` routed to the first maximum of each window of ``x`` (``y``: the maxima)."""
     g, x, y = np.asarray(g), np.asarray(x), np.asarray(y)
     nd = len(spec.kernel)
     spatial = x.shape[-nd:]
@@ -162,6 +165,7 @@ def _route_impl(g, x, y, *, spec: PoolSpec):
 
 
 def _pick_impl(t, x, y, *, spec: PoolSpec):
+    """The entry of ``t`` at the first maximum of each window of ``x`` (``y``: the maxima)."""
     t, x, y = np.asarray(t), np.asarray(x), np.asarray(y)
     nd = len(spec.kernel)
     out = y.shape[-nd:]
@@ -189,12 +193,13 @@ max_pool_pick_p = Primitive("nn.max_pool_pick", _pick_impl)
 _where_maxima = Primitive("nn.max_pool_where", lambda x: x, zero_derivative=True)
 _where_maxima.defbatch(lambda args, batched: args[0])
 
-max_pool_p.defvjp(
-    lambda g, ans, x, spec: max_pool_route_p(g, _where_maxima(x), _where_maxima(ans), spec=spec)
-)
-max_pool_p.defjvp(
-    lambda t, ans, x, spec: max_pool_pick_p(t, _where_maxima(x), _where_maxima(ans), spec=spec)
-)
+
+def _const(a):
+    return _where_maxima(a) if isinstance(a, Tracer) else a
+
+
+max_pool_p.defvjp(lambda g, ans, x, spec: max_pool_route_p(g, _const(x), _const(ans), spec=spec))
+max_pool_p.defjvp(lambda t, ans, x, spec: max_pool_pick_p(t, _const(x), _const(ans), spec=spec))
 max_pool_route_p.defvjp(
     lambda c, ans, g, x, y, spec: dnp.unbroadcast(max_pool_pick_p(c, x, y, spec=spec), g),
     None,
@@ -236,6 +241,7 @@ def _divisor(spatial, spec: PoolSpec, count_include_pad: bool, dtype):
 
 
 def _avg_pool_impl(x, *, spec: PoolSpec, count_include_pad: bool):
+    """The mean of each window over the last axes."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.inexact):
         x = x.astype(np.float64)
@@ -246,6 +252,7 @@ def _avg_pool_impl(x, *, spec: PoolSpec, count_include_pad: bool):
 
 
 def _avg_pool_t_impl(g, *, spec: PoolSpec, count_include_pad: bool, in_spatial):
+    """The transpose of average pooling: each window receives its share of ``g``."""
     g = np.asarray(g)
     nd = len(spec.kernel)
     g = g / _divisor(in_spatial, spec, count_include_pad, g.dtype)

@@ -72,6 +72,7 @@ def as_layout_of(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def _select_impl(g, m):
+    """``where(m, g, 0)``: ``+0`` where ``m`` is false, whatever ``g`` holds there."""
     g = np.asarray(g)
     m = np.asarray(m, dtype=bool)
     if g.shape != m.shape:  # broadcasting (batched operands): the plain formula
