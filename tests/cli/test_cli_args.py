@@ -107,7 +107,8 @@ def test_python_dash_m_diffsys_help():
 
 
 def test_installed_console_script():
-    exe = shutil.which("diffsys")
+    beside = Path(sys.executable).with_name("diffsys")  # a virtualenv that is not activated
+    exe = str(beside) if beside.exists() else shutil.which("diffsys")
     if exe is None:
         pytest.skip("the diffsys console script is not installed (pip install -e .)")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
