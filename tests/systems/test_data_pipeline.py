@@ -87,3 +87,20 @@ def test_color_jitter_in_a_pipeline_is_random_in_training_and_off_at_inference(r
     assert not np.allclose(pipe({"x": x}, key=1), a)
     pipe.infer()
     np.testing.assert_array_equal(pipe({"x": x}), x)  # inference: no augmentation
+
+
+def test_a_saved_data_pipeline_loads_in_a_process_that_never_imported_systems(tmp_path):
+    pytest.importorskip("safetensors")
+    import subprocess
+    import sys
+
+    pl.Pipeline([pl.Stage("blur", LearnableBlur(1.3))]).save(tmp_path / "p")
+    code = (
+        "import sys; from diffsys import pipeline as pl; "
+        "assert 'diffsys.systems.data' not in sys.modules; "
+        f"p = pl.load({str(tmp_path / 'p')!r}); "
+        "print(type(p.stages['blur'].module).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "LearnableBlur"

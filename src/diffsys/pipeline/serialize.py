@@ -4,9 +4,10 @@ A saved pipeline is a :mod:`diffsys.train` checkpoint directory: ``checkpoint.js
 the pipeline's config (every stage's module type and hyperparameters -- the module's
 static fields -- its contract, kind and flags; the loss terms, weights and metrics), the
 tensor file holds the parameters and the state. Types and functions are saved by their
-registered name and looked up in a registry when loading: nothing is imported, evaluated or
-unpickled. ``diffsys.nn`` layers and functions, ``diffsys.numpy`` and ``diffsys.relax``
-functions are registered; register your own with :func:`register`.
+registered name and looked up in a registry when loading: nothing named by the file is
+imported, evaluated or unpickled. ``diffsys.nn`` layers and functions, ``diffsys.numpy`` and
+``diffsys.relax`` functions are registered, and ``diffsys.systems.data`` stages are imported
+on demand; register your own with :func:`register`.
 
 >>> import tempfile, numpy as np
 >>> from diffsys import nn, pipeline as pl
@@ -21,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from pathlib import Path
@@ -133,8 +135,22 @@ def _name_of(obj, what: str) -> str:
     return name
 
 
+# Stage types of diffsys's own higher layers register themselves when their module is
+# imported; loading a saved pipeline imports them on demand. The module names come from this
+# table, never from the file being loaded.
+_PROVIDERS = {"systems.data.": "diffsys.systems.data"}
+
+
+def _import_provider(name: str) -> None:
+    for prefix, module in _PROVIDERS.items():
+        if name.startswith(prefix):
+            importlib.import_module(module)
+
+
 def _lookup(name: str, what: str):
     _ensure_defaults()
+    if name not in _BY_NAME:
+        _import_provider(name)
     try:
         return _BY_NAME[name]
     except KeyError:
