@@ -127,8 +127,7 @@ def _im2col_impl(x, *, kernel: tuple[int, ...], spec: ConvSpec):
 
 
 def _col2im_impl(cols, *, kernel: tuple[int, ...], spec: ConvSpec, in_spatial: tuple[int, ...]):
-    """The transpose of im2col: each window of the columns added back into
-    ``(N, C, *in_spatial)``."""
+    """The transpose of im2col: each window of the columns added back into the input."""
     cols = np.asarray(cols)
     nd = len(kernel)
     g, ckg = cols.shape[:2]
@@ -201,15 +200,19 @@ def _tw_impl(cols, g, *, spec: ConvSpec, kernel: tuple[int, ...]):
 
 
 def _conv_impl(x, w, b=None, *, spec: ConvSpec):
-    """Convolution of ``x`` with ``w`` (plus ``b``) as one node: im2col and one matmul; the
-    weight gradient makes the columns again."""
+    """Convolution of ``x`` with ``w`` plus ``b`` in one node (im2col, one matmul).
+
+    Only ``x`` is kept for the backward pass; the weight gradient makes the columns again.
+    """
     kernel = tuple(np.shape(w)[2:])
     return _mm_impl(_im2col_impl(x, kernel=kernel, spec=spec), w, b, spec=spec)
 
 
 def _conv_tx_impl(g, w, *, spec: ConvSpec, in_spatial: tuple[int, ...]):
-    """Input gradient of a convolution (the transposed convolution): ``w.T @ g``, added
-    back window by window into ``(N, C, *in_spatial)``."""
+    """Input gradient of a convolution (the transposed convolution) in one node.
+
+    ``w.T @ g``, added back window by window into ``(N, C, *in_spatial)``.
+    """
     kernel = tuple(np.shape(w)[2:])
     cols = _tc_impl(g, w, spec=spec)
     return _col2im_impl(cols, kernel=kernel, spec=spec, in_spatial=in_spatial)
