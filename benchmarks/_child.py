@@ -42,7 +42,33 @@ def run(workload_name: str, framework: str, quick: bool) -> dict[str, Any]:
         return result | {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
     status = "ok" if err <= workload.tolerance else "mismatch"
     timing_dict = timing.as_dict() | {"first_call": first_seconds}
+    if workload.memory:
+        try:
+            timing_dict["peak_bytes"] = peak_memory(thunk)
+        except Exception as exc:  # the time still counts; say why memory is missing
+            traceback.print_exc()
+            timing_dict["memory_error"] = f"{type(exc).__name__}: {exc}"
     return result | {"status": status, "rel_error": err, **timing_dict}
+
+
+def peak_memory(thunk) -> int:
+    """Bytes: the thunk's own measurement (its ``memory`` attribute) or tracemalloc's peak
+    during one call, above what was allocated when the call started."""
+    custom = getattr(thunk, "memory", None)
+    if custom is not None:
+        return int(custom())
+    import gc
+    import tracemalloc
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        thunk()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - start
 
 
 def main(argv: list[str] | None = None) -> None:

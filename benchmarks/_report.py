@@ -119,6 +119,53 @@ def series_section(title: str, points: list[tuple[Workload, list[Result]]]) -> l
     return [f"## Scaling: {title}", "", *_table(header, rows), ""]
 
 
+MIB = 2.0**20
+
+
+def _memory_cell(result: Result) -> str:
+    if "peak_bytes" in result:
+        return fmt(result["peak_bytes"] / MIB)
+    if "memory_error" in result:
+        return "error"
+    return "—"
+
+
+def _memory_targets(workload: Workload, lookup: Lookup | None) -> list[tuple[float | None, str]]:
+    """The memory targets (MiB, or None when not measured) and how to state them."""
+    targets = []
+    if workload.memory_target is not None:
+        targets.append((workload.memory_target, f"≤ {fmt(workload.memory_target)} MiB"))
+    if workload.relative_memory_target is not None:
+        name, framework, factor = workload.relative_memory_target
+        what = f"≤ {factor:g} × the peak of the `{framework}` row of `{name}`"
+        ref = (lookup or {}).get((name, framework))
+        if ref is None or "peak_bytes" not in ref:
+            targets.append((None, what + " (not measured in this run)"))
+        else:
+            value = factor * ref["peak_bytes"] / MIB
+            targets.append((value, what + f" = {fmt(value)} MiB"))
+    return targets
+
+
+def _memory_line(workload: Workload, diffsys: Result | None, lookup: Lookup | None) -> str:
+    targets = _memory_targets(workload, lookup)
+    measured = None if diffsys is None else diffsys.get("peak_bytes")
+    if not targets:
+        if measured is None:
+            return ""
+        return f"Peak memory of diffsys: **{fmt(measured / MIB)} MiB**."
+    stated = " and ".join(what for _, what in targets)
+    line = f"Memory target for diffsys: {stated}."
+    if measured is None:
+        return line + " diffsys: not measured."
+    mib = measured / MIB
+    values = [v for v, _ in targets]
+    if any(v is None for v in values):
+        return line + f" Measured: **{fmt(mib)} MiB**."
+    verdict = "met" if all(mib <= v for v in values) else "not met"
+    return line + f" Measured: **{fmt(mib)} MiB, {verdict}**."
+
+
 def workload_section(
     workload: Workload, results: list[Result], lookup: Lookup | None = None
 ) -> list[str]:
@@ -138,6 +185,12 @@ def workload_section(
     ]
     target, _ = _target(workload, lookup)
     rows = [_row(workload, by_key[k], baseline, target) for k in FRAMEWORKS if k in by_key]
+    memory_line = []
+    if workload.memory:
+        header.insert(3, "Peak memory (MiB)")
+        for row, k in zip(rows, [k for k in FRAMEWORKS if k in by_key], strict=True):
+            row.insert(3, _memory_cell(by_key[k]))
+        memory_line = [_memory_line(workload, diffsys, lookup), ""]
     return [
         f"## {workload.title} (`{workload.name}`)",
         "",
@@ -145,6 +198,7 @@ def workload_section(
         "",
         _target_line(workload, diffsys, lookup),
         "",
+        *memory_line,
         *_table(header, rows),
         "",
     ]

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
+from . import (
+    cnn_step,
+    fft,
+    hessian,
+    hvp,
+    linalg,
+    mass_spring,
+    mlp_step,
+    neuralsort,
+    overhead,
+    soft_sort,
+)
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .replay import WORKLOAD as REPLAY
 
@@ -22,6 +33,7 @@ WORKLOADS: dict[str, Workload] = {
         soft_sort.WORKLOAD_SORT,
         neuralsort.WORKLOAD_FORWARD,
         neuralsort.WORKLOAD,
+        *mass_spring.WORKLOADS,
         *soft_sort.SCALING,
     )
 }

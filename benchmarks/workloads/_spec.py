@@ -66,3 +66,10 @@ class Workload:
     # A point of a scaling table, (series title, n, rows): such workloads are reported in one
     # table per series (n, time, time per n log2 n) instead of a section each.
     series: tuple[str, int, int] | None = None
+    # Measure peak memory too (after timing): tracemalloc's peak during one call, or, when the
+    # thunk has a ``memory`` attribute, what that zero-argument callable returns (bytes; for
+    # frameworks whose allocations tracemalloc does not see). Reported in MiB.
+    memory: bool = False
+    memory_target: float | None = None  # MiB, for diffsys
+    # A memory target relative to another measurement: (workload, framework, factor).
+    relative_memory_target: tuple[str, str, float] | None = None

@@ -10,6 +10,7 @@ from . import (
     _malloc,
     debug,
     numpy,  # noqa: F401 - installs tracer methods and the NumPy surface
+    scan,  # callable: ds.scan(step, init, xs) (see diffsys.scan)
 )
 from .check import GradientCheckError, check_grads
 from .core import (
@@ -39,7 +40,9 @@ from .core import (
     vjp,
     vmap,
 )
+from .core.custom import checkpoint_policies
 from .graph import Graph, load_graph, trace
+from .scan import scan_policies
 
 __version__ = "0.1.0"
 
@@ -52,6 +55,7 @@ __all__ = [
     "Tracer",
     "check_grads",
     "checkpoint",
+    "checkpoint_policies",
     "concrete",
     "custom_jvp",
     "custom_vjp",
@@ -66,6 +70,8 @@ __all__ = [
     "load_graph",
     "primitive",
     "register_pytree_node",
+    "scan",
+    "scan_policies",
     "stop_gradient",
     "tree_flatten",
     "tree_leaves",

@@ -162,8 +162,8 @@ def test_checkpoint_matches_and_recomputes():
     ds.check_grads(f, (x,), order=2)
 
 
-def test_checkpoint_policy_not_supported_yet():
-    with pytest.raises(NotImplementedError, match="policy"):
+def test_checkpoint_unknown_policy():
+    with pytest.raises(ValueError, match="policy"):
         ds.checkpoint(dnp.sin, policy="dots")
 
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import ad_util
+from . import ad_util, remat
 from .forward import JVPTrace, JVPTracer, split_tangents
 from .primitive import Primitive, registry
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
-from .reverse import ReverseTrace, ReverseTracer
+from .reverse import ReverseTrace, ReverseTracer, _CustomNode
 from .tracer import top_trace
 from .transforms import vjp
 
@@ -223,49 +223,265 @@ def stop_gradient(x):
 
 _checkpoint_p = Primitive("checkpoint", lambda fun, *args: fun(*args))
 
+# Products whose outputs "dots_saveable" keeps: every dot-like product in diffsys.numpy is an
+# einsum or a matmul, and nn.Linear is one primitive.
+DOT_PRIMITIVES = frozenset({"matmul", "einsum", "nn.linear"})
 
-def checkpoint(fun: Callable, policy: str | None = None) -> Callable:
+
+def _dots_saveable(prim, *args, **params) -> bool:
+    return prim.name in DOT_PRIMITIVES
+
+
+def _everything_saveable(prim, *args, **params) -> bool:
+    return True
+
+
+def _nothing_saveable(prim, *args, **params) -> bool:
+    return False
+
+
+class checkpoint_policies:
+    """Named policies for :func:`checkpoint` (JAX's names). A policy is a function
+    ``policy(prim, *args, **params) -> bool``: ``True`` keeps the output of that primitive
+    application for the backward pass, ``False`` recomputes it there."""
+
+    nothing_saveable = staticmethod(_nothing_saveable)
+    everything_saveable = staticmethod(_everything_saveable)
+    dots_saveable = staticmethod(_dots_saveable)
+    checkpoint_dots = staticmethod(_dots_saveable)
+
+    @staticmethod
+    def save_only_these(*names: str):
+        """Keep the outputs of the primitives with these names (``Primitive.name``)."""
+        wanted = frozenset(names)
+        return lambda prim, *args, **params: prim.name in wanted
+
+    @staticmethod
+    def save_anything_except(*names: str):
+        """Keep every output except those of the primitives with these names."""
+        unwanted = frozenset(names)
+        return lambda prim, *args, **params: prim.name not in unwanted
+
+
+_NAMED_POLICIES = {
+    "nothing_saveable": None,
+    "everything_saveable": _everything_saveable,
+    "dots_saveable": _dots_saveable,
+    "checkpoint_dots": _dots_saveable,
+}
+
+
+def _resolve_policy(policy):
+    if policy is None or policy is _nothing_saveable:
+        return None
+    if isinstance(policy, str):
+        if policy not in _NAMED_POLICIES:
+            raise ValueError(
+                f"checkpoint: unknown policy {policy!r}; use one of "
+                f"{', '.join(repr(k) for k in _NAMED_POLICIES)}, None, or a function "
+                "policy(prim, *args, **params) -> bool (True: keep that primitive's output)"
+            )
+        return _NAMED_POLICIES[policy]
+    if callable(policy):
+        return policy
+    raise TypeError(
+        f"checkpoint: policy must be None, a name or a function, got {type(policy).__name__}"
+    )
+
+
+def checkpoint(fun: Callable, policy=None) -> Callable:
     """``fun`` whose intermediate values are recomputed in the backward pass, not stored.
 
     Reverse mode records one node for the whole call and keeps only its inputs; the backward
-    pass runs ``fun`` again under a fresh VJP. Trades one extra forward pass for memory.
+    pass runs ``fun`` again and differentiates that run. Trades one extra forward pass for
+    memory. ``policy`` chooses what is kept instead of recomputed (JAX's meaning):
+
+    - ``None`` or ``"nothing_saveable"``: nothing, everything inside is recomputed;
+    - ``"everything_saveable"``: everything (no recomputation: ``fun`` itself);
+    - ``"dots_saveable"``: the outputs of matrix products (``matmul``, ``einsum`` and what is
+      built on them, ``nn.Linear``), the rest is recomputed;
+    - a function ``policy(prim, *args, **params) -> bool`` called for each primitive
+      application inside (``prim.name`` names it): ``True`` keeps its output.
+
+    With a policy that keeps something, the backward pass replays the primitives recorded in
+    the forward pass (no Python code of ``fun`` runs again) and recomputes only those whose
+    outputs were not kept. ``fun`` may read traced values it is not given (a closure over
+    parameters): they receive their gradients too. Forward mode and ``vmap`` store nothing,
+    so there ``fun`` simply runs.
 
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> f = ds.checkpoint(lambda x: dnp.sin(dnp.sin(x)))
     >>> float(ds.grad(f)(0.0))
     1.0
     """
-    if policy is not None:
-        raise NotImplementedError(
-            f"checkpoint: policy {policy!r} is not supported yet; use policy=None "
-            "(recompute everything inside)"
-        )
+    saveable = _resolve_policy(policy)
+    if saveable is _everything_saveable:
+        return fun
 
     @functools.wraps(fun)
     def checkpointed(*args):
         leaves, treedef = tree_flatten(args)
-        trace = top_trace(leaves)
-        if not isinstance(trace, ReverseTrace):
+        trace = remat.node_trace(leaves, fun)
+        if trace is None:
             return fun(*args)
-        vals, parents = _unbox_for(trace, leaves)
-        if not parents:
-            return fun(*args)
-        out = fun(*tree_unflatten(treedef, vals))
-        diff = [i for i, _ in parents]
-
-        def bwd_leaves(g):
-            def f_diff(*xs):
-                full = list(vals)
-                for i, x in zip(diff, xs, strict=True):
-                    full[i] = x
-                return fun(*tree_unflatten(treedef, full))
-
-            _, f_vjp = vjp(f_diff, *[vals[i] for i in diff])
-            cts = [None] * len(vals)
-            for i, ct in zip(diff, f_vjp(g), strict=True):
-                cts[i] = ct
-            return cts
-
-        return _record(trace, _checkpoint_p, vals, parents, out, bwd_leaves)
+        return _checkpoint_node(trace, fun, leaves, treedef, saveable)
 
     return checkpointed
+
+
+class _Restart(Exception):
+    """The function read a value traced above the chosen trace: run again on ``trace``."""
+
+    def __init__(self, trace):
+        super().__init__()
+        self.trace = trace
+
+
+def _checkpoint_node(trace, fun, leaves, treedef, saveable):
+    try:
+        if saveable is None:
+            return _recompute_node(trace, fun, leaves, treedef)
+        return _replay_node(trace, fun, leaves, treedef, saveable)
+    except _Restart as r:  # a traced value missed by remat.closure_tracers: start over there
+        if not isinstance(r.trace, ReverseTrace):
+            return fun(*tree_unflatten(treedef, leaves))
+        return _checkpoint_node(r.trace, fun, leaves, treedef, saveable)
+
+
+def _run_on(trace, rec, fun, treedef, args):
+    """Run ``fun`` inside the recording; its flat outputs and their structure."""
+    out = fun(*tree_unflatten(treedef, args))
+    out_leaves, out_def = tree_flatten(out)
+    higher = remat.higher_trace(out_leaves, trace)
+    if higher is not None:
+        raise _Restart(higher)
+    return out_leaves, out_def
+
+
+def _finish_node(trace, vals, parents, captured, out_leaves, out_def, bwd_leaves):
+    """Record the node: inputs ``parents`` then the captured slots; ``bwd_leaves(gs)`` maps the
+    output cotangents to ``{input index: cotangent}`` and ``{captured slot: cotangent}``."""
+    n = len(vals)
+    cap_slots = list(captured)
+    all_parents = list(parents) + [(n + j, s) for j, s in enumerate(cap_slots)]
+    out_vals = [remat.unbox(trace, o) for o in out_leaves]
+    if not all_parents:  # nothing traced reaches the outputs
+        return tree_unflatten(out_def, out_vals)
+    known = set(cap_slots)
+
+    def bwd(g):
+        gs = list(g) if len(out_vals) != 1 else [g]
+        in_cts, cap_cts = bwd_leaves(gs)
+        extra = set(cap_cts) - known
+        if extra:
+            raise RuntimeError(
+                "checkpoint: the recomputation read traced values the forward pass did not "
+                f"(slots {sorted(extra)}); the function must take the same path both times"
+            )
+        result = {i: ct for i, ct in in_cts.items() if ct is not None}
+        for j, s in enumerate(cap_slots):
+            ct = cap_cts.get(s)
+            if ct is not None:
+                result[n + j] = ct
+        return result
+
+    # the node's arguments: the inputs, then the captured values (held elsewhere anyway)
+    node_vals = list(vals) + [captured[s] for s in cap_slots]
+    if len(out_vals) == 1:
+        tracer = trace.record_custom(_checkpoint_p, node_vals, out_vals[0], all_parents, bwd, False)
+        return tree_unflatten(out_def, [tracer])
+    tracers = trace.record_custom(_checkpoint_p, node_vals, out_vals, all_parents, bwd, True)
+    return tree_unflatten(out_def, tracers)
+
+
+def _recompute_node(trace, fun, leaves, treedef):
+    """Policy None: keep the inputs only; the backward pass runs ``fun`` again."""
+    vals, parents = _unbox_for(trace, leaves)
+    with remat.Recording(trace) as rec:
+        out_leaves, out_def = _run_on(trace, rec, fun, treedef, vals)
+        captured = rec.captured(out_leaves)
+
+    def bwd_leaves(gs):
+        with remat.Recording(trace) as rec:
+            boxed = list(vals)
+            slots = {}
+            for i, _ in parents:
+                t = rec.box(vals[i])
+                boxed[i] = t
+                slots[i] = t._slot
+            outs, _ = _run_on(trace, rec, fun, treedef, boxed)
+            cts: dict = {}
+            remat.seed(cts, trace, outs, gs)
+            remat.backprop(rec.entries, cts)
+            in_cts = {i: cts.pop(s, None) for i, s in slots.items()}
+            cap_cts = {s: ct for s, ct in cts.items() if s < rec.base}
+        return in_cts, cap_cts
+
+    return _finish_node(trace, vals, parents, captured, out_leaves, out_def, bwd_leaves)
+
+
+_RECOMPUTE = object()
+
+
+def _replay_node(trace, fun, leaves, treedef, saveable):
+    """A policy keeps some outputs: record the forward pass, keep its structure (the
+    primitives, their constant arguments and the kept outputs), drop the other values; the
+    backward pass replays the structure, recomputing what was dropped."""
+    vals, parents = _unbox_for(trace, leaves)
+    with remat.Recording(trace) as rec:
+        boxed = list(vals)
+        slots = {}
+        for i, _ in parents:
+            t = rec.box(vals[i])
+            boxed[i] = t
+            slots[i] = t._slot
+        out_leaves, out_def = _run_on(trace, rec, fun, treedef, boxed)
+        captured = rec.captured(out_leaves)
+        base, end = rec.base, rec.end
+        out_slots = [
+            o._slot if o.__class__ is ReverseTracer and o._trace is trace else None
+            for o in out_leaves
+        ]
+        plan = []
+        for prim, evals, params, out, eparents, slot, n in rec.entries:
+            internal = tuple((i, s) for i, s in eparents if s >= base)
+            kept = list(evals)
+            for i, _ in internal:
+                kept[i] = None  # recomputed or kept upstream: filled in at replay
+            if prim.__class__ is _CustomNode or saveable(prim, *evals, **params):
+                saved = out
+            else:
+                saved = _RECOMPUTE
+            plan.append((prim, kept, params, saved, eparents, internal, slot, n))
+        rec.entries.clear()
+    out_vals_leaves = [remat.unbox(trace, o) for o in out_leaves]
+
+    def bwd_leaves(gs):
+        with remat.Recording(trace, reserve=end):
+            env = {s: vals[i] for i, s in slots.items()}
+            entries = []
+            for prim, kept, params, saved, eparents, internal, slot, n in plan:
+                args = list(kept)
+                for i, s in internal:
+                    args[i] = env[s]
+                if saved is _RECOMPUTE:
+                    out = prim(*args, **params) if params else prim(*args)
+                else:
+                    out = saved
+                if n:
+                    for k in range(n):
+                        env[slot + k] = out[k]
+                else:
+                    env[slot] = out
+                entries.append((prim, args, params, out, eparents, slot, n))
+            cts: dict = {}
+            for s, g in zip(out_slots, gs, strict=True):
+                if s is not None and g is not None:
+                    remat.accumulate(cts, s, g)
+            del env
+            remat.backprop(entries, cts)
+            in_cts = {i: cts.pop(s, None) for i, s in slots.items()}
+            cap_cts = {s: ct for s, ct in cts.items() if s < base}
+        return in_cts, cap_cts
+
+    return _finish_node(trace, vals, parents, captured, out_vals_leaves, out_def, bwd_leaves)
