@@ -30,7 +30,7 @@ from .. import numpy as dnp
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from ._conv_op import _tuple, out_size, resolve_padding
-from ._select import as_layout_of, empty_like_layout, select
+from ._select import as_layout_of, empty_like_layout, select, select_scratch
 
 
 class PoolSpec(NamedTuple):
@@ -123,20 +123,25 @@ def _max_pool_impl(x, *, spec: PoolSpec):
 
 
 def _first_maxima(x: np.ndarray, y: np.ndarray, spec: PoolSpec):
-    """For each kernel offset, the mask of windows whose first maximum sits there."""
+    """For each kernel offset, the mask of windows whose first maximum sits there.
+
+    One buffer is yielded each time, overwritten by the next offset: use it at once.
+    """
     nd = len(spec.kernel)
     views = _views(_pad(x, spec, _lowest(x.dtype)), spec, y.shape[-nd:])
-    found = None
+    shape = np.broadcast_shapes(views[0].shape, y.shape)
+    hit = np.empty_like(y, dtype=bool) if shape == y.shape else np.empty(shape, bool)
+    found = np.empty_like(hit)
+    last = len(views) - 1
     for k, v in enumerate(views):
-        hit = v == y
-        if found is None:
-            found = hit
-            yield hit
-            continue
-        first = np.greater(hit, found)  # hit and not found before
-        if k + 1 < len(views):
-            np.logical_or(found, hit, out=found)
-        yield first
+        np.equal(v, y, out=hit)
+        if k == 0:
+            np.copyto(found, hit)
+        else:
+            np.greater(hit, found, out=hit)  # a maximum, and none found before
+            if k < last:
+                np.logical_or(found, hit, out=found)
+        yield hit
 
 
 def _route_impl(g, x, y, *, spec: PoolSpec):
@@ -147,18 +152,18 @@ def _route_impl(g, x, y, *, spec: PoolSpec):
     lead = np.broadcast_shapes(g.shape[:-nd], x.shape[:-nd])
     g = as_layout_of(g, y)
     shape = lead + spatial
-    tiles = spec.tiles(spatial)
     if spec.padded:
         shape = lead + tuple(n + lo + hi for n, (lo, hi) in zip(spatial, spec.padding, strict=True))
     # Windows that tile the input, and no broadcasting: each entry is written exactly once.
-    direct = tiles and g.shape[:-nd] == lead and x.shape[:-nd] == lead
+    direct = spec.tiles(spatial) and g.shape == y.shape and x.shape[:-nd] == lead
     gx = empty_like_layout(x if x.shape[:-nd] == lead else g, shape, g.dtype)
     if not direct:
         gx.fill(0)
+    scratch = select_scratch(g, y) if direct else None
     views = _views(gx, spec, y.shape[-nd:])
     for view, first in zip(views, _first_maxima(x, y, spec), strict=True):
         if direct:
-            select(g, first, out=view)
+            select(g, first, out=view, scratch=scratch)
         else:
             view += _select_broadcast(g, first)
     return gx[_crop(spec, spatial, gx.ndim)] if spec.padded else gx

@@ -28,8 +28,17 @@ _INT_OF = {
 }
 
 
-def select(g: np.ndarray, m: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``where(m, g, 0)`` in the dtype of ``g``; into ``out`` when given."""
+def select_scratch(g: np.ndarray, m: np.ndarray) -> np.ndarray | None:
+    """A work buffer for repeated :func:`select` calls of ``g`` with masks shaped like ``m``."""
+    it = _INT_OF.get(g.dtype)
+    return None if it is None else np.empty_like(m, dtype=it)
+
+
+def select(
+    g: np.ndarray, m: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None
+) -> np.ndarray:
+    """``where(m, g, 0)`` in the dtype of ``g``; into ``out`` when given (``scratch``: a
+    buffer from :func:`select_scratch`, overwritten)."""
     it = _INT_OF.get(g.dtype)
     if it is None or g.shape != m.shape or (out is not None and out.dtype != g.dtype):
         r = np.where(m, g, np.zeros((), g.dtype))
@@ -37,7 +46,7 @@ def select(g: np.ndarray, m: np.ndarray, out: np.ndarray | None = None) -> np.nd
             return r
         out[...] = r
         return out
-    mk = np.empty_like(m, dtype=it)  # the layout of m (order "K")
+    mk = np.empty_like(m, dtype=it) if scratch is None else scratch  # the layout of m
     np.negative(m.view(np.int8), out=mk, casting="unsafe")  # True -> all ones, False -> 0
     if out is None:
         return np.bitwise_and(g.view(it), mk, out=mk).view(g.dtype)
