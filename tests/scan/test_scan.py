@@ -294,14 +294,14 @@ def test_counts_of_the_other_policies(length):
 # --- memory ---------------------------------------------------------------------------------
 
 
-def _peak(policy):
+def _peak(policy, length=100):
     x0 = np.linspace(0.0, 1.0, 20_000)  # a 160 kB carry
 
     def loss(a):
         def step(c, _):
             return dnp.sin(c * a) * 0.5 + c * 0.5, None
 
-        return dnp.sum(ds.scan(step, x0, length=100, checkpoint=policy)[0])
+        return dnp.sum(ds.scan(step, x0, length=length, checkpoint=policy)[0])
 
     gc.collect()
     tracemalloc.start()
@@ -326,3 +326,10 @@ def test_checkpointing_bounds_the_memory():
     assert 100 < carries < 125  # one carry per step
     assert sqrt < 35  # 10 snapshots, up to 9 carries of a segment, one step
     assert binomial < 20  # 4 snapshots, one step
+
+
+def test_binomial_memory_does_not_grow_with_the_length():
+    short, _ = _peak(("binomial", 3), length=50)
+    long, _ = _peak(("binomial", 3), length=400)
+    assert long < short + 2  # the same snapshots and one step, however many steps
+    assert _peak(None, length=400)[0] > 4 * _peak(None, length=50)[0]
