@@ -333,3 +333,20 @@ def test_binomial_memory_does_not_grow_with_the_length():
     long, _ = _peak(("binomial", 3), length=400)
     assert long < short + 2  # the same snapshots and one step, however many steps
     assert _peak(None, length=400)[0] > 4 * _peak(None, length=50)[0]
+
+
+@pytest.mark.parametrize("policy", [None, "sqrt", ("binomial", 2)], ids=repr)
+def test_reverse_runs_from_the_last_x(policy):
+    c, ys = ds.scan(rnn_step(W), C0, XS, reverse=True)
+    c0, ys0 = python_loop(rnn_step(W), C0, XS[::-1])
+    np.testing.assert_allclose(c, c0)
+    np.testing.assert_allclose(ys, ys0[::-1])  # ys keep the order of xs
+
+    def reversed_loss(w, c0, xs):  # loss_loop on the flipped sequence, through reverse=True
+        c, ys = ds.scan(rnn_step(w), c0, xs, checkpoint=policy, reverse=True)
+        return dnp.sum(c**2) + dnp.sum(ys[::-1] * dnp.arange(1.0, 8.0))
+
+    want = ds.grad(lambda w, c0, xs: loss_loop(w, c0, xs[::-1]), (0, 1, 2))(W, C0, XS)
+    got = ds.grad(reversed_loss, (0, 1, 2))(W, C0, XS)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)

@@ -49,6 +49,7 @@ def scan(
     *,
     checkpoint=None,
     replay: bool | str = False,
+    reverse: bool = False,
 ):
     """Loop ``carry, y = step(carry, x)`` over the leading axis of ``xs``, like
     ``jax.lax.scan``; returns ``(final_carry, ys)`` with the ``y``'s stacked on a new leading
@@ -71,6 +72,9 @@ def scan(
     when the step reads traced values from its closure (pass those in the carry).
     ``replay="auto"`` is the same without a warning when it falls back.
 
+    ``reverse=True`` runs the steps from the last ``x`` to the first (``ys`` keep the order of
+    ``xs``), like ``jax.lax.scan``.
+
     Gradients reach ``init``, ``xs`` and traced values the step reads from its closure.
 
     >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
@@ -84,6 +88,12 @@ def scan(
     >>> round(float(g), 6)
     0.729
     """
+    if reverse:
+        flipped = _tree_map_leaves(lambda a: a[::-1], xs)
+        carry, ys = scan(
+            step, init, flipped, length, checkpoint=checkpoint, replay=replay, reverse=False
+        )
+        return carry, _tree_map_leaves(lambda a: a[::-1], ys)
     policy = policies.resolve(checkpoint)
     if replay not in (False, True, "auto"):
         raise ValueError(f"scan: replay must be True, False or 'auto', got {replay!r}")
@@ -106,6 +116,11 @@ def scan(
     if trace is None or policy is None:
         return loop.eager(init_leaves, policy)
     return loop.node(trace, init_leaves, policy)
+
+
+def _tree_map_leaves(f, tree):
+    leaves, treedef = tree_flatten(tree)
+    return tree_unflatten(treedef, [f(x) for x in leaves])
 
 
 def _length(xs_leaves, length) -> int:
