@@ -169,13 +169,16 @@ def test_multiple_results_primitive():
     np.testing.assert_allclose(ds.grad(g)(b), ds.grad(h)(b), rtol=1e-10)
 
 
-def test_indexing_with_a_traced_integer_array_specialises_the_graph():
-    # diffsys.numpy reads the value of a traced index array (it is not batched): the graph
-    # keeps that index, and says so. Documented in docs/graph.md (limits).
+def test_indexing_with_a_traced_integer_array_keeps_it_an_operand():
+    # a traced integer index is an operand of the graph (a gather), not read while tracing:
+    # no warning, and the graph indexes with the index it is called with. More cases in
+    # test_graph_traced_indices.py; docs/graph.md (limits) says what still specialises.
     x = rng.standard_normal(4)
-    with pytest.warns(GraphSpecializationWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GraphSpecializationWarning)
         g = ds.trace(lambda x, i: dnp.sum(x[i]))(x, np.array([0, 1]))
-    assert g(x, np.array([2, 3])) == x[0] + x[1]
+    assert g(x, np.array([2, 3])) == x[2] + x[3]
+    np.testing.assert_array_equal(ds.grad(g)(x, np.array([3, 3])), [0.0, 0.0, 0.0, 2.0])
 
 
 def test_tracing_inside_a_transform_composes():

@@ -5,10 +5,12 @@ An index is normalized once into a tuple of ints, slices, ``None`` and integer a
 tuple is the primitive's parameter. The VJP of indexing scatters the cotangent back with
 ``index_add`` (``numpy.add.at`` semantics, so repeated indices accumulate).
 
-Integer index arrays that have no single value (batched under ``vmap``:
-``vmap(lambda x, i: x[i])``) are operands instead: ``gather`` / ``scatter_add`` /
-``scatter_set`` take them after the arrays, and the index parameter holds a :class:`Slot` in
-their place. Their batching rules index with a batch ``arange`` in front.
+Traced integer index arrays whose value must not be read while tracing are operands instead:
+those batched under ``vmap`` (``vmap(lambda x, i: x[i])``: no single value) and those
+recorded into a graph by ``ds.trace`` (reading them would fix the graph to the example
+index). ``gather`` / ``scatter_add`` / ``scatter_set`` take them after the arrays, and the
+index parameter holds a :class:`Slot` in their place. Their batching rules index with a
+batch ``arange`` in front.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ._util import batch_size, move_batch_axis, shape_of, unbroadcast
 
 class Slot:
     """In a normalized index, the place of an integer index array that is an operand of the
-    primitive (it has no single concrete value: it is batched under ``vmap``)."""
+    primitive (batched under ``vmap``, or an input of a graph being traced)."""
 
     __slots__ = ("k", "shape")
 
@@ -42,7 +44,23 @@ class Slot:
         return f"Slot({self.k}, shape={self.shape})"
 
 
-def _has_concrete_value(x) -> bool:
+def _in_graph(x) -> bool:
+    """Whether the tracer ``x`` is recorded into a graph (``ds.trace``) at some level."""
+    from ..graph._trace import GraphTracer  # lazily: the graph package builds on this one
+
+    while isinstance(x, Tracer):
+        if isinstance(x, GraphTracer):
+            return True
+        x = x._value
+    return False
+
+
+def _has_concrete_value(x, read_graph: bool = False) -> bool:
+    """Whether the index tracer ``x`` may be read as a plain value while tracing. Not when it
+    is batched under ``vmap`` (no single value), nor, unless ``read_graph``, when it is
+    recorded into a graph: reading it would fix the graph to the example index."""
+    if not read_graph and _in_graph(x):
+        return False
     try:
         concrete(x)
     except TypeError:  # a batched value (vmap): no single concrete value
@@ -50,13 +68,16 @@ def _has_concrete_value(x) -> bool:
     return True
 
 
-def normalize_index(idx, shape: tuple[int, ...], operands: list | None = None) -> tuple:
+def normalize_index(
+    idx, shape: tuple[int, ...], operands: list | None = None, read_graph: bool = False
+) -> tuple:
     """``idx`` as a tuple of ints, slices, ``None`` and integer arrays, for an array of
     ``shape``; raises ``IndexError``/``TypeError`` for what NumPy would reject.
 
-    Integer index arrays without a concrete value (batched under ``vmap``) are appended to
-    ``operands`` and stand in the result as :class:`Slot` s; without ``operands`` they are an
-    error."""
+    Traced integer index arrays without a value to read (batched under ``vmap``, or recorded
+    into a graph unless ``read_graph``) are appended to ``operands`` and stand in the result
+    as :class:`Slot` s; without ``operands`` they are an error. Traced boolean masks are
+    always read (the result's shape depends on them)."""
     if not isinstance(idx, tuple):
         idx = (idx,)
     items = []
@@ -68,7 +89,7 @@ def normalize_index(idx, shape: tuple[int, ...], operands: list | None = None) -
                     f"indexing: a traced array of dtype {dtype} cannot be used as an index; "
                     "indices must be integers, slices, None, ... or boolean masks"
                 )
-            if not _has_concrete_value(item):
+            if not _has_concrete_value(item, read_graph or dtype == np.bool_):
                 if dtype == np.bool_:
                     raise IndexError(
                         f"indexing: a boolean mask of shape {item.shape} that is batched "
@@ -302,7 +323,23 @@ def _zeros_for(x, g):
     return np.zeros(shape_of(x), dtype=ad_util._dtype_of(g))
 
 
-gather_p = Primitive("gather", lambda x, *ops, idx: x[_fill_slots(idx, ops)])
+def _index_operand_error(op: str, x, ops, err: IndexError) -> IndexError:
+    shapes = ", ".join(str(np.shape(o)) for o in ops)
+    return IndexError(
+        f"{op}: an index given as an operand (traced under vmap or ds.trace, shapes {shapes}) "
+        f"does not fit the indexed array of shape {np.shape(x)}: {err}"
+    )
+
+
+def _gather_impl(x, *ops, idx):
+    """``x`` indexed by ``idx`` with its :class:`Slot` s filled by the index operands."""
+    try:
+        return x[_fill_slots(idx, ops)]
+    except IndexError as err:
+        raise _index_operand_error("indexing (gather)", x, ops, err) from None
+
+
+gather_p = Primitive("gather", _gather_impl)
 gather_p.defvjp(lambda g, ans, x, *ops, idx: scatter_add_p(_zeros_for(x, g), g, *ops, idx=idx))
 gather_p.defjvp(lambda t, ans, x, *ops, idx: gather_p(t, *ops, idx=idx))
 gather_p.defbatch(_gather_batch)
@@ -310,13 +347,19 @@ gather_p.defbatch(_gather_batch)
 
 def _scatter_add_impl(x, v, *ops, idx):
     out = _updated_copy(x, v)
-    np.add.at(out, _fill_slots(idx, ops), v)
+    try:
+        np.add.at(out, _fill_slots(idx, ops), v)
+    except IndexError as err:
+        raise _index_operand_error("x.at[idx].add (scatter_add)", x, ops, err) from None
     return out
 
 
 def _scatter_set_impl(x, v, *ops, idx):
     out = _updated_copy(x, v)
-    out[_fill_slots(idx, ops)] = v
+    try:
+        out[_fill_slots(idx, ops)] = v
+    except IndexError as err:
+        raise _index_operand_error("x.at[idx].set (scatter_set)", x, ops, err) from None
     return out
 
 
@@ -516,11 +559,11 @@ class IndexUpdateRef:
         self.x = x
         self.idx = idx
 
-    def _prepare(self, v, op: str):
+    def _prepare(self, v, op: str, read_graph: bool = False):
         """``v`` checked against the indexed region (leading axes of length one dropped, as
         NumPy's assignment allows), the normalized index and its index operands."""
         operands: list = []
-        idx = normalize_index(self.idx, shape_of(self.x), operands)
+        idx = normalize_index(self.idx, shape_of(self.x), operands, read_graph)
         shape = shape_of(self.x)
         region = _region_shape(shape, idx)
         vs = shape_of(v)
@@ -582,7 +625,7 @@ class IndexUpdateRef:
 
     def _plain(self, ufunc, v, op):
         """Outside transforms: NumPy's ``ufunc.at`` (repeated indices apply repeatedly)."""
-        v, idx, ops = self._prepare(v, op)
+        v, idx, ops = self._prepare(v, op, read_graph=True)
         if ops:  # an index batched under vmap: not supported (raises)
             return self._factor(v, op)
         weak = type(v) in (int, float, complex)
@@ -592,7 +635,9 @@ class IndexUpdateRef:
         return out
 
     def _factor(self, v, op):
-        v, idx, ops = self._prepare(v, op)
+        # Repeated positions must be found from the index values: a graph being traced reads
+        # (and is specialised to) its index here, with a GraphSpecializationWarning.
+        v, idx, ops = self._prepare(v, op, read_graph=True)
         shape = shape_of(self.x)
         if ops:
             raise NotImplementedError(
