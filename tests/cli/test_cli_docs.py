@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "demo.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
+from doc_samples import Guide
+
+GUIDE = Guide("demo.md", min_blocks=2)
 
 
 def test_the_guide_has_samples():
-    assert len(BLOCKS) >= 2
+    GUIDE.check_count()
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(GUIDE.blocks)))
 def test_doc_block_runs(index, capsys):
-    exec(compile(BLOCKS[index], f"{DOC}:block{index}", "exec"), {"__name__": "__doc_block__"})
+    GUIDE.run_block(index)
 
 
 def test_the_options_table_lists_every_option():
@@ -25,5 +25,4 @@ def test_the_options_table_lists_every_option():
 
     demo = build_parser()._subparsers._group_actions[0].choices["demo"]
     options = {o for a in demo._actions for o in a.option_strings if o.startswith("--")}
-    text = DOC.read_text(encoding="utf-8")
-    assert {o for o in options if o != "--help"} <= set(re.findall(r"`(--[a-z-]+)", text))
+    assert {o for o in options if o != "--help"} <= set(re.findall(r"`(--[a-z-]+)", GUIDE.text))

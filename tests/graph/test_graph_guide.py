@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 
+from doc_samples import Guide
+
 pytest.importorskip("safetensors")
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "graph.md"
-TEXT = DOC.read_text(encoding="utf-8")
-BLOCKS = re.findall(r"^```python\n(.*?)^```", TEXT, re.S | re.M)
+GUIDE = Guide("graph.md", min_blocks=6)
 
 
 def test_the_guide_runs_and_shows_the_real_listing(capsys):
-    assert len(BLOCKS) >= 6
-    namespace = {"__name__": "__doc_block__"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no sample may warn unless it says so
-        for k, block in enumerate(BLOCKS):
-            exec(compile(block, f"{DOC}:block{k}", "exec"), namespace)  # noqa: S102
-    listing = re.search(r"^```text\n(.*?)^```", TEXT, re.S | re.M).group(1)
+        namespace = GUIDE.run()
+    listing = re.search(r"^```text\n(.*?)^```", GUIDE.text, re.S | re.M).group(1)
     assert str(namespace["g"]) + "\n" == listing
     assert listing in capsys.readouterr().out

@@ -6,33 +6,29 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
-import re
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
 import diffsys.pipeline
+from doc_samples import Guide
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "pipeline.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
+GUIDE = Guide("pipeline.md", min_blocks=10)
 MODULES = sorted(
     f"diffsys.pipeline.{m.name}" for m in pkgutil.iter_modules(diffsys.pipeline.__path__)
 )
 
 
 def test_the_guide_has_samples():
-    assert len(BLOCKS) >= 10
+    GUIDE.check_count()
 
 
 def test_doc_blocks_run_in_order(capsys, monkeypatch):
     # a real module: the guide defines an nn.Module (a dataclass), which needs one
     module = types.ModuleType("pipeline_doc_blocks")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    namespace = module.__dict__
-    for index, block in enumerate(BLOCKS):
-        exec(compile(block, f"{DOC}:block{index}", "exec"), namespace)
+    namespace = GUIDE.run(module.__dict__)
     out = capsys.readouterr().out
     assert "stage 'pre' input 0 ('x'): expected shape ('B', 16), got (4, 15)" in out
     assert "stage 'clobber' modified its input in place" in out

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from doc_samples import Guide
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "relax.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
+GUIDE = Guide("relax.md", min_blocks=8)
 
 
 def test_the_guide_has_samples():
-    assert len(BLOCKS) >= 8
+    GUIDE.check_count()
 
 
-def test_doc_blocks_run_in_order(capsys):
-    namespace = {"__name__": "__doc_block__"}
-    for index, block in enumerate(BLOCKS):
-        exec(compile(block, f"{DOC}:block{index}", "exec"), namespace)
+def test_doc_blocks_run_in_order():
+    GUIDE.run()

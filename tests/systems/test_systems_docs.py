@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "systems-data.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
+from doc_samples import Guide
+
+GUIDE = Guide("systems-data.md", min_blocks=6)
 
 
 def test_the_guide_has_samples():
-    assert len(BLOCKS) >= 6
+    GUIDE.check_count()
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(GUIDE.blocks)))
 def test_doc_block_runs(index, capsys):
-    if "pipeline" in BLOCKS[index]:
+    if "pipeline" in GUIDE.blocks[index]:
         pytest.importorskip("diffsys.pipeline")
-    exec(compile(BLOCKS[index], f"{DOC}:block{index}", "exec"), {"__name__": "__doc_block__"})
+    GUIDE.run_block(index)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+
+from doc_samples import Guide
 
 pytest.importorskip("safetensors")
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "nn.md"
-BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.S | re.M)
+GUIDE = Guide("nn.md", min_blocks=8)
 
 
 def test_the_guide_has_samples():
-    assert len(BLOCKS) >= 8
+    GUIDE.check_count()
 
 
-@pytest.mark.parametrize("index", range(len(BLOCKS)))
+@pytest.mark.parametrize("index", range(len(GUIDE.blocks)))
 def test_doc_block_runs(index, capsys):
-    exec(compile(BLOCKS[index], f"{DOC}:block{index}", "exec"), {"__name__": "__doc_block__"})
+    GUIDE.run_block(index)
