@@ -122,6 +122,21 @@ def test_embedding_errors_name_the_layer():
         emb(np.array([1.0]))
 
 
+def test_embedding_with_a_traced_index_in_a_graph_and_under_vmap():
+    emb = nn.Embedding(5, 3, key=0)
+    f = lambda m, i: dnp.sum(m(i) ** 2)
+    graph = ds.trace(f)(emb, np.array([0, 2]))
+    other = np.array([4, 4])  # a new index: the graph must not have kept [0, 2]
+    np.testing.assert_allclose(graph(emb, other), f(emb, other))
+    np.testing.assert_allclose(
+        ds.grad(graph)(emb, other).weight, ds.grad(f)(emb, other).weight
+    )
+    batch = np.array([[0, 1], [2, 3]])
+    np.testing.assert_array_equal(ds.vmap(emb)(batch), emb.weight[batch])
+    with pytest.raises(TypeError, match="integers"):
+        ds.vmap(emb)(batch.astype(float))
+
+
 def test_dropout_mask_statistics_scaling_and_gradient():
     d = nn.Dropout(0.25)
     x = np.ones(20000)

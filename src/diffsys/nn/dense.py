@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .. import numpy as dnp
+from ..core.tracer import Tracer
 from . import init
 from ._linear_op import linear
 from .module import Module
@@ -135,15 +136,23 @@ class Embedding(Module):
         self.weight = np.asarray(make(rng, shape, dtype))
 
     def __call__(self, indices, *, key=None):
-        idx = np.asarray(indices.concrete() if hasattr(indices, "concrete") else indices)
-        if not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(
-                f"Embedding({self.num_embeddings}, {self.embedding_dim}): indices must be "
-                f"integers, got dtype {idx.dtype}"
-            )
+        if isinstance(indices, Tracer):
+            # A traced index (a graph input, a vmapped batch) stays an operand of the gather,
+            # so a traced graph works for any index; out-of-range raises when it runs.
+            self._check_index_dtype(np.dtype(indices.dtype))
+            return dnp.take(self.weight, indices, axis=0)
+        idx = np.asarray(indices)
+        self._check_index_dtype(idx.dtype)
         if idx.size and (idx.min() < -self.num_embeddings or idx.max() >= self.num_embeddings):
             raise IndexError(
                 f"Embedding({self.num_embeddings}, {self.embedding_dim}): index out of range "
                 f"[{idx.min()}, {idx.max()}] for {self.num_embeddings} embeddings"
             )
         return self.weight[idx]
+
+    def _check_index_dtype(self, dtype: np.dtype) -> None:
+        if not np.issubdtype(dtype, np.integer):
+            raise TypeError(
+                f"Embedding({self.num_embeddings}, {self.embedding_dim}): indices must be "
+                f"integers, got dtype {dtype}"
+            )
