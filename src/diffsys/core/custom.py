@@ -403,12 +403,7 @@ def _recompute_node(trace, fun, leaves, treedef):
 
     def bwd_leaves(gs):
         with remat.Recording(trace) as rec:
-            boxed = list(vals)
-            slots = {}
-            for i, _ in parents:
-                t = rec.box(vals[i])
-                boxed[i] = t
-                slots[i] = t._slot
+            boxed, slots = _box_inputs(rec, vals, parents)
             outs, _ = _run_on(trace, rec, fun, treedef, boxed)
             cts: dict = {}
             remat.seed(cts, trace, outs, gs)
@@ -423,18 +418,25 @@ def _recompute_node(trace, fun, leaves, treedef):
 _RECOMPUTE = object()
 
 
+def _box_inputs(rec, vals, parents):
+    """``vals`` with the differentiated ones boxed as inputs of the recording ``rec``, and
+    the slot each of them got (by argument index)."""
+    boxed = list(vals)
+    slots = {}
+    for i, _ in parents:
+        t = rec.box(vals[i])
+        boxed[i] = t
+        slots[i] = t._slot
+    return boxed, slots
+
+
 def _replay_node(trace, fun, leaves, treedef, saveable):
     """A policy keeps some outputs: record the forward pass, keep its structure (the
     primitives, their constant arguments and the kept outputs), drop the other values; the
     backward pass replays the structure, recomputing what was dropped."""
     vals, parents = _unbox_for(trace, leaves)
     with remat.Recording(trace) as rec:
-        boxed = list(vals)
-        slots = {}
-        for i, _ in parents:
-            t = rec.box(vals[i])
-            boxed[i] = t
-            slots[i] = t._slot
+        boxed, slots = _box_inputs(rec, vals, parents)
         out_leaves, out_def = _run_on(trace, rec, fun, treedef, boxed)
         captured = rec.captured(out_leaves)
         base, end = rec.base, rec.end
