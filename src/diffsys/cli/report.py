@@ -83,57 +83,44 @@ def _steps_axis(run) -> np.ndarray:
 
 def _plots(plt, out_dir: Path, learned, frozen) -> list[str]:
     colors = {"learned": "tab:blue", "frozen": "tab:orange"}
-    written = []
+    written: list[str] = []
+
+    def finish(fig, axes, name: str) -> None:
+        for ax in axes:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+
+    def per_epoch(ax, run, key: str, style: str, label: str) -> None:
+        rows = run.epochs[1:]
+        ax.plot(
+            [r["epoch"] for r in rows],
+            [r[key] for r in rows],
+            style,
+            color=colors[run.label],
+            label=label,
+        )
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in (learned, frozen):
-        t = _steps_axis(run)
-        ax.plot(t, run.steps["loss"], color=colors[run.label], alpha=0.25, lw=0.8)
-        ep = [r["epoch"] for r in run.epochs[1:]]
-        ax.plot(
-            ep,
-            [r["train_loss"] for r in run.epochs[1:]],
-            "o-",
-            color=colors[run.label],
-            label=f"{run.label}: train, total loss (per step, epoch mean)",
+        ax.plot(_steps_axis(run), run.steps["loss"], color=colors[run.label], alpha=0.25, lw=0.8)
+        per_epoch(
+            ax, run, "train_loss", "o-", f"{run.label}: train, total loss (per step, epoch mean)"
         )
-        ax.plot(
-            ep,
-            [r["test_loss"] for r in run.epochs[1:]],
-            "s--",
-            color=colors[run.label],
-            label=f"{run.label}: test (inference)",
-        )
+        per_epoch(ax, run, "test_loss", "s--", f"{run.label}: test (inference)")
     ax.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "loss.png", dpi=110)
-    plt.close(fig)
-    written.append("loss.png")
+    finish(fig, [ax], "loss.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in (learned, frozen):
-        ep = [r["epoch"] for r in run.epochs[1:]]
-        ax.plot(
-            ep,
-            [r["test_accuracy"] for r in run.epochs[1:]],
-            "o-",
-            color=colors[run.label],
-            label=f"{run.label} preprocessing: test (hard threshold)",
+        per_epoch(
+            ax, run, "test_accuracy", "o-", f"{run.label} preprocessing: test (hard threshold)"
         )
-        ax.plot(
-            ep,
-            [r["train_accuracy"] for r in run.epochs[1:]],
-            ":",
-            color=colors[run.label],
-            label=f"{run.label}: train (relaxed)",
-        )
+        per_epoch(ax, run, "train_accuracy", ":", f"{run.label}: train (relaxed)")
     ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy on noisy digits")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "accuracy.png", dpi=110)
-    plt.close(fig)
-    written.append("accuracy.png")
+    finish(fig, [ax], "accuracy.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
     t = _steps_axis(learned)
@@ -143,11 +130,7 @@ def _plots(plt, out_dir: Path, learned, frozen) -> list[str]:
             ax.plot(t, g, lw=0.9, label=stage)
     ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel="gradient norm", title="Per-stage gradient norms (learned run)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "grad_norms.png", dpi=110)
-    plt.close(fig)
-    written.append("grad_norms.png")
+    finish(fig, [ax], "grad_norms.png")
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for run in (learned, frozen):
@@ -158,10 +141,5 @@ def _plots(plt, out_dir: Path, learned, frozen) -> list[str]:
         ax2.plot(t, th, color=colors[run.label], label=run.label)
     ax1.set(xlabel="epoch", ylabel="sigma (pixels)", title="LearnableBlur: sigma")
     ax2.set(xlabel="epoch", ylabel="threshold", title="SoftThreshold: threshold")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "sigma.png", dpi=110)
-    plt.close(fig)
-    written.append("sigma.png")
+    finish(fig, [ax1, ax2], "sigma.png")
     return written
