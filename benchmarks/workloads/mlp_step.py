@@ -135,7 +135,9 @@ def _torch(dtype) -> Thunk:
     return step
 
 
-def _workload(dtype, name: str, target: float, refs: dict[str, float]) -> Workload:
+def _workload(
+    dtype, name: str, factor: float, numpy_ms: float, refs: dict[str, float]
+) -> Workload:
     bits = np.dtype(dtype).itemsize * 8
     return Workload(
         name=name,
@@ -148,7 +150,10 @@ def _workload(dtype, name: str, target: float, refs: dict[str, float]) -> Worklo
         ),
         unit="ms",
         scale=1e3,
-        target=target,
+        # The issue states the target relative to the hand-written step ("<= 1.10 x NumPy"):
+        # compare with this run's NumPy row; the issue's absolute figure is the fallback.
+        target=factor * numpy_ms,
+        relative_target=(name, "numpy", factor),
         reference=_reference(dtype),
         impls={
             "diffsys": Impl(lambda: _diffsys(dtype), "`value_and_grad` + `optim.sgd`"),
@@ -163,8 +168,8 @@ def _workload(dtype, name: str, target: float, refs: dict[str, float]) -> Worklo
 
 # Targets: 1.10x (float32) and 1.05x (float64) the issue's hand-written NumPy step.
 WORKLOAD_F32 = _workload(
-    np.float32, "mlp_step_f32", 1.10 * 8.59, {"numpy": 8.59, "torch": 11.0, "autograd": 18.9}
+    np.float32, "mlp_step_f32", 1.10, 8.59, {"numpy": 8.59, "torch": 11.0, "autograd": 18.9}
 )
 WORKLOAD_F64 = _workload(
-    np.float64, "mlp_step_f64", 1.05 * 20.2, {"numpy": 20.2, "torch": 30.1, "autograd": 22.0}
+    np.float64, "mlp_step_f64", 1.05, 20.2, {"numpy": 20.2, "torch": 30.1, "autograd": 22.0}
 )
