@@ -16,7 +16,7 @@ from .forward import JVPTrace, JVPTracer, split_tangents
 from .primitive import Primitive, registry
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer, _CustomNode
-from .tracer import top_trace
+from .tracer import Tracer, top_trace
 from .transforms import vjp
 
 
@@ -58,6 +58,47 @@ def _record(trace, prim, vals, parents, out, bwd_leaves):
     return tree_unflatten(out_def, tracers)
 
 
+class _CustomCall(Primitive):
+    """A ``custom_vjp``/``custom_jvp`` call recorded in a graph as one node: flat argument
+    leaves in, flat result leaves out (``in_def`` rebuilds the arguments). On plain arrays it
+    runs the function's body; on tracers (a transformed graph) it calls the custom function
+    itself, so its rule applies under every transform."""
+
+    __slots__ = ("owner",)
+
+    def __call__(self, *leaves, in_def):
+        for x in leaves:
+            if isinstance(x, Tracer):
+                return tree_flatten(self.owner(*tree_unflatten(in_def, leaves)))[0]
+        return self.impl(*leaves, in_def=in_def)
+
+
+def _call_primitive(obj) -> _CustomCall:
+    """``obj``'s graph primitive, made on first use; named as ``obj.primitive`` (unregistered:
+    its behaviour is a closure, so ``Graph.save`` refuses it by that name)."""
+    prim = obj.__dict__.get("_call_primitive")
+    if prim is None:
+
+        def body(*leaves, in_def):
+            return tree_flatten(obj.fun(*tree_unflatten(in_def, leaves)))[0]
+
+        prim = _CustomCall(obj.primitive.name, body, multiple_results=True, register=False)
+        prim.owner = obj
+        obj._call_primitive = prim
+    return prim
+
+
+def _graph_call(obj, trace, leaves, treedef):
+    """``obj(*args)`` on a graph-recording ``trace`` (it has ``record_custom_call``): one node.
+
+    The result is computed by ``obj`` on the values one level down (so a transform below the
+    graph applies the custom rule too); the graph records the call, not the body."""
+    vals = [x._value if isinstance(x, Tracer) and x._trace is trace else x for x in leaves]
+    out_leaves, out_def = tree_flatten(obj(*tree_unflatten(treedef, vals)))
+    outs = trace.record_custom_call(_call_primitive(obj), leaves, {"in_def": treedef}, out_leaves)
+    return tree_unflatten(out_def, outs)
+
+
 class custom_vjp:
     """A function with a user-defined reverse-mode rule (JAX-style).
 
@@ -95,6 +136,8 @@ class custom_vjp:
             raise TypeError(f"custom_vjp function '{name}' has no rule: call defvjp(fwd, bwd)")
         leaves, treedef = tree_flatten(args)
         trace = top_trace(leaves)
+        if hasattr(trace, "record_custom_call"):  # ds.trace: one node keeping the rule
+            return _graph_call(self, trace, leaves, treedef)
         if not isinstance(trace, ReverseTrace):
             return self.fun(*args)
         vals, parents = _unbox_for(trace, leaves)
@@ -168,6 +211,8 @@ class custom_jvp:
             raise TypeError(f"custom_jvp function '{name}' has no rule: call defjvp(rule)")
         leaves, treedef = tree_flatten(args)
         trace = top_trace(leaves)
+        if hasattr(trace, "record_custom_call"):  # ds.trace: one node keeping the rule
+            return _graph_call(self, trace, leaves, treedef)
         if isinstance(trace, JVPTrace):
             return self._jvp(trace, leaves, treedef)
         if not isinstance(trace, ReverseTrace):

@@ -141,6 +141,20 @@ class GraphTrace(Trace):
             out = prim.impl(*vals, **params)
         return self._record(prim, tuple(refs), params, out, vals)
 
+    def record_custom_call(self, prim, args, params, outs) -> list:
+        """Record ``prim(*args, **params)`` whose flat results ``outs`` the caller computed
+        (``custom_vjp``/``custom_jvp`` calls: the node keeps their rule; see core/custom.py)."""
+        refs = []
+        vals = []
+        for a in args:
+            if a.__class__ is GraphTracer and a._trace is self:
+                refs.append(a._var)
+                vals.append(a._value)
+            else:
+                refs.append(self.const(a))
+                vals.append(a)
+        return self._record(prim, tuple(refs), params, outs, vals)
+
     def process1(self, prim, a):
         return self.process(prim, (a,), _NO_PARAMS)
 
