@@ -209,8 +209,16 @@ def quantile(
     Differentiable in ``a`` (through the sorting permutation) and in ``q``. The result has
     ``q``'s shape in front of the reduced shape, as NumPy.
     """
+    return _order_statistic(
+        "quantile", np.quantile, 1, a, q, axis, out, overwrite_input, method, keepdims, weights
+    )
+
+
+def _order_statistic(op, np_fn, scale, a, q, axis, out, overwrite_input, method, keepdims, weights):
+    """``quantile`` (``scale`` 1) and ``percentile`` (``scale`` 100): NumPy's on plain values,
+    linear interpolation between sorted values under transforms."""
     if not _traced(a, q):
-        return np.quantile(
+        return np_fn(
             a,
             q,
             axis=axis,
@@ -222,9 +230,15 @@ def quantile(
         )
     if method != "linear" or weights is not None or out is not None:
         raise NotImplementedError(
-            "quantile: only method='linear' without weights/out is supported under transforms"
+            f"{op}: only method='linear' without weights/out is supported under transforms"
         )
-    return _quantile(_arr(a), q, axis, keepdims, "quantile")
+    if scale == 1:
+        return _quantile(_arr(a), q, axis, keepdims, op)
+    qc = np.asarray(concrete(q))
+    if np.any(qc < 0) or np.any(qc > scale):
+        raise ValueError(f"{op}: percentiles must be in the range [0, {scale}]")
+    q_unit = q / scale if isinstance(q, Tracer) else np.true_divide(q, scale)
+    return _quantile(_arr(a), q_unit, axis, keepdims, op, q)
 
 
 def _quantile(a, q, axis, keepdims, op, q_given=None):
@@ -292,26 +306,10 @@ def percentile(
     weights=None,
 ):
     """Percentiles (``q`` in [0, 100]); see :func:`quantile`."""
-    if not _traced(a, q):
-        return np.percentile(
-            a,
-            q,
-            axis=axis,
-            out=out,
-            overwrite_input=overwrite_input,
-            method=method,
-            keepdims=keepdims,
-            weights=weights,
-        )
-    if method != "linear" or weights is not None or out is not None:
-        raise NotImplementedError(
-            "percentile: only method='linear' without weights/out is supported under transforms"
-        )
-    qc = np.asarray(concrete(q))
-    if np.any(qc < 0) or np.any(qc > 100):
-        raise ValueError("percentile: percentiles must be in the range [0, 100]")
-    q100 = q / 100 if isinstance(q, Tracer) else np.true_divide(q, 100)
-    return _quantile(_arr(a), q100, axis, keepdims, "percentile", q)
+    return _order_statistic(
+        "percentile", np.percentile, 100,
+        a, q, axis, out, overwrite_input, method, keepdims, weights,
+    )  # fmt: skip
 
 
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
