@@ -108,7 +108,9 @@ def _loss(xp, x, target):
 # --- diffsys -------------------------------------------------------------------------------------
 
 
-def _diffsys_eager() -> Thunk:
+def _diffsys(simulate) -> Thunk:
+    """``value_and_grad`` of the loss in (k, v0); ``simulate(ds, dnp, x0, kc, v0, zero)`` runs the
+    T steps from ``x0`` and returns the final positions."""
     import diffsys as ds
     import diffsys.numpy as dnp
 
@@ -117,53 +119,42 @@ def _diffsys_eager() -> Thunk:
 
     def loss(k, v0):
         kc = dnp.reshape(k, (N - 1, 1))
-        x, v = x0, v0
-        for _ in range(T):
-            x, v = _step(dnp, x, v, kc, zero)
-        return _loss(dnp, x, target)
+        return _loss(dnp, simulate(ds, dnp, x0, kc, v0, zero), target)
 
     f = ds.value_and_grad(loss, argnums=(0, 1))
     return lambda: f(k, v0)
 
 
+def _diffsys_eager() -> Thunk:
+    def simulate(ds, dnp, x, kc, v, zero):
+        for _ in range(T):
+            x, v = _step(dnp, x, v, kc, zero)
+        return x
+
+    return _diffsys(simulate)
+
+
 def _diffsys_scan(checkpoint) -> Thunk:
-    import diffsys as ds
-    import diffsys.numpy as dnp
-
-    x0, v0, k, target = _inputs()
-    zero = np.zeros((1, 3))
-
-    def loss(k, v0):
-        kc = dnp.reshape(k, (N - 1, 1))
-
+    def simulate(ds, dnp, x0, kc, v0, zero):
         def step(carry, _):  # reads kc from its closure: ds.scan differentiates it
             return _step(dnp, *carry, kc, zero), None
 
         (x, _), _ = ds.scan(step, (x0, v0), length=T, checkpoint=checkpoint)
-        return _loss(dnp, x, target)
+        return x
 
-    f = ds.value_and_grad(loss, argnums=(0, 1))
-    return lambda: f(k, v0)
+    return _diffsys(simulate)
 
 
 def _diffsys_replay() -> Thunk:
-    import diffsys as ds
-    import diffsys.numpy as dnp
+    def simulate(ds, dnp, x0, kc, v0, zero):
+        def step(carry, _):  # the stiffnesses travel in the carry: graphs take no closures
+            x, v, kc = carry
+            return (*_step(dnp, x, v, kc, zero), kc), None
 
-    x0, v0, k, target = _inputs()
-    zero = np.zeros((1, 3))
-
-    def step(carry, _):  # the stiffnesses travel in the carry: graphs take no closures
-        x, v, kc = carry
-        return (*_step(dnp, x, v, kc, zero), kc), None
-
-    def loss(k, v0):
-        kc = dnp.reshape(k, (N - 1, 1))
         (x, _, _), _ = ds.scan(step, (x0, v0, kc), length=T, replay=True)
-        return _loss(dnp, x, target)
+        return x
 
-    f = ds.value_and_grad(loss, argnums=(0, 1))
-    return lambda: f(k, v0)
+    return _diffsys(simulate)
 
 
 # --- peers ---------------------------------------------------------------------------------------
