@@ -13,26 +13,9 @@ from hypothesis.extra import numpy as hnp
 
 import diffsys as ds
 import diffsys.numpy as dnp
+from linalg_cases import check_vmap_equals_stacking, rnd, spd, sym, well
 
 L = dnp.linalg
-
-
-def rnd(rng, *shape):
-    return rng.standard_normal(shape)
-
-
-def spd(rng, *shape):
-    a = rng.standard_normal(shape)
-    return a @ np.swapaxes(a, -1, -2) + shape[-1] * np.eye(shape[-1])
-
-
-def well(rng, *shape):
-    """A well-conditioned (not symmetric) square matrix stack."""
-    return rng.standard_normal(shape) + 3 * np.eye(shape[-1])
-
-
-def sym(a):
-    return (a + dnp.swapaxes(a, -1, -2)) / 2
 
 
 def check(f, *args, modes=("fwd", "rev")):
@@ -274,14 +257,7 @@ VMAP = [
 
 @pytest.mark.parametrize("name,f,which", VMAP, ids=[v[0] for v in VMAP])
 def test_vmap_equals_stacking(name, f, which, rng):
-    stacked = [well(rng, 4, 3, 3), rnd(rng, 4, 3, 2)][: len(which)]
-    args = [s if w else s[0] for s, w in zip(stacked, which, strict=True)]
-    in_axes = tuple(0 if w else None for w in which)
-    got = ds.vmap(f, in_axes=in_axes)(*args)
-    want = np.stack(
-        [f(*[a[i] if w else a for a, w in zip(args, which, strict=True)]) for i in range(4)]
-    )
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    check_vmap_equals_stacking(f, which, rng)
 
 
 def test_jacobians_batched(rng):
