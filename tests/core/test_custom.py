@@ -5,6 +5,7 @@ import pytest
 
 import diffsys as ds
 import diffsys.numpy as dnp
+from custom_rules import log1pexp
 from diffsys.core.primitive import registry
 
 
@@ -121,17 +122,6 @@ def test_custom_vjp_without_rule():
 def test_custom_vjp_under_forward_mode_differentiates_the_function():
     _, t = ds.jvp(safe_norm, (np.array([3.0, 4.0]),), (np.array([1.0, 0.0]),))
     assert np.isclose(float(t), 0.6)
-
-
-@ds.custom_jvp
-def log1pexp(x):
-    return dnp.log1p(dnp.exp(x))
-
-
-@log1pexp.defjvp
-def _log1pexp_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    return log1pexp(x), t * (1.0 - 1.0 / (1.0 + dnp.exp(x)))
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
