@@ -61,6 +61,10 @@ class Tracer:
     __array_ufunc__ = None
     __array_priority__ = 1000.0
     __hash__ = None  # like ndarray: mutable-looking values are unhashable
+    # True for tracers recorded into a replayable graph (``ds.trace``): reading their value
+    # while tracing would fix the graph to the example value, so operations that can keep a
+    # value as an operand (integer indices) do so.
+    records_graph = False
 
     # --- abstract value -------------------------------------------------------------------
     @property

@@ -38,6 +38,7 @@ class GraphTracer(Tracer):
     """A value being recorded into a graph; ``_var`` is its variable number."""
 
     __slots__ = ("_var",)
+    records_graph = True
 
     def concrete(self):
         self._trace.specialized(self)

@@ -46,10 +46,8 @@ class Slot:
 
 def _in_graph(x) -> bool:
     """Whether the tracer ``x`` is recorded into a graph (``ds.trace``) at some level."""
-    from ..graph._trace import GraphTracer  # lazily: the graph package builds on this one
-
     while isinstance(x, Tracer):
-        if isinstance(x, GraphTracer):
+        if x.records_graph:
             return True
         x = x._value
     return False
