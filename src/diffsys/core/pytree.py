@@ -18,6 +18,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 _registry: dict[type, tuple[Callable, Callable]] = {}
+# Handlers by exact type, ``None`` for leaf types: whether a type is a container (registered,
+# a namedtuple, a dataclass, a dict subclass) is a property of the type, so it is worked out
+# once per type instead of once per node. Registering a type drops its entry.
+_handlers_by_type: dict[type, tuple[Callable, Callable] | None] = {}
 
 
 def register_pytree_node(
@@ -28,6 +32,7 @@ def register_pytree_node(
     """Make ``cls`` a container: ``flatten(x) -> (children, aux)``,
     ``unflatten(aux, children) -> x``. ``aux`` must compare with ``==``."""
     _registry[cls] = (flatten, unflatten)
+    _handlers_by_type.pop(cls, None)
 
 
 def _dict_keys(d: dict) -> list:
@@ -58,6 +63,14 @@ register_pytree_node(dict, _flatten_dict, _unflatten_dict)
 
 def _node_handlers(x) -> tuple[Callable, Callable] | None:
     cls = type(x)
+    try:
+        return _handlers_by_type[cls]
+    except KeyError:
+        handlers = _handlers_by_type[cls] = _find_handlers(x, cls)
+        return handlers
+
+
+def _find_handlers(x, cls: type) -> tuple[Callable, Callable] | None:
     handlers = _registry.get(cls)
     if handlers is not None:
         return handlers
@@ -115,8 +128,13 @@ def _flatten(x, leaves: list, is_leaf) -> PyTreeDef:
         leaves.append(x)
         return _LEAF
     children, aux = handlers[0](x)
-    defs = tuple(_flatten(c, leaves, is_leaf) for c in children)
-    return PyTreeDef(type(x), (handlers[1], aux), defs, sum(d.num_leaves for d in defs))
+    defs = []
+    num_leaves = 0
+    for c in children:
+        d = _flatten(c, leaves, is_leaf)
+        defs.append(d)
+        num_leaves += d[3]  # num_leaves (tuple indexing: this runs once per node)
+    return PyTreeDef(type(x), (handlers[1], aux), tuple(defs), num_leaves)
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable) -> Any:
@@ -132,10 +150,10 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Iterable) -> Any:
 
 
 def _unflatten(treedef: PyTreeDef, it) -> Any:
-    if treedef.node_type is None:
+    if treedef[0] is None:  # node_type (tuple indexing: this runs once per node)
         return next(it)
-    unflatten, aux = treedef.aux
-    return unflatten(aux, [_unflatten(c, it) for c in treedef.children])
+    unflatten, aux = treedef[1]
+    return unflatten(aux, [_unflatten(c, it) for c in treedef[2]])
 
 
 def tree_leaves(tree, is_leaf: Callable[[Any], bool] | None = None) -> list:

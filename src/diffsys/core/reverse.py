@@ -13,10 +13,13 @@ When no outer transform is active the rules see plain arrays and run at NumPy sp
 
 from __future__ import annotations
 
+import numpy as np
+
 from .ad_util import add_any, zeros_like_value
 from .tracer import _NO_PARAMS, Trace, Tracer
 
 _new = object.__new__
+_ndarray = np.ndarray
 
 
 class ReverseTracer(Tracer):
@@ -184,7 +187,12 @@ class ReverseTrace(Trace):
                     prim.vjp_rule(i)  # raises NotImplementedError naming the primitive
                 ct = rule(g, out, *vals, **params) if params else rule(g, out, *vals)
                 old = cts[pslot]
-                cts[pslot] = ct if old is None else add_any(old, ct)
+                if old is None:
+                    cts[pslot] = ct
+                elif old.__class__ is _ndarray and ct.__class__ is _ndarray:
+                    cts[pslot] = old + ct  # add_any's implementation, without the dispatch
+                else:
+                    cts[pslot] = add_any(old, ct)
         return cts[:n_inputs]
 
 

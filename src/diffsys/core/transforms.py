@@ -64,7 +64,7 @@ def as_diff_leaf(x, fname: str, where: str):
             f"{fname}: cannot differentiate with respect to {where}: expected an array or a "
             f"float, got an object of type {type(x).__name__}"
         )
-    if not np.issubdtype(dtype, np.inexact):
+    if dtype.kind not in "fc":  # not inexact (np.issubdtype costs microseconds per leaf)
         raise TypeError(
             f"{fname}: cannot differentiate with respect to {where} of dtype {dtype}: only "
             "floating-point and complex arrays have gradients. Convert it "
@@ -138,9 +138,7 @@ def _finish_cotangent(ct, leaf):
     dtype = leaf.dtype
     ct_dtype = getattr(ct, "dtype", None)
     if ct_dtype != dtype:
-        if np.issubdtype(ct_dtype, np.complexfloating) and not np.issubdtype(
-            dtype, np.complexfloating
-        ):
+        if np.issubdtype(ct_dtype, np.complexfloating) and dtype.kind != "c":
             ct = ad_util.real_part(ct)
         ct = ad_util.cast(ct, dtype=dtype)
     if isinstance(ct, np.generic):  # a gradient is an array, like its primal: 0-d too

@@ -256,6 +256,8 @@ def getitem(x, idx):
     Integer index arrays may be traced (batched under ``vmap``: ``vmap(lambda x, i: x[i])``)."""
     if not isinstance(x, Tracer) and not _index_has_tracer(idx):
         return x[idx]
+    if idx.__class__ is slice and x.ndim:  # x[a:b], the commonest index: nothing to normalize
+        return getitem_p(x, idx=(idx,))
     operands: list = []
     nidx = normalize_index(idx, shape_of(x), operands)
     if operands:

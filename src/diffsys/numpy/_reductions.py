@@ -48,9 +48,13 @@ def _keepdims_shape(shape, axis):
 
 def _expand_to_input(g, x, axis, keepdims):
     """A reduction's output (or cotangent) brought back to broadcast against its input."""
-    from ._shape import broadcast_to_p
+    from ._shape import broadcast_to_p, broadcast_view
 
     shape = shape_of(x)
+    if g.__class__ is np.ndarray:  # a plain backward pass: no primitives to record
+        if not keepdims:
+            g = g.reshape(_keepdims_shape(shape, axis))
+        return broadcast_view(g, tuple(shape))
     if not keepdims:
         g = ad_util.reshape(g, shape=_keepdims_shape(shape, axis))
     return broadcast_to_p(g, shape=tuple(shape))
@@ -62,7 +66,14 @@ def _reduced(g, ans, x, axis, keepdims):
 
 # --- sum ---------------------------------------------------------------------------------------
 
-sum_p = Primitive("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims))
+def _sum_impl(x, axis, keepdims):
+    if x.__class__ is np.ndarray:  # np.sum's own path for arrays, without its Python wrapper
+        return _add_reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+_add_reduce = np.add.reduce
+sum_p = Primitive("sum", _sum_impl)
 sum_p.defvjp(lambda g, ans, x, axis, keepdims: _expand_to_input(g, x, axis, keepdims))
 sum_p.defjvp(lambda t, ans, x, axis, keepdims: sum_p(t, axis=axis, keepdims=keepdims))
 def_axes_batch(sum_p)
@@ -74,7 +85,12 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
-    out = sum_p(a, axis=_ufunc_axes(axis, a.ndim, "sum"), keepdims=bool(keepdims))
+    ndim = a.ndim
+    if axis.__class__ is int and 0 <= axis < ndim:  # the common case, already normalized
+        axes = (axis,)
+    else:
+        axes = _ufunc_axes(axis, ndim, "sum")
+    out = sum_p(a, axis=axes, keepdims=bool(keepdims))
     return out if dtype is None else out.astype(dtype)
 
 
