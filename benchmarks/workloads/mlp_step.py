@@ -135,9 +135,7 @@ def _torch(dtype) -> Thunk:
     return step
 
 
-def _workload(
-    dtype, name: str, factor: float, numpy_ms: float, refs: dict[str, float]
-) -> Workload:
+def _workload(dtype, name: str, factor: float, numpy_ms: float, refs: dict[str, float]) -> Workload:
     bits = np.dtype(dtype).itemsize * 8
     return Workload(
         name=name,

@@ -128,9 +128,7 @@ def test_embedding_with_a_traced_index_in_a_graph_and_under_vmap():
     graph = ds.trace(f)(emb, np.array([0, 2]))
     other = np.array([4, 4])  # a new index: the graph must not have kept [0, 2]
     np.testing.assert_allclose(graph(emb, other), f(emb, other))
-    np.testing.assert_allclose(
-        ds.grad(graph)(emb, other).weight, ds.grad(f)(emb, other).weight
-    )
+    np.testing.assert_allclose(ds.grad(graph)(emb, other).weight, ds.grad(f)(emb, other).weight)
     batch = np.array([[0, 1], [2, 3]])
     np.testing.assert_array_equal(ds.vmap(emb)(batch), emb.weight[batch])
     with pytest.raises(TypeError, match="integers"):

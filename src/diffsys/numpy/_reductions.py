@@ -66,6 +66,7 @@ def _reduced(g, ans, x, axis, keepdims):
 
 # --- sum ---------------------------------------------------------------------------------------
 
+
 def _sum_impl(x, axis, keepdims):
     if x.__class__ is np.ndarray:  # np.sum's own path for arrays, without its Python wrapper
         return _add_reduce(x, axis=axis, keepdims=keepdims)
