@@ -491,7 +491,7 @@ def _replay_node(trace, fun, leaves, treedef, saveable):
         ]
         plan = []
         for prim, evals, params, out, eparents, slot, n in rec.entries:
-            internal = tuple((i, s) for i, s in eparents if s >= base)
+            internal = tuple((i, s) for i, s in enumerate(eparents) if s is not None and s >= base)
             kept = list(evals)
             for i, _ in internal:
                 kept[i] = None  # recomputed or kept upstream: filled in at replay

@@ -79,8 +79,8 @@ class Recording:
         found = {} if into is None else into
         base = self.base
         for _prim, vals, _params, _out, parents, _slot, _n in self.entries:
-            for i, s in parents:
-                if s < base and s not in found:
+            for i, s in enumerate(parents):
+                if s is not None and s < base and s not in found:
                     found[s] = vals[i]
         trace = self.trace
         for o in out_leaves:
@@ -116,12 +116,13 @@ def backprop(entries: list, cts: dict) -> dict:
             if g is None:
                 continue
         if prim.__class__ is _CustomNode:
-            pslots = dict(parents)
             for i, ct in prim.bwd(g).items():
-                accumulate(cts, pslots[i], ct)
+                accumulate(cts, parents[i], ct)
             continue
         rules = prim.vjps
-        for i, pslot in parents:
+        for i, pslot in enumerate(parents):
+            if pslot is None:  # a constant argument
+                continue
             rule = rules[i] if i < len(rules) else None
             if rule is None:
                 prim.vjp_rule(i)  # raises NotImplementedError naming the primitive

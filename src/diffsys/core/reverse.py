@@ -55,17 +55,17 @@ class ReverseTrace(Trace):
             a = args[0]
             v = a._value
             vals = (v,)
-            parents = ((0, a._slot),)
+            parents = (a._slot,)
             lower = isinstance(v, Tracer)
         elif len(args) == 2 and not prim.multiple_results:
             return self.process2(prim, args[0], args[1], params)
         else:
             vals = list(args)
-            parents = []
+            parents = [None] * len(args)
             for i, a in enumerate(args):
                 if a.__class__ is ReverseTracer and a._trace is self:
                     v = vals[i] = a._value
-                    parents.append((i, a._slot))
+                    parents[i] = a._slot
                 else:
                     v = a
                 if not lower and isinstance(v, Tracer):
@@ -96,7 +96,7 @@ class ReverseTrace(Trace):
         out = prim(v) if isinstance(v, Tracer) else prim.impl(v)
         slot = self.nslots
         self.nslots = slot + 1
-        self.tape.append((prim, (v,), _NO_PARAMS, out, ((0, a._slot),), slot, 0))
+        self.tape.append((prim, (v,), _NO_PARAMS, out, (a._slot,), slot, 0))
         tracer = _new(ReverseTracer)
         tracer._trace = self
         tracer._value = out
@@ -111,14 +111,14 @@ class ReverseTrace(Trace):
             va = a._value
             if b.__class__ is ReverseTracer and b._trace is self:
                 vb = b._value
-                parents = ((0, a._slot), (1, b._slot))
+                parents = (a._slot, b._slot)
             else:
                 vb = b
-                parents = ((0, a._slot),)
+                parents = (a._slot, None)
         else:
             va = a
             vb = b._value
-            parents = ((1, b._slot),)
+            parents = (None, b._slot)
         if isinstance(va, Tracer) or isinstance(vb, Tracer):
             out = prim(va, vb, **params)
         else:
@@ -133,7 +133,12 @@ class ReverseTrace(Trace):
         return tracer
 
     def record_custom(self, prim, vals, out, parents, bwd, multiple_results):
-        """Record a node whose VJP is ``bwd(g) -> {argnum: cotangent}`` (custom rules)."""
+        """Record a node whose VJP is ``bwd(g) -> {argnum: cotangent}`` (custom rules);
+        ``parents`` lists ``(argnum, slot)`` for the arguments this trace traces."""
+        slots = [None] * len(vals)
+        for i, s in parents:
+            slots[i] = s
+        parents = slots
         slot = self.nslots
         if multiple_results:
             n = len(out)
@@ -174,14 +179,15 @@ class ReverseTrace(Trace):
                     continue
                 cts[slot] = None  # free the cotangent as soon as it is consumed
             if prim.__class__ is _CustomNode:
-                pslots = dict(parents)
                 for i, ct in prim.bwd(g).items():
-                    pslot = pslots[i]
+                    pslot = parents[i]
                     old = cts[pslot]
                     cts[pslot] = ct if old is None else add_any(old, ct)
                 continue
             rules = prim.vjps
-            for i, pslot in parents:
+            for i, pslot in enumerate(parents):
+                if pslot is None:  # a constant argument
+                    continue
                 rule = rules[i] if i < len(rules) else None
                 if rule is None:
                     prim.vjp_rule(i)  # raises NotImplementedError naming the primitive

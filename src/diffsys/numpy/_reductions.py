@@ -13,6 +13,7 @@ from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
+from ._shape import broadcast_to_p, broadcast_view, concatenate, moveaxis, reshape
 from ._util import def_axes_batch, dtype_of, normalize_axes, normalize_axis, shape_of
 
 
@@ -48,8 +49,6 @@ def _keepdims_shape(shape, axis):
 
 def _expand_to_input(g, x, axis, keepdims):
     """A reduction's output (or cotangent) brought back to broadcast against its input."""
-    from ._shape import broadcast_to_p, broadcast_view
-
     shape = shape_of(x)
     if g.__class__ is np.ndarray:  # a plain backward pass: no primitives to record
         if not keepdims:
@@ -107,8 +106,6 @@ def _exclusive_cumprod(v):
     NaN wherever an element is exactly zero. Multiplications and shifts differentiate exactly
     at every order.
     """
-    from ._shape import concatenate
-
     lead, n = shape_of(v)[:-1], shape_of(v)[-1]
     dtype = dtype_of(v)
     out = concatenate([np.ones(lead + (1,), dtype=dtype), v[..., : n - 1]], axis=-1)
@@ -125,8 +122,6 @@ def _exclusive_cumprod(v):
 def _prod_of_others(x, axis):
     """For each element, the product of the other elements on its reduction slice (exact
     with zeros, at every order), from exclusive cumulative products in both directions."""
-    from ._shape import moveaxis, reshape
-
     shape = shape_of(x)
     if 0 in shape:  # no elements: nothing to multiply (and no slices to scan)
         return ad_util.zeros_like_value(x)
