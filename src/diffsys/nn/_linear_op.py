@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
+from ..core.tracer import Tracer
 
 
 def _linear_impl(x, w, b):
@@ -29,7 +30,14 @@ def _vjp_x(g, ans, x, w, b):
     return dnp.matmul(g, w)
 
 
+def _plain_rows(g, x) -> bool:
+    """Whether a backward pass runs on plain 2-D arrays (no primitives to record)."""
+    return g.__class__ is np.ndarray and x.__class__ is np.ndarray and g.ndim == 2 == x.ndim
+
+
 def _vjp_w(g, ans, x, w, b):
+    if _plain_rows(g, x):
+        return np.matmul(g.T, x)
     out_f, in_f = dnp.shape(w)
     if dnp.ndim(x) == 1:
         return dnp.outer(g, x)
@@ -37,6 +45,8 @@ def _vjp_w(g, ans, x, w, b):
 
 
 def _vjp_b(g, ans, x, w, b):
+    if _plain_rows(g, x) and getattr(b, "shape", None) == g.shape[1:]:
+        return np.add.reduce(g, axis=0)
     n = dnp.shape(b)[-1] if dnp.ndim(b) else 1
     if dnp.ndim(g) == 1:
         return dnp.unbroadcast(g, b)
@@ -83,7 +93,8 @@ def linear(x, weight, bias=None):
     (2, 4)
     """
     in_f = dnp.shape(weight)[-1]
-    if dnp.shape(x)[-1:] != (in_f,):
+    x_shape = x.shape if isinstance(x, np.ndarray | Tracer) else dnp.shape(x)
+    if x_shape[-1:] != (in_f,):
         raise ValueError(
             f"linear: input of shape {dnp.shape(x)} does not match weight of shape "
             f"{dnp.shape(weight)} (expected input shape (..., {in_f}))"

@@ -208,7 +208,7 @@ def broadcast_view(x, shape: tuple[int, ...]):
     return out
 
 
-broadcast_to_p = Primitive("broadcast_to", broadcast_view)
+broadcast_to_p = Primitive("broadcast_to", lambda x, shape: broadcast_view(x, shape))
 broadcast_to_p.defvjp(lambda g, ans, x, shape: unbroadcast(g, x))
 broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to_p(t, shape=shape))
 broadcast_to_p.defbatch(_broadcast_batch)
