@@ -862,3 +862,44 @@ def test_imag_and_angle_of_complex_values():
     x = np.array([-1.0, 2.0])
     np.testing.assert_array_equal(ds.grad(lambda a: dnp.sum(dnp.angle(a)))(x), [0.0, 0.0])
     assert ds.grad(lambda a: dnp.sum(dnp.imag(a)))(x).tolist() == [0.0, 0.0]
+
+
+# --- plain backward passes write only into their own temporaries -------------------------------
+
+
+@pytest.mark.parametrize(
+    "fun",
+    [dnp.tanh, dnp.sqrt, dnp.log, dnp.exp, dnp.sin, dnp.reciprocal, dnp.arctan, dnp.cbrt],
+    ids=lambda f: f.__name__,
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unary_vjp_and_jvp_leave_inputs_outputs_and_cotangents_unchanged(fun, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, (4, 5)).astype(dtype)
+    ct = rng.standard_normal((4, 5)).astype(dtype)
+    x0, ct0 = x.copy(), ct.copy()
+    out, f_vjp = ds.vjp(fun, x)
+    out0 = out.copy()
+    (first,) = f_vjp(ct)
+    (second,) = f_vjp(ct)  # the tape's values must still be intact
+    np.testing.assert_array_equal(first, second)
+    _, tangent = ds.jvp(fun, (x,), (ct,))
+    np.testing.assert_array_equal(tangent, first)  # elementwise: the same product
+    for before, after in ((x0, x), (ct0, ct), (out0, out)):
+        np.testing.assert_array_equal(before, after)
+    assert first.dtype == dtype
+
+
+@pytest.mark.parametrize("fun", [dnp.divide, dnp.power, dnp.arctan2, dnp.hypot], ids=str)
+def test_binary_vjp_leaves_operands_and_cotangent_unchanged(fun):
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0.5, 2.0, (2, 3, 4))
+    ct = rng.standard_normal((3, 4))
+    saved = [a.copy() for a in (x, y, ct)]
+    out, f_vjp = ds.vjp(fun, x, y)
+    out0 = out.copy()
+    gx, gy = f_vjp(ct)
+    np.testing.assert_array_equal(np.concatenate([gx, gy]), np.concatenate(f_vjp(ct)))
+    for before, after in zip(saved + [out0], (x, y, ct, out), strict=True):
+        np.testing.assert_array_equal(before, after)
+    ds.check_grads(fun, (x, y), order=1, modes=("rev",))
