@@ -162,9 +162,12 @@ class ReverseTrace(Trace):
         for slot, ct in seeds:
             old = cts[slot]
             cts[slot] = ct if old is None else add_any(old, ct)
-        tape = self.tape
-        nodes = _consume(tape) if consume else reversed(tape)
-        for prim, vals, params, out, parents, slot, n in nodes:
+        # Nodes are popped from the end: from the tape itself when consuming (each node and
+        # the values it holds are freed once processed), else from a copy of it.
+        stack = self.tape if consume else list(self.tape)
+        pop = stack.pop
+        while stack:
+            prim, vals, params, out, parents, slot, n = pop()
             if n:
                 gs = cts[slot : slot + n]
                 if all(g is None for g in gs):
@@ -188,7 +191,10 @@ class ReverseTrace(Trace):
             for i, pslot in enumerate(parents):
                 if pslot is None:  # a constant argument
                     continue
-                rule = rules[i] if i < len(rules) else None
+                try:
+                    rule = rules[i]
+                except IndexError:
+                    rule = None
                 if rule is None:
                     prim.vjp_rule(i)  # raises NotImplementedError naming the primitive
                 ct = rule(g, out, *vals, **params) if params else rule(g, out, *vals)
@@ -215,13 +221,6 @@ class _CustomNode:
     @property
     def name(self) -> str:
         return self.prim.name
-
-
-def _consume(tape: list):
-    """The nodes of ``tape`` from last to first, each removed before it is handed out."""
-    pop = tape.pop
-    while tape:
-        yield pop()
 
 
 def _is_mine(trace, a) -> bool:
