@@ -147,11 +147,10 @@ def _diffsys_scan(checkpoint) -> Thunk:
 
 def _diffsys_replay() -> Thunk:
     def simulate(ds, dnp, x0, kc, v0, zero):
-        def step(carry, _):  # the stiffnesses travel in the carry: graphs take no closures
-            x, v, kc = carry
-            return (*_step(dnp, x, v, kc, zero), kc), None
+        def step(carry, _):  # reads kc from its closure: a lifted input of the step's graphs
+            return _step(dnp, *carry, kc, zero), None
 
-        (x, _, _), _ = ds.scan(step, (x0, v0, kc), length=T, replay=True)
+        (x, _), _ = ds.scan(step, (x0, v0), length=T, replay=True)
         return x
 
     return _diffsys(simulate)
@@ -362,10 +361,10 @@ WORKLOAD_REPLAY = Workload(
     name="mass_spring_replay",
     title="Mass-spring chain: ds.scan with graph replay",
     description=_PROBLEM
-    + "`ds.scan(..., replay=True)`: the step and its VJP are traced once each with `ds.trace` "
-    "and replayed on plain arrays at every step (every carry kept; the VJP graph recomputes "
-    "a step's intermediates). `k` travels in the carry (graphs take no closures over traced "
-    "values). " + _MEMORY,
+    + "`ds.scan(..., replay=True)`: the step is traced once with `ds.trace` and its graph's VJP "
+    "once more; both are replayed on plain arrays at every step (every step's residuals kept, "
+    "nothing recomputed). The step reads `k` from its closure: `k` is a lifted input of the "
+    "graphs, its cotangent summed over the steps. " + _MEMORY,
     unit="ms",
     scale=1e3,
     target=45.0,

@@ -51,9 +51,19 @@ class GraphTracer(Tracer):
 class GraphTrace(Trace):
     """Records every primitive applied to its tracers, computing values as it goes."""
 
-    __slots__ = ("vars", "nodes", "consts", "_const_keys", "_keep", "specializations", "_warned")
+    __slots__ = (
+        "vars",
+        "nodes",
+        "consts",
+        "_const_keys",
+        "_keep",
+        "specializations",
+        "_warned",
+        "captured",
+        "_lifted",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, lift_closures: bool = False) -> None:
         super().__init__()
         self.vars: list[VarInfo] = []
         self.nodes: list[Node] = []
@@ -62,6 +72,9 @@ class GraphTrace(Trace):
         self._keep: list = []  # objects whose id() keys a constant stay alive while tracing
         self.specializations: list[tuple[int, object]] = []
         self._warned = False
+        # Closure conversion: outer tracers the function reads become lifted inputs.
+        self.captured: list[Tracer] | None = [] if lift_closures else None
+        self._lifted: dict[int, GraphTracer] = {}
 
     # --- variables ---------------------------------------------------------------------------
     def new_var(self, kind: str, value, name: str | None = None) -> int:
@@ -82,12 +95,7 @@ class GraphTrace(Trace):
     def const(self, value) -> int:
         """The variable of a constant (an array or Python number reaching a primitive)."""
         if isinstance(value, Tracer):
-            raise GraphTraceError(
-                "ds.trace: the traced function uses a value traced by an outer transform "
-                f"({type(value).__name__}, shape {value.shape}) that is not one of its "
-                "arguments (a closure?); the graph would bake it in as a constant. Pass it to "
-                "the traced function as an argument instead"
-            )
+            return self.lift(value)._var
         if isinstance(value, bool | int | float | complex):
             key = (type(value), repr(value))
         else:
@@ -99,6 +107,31 @@ class GraphTrace(Trace):
             self._const_keys[key] = vid
             self._keep.append(value)
         return vid
+
+    def lift(self, outer: Tracer) -> GraphTracer:
+        """The lifted input standing for ``outer``, a value traced by an outer transform that
+        the function reads without getting it as an argument (a closure): with
+        ``lift_closures`` it becomes an extra placeholder holding its plain value (the value
+        under every trace level, when it has ``outer``'s shape and dtype; else ``outer``
+        itself); otherwise it is an error (the graph would bake it in as a constant)."""
+        lifted = self._lifted.get(id(outer))
+        if lifted is not None:
+            return lifted
+        if self.captured is None:
+            raise GraphTraceError(
+                "ds.trace: the traced function uses a value traced by an outer transform "
+                f"({type(outer).__name__}, shape {outer.shape}, dtype {outer.dtype}) that is "
+                "not one of its arguments (a closure?); the graph would bake it in as a "
+                "constant. Pass it to the traced function as an argument instead, or trace "
+                "with ds.trace(fun, lift_closures=True) to make it an extra input"
+            )
+        value = _plain(outer)
+        if _shape(value) != tuple(outer.shape) or _dtype(value) != outer.dtype:
+            value = outer  # e.g. a batched value (vmap): traced through, as an argument is
+        lifted = self._tracer(value, self.new_var(INPUT, value))
+        self._lifted[id(outer)] = lifted
+        self.captured.append(outer)  # keeps ``outer`` alive, so its id() stays unique
+        return lifted
 
     def specialized(self, tracer: GraphTracer) -> None:
         """Called when user code turns ``tracer`` into a Python value (bool, int, float...)."""
@@ -125,15 +158,17 @@ class GraphTrace(Trace):
         refs = []
         lower = False
         for a in args:
-            if a.__class__ is GraphTracer and a._trace is self:
-                v = a._value
-                refs.append(a._var)
-                if not lower and isinstance(v, Tracer):
-                    lower = True
-                vals.append(v)
-            else:
-                refs.append(self.const(a))
-                vals.append(a)
+            if a.__class__ is not GraphTracer or a._trace is not self:
+                if not isinstance(a, Tracer):
+                    refs.append(self.const(a))
+                    vals.append(a)
+                    continue
+                a = self.lift(a)
+            v = a._value
+            refs.append(a._var)
+            if not lower and isinstance(v, Tracer):
+                lower = True
+            vals.append(v)
         if params:
             _check_params(prim, params)
         if lower:
@@ -148,12 +183,14 @@ class GraphTrace(Trace):
         refs = []
         vals = []
         for a in args:
-            if a.__class__ is GraphTracer and a._trace is self:
-                refs.append(a._var)
-                vals.append(a._value)
-            else:
-                refs.append(self.const(a))
-                vals.append(a)
+            if a.__class__ is not GraphTracer or a._trace is not self:
+                if not isinstance(a, Tracer):
+                    refs.append(self.const(a))
+                    vals.append(a)
+                    continue
+                a = self.lift(a)
+            refs.append(a._var)
+            vals.append(a._value)
         return self._record(prim, tuple(refs), params, outs, vals)
 
     def process1(self, prim, a):
@@ -286,7 +323,8 @@ def trace(
     *,
     param_argnums: int | Sequence[int] | None = None,
     name: str | None = None,
-) -> Callable[..., Graph]:
+    lift_closures: bool = False,
+) -> Callable[..., Graph | tuple[Graph, list[Tracer]]]:
     """``trace(fun)(*example_args)`` records ``fun`` on the example arguments as a
     :class:`Graph`, a function with ``fun``'s signature that replays the recording.
 
@@ -302,6 +340,13 @@ def trace(
     ``torch.jit.trace`` does); turning a traced value into a Python value (``bool``, ``int``,
     ``float``, indexing with it) warns once with :class:`GraphSpecializationWarning`.
 
+    Values traced by an outer transform that ``fun`` reads without getting them as arguments
+    (closures) are refused with :class:`GraphTraceError`. With ``lift_closures=True`` they
+    become *lifted inputs* instead (closure conversion): ``trace(fun, lift_closures=True)(*args)``
+    returns ``(graph, captured)``, where ``captured`` lists those outer tracers in order and
+    ``graph`` takes one more, last argument: the list of their values
+    (``graph(*args, captured)`` under the outer transform differentiates through them).
+
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> g = ds.trace(lambda x: dnp.sum(dnp.sin(x) * 2.0))(dnp.ones(3))
     >>> float(g(dnp.zeros(3)))
@@ -310,7 +355,7 @@ def trace(
     if not callable(fun):
         raise TypeError(f"ds.trace: expected a function, got {type(fun).__name__}")
 
-    def traced(*args, **kwargs) -> Graph:
+    def traced(*args, **kwargs) -> Graph | tuple[Graph, list[Tracer]]:
         if kwargs:
             raise TypeError(
                 "ds.trace: the traced function takes positional arguments only (a graph's "
@@ -330,7 +375,7 @@ def trace(
                         f"{nargs} argument(s)"
                     )
                 pnums.add(i % nargs)
-        trace_ = GraphTrace()
+        trace_ = GraphTrace(lift_closures)
         arg_names = _arg_names(fun, nargs)
         specs: list[ArgSpec] = []
         boxed_args = []
@@ -363,8 +408,10 @@ def trace(
                 out_refs.append(leaf._var)
             else:
                 out_refs.append(trace_.const(leaf))
+        if lift_closures:
+            specs.append(_lifted_arg(trace_, arg_names, examples))
         gname = name or getattr(fun, "__name__", None) or type(fun).__name__
-        return Graph(
+        graph = Graph(
             name=gname,
             vars=trace_.vars,
             nodes=trace_.nodes,
@@ -376,5 +423,22 @@ def trace(
             examples=examples,
             specializations=trace_.specializations,
         )
+        return (graph, list(trace_.captured)) if lift_closures else graph
 
     return traced
+
+
+def _lifted_arg(trace_: GraphTrace, arg_names: list[str], examples: dict) -> ArgSpec:
+    """The graph's last argument: the list of the lifted inputs (named ``closure.0``...),
+    in the order ``trace_.captured`` lists the outer tracers they stand for."""
+    name = "closure"
+    while name in arg_names:
+        name = "_" + name
+    lifted = [trace_.lift(outer) for outer in trace_.captured]
+    values = []
+    for j, t in enumerate(lifted):
+        trace_.vars[t._var] = trace_.vars[t._var]._replace(name=f"{name}.{j}")
+        examples[t._var] = t._value
+        values.append(t._value)
+    _, treedef = tree_flatten(values)
+    return ArgSpec(name, treedef, spec_of(values), tuple(("var", t._var) for t in lifted))

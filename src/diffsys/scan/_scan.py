@@ -67,10 +67,11 @@ def scan(
     ``diffsys.scan_policies`` (``every(k)``, ``sqrt()``, ``binomial(s)``) work too.
 
     ``replay=True`` traces the step (and its VJP) once into graphs and replays them on
-    plain arrays, so the per-step cost of tracing is paid once; it falls back to running the
-    step when values traced by an outer transform are present (grad of grad, vmap, jvp) or
-    when the step reads traced values from its closure (pass those in the carry).
-    ``replay="auto"`` is the same without a warning when it falls back.
+    plain arrays, so the per-step cost of tracing is paid once; traced values the step reads
+    from its closure become extra inputs of the graphs. It falls back to running the step
+    (with a :class:`diffsys.scan.ReplayFallbackWarning`) when values traced by an outer
+    transform are present (grad of grad, vmap, jvp) or when the step turns a traced value
+    into a Python value. ``replay="auto"`` is the same without a warning when it falls back.
 
     ``reverse=True`` runs the steps from the last ``x`` to the first (``ys`` keep the order of
     ``xs``), like ``jax.lax.scan``.
