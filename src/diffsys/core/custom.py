@@ -452,7 +452,7 @@ def _recompute_node(trace, fun, leaves, treedef):
             outs, _ = _run_on(trace, rec, fun, treedef, boxed)
             cts: dict = {}
             remat.seed(cts, trace, outs, gs)
-            remat.backprop(rec.entries, cts)
+            remat.backprop(rec.entries, cts, trace.ops)
             in_cts = {i: cts.pop(s, None) for i, s in slots.items()}
             cap_cts = {s: ct for s, ct in cts.items() if s < rec.base}
         return in_cts, cap_cts
@@ -490,16 +490,17 @@ def _replay_node(trace, fun, leaves, treedef, saveable):
             for o in out_leaves
         ]
         plan = []
-        for prim, evals, params, out, eparents, slot, n in rec.entries:
+        for op, evals, out, eparents, slot, n in rec.entries:
+            prim, params = trace.ops[op]
             internal = tuple((i, s) for i, s in enumerate(eparents) if s is not None and s >= base)
             kept = list(evals)
             for i, _ in internal:
                 kept[i] = None  # recomputed or kept upstream: filled in at replay
-            if prim.__class__ is _CustomNode or saveable(prim, *evals, **params):
+            if prim.__class__ is _CustomNode or saveable(prim, *evals, **(params or {})):
                 saved = out
             else:
                 saved = _RECOMPUTE
-            plan.append((prim, kept, params, saved, eparents, internal, slot, n))
+            plan.append((op, prim, kept, params, saved, eparents, internal, slot, n))
         rec.entries.clear()
     out_vals_leaves = [remat.unbox(trace, o) for o in out_leaves]
 
@@ -507,7 +508,7 @@ def _replay_node(trace, fun, leaves, treedef, saveable):
         with remat.Recording(trace, reserve=end):
             env = {s: vals[i] for i, s in slots.items()}
             entries = []
-            for prim, kept, params, saved, eparents, internal, slot, n in plan:
+            for op, prim, kept, params, saved, eparents, internal, slot, n in plan:
                 args = list(kept)
                 for i, s in internal:
                     args[i] = env[s]
@@ -520,13 +521,13 @@ def _replay_node(trace, fun, leaves, treedef, saveable):
                         env[slot + k] = out[k]
                 else:
                     env[slot] = out
-                entries.append((prim, args, params, out, eparents, slot, n))
+                entries.append((op, args, out, eparents, slot, n))
             cts: dict = {}
             for s, g in zip(out_slots, gs, strict=True):
                 if s is not None and g is not None:
                     remat.accumulate(cts, s, g)
             del env
-            remat.backprop(entries, cts)
+            remat.backprop(entries, cts, trace.ops)
             in_cts = {i: cts.pop(s, None) for i, s in slots.items()}
             cap_cts = {s: ct for s, ct in cts.items() if s < base}
         return in_cts, cap_cts

@@ -106,6 +106,23 @@ class Primitive:
             return self.impl(*args, **params)
         return trace.process(self, args, params)
 
+    def call_with(self, args: tuple, params: dict):
+        """``self(*args, **params)`` with ``params`` passed as it is, not copied: wrappers
+        of busy primitives hand one dict to every call with the same parameters, so that a
+        reverse trace's nodes share it (see :mod:`diffsys.core.reverse`). Never change a
+        dict after handing it over."""
+        trace = None
+        level = 0
+        for a in args:
+            if isinstance(a, Tracer):
+                t = a._trace
+                if t.level > level:
+                    trace = t
+                    level = t.level
+        if trace is None:
+            return self.impl(*args, **params)
+        return trace.process(self, args, params)
+
     # --- rule registration ----------------------------------------------------------------
     def defvjp(self, *rules: Callable | None) -> Primitive:
         """One VJP rule per positional argument (``None``: not differentiable there)."""

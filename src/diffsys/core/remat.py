@@ -78,7 +78,7 @@ class Recording:
         """
         found = {} if into is None else into
         base = self.base
-        for _prim, vals, _params, _out, parents, _slot, _n in self.entries:
+        for _op, vals, _out, parents, _slot, _n in self.entries:
             for i, s in enumerate(parents):
                 if s is not None and s < base and s not in found:
                     found[s] = vals[i]
@@ -94,8 +94,9 @@ def accumulate(cts: dict, slot: int, ct) -> None:
     cts[slot] = ct if old is None else add_any(old, ct)
 
 
-def backprop(entries: list, cts: dict) -> dict:
-    """Run ``entries`` backwards from the cotangents ``cts`` (``{slot: cotangent}``).
+def backprop(entries: list, cts: dict, ops: list) -> dict:
+    """Run ``entries`` backwards from the cotangents ``cts`` (``{slot: cotangent}``);
+    ``ops`` is the table of operations of the trace that recorded them (its ``ops``).
 
     ``entries`` is consumed (each entry is dropped once processed, freeing what it holds).
     Returns ``cts``, which then holds the cotangents of the slots the entries read but did not
@@ -103,7 +104,7 @@ def backprop(entries: list, cts: dict) -> dict:
     """
     pop = entries.pop
     while entries:
-        prim, vals, params, out, parents, slot, n = pop()
+        op, vals, out, parents, slot, n = pop()
         if n:
             gs = [cts.pop(slot + k, None) for k in range(n)]
             if all(g is None for g in gs):
@@ -115,6 +116,7 @@ def backprop(entries: list, cts: dict) -> dict:
             g = cts.pop(slot, None)
             if g is None:
                 continue
+        prim, params = ops[op]
         if prim.__class__ is _CustomNode:
             for i, ct in prim.bwd(g).items():
                 accumulate(cts, parents[i], ct)

@@ -389,12 +389,12 @@ def _checked_bwd(name, bwd, site):
     return bwd_checked
 
 
-def _tag_nodes(tape: list, start: int) -> None:
+def _tag_nodes(trace, tape: list, start: int) -> None:
     """Give the nodes recorded from ``start`` on their source line and checking rules."""
     site = None
     for k in range(start, len(tape)):
         entry = tape[k]
-        prim = entry[0]
+        prim, params = trace.ops[entry[0]]
         cls = prim.__class__
         if cls is _CheckedNode:
             continue
@@ -406,7 +406,13 @@ def _tag_nodes(tape: list, start: int) -> None:
         else:
             site = site or _user_site()
             node = _CheckedNode(prim, site)
-        tape[k] = (node, *entry[1:])
+        tape[k] = (_checked_op(trace, node, params), *entry[1:])
+
+
+def _checked_op(trace, node, params) -> int:
+    """A new operation of ``trace``: the checked ``node`` with the original ``params``."""
+    trace.ops.append((node, params))
+    return len(trace.ops) - 1
 
 
 def _tagging(method):
@@ -415,7 +421,7 @@ def _tagging(method):
         start = len(tape)
         out = method(self, *args, **kwargs)
         if len(tape) > start:
-            _tag_nodes(tape, start)
+            _tag_nodes(self, tape, start)
         return out
 
     return tagging_method

@@ -250,6 +250,28 @@ getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
 getitem_p.defbatch(_getitem_batch)
 
 
+# One parameter dict per distinct ``x[a:b]`` with int bounds, shared by every node that uses
+# it: a tape then holds no new garbage-collected objects per slicing (see core.reverse).
+_SLICE_PARAMS: dict[tuple, dict] = {}
+
+
+def _slice_params(idx: slice) -> dict:
+    start, stop, step = idx.start, idx.stop, idx.step
+    if (
+        (start is None or start.__class__ is int)
+        and (stop is None or stop.__class__ is int)
+        and (step is None or step.__class__ is int)
+    ):
+        key = (start, stop, step)
+        params = _SLICE_PARAMS.get(key)
+        if params is None:
+            params = {"idx": (idx,)}
+            if len(_SLICE_PARAMS) < 4096:
+                _SLICE_PARAMS[key] = params
+        return params
+    return {"idx": (idx,)}
+
+
 def _index_has_tracer(idx) -> bool:
     if isinstance(idx, tuple):
         return any(isinstance(i, Tracer) for i in idx)
@@ -263,7 +285,7 @@ def getitem(x, idx):
     if not isinstance(x, Tracer) and not _index_has_tracer(idx):
         return x[idx]
     if idx.__class__ is slice and x.ndim:  # x[a:b], the commonest index: nothing to normalize
-        return getitem_p(x, idx=(idx,))
+        return x._trace.process(getitem_p, (x,), _slice_params(idx))
     operands: list = []
     nidx = normalize_index(idx, shape_of(x), operands)
     if operands:

@@ -79,6 +79,21 @@ sum_p.defjvp(lambda t, ans, x, axis, keepdims: sum_p(t, axis=axis, keepdims=keep
 def_axes_batch(sum_p)
 
 
+# One parameter dict per distinct (axes, keepdims), shared by every node that uses it: a
+# tape then holds no new garbage-collected objects per sum (see core.reverse).
+_SUM_PARAMS: dict[tuple, dict] = {}
+
+
+def _sum_params(axes: tuple[int, ...], keepdims: bool) -> dict:
+    key = (axes, keepdims)
+    params = _SUM_PARAMS.get(key)
+    if params is None:
+        params = {"axis": axes, "keepdims": keepdims}
+        if len(_SUM_PARAMS) < 4096:
+            _SUM_PARAMS[key] = params
+    return params
+
+
 def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
     """Sum of array elements over the given axes (as ``numpy.sum``)."""
     if isinstance(a, list | tuple):
@@ -90,7 +105,7 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
         axes = (axis,)
     else:
         axes = _ufunc_axes(axis, ndim, "sum")
-    out = sum_p(a, axis=axes, keepdims=bool(keepdims))
+    out = a._trace.process(sum_p, (a,), _sum_params(axes, bool(keepdims)))
     return out if dtype is None else out.astype(dtype)
 
 

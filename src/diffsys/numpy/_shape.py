@@ -289,6 +289,10 @@ concatenate_p.defjvp_all(_concat_jvp)
 concatenate_p.defbatch(_concat_batch)
 
 
+# One {"axis": k} per axis, shared by every concatenate node (see Primitive.call_with).
+_AXIS_PARAMS: dict[int, dict] = {}
+
+
 def concatenate(arrays, axis: int | None = 0):
     """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
     arrays = list(arrays)
@@ -322,7 +326,8 @@ def concatenate(arrays, axis: int | None = 0):
             )
     if len(arrays) == 1:
         return arrays[0]
-    return concatenate_p(*arrays, axis=axis)
+    params = _AXIS_PARAMS.get(axis) or _AXIS_PARAMS.setdefault(axis, {"axis": axis})
+    return concatenate_p.call_with(tuple(arrays), params)
 
 
 def stack(arrays, axis: int = 0):

@@ -422,7 +422,7 @@ class _Node:
         cts: dict = {}
         remat.seed(cts, trace, taped.c_out, ct_c)
         remat.seed(cts, trace, taped.y_out, [g[i] for g in g_ys])
-        remat.backprop(taped.entries, cts)
+        remat.backprop(taped.entries, cts, trace.ops)
         ct_prev = [None if s is None else cts.pop(s, None) for s in taped.c_slots]
         for k, s in enumerate(taped.x_slots):
             if s is not None:
