@@ -122,3 +122,63 @@ def test_pure_duplicates_of_a_custom_primitive_merge():
     g = ds.trace(lambda x: dnp.sum(double(x) * double(x)))(X)
     assert g.cse().count("tests.graph.double") == 1
     np.testing.assert_allclose(g.cse()(X), np.sum((2 * X) ** 2))
+
+
+# --- algebraic simplification ---
+
+
+def test_simplify_lets_arithmetic_broadcast_instead_of_broadcast_to():
+    def h(x, y):
+        b = dnp.broadcast_to(x[:, None], (4, 3))
+        return dnp.sum(b * y + y / b - b)
+
+    x, y = rng.uniform(1.0, 2.0, 4), rng.uniform(1.0, 2.0, (4, 3))
+    g = ds.trace(h)(x, y)
+    s = g.simplify().dce()
+    assert g.count("broadcast_to") == 1 and s.count("broadcast_to") == 0
+    _same_values_and_grads(g, s, x, y)
+
+
+@pytest.mark.parametrize(
+    "h",
+    [
+        lambda x, y: dnp.sum(dnp.broadcast_to(x, (4, 3)) * dnp.broadcast_to(x, (4, 3)) + y),
+        lambda x, y: dnp.sum(dnp.broadcast_to(x, (4, 3)) * y[0]),  # other operand is smaller
+        lambda x, y: dnp.sum(dnp.exp(dnp.broadcast_to(x, (4, 3))) * y),  # a non-arithmetic reader
+        lambda x, y: (dnp.broadcast_to(x, (4, 3)), dnp.sum(dnp.broadcast_to(x, (4, 3)) * y)),
+    ],
+    ids=["squared", "smaller-other", "exp-reader", "graph-output"],
+)
+def test_simplify_keeps_a_broadcast_that_the_result_needs(h):
+    x, y = rng.standard_normal(3), rng.standard_normal((4, 3))
+    g = ds.trace(h)(x, y).cse()
+    s = g.simplify().dce()
+    assert s.count("broadcast_to") == g.count("broadcast_to") >= 1
+    for a, b in zip(ds.tree_leaves(s(x, y)), ds.tree_leaves(g(x, y)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_simplify_adds_a_scattered_cotangent_in_place_of_a_zero_array():
+    def energy(x):  # x is read at x[1:] and x[:-1]: their VJPs scatter into zeros and add
+        d = x[1:] - x[:-1]
+        return dnp.sum(d * d * dnp.cos(x[1:]))
+
+    x = rng.standard_normal((6, 3))
+    g = ds.trace(ds.grad(energy))(x)
+    s = g.simplify().dce()
+    assert s.count("scatter_zeros") < g.count("scatter_zeros")
+    assert s.count("index_add") == g.count("scatter_zeros") - s.count("scatter_zeros")
+    assert len(s) < len(g)
+    _same_values_and_grads(lambda x: dnp.sum(g(x) ** 2), lambda x: dnp.sum(s(x) ** 2), x)
+
+
+def test_optimize_simplifies():
+    def energy(x):
+        d = x[1:] - x[:-1]
+        return dnp.sum(dnp.sum(d * d, axis=1, keepdims=True) * d)
+
+    x = rng.standard_normal((5, 3))
+    g = ds.trace(ds.grad(energy))(x)
+    o = g.optimize()
+    assert o.count("broadcast_to") == 0 and o.count("scatter_zeros") < g.count("scatter_zeros")
+    np.testing.assert_allclose(o(x), g(x), rtol=1e-14)

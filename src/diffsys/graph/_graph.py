@@ -476,9 +476,17 @@ class Graph:
 
         return fold_constants(self)
 
+    def simplify(self) -> Graph:
+        """Algebraic simplification: fewer operations, the same values and derivatives
+        (a ``broadcast_to`` that arithmetic would do anyway, a scatter into zeros that is
+        added to another array); see :mod:`diffsys.graph._simplify`."""
+        from ._simplify import simplify
+
+        return simplify(self)
+
     def optimize(self) -> Graph:
-        """Constant folding, then CSE, then DCE."""
-        return self.fold_constants().cse().dce()
+        """Constant folding, then algebraic simplification, CSE and DCE."""
+        return self.fold_constants().simplify().cse().dce()
 
     def freeze(self, argnums: int | Sequence[int] | dict[int, Any]) -> Graph:
         """A graph without the arguments ``argnums``: their placeholders become constants
