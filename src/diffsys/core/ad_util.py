@@ -15,7 +15,8 @@ from .primitive import Primitive
 
 # --- add_any: adding cotangents / tangents of one shape ------------------------------------
 
-add_any = Primitive("add_any", lambda x, y: np.add(x, y))
+add_any = Primitive("add_any", np.add)  # the ufunc itself: graph replays call it directly
+add_any.__doc__ = None  # (not np.add's documentation)
 add_any.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: g)
 add_any.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: t)
 # Both operands have the same logical shape: right-aligned broadcasting adds the batch axis.
@@ -67,7 +68,16 @@ real_part.defbatch(lambda args, batched: real_part(args[0]))
 
 # --- reshape ---------------------------------------------------------------------------------
 
-reshape = Primitive("reshape", lambda x, shape: np.reshape(x, shape))
+def _reshape_impl(x, shape):
+    # The array method: np.reshape's Python wrapper costs about 0.5 µs more per call.
+    return x.reshape(shape) if x.__class__ is np.ndarray else np.reshape(x, shape)
+
+
+def _transpose_impl(x, axes):
+    return x.transpose(axes) if x.__class__ is np.ndarray else np.transpose(x, axes)
+
+
+reshape = Primitive("reshape", _reshape_impl)
 reshape.defvjp(lambda g, ans, x, shape: reshape(g, shape=np.shape(x)))
 reshape.defjvp(lambda t, ans, x, shape: reshape(t, shape=shape))
 reshape.defbatch(lambda args, batched, shape: reshape(args[0], shape=args[0].shape[:1] + shape))
@@ -75,7 +85,7 @@ reshape.defbatch(lambda args, batched, shape: reshape(args[0], shape=args[0].sha
 
 # --- transpose ---------------------------------------------------------------------------------
 
-transpose = Primitive("transpose", lambda x, axes: np.transpose(x, axes))
+transpose = Primitive("transpose", _transpose_impl)
 transpose.defvjp(lambda g, ans, x, axes: transpose(g, axes=tuple(np.argsort(axes).tolist())))
 transpose.defjvp(lambda t, ans, x, axes: transpose(t, axes=axes))
 transpose.defbatch(
