@@ -31,7 +31,7 @@ import gc
 import weakref
 from collections.abc import Callable
 
-from .tracer import Tracer
+from .tracer import Tracer, top_trace
 
 # Held weakly: a primitive lives as long as its owner (a module, or a custom_vjp function
 # made inside a loop) keeps it; names of primitives still alive stay unique.
@@ -111,14 +111,7 @@ class Primitive:
         of busy primitives hand one dict to every call with the same parameters, so that a
         reverse trace's nodes share it (see :mod:`diffsys.core.reverse`). Never change a
         dict after handing it over."""
-        trace = None
-        level = 0
-        for a in args:
-            if isinstance(a, Tracer):
-                t = a._trace
-                if t.level > level:
-                    trace = t
-                    level = t.level
+        trace = top_trace(args)
         if trace is None:
             return self.impl(*args, **params)
         return trace.process(self, args, params)

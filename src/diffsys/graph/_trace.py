@@ -153,33 +153,9 @@ class GraphTrace(Trace):
             )
 
     # --- recording -----------------------------------------------------------------------------
-    def process(self, prim, args, params):
-        vals = []
-        refs = []
-        lower = False
-        for a in args:
-            if a.__class__ is not GraphTracer or a._trace is not self:
-                if not isinstance(a, Tracer):
-                    refs.append(self.const(a))
-                    vals.append(a)
-                    continue
-                a = self.lift(a)
-            v = a._value
-            refs.append(a._var)
-            if not lower and isinstance(v, Tracer):
-                lower = True
-            vals.append(v)
-        if params:
-            _check_params(prim, params)
-        if lower:
-            out = prim(*vals, **params)
-        else:
-            out = prim.impl(*vals, **params)
-        return self._record(prim, tuple(refs), params, out, vals)
-
-    def record_custom_call(self, prim, args, params, outs) -> list:
-        """Record ``prim(*args, **params)`` whose flat results ``outs`` the caller computed
-        (``custom_vjp``/``custom_jvp`` calls: the node keeps their rule; see core/custom.py)."""
+    def _operands(self, args) -> tuple[tuple, list]:
+        """The variables of ``args`` (constants and lifted closures get theirs) and the
+        values beneath them."""
         refs = []
         vals = []
         for a in args:
@@ -191,7 +167,23 @@ class GraphTrace(Trace):
                 a = self.lift(a)
             refs.append(a._var)
             vals.append(a._value)
-        return self._record(prim, tuple(refs), params, outs, vals)
+        return tuple(refs), vals
+
+    def process(self, prim, args, params):
+        refs, vals = self._operands(args)
+        if params:
+            _check_params(prim, params)
+        if any(isinstance(v, Tracer) for v in vals):  # values of outer transforms
+            out = prim(*vals, **params)
+        else:
+            out = prim.impl(*vals, **params)
+        return self._record(prim, refs, params, out, vals)
+
+    def record_custom_call(self, prim, args, params, outs) -> list:
+        """Record ``prim(*args, **params)`` whose flat results ``outs`` the caller computed
+        (``custom_vjp``/``custom_jvp`` calls: the node keeps their rule; see core/custom.py)."""
+        refs, vals = self._operands(args)
+        return self._record(prim, refs, params, outs, vals)
 
     def process1(self, prim, a):
         return self.process(prim, (a,), _NO_PARAMS)
