@@ -6,6 +6,8 @@ outer transform (``jvp`` of ``grad``, ``vmap`` of ``jvp`` for ``jacfwd``, ...).
 
 from __future__ import annotations
 
+import numpy as np
+
 from .ad_util import add_any, zeros_like_value
 from .tracer import _NO_PARAMS, Trace, Tracer
 
@@ -34,11 +36,16 @@ class JVPTrace(Trace):
         else:
             primals = list(args)
             tangents = [None] * len(args)
+            lower = False  # does a value beneath still carry an outer trace?
             for i, a in enumerate(args):
                 if a.__class__ is JVPTracer and a._trace is self:
-                    primals[i] = a._value
+                    v = primals[i] = a._value
                     tangents[i] = a._tangent
-            out = prim(*primals, **params)
+                else:
+                    v = a
+                if not lower and isinstance(v, Tracer):
+                    lower = True
+            out = prim(*primals, **params) if lower else prim.impl(*primals, **params)
         if prim.zero_derivative:
             return out
         if prim.jvp_all is not None:
@@ -82,7 +89,7 @@ class JVPTrace(Trace):
         if tb is not None:
             rule = rules[1] or prim.jvp_rule(1)
             tb_out = rule(tb, out, pa, pb)
-            t_out = tb_out if t_out is None else add_any(t_out, tb_out)
+            t_out = tb_out if t_out is None else _add(t_out, tb_out)
         return JVPTracer(self, out, t_out)
 
 
@@ -101,5 +108,12 @@ def split_tangents(trace: JVPTrace, leaves) -> tuple[list, list]:
 
 def _add_tangents(a, b, prim):
     if prim.multiple_results:
-        return [add_any(x, y) for x, y in zip(a, b, strict=True)]
+        return [_add(x, y) for x, y in zip(a, b, strict=True)]
+    return _add(a, b)
+
+
+def _add(a, b):
+    """``add_any(a, b)``; plain arrays are added directly (no dispatch)."""
+    if a.__class__ is np.ndarray and b.__class__ is np.ndarray:
+        return a + b
     return add_any(a, b)
