@@ -134,8 +134,6 @@ def test_float32_state_and_errors():
         odeint(lambda y, t: -y, 1.0, np.array([0.0, 1.0, 0.5]))
     with pytest.raises(ValueError, match="1-d"):
         odeint(lambda y, t: -y, 1.0, np.ones((2, 2)))
-    with pytest.raises(NotImplementedError, match="odeint"):
-        ds.hessian(lambda v: odeint(lambda y, t: -(y**2), v, np.array([0.0, 1.0]))[-1])(1.0)
 
 
 def test_backward_memory_does_not_grow_with_the_number_of_steps():
