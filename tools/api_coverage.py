@@ -52,10 +52,10 @@ NOTES = {
     "not by rules)",
     "scipy.integrate.odeint": "reverse mode: a custom_vjp around it (adjoint method, "
     "`scipy.integrate.odeint_adjoint`); forward mode: sensitivity equations",
-    "scipy.integrate.odeint_adjoint": "the adjoint backward pass of odeint; not "
-    "differentiable again",
-    "scipy.integrate.odeint_sensitivities": "forward sensitivities of odeint; not "
-    "differentiable again",
+    "scipy.integrate.odeint_adjoint": "the adjoint backward pass of odeint on plain values; "
+    "under an outer transform the backward pass is an odeint call instead (any order)",
+    "scipy.integrate.odeint_sensitivities": "forward sensitivities of odeint on plain values; "
+    "under an outer transform they are an odeint call instead (any order)",
 }
 
 _VARIADIC = 1 << 20  # rule tuples this long are made on demand (any number of arguments)
