@@ -321,3 +321,17 @@ def test_outputs_do_not_depend_on_the_input_memory_layout(rng):
         got = layer(view)
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_window_whose_maximum_is_nan_routes_its_gradient_to_its_first_nan():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = x[0, 0, 2, 2] = x[0, 0, 3, 3] = np.nan
+    y, vjp = ds.vjp(lambda a: nn.max_pool(a, 2), x)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isnan(y[0, 0, 1, 1])
+    expected = np.zeros_like(x)
+    expected[0, 0, 0, 1] = expected[0, 0, 1, 3] = expected[0, 0, 3, 1] = 1.0  # NaN, 7, 13
+    expected[0, 0, 2, 2] = 1.0  # the first of the window's two NaNs, in window order
+    np.testing.assert_array_equal(vjp(np.ones((1, 1, 2, 2)))[0], expected)
+    # forward mode picks the same entries
+    _, tangent = ds.jvp(lambda a: nn.max_pool(a, 2), (x,), (np.arange(16.0).reshape(x.shape),))
+    np.testing.assert_array_equal(tangent, [[[[1.0, 7.0], [13.0, 10.0]]]])

@@ -132,9 +132,16 @@ def _first_maxima(x: np.ndarray, y: np.ndarray, spec: PoolSpec):
     shape = np.broadcast_shapes(views[0].shape, y.shape)
     hit = np.empty_like(y, dtype=bool) if shape == y.shape else np.empty(shape, bool)
     found = np.empty_like(hit)
+    # A window whose maximum is NaN (np.maximum propagates it) routes to its first NaN, as in
+    # PyTorch; NaN == NaN is false, so those windows need their own test (rare: checked once).
+    nan_y = np.isnan(y) if y.dtype.kind in "fc" else None
+    if nan_y is not None and not nan_y.any():
+        nan_y = None
     last = len(views) - 1
     for k, v in enumerate(views):
         np.equal(v, y, out=hit)
+        if nan_y is not None:
+            hit |= np.isnan(v) & nan_y
         if k == 0:
             np.copyto(found, hit)
         else:
