@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import numpy as dnp
+from ..core.tracer import Tracer
+from ..numpy._indexing import getitem_p
 from .activations import log_sigmoid, log_softmax, softplus
 
 __all__ = [
@@ -69,7 +71,11 @@ def _pick(logp, labels: np.ndarray, axis: int):
         logp = dnp.moveaxis(logp, axis, -1)
     if labels.ndim != 1:
         logp = dnp.reshape(logp, (-1, shape[axis]))
-    picked = logp[np.arange(labels.size), labels.reshape(-1)]
+    idx = (np.arange(labels.size), labels.reshape(-1))
+    if isinstance(logp, Tracer):  # the labels are checked (_labels): no index normalization
+        picked = logp._trace.process(getitem_p, (logp,), {"idx": idx})
+    else:
+        picked = logp[idx]
     return picked if labels.ndim == 1 else dnp.reshape(picked, labels.shape)
 
 
