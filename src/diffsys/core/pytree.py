@@ -183,10 +183,19 @@ def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = N
 
 def same_structure(a: PyTreeDef, b: PyTreeDef) -> bool:
     """Whether two structures match (node types, auxiliary data, children)."""
+    try:
+        if a == b:  # equal tuples, compared in C (stricter: the unflatten functions too)
+            return True
+    except Exception:  # noqa: BLE001 - auxiliary data whose == is not a bool (arrays)
+        pass
+    return _same_structure(a, b)
+
+
+def _same_structure(a: PyTreeDef, b: PyTreeDef) -> bool:
     if a.node_type is not b.node_type or a.num_leaves != b.num_leaves:
         return False
     if a.node_type is None:
         return True
     if a.aux[1] != b.aux[1] or len(a.children) != len(b.children):
         return False
-    return all(same_structure(x, y) for x, y in zip(a.children, b.children, strict=True))
+    return all(_same_structure(x, y) for x, y in zip(a.children, b.children, strict=True))
