@@ -465,6 +465,152 @@ def test_pinv_lstsq_complex(shape, rng):
         check(lambda a, c: L.lstsq(a, c)[0], z, b)
 
 
+# --- lstsq under vmap (and jacfwd/jacrev/hessian of a batch) -----------------------------------
+
+
+def _lstsq_numpy_stack(a, b):
+    """NumPy's lstsq on each matrix of a stack: ``(x, residuals, rank, s)`` stacked (the
+    residuals as a list, since NumPy's may be empty for some matrices)."""
+    outs = [np.linalg.lstsq(a[i], b[i]) for i in range(a.shape[0])]
+    x, res, rank, s = zip(*outs, strict=True)
+    return np.stack(x), list(res), np.array(rank), np.stack(s)
+
+
+def _rank_deficient(rng, m, n):
+    """An ``(m, n)`` matrix whose last column repeats its first (rank ``n - 1``)."""
+    a = rnd(rng, m, n)
+    a[:, -1] = a[:, 0]
+    return a
+
+
+# (id, a shape, b shape): tall (residuals defined), square, wide (residuals empty)
+LSTSQ_SHAPES = [
+    ("tall_matrix_b", (5, 3), (5, 2)),
+    ("tall_vector_b", (5, 3), (5,)),
+    ("square", (3, 3), (3, 2)),
+    ("wide", (3, 5), (3,)),
+]
+
+
+@pytest.mark.parametrize("name,a_shape,b_shape", LSTSQ_SHAPES, ids=[c[0] for c in LSTSQ_SHAPES])
+@pytest.mark.parametrize(
+    "which", [(True, True), (True, False), (False, True)], ids=["both", "a_only", "b_only"]
+)
+def test_lstsq_vmap_equals_stacking(name, a_shape, b_shape, which, rng):
+    """vmap(lstsq) over 4 matrices (and/or right-hand sides) equals NumPy's lstsq on each."""
+    a_all, b_all = rnd(rng, 4, *a_shape), rnd(rng, 4, *b_shape)
+    args = (a_all if which[0] else a_all[0], b_all if which[1] else b_all[0])
+    in_axes = tuple(0 if w else None for w in which)
+    x, res, rank, s = ds.vmap(L.lstsq, in_axes=in_axes)(*args)
+    a_each = a_all if which[0] else np.broadcast_to(a_all[0], a_all.shape)
+    b_each = b_all if which[1] else np.broadcast_to(b_all[0], b_all.shape)
+    want_x, want_res, want_rank, want_s = _lstsq_numpy_stack(a_each, b_each)
+    np.testing.assert_allclose(x, want_x, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(s, want_s, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(rank, want_rank)
+    assert np.issubdtype(np.asarray(rank).dtype, np.integer)
+    np.testing.assert_allclose(res, np.stack(want_res), rtol=1e-10, atol=1e-12)
+    assert res.shape == (4,) + want_res[0].shape
+
+
+def test_lstsq_vmap_rank_deficient_batch(rng):
+    """A batch mixing a full-rank and a rank-deficient tall matrix: one rank per matrix; the
+    residuals are |b - a x|^2 of the minimum-norm solution for both (NumPy leaves the
+    rank-deficient one's empty); x is NumPy's minimum-norm solution."""
+    a = np.stack([rnd(rng, 5, 3), _rank_deficient(rng, 5, 3)])
+    b = rnd(rng, 2, 5, 2)
+    x, res, rank, s = ds.vmap(L.lstsq)(a, b)
+    want_x, want_res, want_rank, want_s = _lstsq_numpy_stack(a, b)
+    np.testing.assert_array_equal(want_rank, [3, 2])
+    np.testing.assert_array_equal(rank, want_rank)
+    np.testing.assert_allclose(x, want_x, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(s, want_s, rtol=1e-12, atol=1e-12)
+    assert want_res[1].shape == (0,)  # NumPy: empty where the rank is deficient
+    np.testing.assert_allclose(res[0], want_res[0], rtol=1e-10)
+    direct = np.sum((b[1] - a[1] @ want_x[1]) ** 2, axis=0)
+    np.testing.assert_allclose(res[1], direct, rtol=1e-8)
+    # a wide batch has no residuals at all, rank-deficient or not
+    wide = rnd(rng, 2, 3, 5)
+    wide[1, 2] = wide[1, 0]  # a repeated row: rank 2 of 3
+    c = rnd(rng, 3)
+    x, res, rank, _ = ds.vmap(L.lstsq, in_axes=(0, None))(wide, c)
+    assert res.shape == (2, 0)
+    np.testing.assert_array_equal(rank, [3, 2])
+    for i in range(2):
+        np.testing.assert_allclose(x[i], np.linalg.lstsq(wide[i], c)[0], rtol=1e-8, atol=1e-10)
+
+
+def test_lstsq_unbatched_outputs_stay_numpys(rng):
+    """With a single concrete matrix (jvp, grad), rank is a Python int and a rank-deficient
+    matrix has NumPy's empty residuals, as before vmap support."""
+    a, b = _rank_deficient(rng, 5, 3), rnd(rng, 5, 2)
+    (x, res, rank, s), _ = ds.jvp(L.lstsq, (a, b), (a, b))
+    want = np.linalg.lstsq(a, b)
+    assert type(rank) is int and rank == want[2] == 2
+    assert res.shape == (0,) and want[1].shape == (0,)
+    np.testing.assert_allclose(x, want[0], rtol=1e-8, atol=1e-10)
+    (_, res, rank, _), _ = ds.jvp(L.lstsq, (a[:, :2], b), (a[:, :2], b))
+    assert type(rank) is int and rank == 2
+    np.testing.assert_allclose(res, np.linalg.lstsq(a[:, :2], b)[1], rtol=1e-10)
+
+
+def _lstsq_x_batched(a, b):
+    return ds.vmap(lambda m, c: L.lstsq(m, c)[0])(a, b)
+
+
+def _lstsq_res_batched(a, b):
+    return ds.vmap(lambda m, c: L.lstsq(m, c)[1])(a, b)
+
+
+@pytest.mark.parametrize("f", [_lstsq_x_batched, _lstsq_res_batched], ids=["x", "residuals"])
+def test_lstsq_batched_derivatives(f, rng):
+    """Derivatives through vmap(lstsq) of full-rank tall matrices match finite differences to
+    order 2, forward and reverse."""
+    a, b = rnd(rng, 3, 5, 3), rnd(rng, 3, 5, 2)
+    check(f, a, b)
+
+
+def test_lstsq_jacobians_meet_a_batch(rng):
+    """jacfwd/jacrev/hessian where lstsq's rank computation sees a batch: of a vmapped
+    function (block diagonal over the batch) and vmapped over matrices, each equal to the
+    per-matrix Jacobians and Hessians (themselves checked against finite differences)."""
+    a, b = rnd(rng, 2, 5, 3), rnd(rng, 5, 2)
+
+    def x_of(m):
+        return L.lstsq(m, b)[0]
+
+    def loss(m):
+        x, res, _, _ = L.lstsq(m, b)
+        return dnp.sum(x**3) + dnp.sum(res)
+
+    per_jac = np.stack([ds.jacrev(x_of)(a[i]) for i in range(2)])  # (2, 3, 2, 5, 3)
+    per_hess = np.stack([ds.hessian(loss)(a[i]) for i in range(2)])
+    for i in range(2):
+        check(x_of, a[i])
+        check(loss, a[i])
+    batched = ds.vmap(x_of)
+    for jac in (ds.jacfwd, ds.jacrev):
+        full = jac(batched)(a)  # (2, 3, 2, 2, 5, 3): zero off the batch diagonal
+        for i in range(2):
+            for j in range(2):
+                want = per_jac[i] if i == j else np.zeros_like(per_jac[i])
+                np.testing.assert_allclose(full[i, :, :, j], want, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(ds.vmap(jac(x_of))(a), per_jac, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ds.vmap(ds.hessian(loss))(a), per_hess, rtol=1e-8, atol=1e-10)
+    h = ds.hessian(lambda s: dnp.sum(ds.vmap(loss)(s)))(a)
+    np.testing.assert_allclose(h[0, :, :, 0], per_hess[0], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(h[1, :, :, 1], per_hess[1], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(h[0, :, :, 1], 0.0, atol=1e-10)
+
+
+def test_lstsq_shape_errors(rng):
+    """Under a transform lstsq keeps NumPy's contract: one matrix, matching rows."""
+    with pytest.raises(np.linalg.LinAlgError, match=r"\(2, 5, 3\)"):
+        ds.jvp(L.lstsq, (rnd(rng, 2, 5, 3), rnd(rng, 5)), (rnd(rng, 2, 5, 3), rnd(rng, 5)))
+    with pytest.raises(np.linalg.LinAlgError, match=r"\(5, 3\).*\(4,\)"):
+        ds.vmap(L.lstsq, in_axes=(0, None))(rnd(rng, 2, 5, 3), rnd(rng, 4))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
 def test_large_matrices_share_one_lu(dtype, rng):
     """Matrices of 32+ rows go through a cached LU (forward solve/slogdet and the backward

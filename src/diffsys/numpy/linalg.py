@@ -885,31 +885,87 @@ def tensorsolve(a, b, axes=None):
     return dnp.reshape(x, oldshape)
 
 
+def _check_lstsq_shapes(a, b):
+    """NumPy's contract: ``a`` is one ``(M, N)`` matrix, ``b`` is ``(M,)`` or ``(M, K)``."""
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) != 2:
+        raise LinAlgError(
+            f"linalg.lstsq: a must be one (M, N) matrix (use vmap for a stack), got shape {sa}"
+        )
+    if len(sb) not in (1, 2) or sb[0] != sa[0]:
+        raise LinAlgError(
+            f"linalg.lstsq: b must have shape ({sa[0]},) or ({sa[0]}, K) to match a of shape "
+            f"{sa}, got shape {sb}"
+        )
+
+
+def _lstsq_residuals(a, b, x):
+    """Sums of squared residuals ``|b - a x|^2`` per column of ``b`` (shape ``(1,)`` for a
+    vector ``b``), differentiable."""
+    r = b - dnp.matmul(a, x)
+    if _is_complex(r):
+        r2 = ad_util.real_part(r * dnp.conjugate(r))
+    else:
+        r2 = r * r
+    residuals = dnp.sum(r2, axis=0)
+    if len(shape_of(b)) == 1:
+        residuals = dnp.reshape(residuals, (1,))
+    return residuals
+
+
+def _no_residuals(a):
+    """NumPy's empty residuals (rank-deficient or not tall ``a``), in ``a``'s real dtype."""
+    return np.empty((0,), dtype=np.real(np.zeros((), dtype_of(a))).dtype)
+
+
+def _traced_rank(s, rcond):
+    """The number of singular values above ``rcond * max(s)``, as an integer array computed
+    with diffsys operations (no derivative): it works where ``s`` has no single concrete
+    value, e.g. one rank per matrix under ``vmap``."""
+    cutoff = rcond * dnp.max(s, axis=-1, keepdims=True)
+    return dnp.sum(dnp.greater(s, cutoff), axis=-1)
+
+
 def lstsq(a, b, rcond=None):
     """Least-squares solution ``(x, residuals, rank, s)`` as ``numpy.linalg.lstsq``.
 
-    Under a transform ``x = pinv(a) @ b`` (same cutoff as NumPy); ``x``, ``residuals`` and
-    ``s`` are differentiable (assuming the rank is locally constant), ``rank`` is a value.
+    Under a transform ``x = pinv(a) @ b`` (same cutoff ``rcond * max(s)`` as NumPy); ``x``,
+    ``residuals`` and ``s`` are differentiable (assuming the rank is locally constant),
+    ``rank`` is a value. Where the singular values have one concrete value (``grad``, ``jvp``,
+    and ``jacfwd``/``jacrev``/``hessian`` of an unbatched matrix) the outputs are NumPy's:
+    ``rank`` a Python int, ``residuals`` empty unless ``rank == N`` and ``M > N``.
+
+    Where they do not (``a`` batched under ``vmap``, also ``jacfwd``/``jacrev``/``hessian`` of
+    a vmapped function and ``vmap`` of them), one output shape must serve the whole batch, as
+    in ``jax.numpy.linalg.lstsq``: ``rank`` is an integer array (NumPy's default integer, one
+    rank per matrix, no derivative) and, when ``M > N``, ``residuals``
+    are the sums of squared residuals ``|b - a x|^2`` of every matrix, including a
+    rank-deficient one (where NumPy would return an empty array): that is the residual of
+    the minimum-norm solution ``x = pinv(a) @ b``. For ``M <= N`` they are empty, as in NumPy.
+
+    >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
+    >>> a = np.stack([np.eye(3, 2), np.ones((3, 2))])
+    >>> ds.vmap(lambda m: dnp.linalg.lstsq(m, np.ones(3))[2])(a)
+    array([2, 1])
     """
     if not _traced(a, b):
         return np.linalg.lstsq(a, b, rcond=rcond)
-    m, n = shape_of(a)[-2:]
+    _check_lstsq_shapes(a, b)
+    m, n = shape_of(a)
     if rcond is None:
         rcond = float(np.finfo(dtype_of(a)).eps * max(m, n))
     x = dnp.matmul(pinv(a, rcond=rcond), b)
     s = svd(a, compute_uv=False)
-    rank = int(np.sum(_concrete(s) > rcond * np.max(_concrete(s))))
+    s_value = _concrete_or_none(s)
+    if s_value is None:
+        rank = _traced_rank(s, rcond)
+        residuals = _lstsq_residuals(a, b, x) if m > n else _no_residuals(a)
+        return x, residuals, rank, s
+    rank = int(np.sum(s_value > rcond * np.max(s_value)))
     if rank == n and m > n:
-        r = b - dnp.matmul(a, x)
-        if _is_complex(r):
-            r2 = ad_util.real_part(r * dnp.conjugate(r))
-        else:
-            r2 = r * r
-        residuals = dnp.sum(r2, axis=0)
-        if len(shape_of(b)) == 1:
-            residuals = dnp.reshape(residuals, (1,))
+        residuals = _lstsq_residuals(a, b, x)
     else:
-        residuals = np.empty((0,), dtype=np.real(np.zeros((), dtype_of(a))).dtype)
+        residuals = _no_residuals(a)
     return x, residuals, rank, s
 
 
