@@ -21,7 +21,7 @@ from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer, concrete
 from ._shape import broadcast_to, broadcast_to_p
-from ._util import batch_size, move_batch_axis, shape_of, unbroadcast
+from ._util import batch_size, move_batch_axis, shape_of, shared_params, unbroadcast
 
 # --- index normalization ---------------------------------------------------------------------
 
@@ -239,6 +239,8 @@ def _getitem_batch(args, batched, idx):
 
 
 getitem_p = Primitive("getitem", lambda x, idx: x[idx])
+
+
 def _getitem_vjp(g, ans, x, idx):
     if g.__class__ is np.ndarray:  # a plain backward pass: scatter_zeros's implementation
         return _scatter_zeros_impl(g, x.shape, idx)
@@ -250,8 +252,7 @@ getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
 getitem_p.defbatch(_getitem_batch)
 
 
-# One parameter dict per distinct ``x[a:b]`` with int bounds, shared by every node that uses
-# it: a tape then holds no new garbage-collected objects per slicing (see core.reverse).
+# One parameter dict per distinct ``x[a:b]`` with int bounds (see shared_params).
 _SLICE_PARAMS: dict[tuple, dict] = {}
 
 
@@ -262,13 +263,7 @@ def _slice_params(idx: slice) -> dict:
         and (stop is None or stop.__class__ is int)
         and (step is None or step.__class__ is int)
     ):
-        key = (start, stop, step)
-        params = _SLICE_PARAMS.get(key)
-        if params is None:
-            params = {"idx": (idx,)}
-            if len(_SLICE_PARAMS) < 4096:
-                _SLICE_PARAMS[key] = params
-        return params
+        return shared_params(_SLICE_PARAMS, (start, stop, step), idx=(idx,))
     return {"idx": (idx,)}
 
 

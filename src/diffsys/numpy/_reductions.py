@@ -14,7 +14,14 @@ from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
 from ._shape import broadcast_to_p, broadcast_view, concatenate, moveaxis, reshape
-from ._util import def_axes_batch, dtype_of, normalize_axes, normalize_axis, shape_of
+from ._util import (
+    def_axes_batch,
+    dtype_of,
+    normalize_axes,
+    normalize_axis,
+    shape_of,
+    shared_params,
+)
 
 
 def _from_sequence(a):
@@ -79,19 +86,7 @@ sum_p.defjvp(lambda t, ans, x, axis, keepdims: sum_p(t, axis=axis, keepdims=keep
 def_axes_batch(sum_p)
 
 
-# One parameter dict per distinct (axes, keepdims), shared by every node that uses it: a
-# tape then holds no new garbage-collected objects per sum (see core.reverse).
-_SUM_PARAMS: dict[tuple, dict] = {}
-
-
-def _sum_params(axes: tuple[int, ...], keepdims: bool) -> dict:
-    key = (axes, keepdims)
-    params = _SUM_PARAMS.get(key)
-    if params is None:
-        params = {"axis": axes, "keepdims": keepdims}
-        if len(_SUM_PARAMS) < 4096:
-            _SUM_PARAMS[key] = params
-    return params
+_SUM_PARAMS: dict[tuple, dict] = {}  # one dict per (axes, keepdims): see shared_params
 
 
 def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy's name
@@ -105,7 +100,9 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
         axes = (axis,)
     else:
         axes = _ufunc_axes(axis, ndim, "sum")
-    out = a._trace.process(sum_p, (a,), _sum_params(axes, bool(keepdims)))
+    keepdims = bool(keepdims)
+    params = shared_params(_SUM_PARAMS, (axes, keepdims), axis=axes, keepdims=keepdims)
+    out = a._trace.process(sum_p, (a,), params)
     return out if dtype is None else out.astype(dtype)
 
 

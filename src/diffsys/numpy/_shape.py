@@ -18,6 +18,7 @@ from ._util import (
     normalize_axes,
     normalize_axis,
     shape_of,
+    shared_params,
     unbroadcast,
 )
 
@@ -289,8 +290,7 @@ concatenate_p.defjvp_all(_concat_jvp)
 concatenate_p.defbatch(_concat_batch)
 
 
-# One {"axis": k} per axis, shared by every concatenate node (see Primitive.call_with).
-_AXIS_PARAMS: dict[int, dict] = {}
+_AXIS_PARAMS: dict[int, dict] = {}  # one {"axis": k} per axis: see shared_params
 
 
 def concatenate(arrays, axis: int | None = 0):
@@ -326,8 +326,7 @@ def concatenate(arrays, axis: int | None = 0):
             )
     if len(arrays) == 1:
         return arrays[0]
-    params = _AXIS_PARAMS.get(axis) or _AXIS_PARAMS.setdefault(axis, {"axis": axis})
-    return concatenate_p.call_with(tuple(arrays), params)
+    return concatenate_p.call_with(tuple(arrays), shared_params(_AXIS_PARAMS, axis, axis=axis))
 
 
 def stack(arrays, axis: int = 0):

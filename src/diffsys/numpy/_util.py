@@ -34,6 +34,24 @@ def is_traced(*xs) -> bool:
     return False
 
 
+# --- parameter dicts shared between calls ------------------------------------------------------
+
+_SHARED_PARAMS_LIMIT = 4096  # distinct parameter sets kept per cache
+
+
+def shared_params(cache: dict, key, **params) -> dict:
+    """One parameter dict per distinct hashable ``key``, handed to every call with those
+    parameters (:meth:`~diffsys.core.primitive.Primitive.call_with`), so that the nodes of a
+    reverse trace share it instead of each keeping its own (see ``core.reverse``). A cache
+    stops growing at a few thousand entries; later keys get fresh dicts."""
+    found = cache.get(key)
+    if found is None:
+        found = params
+        if len(cache) < _SHARED_PARAMS_LIMIT:
+            cache[key] = found
+    return found
+
+
 # --- sums that undo broadcasting, and broadcasting of tangents ----------------------------------
 
 
