@@ -241,13 +241,7 @@ def _getitem_batch(args, batched, idx):
 getitem_p = Primitive("getitem", lambda x, idx: x[idx])
 
 
-def _getitem_vjp(g, ans, x, idx):
-    if g.__class__ is np.ndarray:  # a plain backward pass: scatter_zeros's implementation
-        return _scatter_zeros_impl(g, x.shape, idx)
-    return scatter_zeros_p(g, shape=shape_of(x), idx=idx)
-
-
-getitem_p.defvjp(_getitem_vjp)
+getitem_p.defvjp(lambda g, ans, x, idx: scatter_zeros_p(g, shape=shape_of(x), idx=idx))
 getitem_p.defjvp(lambda t, ans, x, idx: getitem_p(t, idx=idx))
 getitem_p.defbatch(_getitem_batch)
 
