@@ -6,9 +6,7 @@ outer transform (``jvp`` of ``grad``, ``vmap`` of ``jvp`` for ``jacfwd``, ...).
 
 from __future__ import annotations
 
-import numpy as np
-
-from .ad_util import add_any, zeros_like_value
+from .ad_util import add_values, zeros_like_value
 from .tracer import _NO_PARAMS, Trace, Tracer
 
 
@@ -89,7 +87,7 @@ class JVPTrace(Trace):
         if tb is not None:
             rule = rules[1] or prim.jvp_rule(1)
             tb_out = rule(tb, out, pa, pb)
-            t_out = tb_out if t_out is None else _add(t_out, tb_out)
+            t_out = tb_out if t_out is None else add_values(t_out, tb_out)
         return JVPTracer(self, out, t_out)
 
 
@@ -108,12 +106,5 @@ def split_tangents(trace: JVPTrace, leaves) -> tuple[list, list]:
 
 def _add_tangents(a, b, prim):
     if prim.multiple_results:
-        return [_add(x, y) for x, y in zip(a, b, strict=True)]
-    return _add(a, b)
-
-
-def _add(a, b):
-    """``add_any(a, b)``; plain arrays are added directly (no dispatch)."""
-    if a.__class__ is np.ndarray and b.__class__ is np.ndarray:
-        return a + b
-    return add_any(a, b)
+        return [add_values(x, y) for x, y in zip(a, b, strict=True)]
+    return add_values(a, b)

@@ -24,7 +24,7 @@ import types
 
 import numpy as np
 
-from .ad_util import add_any, zeros_like_value
+from .ad_util import add_values, zeros_like_value
 from .reverse import ReverseTrace, ReverseTracer, _CustomNode
 from .tracer import Tracer
 
@@ -91,7 +91,7 @@ class Recording:
 
 def accumulate(cts: dict, slot: int, ct) -> None:
     old = cts.get(slot)
-    cts[slot] = ct if old is None else add_any(old, ct)
+    cts[slot] = ct if old is None else add_values(old, ct)
 
 
 def backprop(entries: list, cts: dict, ops: list) -> dict:

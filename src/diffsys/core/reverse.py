@@ -21,13 +21,10 @@ When no outer transform is active the rules see plain arrays and run at NumPy sp
 
 from __future__ import annotations
 
-import numpy as np
-
-from .ad_util import add_any, zeros_like_value
+from .ad_util import add_values, zeros_like_value
 from .tracer import _NO_PARAMS, Trace, Tracer
 
 _new = object.__new__
-_ndarray = np.ndarray
 
 
 class ReverseTracer(Tracer):
@@ -197,7 +194,7 @@ class ReverseTrace(Trace):
         cts: list = [None] * self.nslots
         for slot, ct in seeds:
             old = cts[slot]
-            cts[slot] = ct if old is None else add_any(old, ct)
+            cts[slot] = ct if old is None else add_values(old, ct)
         # Nodes are popped from the end: from the tape itself when consuming (each node and
         # the values it holds are freed once processed), else from a copy of it.
         stack = self.tape if consume else list(self.tape)
@@ -225,7 +222,7 @@ class ReverseTrace(Trace):
                 for i, ct in prim.bwd(g).items():
                     pslot = parents[i]
                     old = cts[pslot]
-                    cts[pslot] = ct if old is None else add_any(old, ct)
+                    cts[pslot] = ct if old is None else add_values(old, ct)
                 continue
             rules = prim.vjps
             for i, pslot in enumerate(parents):
@@ -239,12 +236,7 @@ class ReverseTrace(Trace):
                     prim.vjp_rule(i)  # raises NotImplementedError naming the primitive
                 ct = rule(g, out, *vals, **params) if params else rule(g, out, *vals)
                 old = cts[pslot]
-                if old is None:
-                    cts[pslot] = ct
-                elif old.__class__ is _ndarray and ct.__class__ is _ndarray:
-                    cts[pslot] = old + ct  # add_any's implementation, without the dispatch
-                else:
-                    cts[pslot] = add_any(old, ct)
+                cts[pslot] = ct if old is None else add_values(old, ct)
         return cts[:n_inputs]
 
 
