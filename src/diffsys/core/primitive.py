@@ -122,6 +122,12 @@ class Primitive:
         self.vjps = rules
         return self
 
+    def defvjp_variadic(self, make_rule: Callable[[int], Callable]) -> Primitive:
+        """VJP rules for any number of positional arguments: rule ``k`` is ``make_rule(k)``,
+        made on first use and kept (``concatenate``, ``einsum``...)."""
+        self.vjps = VariadicRules(make_rule)
+        return self
+
     def defjvp(self, *rules: Callable | None) -> Primitive:
         """One JVP rule per positional argument (``None``: not differentiable there)."""
         self.jvps = rules
@@ -175,6 +181,26 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
+
+
+class VariadicRules(tuple):
+    """A rule tuple of unbounded length whose rule ``k`` is ``make_rule(k)``, made on first
+    use (see :meth:`Primitive.defvjp_variadic`)."""
+
+    def __new__(cls, make_rule: Callable[[int], Callable]) -> VariadicRules:
+        rules = super().__new__(cls)
+        rules._make = make_rule
+        rules._made = []
+        return rules
+
+    def __getitem__(self, k: int) -> Callable:
+        made = self._made
+        while len(made) <= k:
+            made.append(self._make(len(made)))
+        return made[k]
+
+    def __len__(self) -> int:
+        return 1 << 30
 
 
 def primitive(name: str | None = None, **kwargs) -> Callable[[Callable], Primitive]:

@@ -267,23 +267,8 @@ def _concat_batch(args, batched, axis):
     return concatenate_p(*args, axis=axis + 1)
 
 
-class _ConcatRules(tuple):
-    """VJP rules for any number of arguments, made on demand (and kept)."""
-
-    _made: list = []
-
-    def __getitem__(self, k):
-        made = self._made
-        while len(made) <= k:
-            made.append(_concat_vjp(len(made)))
-        return made[k]
-
-    def __len__(self):
-        return 1 << 30
-
-
 concatenate_p = Primitive("concatenate", _concat_impl)
-concatenate_p.vjps = _ConcatRules()
+concatenate_p.defvjp_variadic(_concat_vjp)
 concatenate_p.defjvp_all(_concat_jvp)
 concatenate_p.defbatch(_concat_batch)
 

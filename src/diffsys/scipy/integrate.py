@@ -311,22 +311,12 @@ def _odeint_vjp(argnum: int):
     return rule
 
 
-class _OdeintRules(tuple):
-    """VJP rules of the odeint primitive, for any number of arguments. odeint's custom_vjp
-    runs the adjoint once for all arguments; these rules serve when the primitive itself
-    meets a reverse transform (a forward-mode or vmap transform above it, as in
-    ``jacrev(jacfwd(f))`` or ``grad`` of ``vmap``): each runs the adjoint and keeps the
-    cotangent of its own argument."""
-
-    def __getitem__(self, k):
-        return _odeint_vjp(k)
-
-    def __len__(self):
-        return 1 << 30
-
-
+# VJP rules of the odeint primitive, for any number of arguments. odeint's custom_vjp runs the
+# adjoint once for all arguments; these rules serve when the primitive itself meets a reverse
+# transform (a forward-mode or vmap transform above it, as in ``jacrev(jacfwd(f))`` or
+# ``grad`` of ``vmap``): each runs the adjoint and keeps the cotangent of its own argument.
 _odeint_p = Primitive("scipy.integrate.odeint", _solve_impl)
-_odeint_p.vjps = _OdeintRules()
+_odeint_p.defvjp_variadic(_odeint_vjp)
 _odeint_p.defjvp_all(_sensitivity_jvp)
 # No derivative rules: _sensitivity_jvp calls it on values no transform differentiates.
 _sensitivity_p = Primitive("scipy.integrate.odeint_sensitivities", _sensitivity_impl)
