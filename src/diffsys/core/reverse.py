@@ -61,9 +61,10 @@ class ReverseTrace(Trace):
             self.ops.append((prim, params or None))
         return index
 
-    def add_op(self, node) -> int:
-        """Add a one-off operation (a custom rule's closure) to :attr:`ops`; its index."""
-        self.ops.append((node, None))
+    def add_op(self, node, params: dict | None = None) -> int:
+        """Add a one-off operation (a custom rule's closure, a checked node of anomaly mode)
+        to :attr:`ops`; its index."""
+        self.ops.append((node, params))
         return len(self.ops) - 1
 
     def new_input(self, value) -> ReverseTracer:

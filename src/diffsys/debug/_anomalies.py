@@ -406,13 +406,7 @@ def _tag_nodes(trace, tape: list, start: int) -> None:
         else:
             site = site or _user_site()
             node = _CheckedNode(prim, site)
-        tape[k] = (_checked_op(trace, node, params), *entry[1:])
-
-
-def _checked_op(trace, node, params) -> int:
-    """A new operation of ``trace``: the checked ``node`` with the original ``params``."""
-    trace.ops.append((node, params))
-    return len(trace.ops) - 1
+        tape[k] = (trace.add_op(node, params), *entry[1:])
 
 
 def _tagging(method):
