@@ -73,7 +73,7 @@ def _pick(logp, labels: np.ndarray, axis: int):
         logp = dnp.reshape(logp, (-1, shape[axis]))
     idx = (np.arange(labels.size), labels.reshape(-1))
     if isinstance(logp, Tracer):  # the labels are checked (_labels): no index normalization
-        picked = logp._trace.process(getitem_p, (logp,), {"idx": idx})
+        picked = getitem_p.call_with((logp,), {"idx": idx})
     else:
         picked = logp[idx]
     return picked if labels.ndim == 1 else dnp.reshape(picked, labels.shape)

@@ -274,7 +274,7 @@ def getitem(x, idx):
     if not isinstance(x, Tracer) and not _index_has_tracer(idx):
         return x[idx]
     if idx.__class__ is slice and x.ndim:  # x[a:b], the commonest index: nothing to normalize
-        return x._trace.process(getitem_p, (x,), _slice_params(idx))
+        return getitem_p.call_with((x,), _slice_params(idx))
     operands: list = []
     nidx = normalize_index(idx, shape_of(x), operands)
     if operands:

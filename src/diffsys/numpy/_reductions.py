@@ -102,7 +102,7 @@ def sum(a, axis=None, dtype=None, keepdims: bool = False):  # noqa: A001 - NumPy
         axes = _ufunc_axes(axis, ndim, "sum")
     keepdims = bool(keepdims)
     params = shared_params(_SUM_PARAMS, (axes, keepdims), axis=axes, keepdims=keepdims)
-    out = a._trace.process(sum_p, (a,), params)
+    out = sum_p.call_with((a,), params)
     return out if dtype is None else out.astype(dtype)
 
 
