@@ -141,6 +141,55 @@ def test_structured_output_spec_mismatch():
         pipe({"x": np.zeros(3)})
 
 
+@pytest.mark.parametrize(
+    ("fn", "got", "fix"),
+    [
+        (lambda z: [z, z], "a list of length 2", r"output_spec=\(None, None\)"),
+        (lambda z: (z, z * 2), "a tuple of length 2", r"output_spec=\(None, None\)"),
+        (lambda z: {"u": z}, "a dict of length 1", r"output_spec=\{'u': None\}"),
+        (lambda z: None, "None", "return its result"),
+        (lambda z: 1.5, "a float", r"np.asarray"),
+        (lambda z: "z", "a str", r"np.asarray"),
+    ],
+)
+def test_undeclared_non_array_output_is_an_error_naming_the_stage(fn, got, fix):
+    # A list used to be stacked silently by the next stage (tanh gave shape (2, 4, 3)) and
+    # None blamed on the next stage: the stage that returned it is named, in every mode.
+    pipe = pl.Pipeline(
+        [pl.Stage("a", fn), pl.Stage("act", nn.tanh)], losses=[pl.Loss("l", dnp.sum, "act")]
+    )
+    message = rf"stage 'a' \(<lambda>\) returned {got}, not an array.*{fix}"
+    batch = {"x": np.ones((4, 3))}
+    with pytest.raises(ContractError, match=message):
+        pipe(batch)
+    with pytest.raises(ContractError, match=message):
+        pipe(batch, mode="infer")
+    with pytest.raises(ContractError, match=message):
+        ds.grad(lambda p: pipe.loss(p, batch)[0])(pipe.params)
+
+
+def test_declared_tuple_and_dict_outputs_are_read_by_entry():
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("pair", lambda z: [z, 2 * z], output_spec=(None, None)),
+            pl.Stage("named", lambda z: {"u": z + 1}, inputs="x", output_spec={"u": None}),
+            pl.Stage("sum", lambda a, b, c: a + b + c, inputs=("pair.0", "pair.1", "named.u")),
+        ]
+    )
+    np.testing.assert_allclose(pipe({"x": np.arange(3.0)}), 4 * np.arange(3.0) + 1)
+    bad = pl.Pipeline([pl.Stage("pair", lambda z: (z, None), output_spec=(None, None))])
+    with pytest.raises(
+        ContractError,
+        match=r"stage 'pair' output \[1\]: expected an array, got a NoneType",
+    ):
+        bad({"x": np.ones(2)})
+    bad = pl.Pipeline([pl.Stage("named", lambda z: {"u": [z]}, output_spec={"u": None})])
+    with pytest.raises(
+        ContractError, match=r"stage 'named' output \['u'\]: expected an array, got a list"
+    ):
+        bad({"x": np.ones(2)})
+
+
 def test_multi_input_specs_by_name_and_by_position():
     pipe = pl.Pipeline(
         [

@@ -29,7 +29,7 @@ from ..core.custom import custom_jvp, custom_vjp
 from ..core.pytree import tree_leaves
 from ..core.tracer import Tracer, concrete
 from ..nn.module import Module
-from .spec import ContractError, Spec, as_spec
+from .spec import ContractError, Spec, _is_array, as_spec
 
 __all__ = ["KINDS", "Stage"]
 
@@ -337,8 +337,13 @@ class Stage:
                 spec.check(v, bindings, where)
 
     def check_output(self, value, bindings: dict) -> None:
+        """Raise :class:`ContractError` unless ``value`` is what the stage may return: an
+        array (meeting ``output_spec`` when that is a :class:`Spec`), or a tuple/dict of arrays
+        when ``output_spec`` declares one (``(None, None)``: two arrays of any shape)."""
         spec = self.output_spec
         if spec is None:
+            if not _is_array(value):
+                raise ContractError(self._undeclared_output(value))
             return
         where = f"stage {self.name!r} output"
         if isinstance(spec, Spec):
@@ -365,6 +370,37 @@ class Stage:
         for w, s, v in pairs:
             if s is not None:
                 s.check(v, bindings, w)
+            elif not _is_array(v):
+                raise ContractError(
+                    f"{w}: expected an array, got a {type(v).__name__}; each entry of a "
+                    "declared tuple/dict output is an array"
+                )
+
+    def _undeclared_output(self, value) -> str:
+        """The error for a non-array output with no declared structure: what came back, and
+        the fixes."""
+        got = f"a {type(value).__name__}"
+        if value is None:
+            got, hint = "None", "Does its function return its result?"
+        elif isinstance(value, list | tuple | dict):
+            got += f" of length {len(value)}"
+            if isinstance(value, dict):
+                declare = "{" + ", ".join(f"{k!r}: None" for k in value) + "}"
+                read = f"{self.name}.{next(iter(value), 'key')}"
+            else:
+                declare = repr((None,) * len(value))
+                read = f"{self.name}.0"
+            hint = (
+                f"To return several arrays, declare them: output_spec={declare} (None: any "
+                f"shape; later stages read one as {read!r}). For one array, combine them "
+                "with dnp.stack or dnp.concatenate."
+            )
+        else:
+            hint = "Return an array: np.asarray(value), or a diffsys.numpy result."
+        return (
+            f"stage {self.name!r} ({self.type_name}) returned {got}, not an array; a stage "
+            f"output is an array, or a tuple/dict of arrays declared by output_spec. {hint}"
+        )
 
 
 def _identity(x):
