@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from pipeline_helpers import Scale, classifier_batch, make_classifier
+from pipeline_helpers import Scale, add, classifier_batch, make_classifier
 
 import diffsys.numpy as dnp
 from diffsys import optim
@@ -110,6 +110,106 @@ def test_backward_nan_names_the_consumer_whose_backward_made_it(rng):
         ) as info:
             pipe.step(pipe.init(optim.sgd(0.1)), {"x": np.array([0.0, 1.0])})
     assert info.value.stage == "root" and info.value.where == "output gradient"
+
+
+def _double(z):
+    return 2.0 * z
+
+
+def _root_times(num, den):
+    return num * dnp.sqrt(den)  # d/d den = num / (2 sqrt(den)): Inf at den = 0
+
+
+def _backward_error(pipe, batch) -> NonFiniteError:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(NonFiniteError) as info:
+            pipe.step(pipe.init(optim.sgd(0.1)), batch)
+    return info.value
+
+
+# Each DAG: (stages, losses, the consumer whose backward pass makes the Inf, the stage whose
+# output it reaches). sqrt at 0 is finite forward and infinite backward; every other path is
+# finite, so naming the first consumer in any listing order is wrong.
+_FAN_OUT = [
+    pl.Stage("pre", Scale(1.0), inputs="x"),
+    pl.Stage("relu", dnp.maximum, inputs=("pre", "zero")),
+    pl.Stage("double", _double, inputs="relu"),
+    pl.Stage("root", dnp.sqrt, inputs="relu"),
+    pl.Stage("join", add, inputs=("double", "root")),
+]
+_DAGS = {
+    # relu -> double (2z), relu -> root (sqrt) -> join: the issue's example
+    "fan-out": (_FAN_OUT, [pl.Loss("l", dnp.sum, "join")], "root", "relu"),
+    # a loss term reading a shared output is a consumer like a stage
+    "fan-out-to-a-loss": (
+        [pl.Stage("a", Scale(1.0), inputs="x"), pl.Stage("double", _double, inputs="a")],
+        [
+            pl.Loss("plain", dnp.sum, "double"),
+            pl.Loss("root_loss", lambda v: dnp.sum(dnp.sqrt(v * v)), "a"),
+        ],
+        "root_loss",
+        "a",
+    ),
+    # fan-in: 'ratio' reads num and den, both also read by 'other'; only den's gradient from
+    # 'ratio' is infinite
+    "fan-in": (
+        [
+            pl.Stage("num", Scale(1.0), inputs="x"),
+            pl.Stage("den", Scale(1.0), inputs="x"),
+            pl.Stage("other", add, inputs=("num", "den")),
+            pl.Stage("ratio", _root_times, inputs=("num", "den")),
+            pl.Stage("join", add, inputs=("other", "ratio")),
+        ],
+        [pl.Loss("l", dnp.sum, "join")],
+        "ratio",
+        "den",
+    ),
+    # entries of a declared tuple output, read by different consumers
+    "tuple-entries": (
+        [
+            pl.Stage("pre", Scale(1.0), inputs="x"),
+            pl.Stage("split", lambda z: (z, z * z), inputs="pre", output_spec=(None, None)),
+            pl.Stage("double", _double, inputs="split.1"),
+            pl.Stage("root", dnp.sqrt, inputs="split.1"),
+            pl.Stage("keep", _double, inputs="split.0"),
+            pl.Stage("join", lambda a, b, c: a + b + c, inputs=("double", "root", "keep")),
+        ],
+        [pl.Loss("l", dnp.sum, "join")],
+        "root",
+        "split",
+    ),
+}
+
+
+@pytest.mark.parametrize("listing", ["as written", "reversed"])
+@pytest.mark.parametrize("dag", list(_DAGS))
+def test_backward_nan_is_blamed_on_the_consumer_that_made_it_in_any_dag(dag, listing):
+    stages, losses, culprit, upstream = _DAGS[dag]
+    if listing == "reversed":  # the pipeline sorts the stages; the order of readers changes
+        stages, losses = stages[::-1], losses[::-1]
+    pipe = pl.Pipeline(stages, losses=losses, batch_keys=("x", "zero"))
+    err = _backward_error(pipe, {"x": np.array([0.0, 1.0, 2.0]), "zero": np.zeros(3)})
+    assert (err.stage, err.where, err.upstream) == (culprit, "output gradient", upstream)
+    kind = "loss term" if culprit == "root_loss" else "stage"
+    made = f"made by the backward pass of {kind} {culprit!r} ("
+    assert f"reaching stage {upstream!r}'s output, {made}" in str(err)
+
+
+def test_a_shared_output_gets_the_sum_of_its_consumers_gradients(rng):
+    # the per-consumer probes change nothing that is measured: a -> 2a, a -> 3a, L = sum of both
+    pipe = pl.Pipeline(
+        [
+            pl.Stage("a", Scale(1.0)),
+            pl.Stage("b", Scale(2.0), inputs="a"),
+            pl.Stage("c", Scale(3.0), inputs="a"),
+        ],
+        losses=[pl.Loss(f"l{n}", dnp.sum, n) for n in "bca"],
+    )
+    x = rng.normal(size=5)
+    r = pl.Trainer(pipe, optim.sgd(0.1)).step({"x": x})
+    assert r.output_grad_norms["a"] == pytest.approx(6.0 * np.sqrt(5))
+    assert r.grad_norms["a"] == pytest.approx(6.0 * abs(np.sum(x)))
 
 
 def test_backward_nan_in_a_parameter_gradient_names_its_stage(rng):

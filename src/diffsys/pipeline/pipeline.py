@@ -338,6 +338,8 @@ class Pipeline:
             who = f"stage {name!r}"
             inputs = [self._lookup(r, outputs, batch, who) for r in st.inputs]
             st.check_inputs(inputs, bindings)
+            if monitor is not None and monitor.shared:
+                inputs = self._probe_reads(st.inputs, inputs, monitor, who)
             owner = None
             if st.params is not None:
                 try:
@@ -370,6 +372,15 @@ class Pipeline:
             if st.stateful:
                 new_state[name] = s
         return outputs, new_state
+
+    def _probe_reads(self, refs, values: list, monitor: Monitor, who: str) -> list:
+        """``values`` read by ``who``, those from a stage output that several consumers read
+        probed, so that the backward pass records the gradient ``who`` sends to each."""
+        out = []
+        for ref, v in zip(refs, values, strict=True):
+            kind, name, _ = self._parse_ref(ref)
+            out.append(probe(v, monitor, name, who) if name in monitor.shared else v)
+        return out
 
     def _forward_nonfinite(self, name: str, inputs: list) -> NonFiniteError:
         st = self.stages[name]
@@ -420,6 +431,8 @@ class Pipeline:
         for t in self.losses:
             who = f"loss term {t.name!r}"
             values = [self._lookup(r, outputs, batch, who) for r in t.inputs]
+            if monitor is not None and monitor.shared:
+                values = self._probe_reads(t.inputs, values, monitor, who)
             try:
                 value = t.evaluate(values)
             except Exception as exc:
@@ -564,7 +577,7 @@ class Pipeline:
             raise TypeError("Pipeline.step: telemetry must be a Telemetry, None or False")
         if tel is not None and not tel.enabled:
             tel = None
-        monitor = Monitor() if tel is not None else None
+        monitor = Monitor(self._shared_outputs()) if tel is not None else None
         diff, rest = self._split(ts.params, ts.trainable)
         key = (ts.seed * 1_000_003 + ts.step) % 2**63
 
@@ -629,35 +642,11 @@ class Pipeline:
         bad_params = {n for n, sq in grad_sq.items() if not finite_from_sq(sq, grads[n])}
         if not bad_params and all(monitor.ct_finite.values()):
             return
+        readers = self._consumers()
         for name in reversed(self.order):
             st = self.stages[name]
             if not monitor.ct_finite.get(name, True):
-                consumers = [
-                    n
-                    for n, s in self.stages.items()
-                    if any(
-                        self._parse_ref(r)[1] == name and self._parse_ref(r)[0] == "stage"
-                        for r in s.inputs
-                    )
-                ]
-                terms = [
-                    t.name
-                    for t in self.losses
-                    if any(
-                        self._parse_ref(r)[1] == name and self._parse_ref(r)[0] == "stage"
-                        for r in t.inputs
-                    )
-                ]
-                src = ", ".join(
-                    [f"stage {c!r}" for c in consumers] + [f"loss term {t!r}" for t in terms]
-                )
-                raise NonFiniteError(
-                    f"NaN/Inf first appears in the backward pass in the gradient reaching "
-                    f"stage {name!r}'s output, made by the backward pass of {src} (the "
-                    "gradients downstream of it are finite)",
-                    consumers[0] if consumers else name,
-                    "output gradient",
-                )
+                raise self._backward_nonfinite(name, readers.get(name, []), monitor)
             if name in bad_params:
                 bad = [n for n, g in named_leaves(grads[name], name) if not all_finite(g)]
                 raise NonFiniteError(
@@ -667,6 +656,60 @@ class Pipeline:
                     name,
                     "parameter gradient",
                 )
+
+    def _backward_nonfinite(self, name: str, readers: list, monitor: Monitor) -> NonFiniteError:
+        """The error for a non-finite gradient reaching stage ``name``'s output while every
+        gradient downstream is finite: it names the consumer whose backward pass made it
+        (with several consumers, the one whose own gradient to ``name`` is not finite)."""
+        labels = [f"{kind} {who!r}" for kind, who in readers]
+        head = (
+            "NaN/Inf first appears in the backward pass in the gradient reaching stage "
+            f"{name!r}'s output"
+        )
+        if len(readers) > 1:
+            edges = monitor.edge_finite
+            bad = [i for i, lab in enumerate(labels) if not edges.get((lab, name), True)]
+        else:
+            bad = list(range(len(readers)))
+        if not bad:
+            if not readers:
+                return NonFiniteError(head, name, "output gradient", upstream=name)
+            return NonFiniteError(
+                f"{head}: each of its consumers ({', '.join(labels)}) sent a finite gradient, "
+                "but their sum overflows; scale the losses or the stage outputs down",
+                name,
+                "output gradient",
+                upstream=name,
+            )
+        fine = [lab for i, lab in enumerate(labels) if i not in bad]
+        return NonFiniteError(
+            f"{head}, made by the backward pass of {', '.join(labels[i] for i in bad)} (the "
+            "gradients downstream of it are finite"
+            + (f"; the gradient from {', '.join(fine)} is finite too" if fine else "")
+            + ")",
+            readers[bad[0]][1],
+            "output gradient",
+            upstream=name,
+        )
+
+    def _consumers(self) -> dict[str, list[tuple[str, str]]]:
+        """Per stage, what reads its output: ``("stage", name)`` and ``("loss term", name)``
+        pairs, once each, stages first in pipeline order."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        readers = [("stage", n, s.inputs) for n, s in self.stages.items()]
+        readers += [("loss term", t.name, t.inputs) for t in self.losses]
+        for kind, who, refs in readers:
+            for ref in refs:
+                parsed = self._parse_ref(ref)
+                if parsed is not None and parsed[0] == "stage":
+                    seen = out.setdefault(parsed[1], [])
+                    if (kind, who) not in seen:
+                        seen.append((kind, who))
+        return out
+
+    def _shared_outputs(self) -> frozenset[str]:
+        """The stages whose output several consumers (stages, loss terms) read."""
+        return frozenset(n for n, r in self._consumers().items() if len(r) > 1)
 
     # --- reports and persistence (implemented in diagnostics and serialize) --------------------
     def mismatch(self, batch, *, params=None, state=None, step=None, key=None):

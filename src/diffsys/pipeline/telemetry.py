@@ -32,12 +32,19 @@ __all__ = ["NonFiniteError", "StarvationWarning", "StepReport", "Telemetry"]
 class NonFiniteError(FloatingPointError):
     """A NaN or Inf appeared in a pipeline; ``stage`` names where it first appeared and
     ``where`` says in what (``"input"``, ``"output"``, ``"loss term"``, ``"output gradient"``,
-    ``"parameter gradient"``)."""
+    ``"parameter gradient"``).
 
-    def __init__(self, message: str, stage: str, where: str) -> None:
+    For ``"output gradient"``, ``stage`` is the consumer (a stage or a loss term) whose
+    backward pass made the gradient reaching stage ``upstream``'s output non-finite; when an
+    output feeds several consumers, the one whose own gradient is not finite."""
+
+    def __init__(
+        self, message: str, stage: str, where: str, *, upstream: str | None = None
+    ) -> None:
         super().__init__(message)
         self.stage = stage
         self.where = where
+        self.upstream = upstream
 
 
 class StarvationWarning(UserWarning):
@@ -93,13 +100,21 @@ def finite_from_sq(sq: float, tree) -> bool:
 
 
 class Monitor:
-    """What one forward/backward pass saw, stage by stage (made by the pipeline per step)."""
+    """What one forward/backward pass saw, stage by stage (made by the pipeline per step).
 
-    __slots__ = ("ct_finite", "ct_sq")
+    ``ct_sq``/``ct_finite``: the gradient reaching each stage's output (summed over its
+    consumers). ``edge_finite[(consumer, stage)]``: whether the gradient one consumer's
+    backward pass sent to ``stage``'s output is finite, probed only for the stages in
+    ``shared`` (those read by several consumers, where the sum cannot say which one made a
+    NaN/Inf)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("ct_finite", "ct_sq", "edge_finite", "shared")
+
+    def __init__(self, shared: frozenset[str] = frozenset()) -> None:
         self.ct_sq: dict[str, float] = {}
         self.ct_finite: dict[str, bool] = {}
+        self.edge_finite: dict[tuple[str, str], bool] = {}
+        self.shared = shared
 
     def record_ct(self, stage: str, g) -> None:
         if any(isinstance(x, Tracer) for x in _leaves(g)):
@@ -108,22 +123,34 @@ class Monitor:
         self.ct_sq[stage] = self.ct_sq.get(stage, 0.0) + sq
         self.ct_finite[stage] = self.ct_finite.get(stage, True) and finite_from_sq(sq, g)
 
+    def record_edge(self, consumer: str, stage: str, g) -> None:
+        if any(isinstance(x, Tracer) for x in _leaves(g)):
+            return
+        edge = (consumer, stage)
+        self.edge_finite[edge] = self.edge_finite.get(edge, True) and all_finite(g)
+
 
 def _probe_vjp(g, ans, x, *, tag):
-    tag[0].record_ct(tag[1], g)
+    monitor, stage, consumer = tag
+    if consumer is None:
+        monitor.record_ct(stage, g)
+    else:
+        monitor.record_edge(consumer, stage, g)
     return g
 
 
-# Identity in value; its VJP records the cotangent (one node per output array of a stage).
+# Identity in value; its VJP records the cotangent (one node per output array of a stage, and
+# one per array a consumer reads from a shared stage output).
 _probe = Primitive("pipeline_probe", lambda x, *, tag: x)
 _probe.defvjp(_probe_vjp)
 _probe.defjvp(lambda t, ans, x, *, tag: t)
 _probe.defbatch(lambda args, batched, *, tag: args[0])
 
 
-def probe(x, monitor: Monitor, stage: str):
-    """``x`` unchanged; in reverse mode its cotangent is recorded for ``stage``."""
-    tag = (monitor, stage)
+def probe(x, monitor: Monitor, stage: str, consumer: str | None = None):
+    """``x`` unchanged; in reverse mode its cotangent is recorded for ``stage``'s output, or,
+    with ``consumer``, for the gradient that ``consumer`` sends to ``stage``'s output."""
+    tag = (monitor, stage, consumer)
     if isinstance(x, Tracer):
         return _probe(x, tag=tag)
     if isinstance(x, np.ndarray):
