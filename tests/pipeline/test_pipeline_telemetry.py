@@ -64,6 +64,47 @@ def test_starvation_warning_names_the_starved_stage(rng):
     assert reports[-1].grad_norms["head"] > 0
 
 
+def _starvation_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, StarvationWarning)]
+
+
+def test_starvation_needs_consecutive_low_steps_and_rearms_after_recovery():
+    tel = pl.Telemetry(starvation_threshold=1e-6, starvation_steps=3)
+    low, high = 1e-9, 1.0
+    # 'dips' is below the threshold 6 times out of 9 but never 3 times in a row; 'dead' is
+    # below throughout: flagged once on its third step, then again only after it recovered
+    dips = [low, low, high, low, low, high, low, low, high]
+    dead = [low] * 4 + [high] + [low] * 4
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flagged = []
+        for step, (d, z) in enumerate(zip(dips, dead, strict=True)):
+            report = tel.record(pl.StepReport(step, 0.0, grad_norms={"dips": d, "dead": z}))
+            flagged.append([m.split("'")[1] for m in report.warnings])
+    assert flagged == [[], [], ["dead"], [], [], [], [], ["dead"], []]
+    assert len(_starvation_warnings(caught)) == 2
+    assert tel.starved() == ["dead"]
+
+
+def test_a_stage_that_dips_below_the_threshold_now_and_then_is_not_flagged(rng):
+    # L = sum(w x): the gradient of w is sum(x), zero on the all-zero batches
+    pipe = _chain(pl.Stage("w", Scale(1.0)))
+    pipe.telemetry = pl.Telemetry(starvation_threshold=1e-12, starvation_steps=3)
+    trainer = pl.Trainer(pipe, optim.sgd(0.01))
+    zero, some = np.zeros(4), np.abs(rng.normal(size=4)) + 0.1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for x in [zero, zero, some] * 4:
+            trainer.step({"x": x})
+        assert _starvation_warnings(caught) == [] and pipe.telemetry.starved() == []
+        norms = pipe.telemetry.series("grad_norms", "w")
+        assert np.count_nonzero(norms == 0.0) == 8  # it did dip, 8 times out of 12
+        for x in [zero] * 3:
+            trainer.step({"x": x})
+    found = _starvation_warnings(caught)
+    assert len(found) == 1 and "stage 'w'" in found[0] and "3 consecutive steps" in found[0]
+
+
 def test_no_starvation_warning_for_a_learning_pipeline(rng):
     pipe = make_classifier()
     pipe.telemetry = pl.Telemetry(starvation_steps=2)
