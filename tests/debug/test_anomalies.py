@@ -37,6 +37,47 @@ def model_with_log(x):
     return dnp.sum(dnp.log(shifted))  # ANOMALY-LOG
 
 
+def model_with_complex_log(x):
+    z = x * 0j  # complex zeros, finite
+    w = dnp.log(z)  # ANOMALY-CLOG
+    return dnp.sum(dnp.real(w))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # deliberate: log(0j), 1/0j
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_values_are_checked_and_blamed_on_the_op_that_made_them(dtype):
+    with pytest.raises(AnomalyError) as info:
+        with anomalies():
+            dnp.log(np.array([0, 1], dtype))  # log(0j) = -inf + 0j
+    err = info.value
+    assert (err.primitive, err.phase, err.kind, err.already) == ("log", "forward", "Inf", None)
+    assert f"(2,) {np.dtype(dtype).name}" in str(err)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # deliberate: log(0j), 1/0j
+def test_complex_log_of_zero_is_named_in_every_pass():
+    with pytest.raises(AnomalyError) as info:  # a Python complex scalar
+        with anomalies():
+            dnp.log(0j)
+    assert (info.value.primitive, info.value.already) == ("log", None)
+    x = np.array([1.0, 2.0])
+    with pytest.raises(AnomalyError) as info:  # traced: not the later real() or sum()
+        with anomalies():
+            ds.grad(model_with_complex_log)(x)
+    err = info.value
+    assert (err.primitive, err.phase, err.kind, err.already) == ("log", "forward", "Inf", None)
+    assert err.site[1] == _line_of("# ANOMALY-CLOG") and "complex128" in str(err)
+    with pytest.raises(AnomalyError) as info:  # backward: sqrt's VJP at 0j divides by 0j
+        with anomalies():
+            ds.grad(lambda x: dnp.sum(dnp.real(dnp.sqrt(x * (1 + 0j)))))(np.array([0.0, 1.0]))
+    err = info.value
+    assert (err.primitive, err.phase, err.argnum, err.already) == ("sqrt", "backward", 0, None)
+    with pytest.raises(AnomalyError) as info:  # forward mode: its tangent
+        with anomalies():
+            ds.jvp(lambda x: dnp.sqrt(x * (1 + 0j)), (np.array([0.0]),), (np.ones(1),))
+    assert (info.value.primitive, info.value.phase, info.value.already) == ("sqrt", "tangent", None)
+
+
 def test_backward_inf_names_rule_argument_and_forward_line():
     x = np.array([0.0, 1.0, 4.0])
     assert np.isfinite(model_with_sqrt(x))  # the forward pass is fine: sqrt(0) = 0
