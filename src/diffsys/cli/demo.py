@@ -96,13 +96,16 @@ class RunResult:
 
 @dataclass
 class DemoResult:
-    """What the demo measured (``summary`` is what goes into ``summary.json``)."""
+    """What the demo measured (``summary`` is what goes into ``summary.json``); ``test``: the
+    noisy test batch (``{"x": ..., "y": ...}``) that the test accuracy and loss are measured
+    on, in inference mode."""
 
     summary: dict
     learned: RunResult
     frozen: RunResult
     out_dir: Path
     ok: bool
+    test: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # --- the pipeline ------------------------------------------------------------------------------
@@ -501,7 +504,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     say(f"Report written to {out_dir}/: " + ", ".join(sorted(files)))
     say(f"Done in {summary['seconds']:.1f} s.")
-    return DemoResult(summary, learned, frozen, out_dir, ok=loss_fell)
+    return DemoResult(summary, learned, frozen, out_dir, ok=loss_fell, test=test_batch)
 
 
 def _jsonable(x):
