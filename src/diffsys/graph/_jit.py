@@ -62,7 +62,7 @@ class _Entry:
     """One traced path: the graph replayed (its outputs then the guard values), how to
     rebuild the outputs, and the guard values seen while tracing."""
 
-    __slots__ = ("graph", "n_out", "out_treedef", "guards", "_traced", "_optimize")
+    __slots__ = ("graph", "n_out", "out_treedef", "guards", "_traced", "_optimize", "_lowered")
 
     def __init__(self, graph: Graph, n_out: int, out_treedef, guards: list, traced, optimize):
         self.graph = graph
@@ -71,13 +71,16 @@ class _Entry:
         self.guards = guards  # [(output index, value while tracing)]
         self._traced = traced  # the graph as traced, when ``graph`` has guard outputs
         self._optimize = optimize
+        self._lowered: Graph | None = None
 
     @property
     def lowered(self) -> Graph:
         """The graph of the function's outputs only (``graph`` less its guard outputs)."""
         if self._traced is None:
             return self.graph
-        return self._traced.optimize() if self._optimize else self._traced
+        if self._lowered is None:
+            self._lowered = self._traced.optimize() if self._optimize else self._traced
+        return self._lowered
 
 
 _FLOAT_KEY = ("float",)
@@ -266,8 +269,8 @@ class Jitted:
 
     # --- inspection -------------------------------------------------------------------------
     def lower(self, *args, **kwargs) -> Graph:
-        """The graph replayed for these arguments (traced now if not cached), without the
-        guard outputs. Its arguments are the dynamic ones (static arguments are baked in);
+        """The graph replayed for these arguments (traced and cached now if it was not),
+        without the guard outputs. Its arguments are the dynamic ones (static arguments are baked in);
         with keyword arguments, one more last argument: the dict of the dynamic ones.
 
         >>> import diffsys as ds, diffsys.numpy as dnp
@@ -287,8 +290,11 @@ class Jitted:
             for entry in variants:
                 if _guards_hold(entry, entry.graph.call_flat(flat)):
                     return entry.lowered
-        entry, _ = self._trace(inner, dyn)
-        return entry.lowered
+        self._trace_and_run(key, inner, dyn, flat, args, kwargs)
+        for entry in self._cache.get(key, ()):
+            if _guards_hold(entry, entry.graph.call_flat(flat)):
+                return entry.lowered
+        return self._trace(inner, dyn)[0].lowered  # not cacheable (a closure, impure code)
 
     def cache_info(self) -> JitCacheInfo:
         """Hits, misses (traces), bound and size of the cache, evictions, guard retraces,
