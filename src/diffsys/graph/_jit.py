@@ -270,8 +270,8 @@ class Jitted:
     # --- inspection -------------------------------------------------------------------------
     def lower(self, *args, **kwargs) -> Graph:
         """The graph replayed for these arguments (traced and cached now if it was not),
-        without the guard outputs. Its arguments are the dynamic ones (static arguments are baked in);
-        with keyword arguments, one more last argument: the dict of the dynamic ones.
+        without the guard outputs. Its arguments are the dynamic ones (static arguments are
+        baked in); with keyword arguments, one more last argument: their dict.
 
         >>> import diffsys as ds, diffsys.numpy as dnp
         >>> f = ds.jit(lambda x: dnp.sum(dnp.sin(x) * 2.0))
