@@ -335,3 +335,35 @@ def test_custom_rules_inside_jit_keep_their_rule():
     np.testing.assert_allclose(f(np.ones(2)), [1.0, 1.0])
     outside = ds.grad(ds.jit(lambda x: dnp.sum(5.0 * clip_gradient(x))))
     np.testing.assert_allclose(outside(np.ones(2)), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("ignore_index", [None, 2])
+def test_integer_label_losses_take_traced_labels(ignore_index):
+    """Labels that are graph inputs stay traced: the gather reads them at every replay."""
+    logits = RNG.standard_normal((2, 3, 4))  # classes on axis 1, labels of shape (2, 4)
+    labels = np.array([[0, 1, 2, 2], [1, 1, 0, 2]])
+
+    def losses(z, y):
+        ce = nn.cross_entropy(z, y, axis=1, ignore_index=ignore_index)
+        nll = nn.nll(nn.log_softmax(z, axis=1), y, axis=1, ignore_index=ignore_index)
+        return ce, nll
+
+    f = ds.jit(ds.value_and_grad(lambda z, y: losses(z, y)[0] + 2.0 * losses(z, y)[1]))
+    for y in (labels, (labels + 1) % 3, np.zeros_like(labels)):
+        value, g = f(logits, y)
+        ref_value, ref_g = ds.value_and_grad(lambda z: losses(z, y)[0] + 2.0 * losses(z, y)[1])(
+            logits
+        )
+        np.testing.assert_allclose(value, ref_value, rtol=1e-13)
+        np.testing.assert_allclose(g, ref_g, rtol=1e-12, atol=1e-15)
+    assert f.cache_info().misses == 1
+
+
+def test_functions_without_array_arguments_and_array_subclasses():
+    f = ds.jit(lambda: dnp.ones(2) * 3.0)
+    np.testing.assert_allclose(f(), [3.0, 3.0])
+    np.testing.assert_allclose(f(), [3.0, 3.0])
+    assert f.cache_info().hits == 1
+    g = ds.jit(lambda x: x * 2.0)
+    masked = np.ma.MaskedArray(np.ones(2))
+    np.testing.assert_allclose(g(masked), [2.0, 2.0])

@@ -406,7 +406,7 @@ def _signature(leaves: list, name: str) -> tuple[tuple, list]:
     flat = []
     for x in leaves:
         cls = x.__class__
-        if cls is np.ndarray or isinstance(x, Tracer | np.generic):
+        if cls is np.ndarray or isinstance(x, Tracer | np.ndarray | np.generic):
             key.append((x.shape, x.dtype))
             flat.append(x)
         elif cls is float:
