@@ -367,3 +367,11 @@ def test_functions_without_array_arguments_and_array_subclasses():
     g = ds.jit(lambda x: x * 2.0)
     masked = np.ma.MaskedArray(np.ones(2))
     np.testing.assert_allclose(g(masked), [2.0, 2.0])
+
+
+def test_equal_static_values_of_other_types_are_other_signatures():
+    body, runs = _counting(lambda x, k: x * (2.0 if k is True else 3.0))
+    f = ds.jit(body, static_argnums=1)
+    np.testing.assert_allclose(f(np.ones(1), 1), [3.0])
+    np.testing.assert_allclose(f(np.ones(1), True), [2.0])  # True == 1, but not the same
+    assert len(runs) == 2

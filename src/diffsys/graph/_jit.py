@@ -265,7 +265,8 @@ class Jitted:
                 full.insert(i, v)
             return fun(*full, **dict(s_kw), **a[-1])
 
-        return (*dyn_pos, dyn_kw), (nargs, s_pos, s_kw), with_statics
+        typed = (tuple(type(v) for _, v in s_pos), tuple(type(v) for _, v in s_kw))
+        return (*dyn_pos, dyn_kw), (nargs, s_pos, s_kw, typed), with_statics
 
     # --- inspection -------------------------------------------------------------------------
     def lower(self, *args, **kwargs) -> Graph:
