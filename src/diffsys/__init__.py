@@ -41,7 +41,7 @@ from .core import (
     vmap,
 )
 from .core.custom import checkpoint_policies
-from .graph import Graph, load_graph, trace
+from .graph import Graph, jit, load_graph, trace
 from .scan import scan_policies
 
 __version__ = "0.1.0"
@@ -66,6 +66,7 @@ __all__ = [
     "jacfwd",
     "jacobian",
     "jacrev",
+    "jit",
     "jvp",
     "load_graph",
     "primitive",

@@ -78,12 +78,46 @@ def test_nn_model_round_trip(tmp_path):
     loss, grads = h(other, X, Y)  # the model object itself is accepted...
     loss_ref, grads_ref = ds.value_and_grad(mse)(other, X, Y)
     np.testing.assert_allclose(loss, loss_ref, rtol=1e-14)
-    # ... and modules come back as dicts of their fields (the loader rebuilds no classes)
-    np.testing.assert_allclose(grads["layers"][0]["weight"], grads_ref.layers[0].weight)
+    # ... and the gradients come back as the argument's class (see test_loaded_graph_...)
+    np.testing.assert_allclose(grads.layers[0].weight, grads_ref.layers[0].weight)
     as_dicts = {"layers": [{"weight": p.weight, "bias": p.bias} for p in other.layers[::2]]}
     as_dicts["layers"].insert(1, {})
-    loss2, _ = h(as_dicts, X, Y)
+    loss2, grads2 = h(as_dicts, X, Y)  # dicts of fields in: dicts of fields out
     np.testing.assert_allclose(loss2, loss_ref, rtol=1e-14)
+    np.testing.assert_allclose(grads2["layers"][0]["weight"], grads_ref.layers[0].weight)
+
+
+def test_loaded_graph_returns_modules_where_modules_went_in(tmp_path):
+    """A loaded training step's gradients are the model's class, in the model's leaf order
+    (weight before bias), with its static fields: optim.apply_updates(model, grads) works."""
+    from diffsys import optim
+
+    model = _model()
+    g = ds.trace(ds.value_and_grad(mse))(model, X, Y)
+    g.save(tmp_path / "step")
+    h = ds.load_graph(tmp_path / "step")
+    _, grads = h(model, X, Y)
+    _, grads_ref = ds.value_and_grad(mse)(model, X, Y)
+    assert type(grads) is nn.Sequential
+    assert type(grads.layers[0]) is nn.Linear and grads.layers[0].out_features == 8
+    for a, b in zip(ds.tree_leaves(grads), ds.tree_leaves(grads_ref), strict=True):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    updated = optim.apply_updates(model, ds.tree_map(lambda x: -0.1 * x, grads))
+    assert type(updated) is nn.Sequential
+    np.testing.assert_allclose(
+        updated.layers[2].bias, model.layers[2].bias - 0.1 * grads_ref.layers[2].bias
+    )
+    # under a transform (a traced call), too
+    seen = []
+
+    def first_grad_sum(m):
+        out = h(m, X, Y)[1]
+        seen.append(type(out))
+        return dnp.sum(ds.tree_leaves(out)[0])
+
+    ds.grad(first_grad_sum)(model)
+    assert seen == [nn.Sequential]
 
 
 def test_forward_model_graph_is_differentiable_after_load(tmp_path):

@@ -99,6 +99,61 @@ def _graph_call(obj, trace, leaves, treedef):
     return tree_unflatten(out_def, outs)
 
 
+def _check_nondiff_argnums(kind: str, fun, nums) -> tuple[int, ...]:
+    nums = (nums,) if isinstance(nums, int) else tuple(nums)
+    for i in nums:
+        if not isinstance(i, int) or isinstance(i, bool) or i < 0:
+            raise TypeError(
+                f"{kind} '{getattr(fun, '__name__', fun)}': nondiff_argnums must be "
+                f"non-negative ints, got {nums!r}"
+            )
+    return tuple(sorted(set(nums)))
+
+
+def _split_nondiff(obj, kind: str, args: tuple) -> tuple[list, tuple, Callable]:
+    """The non-differentiable arguments (``obj.nondiff_argnums``), the others, and a function
+    putting the others back among them: ``merge(diff_args) -> all args``."""
+    nums = obj.nondiff_argnums
+    if nums[-1] >= len(args):
+        raise TypeError(
+            f"{kind} '{obj.__name__}': nondiff_argnums {nums} names argument {nums[-1]}, but "
+            f"the function was called with {len(args)} argument(s)"
+        )
+    nondiff = [args[i] for i in nums]
+    for i, value in zip(nums, nondiff, strict=True):
+        if any(isinstance(x, Tracer) for x in tree_flatten(value)[0]):
+            raise TypeError(
+                f"{kind} '{obj.__name__}': argument {i} is in nondiff_argnums but holds a "
+                "traced value (it depends on a value being differentiated, batched or "
+                "traced by ds.jit/ds.trace). nondiff_argnums is for values that are never "
+                "traced (functions, Python numbers, configuration); pass arrays as ordinary "
+                "arguments and return None as their cotangent (custom_vjp) or ignore their "
+                "tangent (custom_jvp)"
+            )
+    skip = set(nums)
+    diff = tuple(a for i, a in enumerate(args) if i not in skip)
+
+    def merge(diff_args):
+        full = list(diff_args)
+        for i, v in zip(nums, nondiff, strict=True):
+            full.insert(i, v)
+        return full
+
+    return nondiff, diff, merge
+
+
+def _bound(obj, merge):
+    """A copy of custom function ``obj`` of its differentiable arguments only (the others
+    fixed by ``merge``), sharing its primitive."""
+    bound = object.__new__(type(obj))
+    bound.__dict__.update(
+        {k: v for k, v in obj.__dict__.items() if k not in ("_call_primitive", "__wrapped__")}
+    )
+    bound.fun = lambda *d: obj.fun(*merge(d))
+    bound.nondiff_argnums = ()
+    return bound
+
+
 class custom_vjp:
     """A function with a user-defined reverse-mode rule (JAX-style).
 
@@ -117,11 +172,24 @@ class custom_vjp:
     ``fwd(*args) -> (out, residuals)``; ``bwd(residuals, g) -> tuple`` with one cotangent per
     argument (a pytree like the argument, or ``None`` for no gradient). Under ``jvp`` and
     ``vmap`` the function itself is differentiated/batched.
+
+    ``nondiff_argnums`` (JAX's meaning) names arguments that get no cotangent, such as a
+    function or a Python number: ``fwd`` still takes every argument, ``bwd`` takes them
+    first, ``bwd(*nondiff_args, residuals, g)``, and returns cotangents for the others only.
+
+    >>> import functools
+    >>> @functools.partial(ds.custom_vjp, nondiff_argnums=(0,))
+    ... def apply(f, x):
+    ...     return f(x)
+    >>> apply.defvjp(lambda f, x: (f(x), x), lambda f, x, g: (g * 2.0,))
+    >>> ds.grad(lambda x: apply(dnp.sin, x))(1.0)
+    array(2.)
     """
 
-    def __init__(self, fun: Callable) -> None:
+    def __init__(self, fun: Callable, nondiff_argnums: int | tuple[int, ...] = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self.nondiff_argnums = _check_nondiff_argnums("custom_vjp", fun, nondiff_argnums)
         self.primitive = _registered("custom_vjp", fun)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
@@ -131,9 +199,16 @@ class custom_vjp:
         self.bwd = bwd
 
     def __call__(self, *args):
-        name = getattr(self.fun, "__name__", "custom_vjp")
+        name = getattr(self, "__name__", "custom_vjp")
         if self.fwd is None:
             raise TypeError(f"custom_vjp function '{name}' has no rule: call defvjp(fwd, bwd)")
+        if self.nondiff_argnums:
+            nondiff, diff, merge = _split_nondiff(self, "custom_vjp", args)
+            bound = _bound(self, merge)
+            fwd, bwd = self.fwd, self.bwd
+            bound.fwd = lambda *d: fwd(*merge(d))
+            bound.bwd = lambda res, g: bwd(*nondiff, res, g)
+            return bound(*diff)
         leaves, treedef = tree_flatten(args)
         trace = top_trace(leaves)
         if hasattr(trace, "record_custom_call"):  # ds.trace: one node keeping the rule
@@ -193,11 +268,26 @@ class custom_jvp:
 
     ``rule(primals, tangents) -> (out, tangent_out)``. Reverse mode uses the same rule: the
     tangent map is linear, so its transpose is the VJP of the rule's tangent output.
+
+    ``nondiff_argnums`` (JAX's meaning) names arguments without tangents, such as a function:
+    the rule takes them first, ``rule(*nondiff_args, primals, tangents)``, and ``primals``
+    and ``tangents`` hold the other arguments only.
+
+    >>> import functools
+    >>> @functools.partial(ds.custom_jvp, nondiff_argnums=(0,))
+    ... def apply(f, x):
+    ...     return f(x)
+    >>> @apply.defjvp
+    ... def apply_jvp(f, primals, tangents):
+    ...     return f(primals[0]), 2.0 * tangents[0]
+    >>> ds.grad(lambda x: apply(dnp.sin, x))(1.0)
+    array(2.)
     """
 
-    def __init__(self, fun: Callable) -> None:
+    def __init__(self, fun: Callable, nondiff_argnums: int | tuple[int, ...] = ()) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self.nondiff_argnums = _check_nondiff_argnums("custom_jvp", fun, nondiff_argnums)
         self.primitive = _registered("custom_jvp", fun)
         self.rule: Callable | None = None
 
@@ -206,9 +296,15 @@ class custom_jvp:
         return rule
 
     def __call__(self, *args):
-        name = getattr(self.fun, "__name__", "custom_jvp")
+        name = getattr(self, "__name__", "custom_jvp")
         if self.rule is None:
             raise TypeError(f"custom_jvp function '{name}' has no rule: call defjvp(rule)")
+        if self.nondiff_argnums:
+            nondiff, diff, merge = _split_nondiff(self, "custom_jvp", args)
+            bound = _bound(self, merge)
+            rule = self.rule
+            bound.rule = lambda primals, tangents: rule(*nondiff, primals, tangents)
+            return bound(*diff)
         leaves, treedef = tree_flatten(args)
         trace = top_trace(leaves)
         if hasattr(trace, "record_custom_call"):  # ds.trace: one node keeping the rule

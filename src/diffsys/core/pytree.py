@@ -165,6 +165,41 @@ def tree_structure(tree) -> PyTreeDef:
     return tree_flatten(tree)[1]
 
 
+def key_paths(tree) -> list[str]:
+    """A readable path for each leaf of ``tree``, in flattening order (for error messages):
+    ``['w']`` for dict keys, ``[0]`` for sequence items, ``.name`` for fields.
+
+    >>> key_paths({"b": (1, 2), "a": [3]})
+    ["['a'][0]", "['b'][0]", "['b'][1]"]
+    """
+    out: list[str] = []
+
+    def walk(x, path: str) -> None:
+        handlers = _node_handlers(x)
+        if handlers is None:
+            out.append(path)
+            return
+        children, aux = handlers[0](x)
+        children = list(children)
+        if isinstance(x, dict):
+            names = [f"[{k!r}]" for k in aux[1]]
+        elif hasattr(type(x), "_fields"):
+            names = [f".{f}" for f in type(x)._fields]
+        elif dataclasses.is_dataclass(x) and not hasattr(aux, "dynamic"):
+            names = [f".{f.name}" for f in dataclasses.fields(x)]
+        elif hasattr(aux, "dynamic"):  # nn.Module: its dynamic fields
+            names = [f".{n}" for n in aux.dynamic]
+        else:
+            names = [f"[{i}]" for i in range(len(children))]
+        if len(names) != len(children):
+            names = [f"[{i}]" for i in range(len(children))]
+        for name, c in zip(names, children, strict=True):
+            walk(c, path + name)
+
+    walk(tree, "")
+    return out
+
+
 def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):
     """Apply ``f`` leaf-wise to ``tree`` (and to matching leaves of trees in ``rest``).
 

@@ -8,6 +8,7 @@ tuple of gradients). Only floating-point and complex leaves can be differentiate
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from . import ad_util
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer, split_tangents
-from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
+from .pytree import key_paths, same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer
 from .tracer import Tracer
 
@@ -363,68 +364,212 @@ def hvp(fun: Callable, primals: Sequence, tangents: Sequence):
 # --- batching ---------------------------------------------------------------------------------
 
 
-def vmap(fun: Callable, in_axes: int | None | Sequence[int | None] = 0, out_axes: int = 0):
+def vmap(
+    fun: Callable,
+    in_axes: int | None | Sequence = 0,
+    out_axes: int | None | Sequence = 0,
+    *,
+    axis_size: int | None = None,
+):
     """Map ``fun`` over an axis of its arguments, computing the whole batch at once.
 
-    ``in_axes`` is one axis for all arguments or one per argument (``None``: not mapped);
-    it applies to every leaf of that argument.
+    As in JAX, ``in_axes`` is an int, ``None`` (not mapped), or a tuple with one entry per
+    positional argument, each entry a *prefix* of that argument's pytree: an int or ``None``
+    applies to every leaf below it, a container (dict, tuple, list...) of the argument's
+    structure gives axes to its parts. Keyword arguments are mapped over axis 0.
+    ``out_axes`` is a prefix of the output's pytree the same way (``None``: an output that
+    does not depend on the mapped values, returned as is). ``axis_size`` gives the size when
+    no argument is mapped (the outputs are then broadcast), and is checked otherwise.
 
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> ds.vmap(lambda row: dnp.sum(row ** 2))(dnp.array([[1.0, 2.0], [3.0, 4.0]]))
     array([ 5., 25.])
+    >>> f = ds.vmap(lambda p, x: p["w"] * x + p["b"], in_axes=({"w": 0, "b": None}, 0))
+    >>> f({"w": dnp.array([1.0, 2.0]), "b": 10.0}, dnp.array([3.0, 4.0]))
+    array([13., 18.])
     """
+    if isinstance(in_axes, dict) or not (
+        _is_axis(in_axes) or isinstance(in_axes, tuple | list)
+    ):
+        raise TypeError(
+            "vmap: in_axes must be an int, None, or a tuple with one entry per positional "
+            f"argument, got {type(in_axes).__name__} {_short(in_axes)}. For a function of one "
+            "dict argument write in_axes=({...},)"
+        )
+    if axis_size is not None and (
+        not isinstance(axis_size, int) or isinstance(axis_size, bool) or axis_size < 0
+    ):
+        raise ValueError(f"vmap: axis_size must be a non-negative int, got {axis_size!r}")
 
     @functools.wraps(fun)
-    def vmapped(*args):
-        axes = in_axes if isinstance(in_axes, tuple | list) else (in_axes,) * len(args)
-        if len(axes) != len(args):
-            raise ValueError(
-                f"vmap: in_axes has {len(axes)} entries but the function got {len(args)} arguments"
-            )
-        size = None
+    def vmapped(*args, **kwargs):
+        if isinstance(in_axes, tuple | list):
+            if len(in_axes) != len(args):
+                raise ValueError(
+                    f"vmap: in_axes has {len(in_axes)} entries but the function got "
+                    f"{len(args)} positional argument(s); give one entry per argument (an int, "
+                    "None, or a pytree of them matching the argument)"
+                )
+            prefixes = tuple(in_axes)
+        else:
+            prefixes = (in_axes,) * len(args)
+        entries = [(a, p, i) for i, (a, p) in enumerate(zip(args, prefixes, strict=True))]
+        entries += [(v, 0, k) for k, v in kwargs.items()]
         flat = []
-        for i, (arg, axis) in enumerate(zip(args, axes, strict=True)):
+        mapped = []  # (where, leaf index, shape, axis, size), for the size check
+        for arg, prefix, which in entries:
             leaves, treedef = tree_flatten(arg)
+            axes = _axes_for(prefix, arg, len(leaves), lambda w=which: _where(fun, w, "in_axes"))
             moved = []
-            for leaf in leaves:
+            for k, (leaf, axis) in enumerate(zip(leaves, axes, strict=True)):
                 if axis is None:
                     moved.append(leaf)
                     continue
                 shape = np.shape(leaf)
                 if not -len(shape) <= axis < len(shape):
                     raise ValueError(
-                        f"vmap: in_axes {axis} is out of range for argument {i} of shape {shape}"
+                        f"vmap: in_axes {axis} is out of range for "
+                        f"{_where(fun, which, 'leaf', arg, k)} of shape {shape}"
+                        + (" (a scalar has no axis to map)" if not shape else "")
                     )
                 ax = axis % len(shape)
-                if size is None:
-                    size = shape[ax]
-                elif shape[ax] != size:
-                    raise ValueError(
-                        f"vmap: mapped axes have different sizes: {size} and {shape[ax]} "
-                        f"(argument {i}, shape {shape}, axis {axis})"
-                    )
-                moved.append(_move_axis(leaf, ax, 0) if not isinstance(leaf, float) else leaf)
-            flat.append((moved, treedef, axis))
-        if size is None:
-            raise ValueError("vmap: no argument is mapped (every in_axes is None)")
+                mapped.append((which, k, shape, axis, shape[ax], arg))
+                moved.append(_move_axis(leaf, ax, 0))
+            flat.append((moved, treedef, axes))
+        size = _batch_size(fun, mapped, axis_size)
         trace = BatchTrace(size)
         boxed = [
-            tree_unflatten(td, leaves if ax is None else [trace.box(x) for x in leaves])
-            for leaves, td, ax in flat
+            tree_unflatten(
+                td, [x if a is None else trace.box(x) for x, a in zip(xs, axs, strict=True)]
+            )
+            for xs, td, axs in flat
         ]
-        out = fun(*boxed)
+        out = fun(*boxed[: len(args)], **dict(zip(kwargs, boxed[len(args) :], strict=True)))
         out_leaves, out_def = tree_flatten(out)
+        axes = _axes_for(out_axes, out, len(out_leaves), lambda: "out_axes (the output)")
         results = []
-        for o in out_leaves:
-            if isinstance(o, BatchTracer) and o._trace is trace:
-                v = o._value
-            else:
-                v = ad_util.broadcast_axis(_asarray(o), n=size, axis=0)
+        for k, (o, axis) in enumerate(zip(out_leaves, axes, strict=True)):
+            batched = isinstance(o, BatchTracer) and o._trace is trace
+            if axis is None:
+                if batched:
+                    raise ValueError(
+                        f"vmap: out_axes is None for {_where(fun, None, 'output', out, k)}, "
+                        "but it depends on the mapped arguments (it has a batch axis); give "
+                        "it an out_axes axis, or return a value that does not depend on them"
+                    )
+                results.append(o)
+                continue
+            v = o._value if batched else ad_util.broadcast_axis(_asarray(o), n=size, axis=0)
             nd = len(np.shape(v))
-            results.append(_move_axis(v, 0, out_axes % nd) if out_axes % nd else v)
+            if not -nd <= axis < nd:
+                raise ValueError(
+                    f"vmap: out_axes {axis} is out of range for "
+                    f"{_where(fun, None, 'output', out, k)}, which has {nd - 1} dimension(s) "
+                    f"before batching (so axes -{nd}..{nd - 1} with the batch axis)"
+                )
+            results.append(_move_axis(v, 0, axis % nd) if axis % nd else v)
         return tree_unflatten(out_def, results)
 
     return vmapped
+
+
+def _is_axis(a) -> bool:
+    return a is None or (isinstance(a, int | np.integer) and not isinstance(a, bool))
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _axes_for(prefix, tree, n_leaves: int, where: Callable[[], str]) -> list:
+    """One axis (or ``None``) per leaf of ``tree``: ``prefix`` broadcast over the subtrees
+    it stops at (JAX's pytree prefixes)."""
+    if _is_axis(prefix):
+        return [None if prefix is None else int(prefix)] * n_leaves
+    p_kids, p_def = tree_flatten(prefix, is_leaf=lambda y: y is not prefix)
+    if p_def.node_type is None:
+        raise TypeError(
+            f"vmap: {where()}: an axis must be an int or None, got {type(prefix).__name__} "
+            f"{_short(prefix)}"
+        )
+    t_kids, t_def = tree_flatten(tree, is_leaf=lambda y: y is not tree)
+    same = t_def.node_type is p_def.node_type or (
+        t_def.node_type in (tuple, list) and p_def.node_type in (tuple, list)
+    )
+    if same and p_def.node_type is not None:
+        try:
+            same = len(p_kids) == len(t_kids) and bool(p_def.aux[1] == t_def.aux[1])
+        except Exception:  # noqa: BLE001 - auxiliary data whose == is not a bool
+            same = False
+    if not same:
+        got = type(tree).__name__
+        if isinstance(tree, dict):
+            got = f"dict with keys {sorted(map(str, tree))}"
+        elif isinstance(tree, tuple | list):
+            got = f"{got} of {len(tree)} items"
+        raise ValueError(
+            f"vmap: {where()} is {_short(prefix)}, which does not match the value's "
+            f"structure ({got}); an axis spec is an int, None, or a container of the value's "
+            "own structure (same keys / length) holding them"
+        )
+    out = []
+    for j, (p, t) in enumerate(zip(p_kids, t_kids, strict=True)):
+        n = len(tree_flatten(t)[0])
+        out.extend(_axes_for(p, t, n, lambda j=j: f"{where()}, part {j}"))
+    return out
+
+
+def _where(fun, which, what: str, tree=None, leaf: int | None = None) -> str:
+    """Names a place for an error message: an argument (by position and parameter name, or
+    keyword), and when ``leaf`` is given, the leaf's path inside ``tree``."""
+    if which is None:
+        text = "the output"
+    elif isinstance(which, str):
+        text = f"keyword argument {which!r}"
+    else:
+        text = f"argument {which}"
+        try:
+            params = [
+                p.name
+                for p in inspect.signature(fun).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        except (TypeError, ValueError):
+            params = []
+        if which < len(params):
+            text += f" ({params[which]!r})"
+    if what == "in_axes":
+        return f"in_axes for {text}"
+    if leaf is not None and tree is not None:
+        paths = key_paths(tree)
+        if len(paths) > 1 or paths[0]:
+            text += f" at {paths[leaf]}"
+    return text
+
+
+def _batch_size(fun, mapped: list, axis_size: int | None) -> int:
+    sizes = {m[4] for m in mapped}
+    if axis_size is not None:
+        sizes.add(axis_size)
+    if len(sizes) > 1:
+        seen: dict = {}
+        for which, k, shape, axis, n, arg in mapped:
+            seen.setdefault(n, f"{_where(fun, which, 'leaf', arg, k)} has size {n} along "
+                               f"axis {axis} (shape {shape})")
+        parts = list(seen.values())
+        if axis_size is not None:
+            parts.insert(0, f"axis_size is {axis_size}")
+        raise ValueError(
+            "vmap: the mapped axes have different sizes: " + "; ".join(parts) + ". Every "
+            "mapped axis must have the same size: fix the shapes or in_axes (None: not mapped)"
+        )
+    if not sizes:
+        raise ValueError(
+            "vmap: no argument is mapped (every in_axes is None) and axis_size is not given; "
+            "map at least one argument or pass axis_size=n"
+        )
+    return sizes.pop()
 
 
 def _asarray(x):

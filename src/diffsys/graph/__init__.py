@@ -10,6 +10,7 @@ See docs/graph.md.
 """
 
 from ._graph import ArgSpec, Graph, GraphCallError, GraphvizNotFoundError, Node, VarInfo
+from ._jit import JitCacheInfo, Jitted, jit
 from ._memory import MemoryPlan
 from ._passes import IMPURE, mark_impure
 from ._serialize import GraphLoadError, GraphSaveError, load_graph
@@ -25,9 +26,12 @@ __all__ = [
     "GraphTraceError",
     "GraphvizNotFoundError",
     "IMPURE",
+    "JitCacheInfo",
+    "Jitted",
     "MemoryPlan",
     "Node",
     "VarInfo",
+    "jit",
     "load_graph",
     "mark_impure",
     "trace",

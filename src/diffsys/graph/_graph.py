@@ -106,8 +106,11 @@ def _child_names(x, n: int) -> list[str]:
     return names(x, n)
 
 
-def flatten_spec(spec: tuple, x, where: str, out: list) -> None:
-    """Append the leaves of ``x`` to ``out``, checking that ``x`` has structure ``spec``."""
+def flatten_spec(spec: tuple, x, where: str, out: list, templates: dict | None = None) -> None:
+    """Append the leaves of ``x`` to ``out``, checking that ``x`` has structure ``spec``.
+
+    ``templates`` maps the ``node`` structures wanted to ``None``; the first object of each
+    met in ``x`` gives its pytree structure there (see :func:`unflatten_spec`)."""
     t = spec[0]
     if t == "leaf":
         out.append(x)
@@ -123,7 +126,7 @@ def flatten_spec(spec: tuple, x, where: str, out: list) -> None:
                 f"{where}: expected a {t} of {len(kids)} items, got {_describe_obj(x)}"
             )
         for i, (c, s) in enumerate(zip(x, kids, strict=True)):
-            flatten_spec(s, c, f"{where}[{i}]", out)
+            flatten_spec(s, c, f"{where}[{i}]", out, templates)
         return
     if t == "dict":
         keys, kids = spec[1], spec[2]
@@ -142,25 +145,55 @@ def flatten_spec(spec: tuple, x, where: str, out: list) -> None:
                 f"{_describe_obj(x)}"
             )
         children = got
+        if templates is not None and spec in templates and templates[spec] is None:
+            templates[spec] = tree_flatten(x)[1]
     else:
         raise GraphCallError(f"{where}: expected a dict with keys {list(keys)}, got {type(x)}")
     for k, c, s in zip(keys, children, kids, strict=True):
-        flatten_spec(s, c, f"{where}.{k}", out)
+        flatten_spec(s, c, f"{where}.{k}", out, templates)
 
 
-def unflatten_spec(spec: tuple, it) -> Any:
-    """Rebuild a value of structure ``spec`` from leaves (``node``s become dicts)."""
+def unflatten_spec(spec: tuple, it, templates: dict | None = None) -> Any:
+    """Rebuild a value of structure ``spec`` from leaves. A ``node`` (a module, dataclass,
+    namedtuple...) is rebuilt with the pytree structure ``templates`` holds for it (that of
+    an argument with the same structure: gradients of a module are that module), else as a
+    dict of its children."""
     t = spec[0]
     if t == "leaf":
         return next(it)
     if t == "none":
         return None
     if t == "tuple":
-        return tuple(unflatten_spec(s, it) for s in spec[1])
+        return tuple(unflatten_spec(s, it, templates) for s in spec[1])
     if t == "list":
-        return [unflatten_spec(s, it) for s in spec[1]]
+        return [unflatten_spec(s, it, templates) for s in spec[1]]
+    if t == "node" and templates:
+        treedef = templates.get(spec)
+        if treedef is not None:
+            return tree_unflatten(treedef, [next(it) for _ in range(treedef.num_leaves)])
     keys, kids = (spec[1], spec[2]) if t == "dict" else (spec[2], spec[3])
-    return {k: unflatten_spec(s, it) for k, s in zip(keys, kids, strict=True)}
+    return {k: unflatten_spec(s, it, templates) for k, s in zip(keys, kids, strict=True)}
+
+
+def node_specs(spec: tuple) -> frozenset:
+    """The ``node`` structures within ``spec``."""
+    found: set = set()
+
+    def walk(s):
+        t = s[0]
+        if t in ("tuple", "list"):
+            for c in s[1]:
+                walk(c)
+        elif t == "dict":
+            for c in s[2]:
+                walk(c)
+        elif t == "node":
+            found.add(s)
+            for c in s[3]:
+                walk(c)
+
+    walk(spec)
+    return frozenset(found)
 
 
 def _describe_obj(x) -> str:
@@ -251,6 +284,9 @@ class Graph:
                 simple = (info.shape, info.dtype, info.name)
             self._simple.append(simple)
         self._unflatten = self._make_unflatten()
+        # A loaded graph rebuilds modules (and other classes) among its outputs from the
+        # arguments of the same structure.
+        self._out_nodes = node_specs(out_spec) if out_treedef is None else frozenset()
         self._program: _exec.Program | None = None
         self._dispatch: _exec.Program | None = None
         self._fast = None
@@ -333,13 +369,14 @@ class Graph:
             )
         leaves: list = []
         traced = False
+        templates = dict.fromkeys(self._out_nodes) if self._out_nodes else None
         for arg, spec, simple in zip(args, self.args, self._simple, strict=True):
             if simple is not None and arg.__class__ is np.ndarray:  # the common case
                 if arg.shape != simple[0] or arg.dtype != simple[1]:
                     _mismatch(self, simple[2], arg, simple[0], simple[1])
                 leaves.append(arg)
                 continue
-            traced = self._flatten_arg(arg, spec, leaves) or traced
+            traced = self._flatten_arg(arg, spec, leaves, templates) or traced
         if traced:
             out = _exec.run(self._get_program(True), leaves)
         else:
@@ -347,6 +384,8 @@ class Graph:
             if fast is None:
                 fast = self._fast = self._make_fast()
             out = fast(leaves)
+        if templates:
+            return unflatten_spec(self.out_spec, iter(out), templates)
         return self._unflatten(out)
 
     def call_flat(self, leaves: list) -> list:
@@ -366,7 +405,7 @@ class Graph:
             fast = self._fast = self._make_fast()
         return fast(list(leaves))
 
-    def _flatten_arg(self, arg, spec: ArgSpec, leaves: list) -> bool:
+    def _flatten_arg(self, arg, spec: ArgSpec, leaves: list, templates=None) -> bool:
         """Append the checked placeholder values of ``arg``; whether one is a tracer."""
         traced = False
         if spec.treedef is not None:
@@ -378,7 +417,8 @@ class Graph:
                 )
         else:
             flat = []
-            flatten_spec(spec.spec, arg, f"graph {self.name!r}: argument {spec.name!r}", flat)
+            where = f"graph {self.name!r}: argument {spec.name!r}"
+            flatten_spec(spec.spec, arg, where, flat, templates)
         checks = self._checks
         for leaf, (kind, x) in zip(flat, spec.entries, strict=True):
             if kind == "var":

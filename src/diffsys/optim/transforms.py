@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.pytree import tree_map, tree_structure
+from ..core.tracer import Tracer
 from .base import EmptyState, GradientTransformation, global_norm, tree_zeros_like
 from .schedules import Schedule
 
@@ -128,7 +129,9 @@ def scale_by_adam(
         mu = _map(lambda g, m: b1 * m + (1.0 - b1) * g, updates, state.mu)
         nu = _map(lambda g, v: b2 * v + (1.0 - b2) * (g * g), updates, state.nu)
         count = state.count + 1
-        t = int(count)
+        # a traced step count (a step under ds.jit) stays traced: the bias corrections are
+        # then operations of the graph instead of constants fixed to the traced step
+        t = count if isinstance(count, Tracer) else int(count)
         c1 = 1.0 - b1**t
         c2 = 1.0 - b2**t
         out = _map(lambda m, v: (m / c1) / (dnp.sqrt(v / c2 + eps_root) + eps), mu, nu)
