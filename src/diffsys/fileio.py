@@ -163,10 +163,13 @@ class SchemaError(ValueError):
         self.reason = reason
 
 
-def validate(doc: Any, schema: Schema, *, error: type[Exception], where: str) -> None:
-    """Check ``doc`` against ``schema``; raise ``error(f"{where}: field 'a.b': reason")``."""
+def validate(
+    doc: Any, schema: Schema, *, error: type[Exception], where: str, field: str = ""
+) -> None:
+    """Check ``doc`` against ``schema``; raise ``error(f"{where}: field 'a.b': reason")``.
+    ``field`` is the path of ``doc`` itself within its file (empty for the whole file)."""
     try:
-        schema(doc, "")
+        schema(doc, field)
     except SchemaError as exc:
         raise error(f"{where}: field {exc.field or '<root>'!r}: {exc.reason}") from None
     except RecursionError:
@@ -318,20 +321,22 @@ def record(required: Mapping[str, Schema], optional: Mapping[str, Schema] = {}) 
 
 
 def tagged(variants: Mapping[str, Schema]) -> Schema:
-    """An object that holds exactly one of the keys of ``variants`` (its tag) and fits the
-    schema of that variant (usually a :func:`record` that includes the tag)."""
+    """An object tagged by a key: the first key of ``variants`` (in order) that it holds is
+    its tag, and it must fit that variant's schema (usually a :func:`record` that names the
+    tag, so that other keys are refused)."""
 
     def check(x, field):
         if not isinstance(x, dict):
             raise SchemaError(
                 field, f"expected an object tagged {sorted(variants)}, got {_clip(x)}"
             )
-        tags = [k for k in variants if k in x]
-        if len(tags) != 1:
-            raise SchemaError(
-                field, f"expected exactly one of the tags {sorted(variants)}, got {sorted(x)[:6]}"
-            )
-        variants[tags[0]](x, field)
+        for tag, schema in variants.items():
+            if tag in x:
+                schema(x, field)
+                return
+        raise SchemaError(
+            field, f"expected one of the tags {sorted(variants)}, got {sorted(x)[:6]}"
+        )
 
     return check
 
