@@ -293,7 +293,10 @@ def mapping(value: Schema, *, key: Schema | None = None) -> Schema:
             raise SchemaError(field, f"expected an object, got {_clip(x)}")
         for k, v in x.items():
             if key is not None:
-                key(k, _join(field, k))
+                try:
+                    key(k, _join(field, k))
+                except SchemaError:
+                    raise SchemaError(_join(field, str(k)), f"malformed key {_clip(k)}") from None
             value(v, _join(field, k))
 
     return check
