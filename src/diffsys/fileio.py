@@ -388,12 +388,11 @@ def shape(*, max_elements: int = MAX_ELEMENTS, max_ndim: int = 64) -> Schema:
     """An array shape: a list of ints >= 0 whose product is at most ``max_elements``."""
 
     def check(x, field):
-        if (
-            not isinstance(x, list)
-            or len(x) > max_ndim
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in x)
-        ):
+        if not isinstance(x, list) or len(x) > max_ndim:
             raise SchemaError(field, f"expected a shape (a list of integers >= 0), got {_clip(x)}")
+        for i, d in enumerate(x):
+            if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+                raise SchemaError(_join(field, i), f"expected an integer >= 0, got {_clip(d)}")
         if math.prod(x) > max_elements:
             raise SchemaError(
                 field, f"shape {_clip(x)} has {math.prod(x):.3g} elements, over {max_elements:.3g}"

@@ -535,7 +535,15 @@ CONFIG_SCHEMA = fio.record(
                         fio.record(
                             {
                                 "schedule": fio.one_of(*_SCHEDULES),
-                                "kwargs": fio.mapping(fio.any_json),
+                                "kwargs": fio.mapping(
+                                    fio.either(
+                                        fio.number(),
+                                        fio.boolean,
+                                        fio.one_of(None),
+                                        what="a number, a bool or null",
+                                    ),
+                                    key=fio.string(pattern=r"[a-z_]+"),
+                                ),
                             }
                         ),
                         what="a finite number or {'schedule': name, 'kwargs': {...}}",
@@ -674,6 +682,7 @@ def _build(directory: Path):
         try:
             if isinstance(w, dict):
                 weight = Scheduled(w["schedule"], **w["kwargs"])
+                float(weight(0))  # a schedule that cannot run fails now, named
             else:
                 weight = float(w)
             losses.append(Loss(t["name"], _lookup(t["fn"], field), t["inputs"], weight))

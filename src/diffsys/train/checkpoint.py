@@ -223,33 +223,70 @@ LEAF_KINDS = ("ndarray", "scalar", "int", "float", "bool")
 _HEX64 = r"[0-9a-f]{64}"
 
 
-def _rng_value(x, field: str) -> None:
-    if isinstance(x, dict):
-        if "array" in x:
-            fio.record(
-                {
-                    "array": fio.list_of(fio.integer(min=0, max=2**64 - 1), max_len=1 << 16),
-                    "dtype": fio.one_of(*_STATE_ARRAYS),
-                }
-            )(x, field)
-            return
-        fio.mapping(_rng_value)(x, field)
-    elif not (x is None or isinstance(x, int | str)):
-        raise fio.SchemaError(field, f"malformed generator state value {x!r:.60}")
+def _state_array(dtype: str, size: int) -> fio.Schema:
+    return fio.record(
+        {
+            "array": fio.list_of(
+                fio.integer(min=0, max=2 ** (8 * np.dtype(dtype).itemsize) - 1),
+                min_len=size,
+                max_len=size,
+            ),
+            "dtype": fio.one_of(dtype),
+        }
+    )
 
 
-_RNG = fio.record(
+_U64 = fio.integer(min=0, max=2**64 - 1)
+_U128 = fio.integer(min=0, max=2**128 - 1)
+_COMMON = {"has_uint32": fio.integer(min=0, max=1), "uinteger": fio.integer(min=0, max=2**32 - 1)}
+_PCG = fio.record(
     {
-        "bit_generator": fio.one_of(*BIT_GENERATORS),
-        "state": fio.mapping(_rng_value),
-    },
-    {
-        "has_uint32": fio.integer(min=0, max=1),
-        "uinteger": fio.integer(min=0, max=2**32 - 1),
-        "buffer": _rng_value,
-        "buffer_pos": fio.integer(min=0, max=64),
-    },
+        "bit_generator": fio.string(),
+        "state": fio.record({"state": _U128, "inc": _U128}),
+        **_COMMON,
+    }
 )
+# The state of each bit generator, field by field (numpy's own layout).
+_GENERATOR_STATES = {
+    "PCG64": _PCG,
+    "PCG64DXSM": _PCG,
+    "Philox": fio.record(
+        {
+            "bit_generator": fio.string(),
+            "state": fio.record(
+                {"counter": _state_array("uint64", 4), "key": _state_array("uint64", 2)}
+            ),
+            "buffer": _state_array("uint64", 4),
+            "buffer_pos": fio.integer(min=0, max=4),
+            **_COMMON,
+        }
+    ),
+    "SFC64": fio.record(
+        {
+            "bit_generator": fio.string(),
+            "state": fio.record({"state": _state_array("uint64", 4)}),
+            **_COMMON,
+        }
+    ),
+    "MT19937": fio.record(
+        {
+            "bit_generator": fio.string(),
+            "state": fio.record(
+                {"key": _state_array("uint32", 624), "pos": fio.integer(min=0, max=624)}
+            ),
+        }
+    ),
+}
+assert set(_GENERATOR_STATES) == set(BIT_GENERATORS)
+
+
+def _rng(x, field: str) -> None:
+    if not isinstance(x, dict):
+        raise fio.SchemaError(field, f"expected a generator state object, got {x!r:.60}")
+    name = x.get("bit_generator")
+    fio.one_of(*BIT_GENERATORS)(name, f"{field}.bit_generator")
+    _GENERATOR_STATES[name](x, field)
+
 
 SCHEMA = fio.record(
     {
@@ -259,7 +296,7 @@ SCHEMA = fio.record(
         "step": fio.integer(),
         "config": fio.mapping(fio.any_json),
         "metadata": fio.mapping(fio.any_json),
-        "rng": fio.mapping(_RNG),
+        "rng": fio.mapping(_rng),
         "tensors": fio.record(
             {
                 "file": fio.plain_file(pattern=r"tensors-[0-9a-f]{16}\.safetensors"),
@@ -328,11 +365,14 @@ def read_index(directory: str | os.PathLike) -> dict:
             f"load_checkpoint: {path} is not valid JSON (truncated or corrupted): {exc}"
         ) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"load_checkpoint: {path} is not a diffsys checkpoint")
+        raise CheckpointError(
+            f"load_checkpoint: {path}: field 'format': not a diffsys checkpoint (format "
+            f"{FORMAT!r})"
+        )
     if doc.get("version") != VERSION:
         raise CheckpointError(
-            f"load_checkpoint: {path} has format version {doc.get('version')!r}, this diffsys "
-            f"reads version {VERSION}"
+            f"load_checkpoint: {path}: field 'version': format version {doc.get('version')!r}, "
+            f"this diffsys reads version {VERSION}"
         )
     body = {k: v for k, v in doc.items() if k != "checksum"}
     if doc.get("checksum") != _checksum(body):
