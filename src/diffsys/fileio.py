@@ -157,10 +157,11 @@ def _is_stale(entry: os.DirEntry, pid: int) -> bool:
 class SchemaError(ValueError):
     """``field`` of a document does not fit its schema: ``reason`` says how."""
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, *, shape: bool = False) -> None:
         super().__init__(f"field {field!r}: {reason}")
         self.field = field
         self.reason = reason
+        self.shape = shape  # the value is not even of the expected kind (see either)
 
 
 def validate(
@@ -310,14 +311,15 @@ def record(required: Mapping[str, Schema], optional: Mapping[str, Schema] = {}) 
     def check(x, field):
         if not isinstance(x, dict):
             raise SchemaError(field, f"expected an object, got {_clip(x)}")
-        for k in required:
-            if k not in x:
-                raise SchemaError(_join(field, k), "missing")
-        for k, v in x.items():
+        for k in x:
             if k not in allowed:
                 raise SchemaError(
-                    _join(field, str(k)), f"unknown field (allowed: {sorted(allowed)})"
+                    _join(field, str(k)), f"unknown field (allowed: {sorted(allowed)})", shape=True
                 )
+        for k in required:
+            if k not in x:
+                raise SchemaError(_join(field, k), "missing", shape=True)
+        for k, v in x.items():
             (required.get(k) or optional[k])(v, _join(field, k))
 
     return check
@@ -348,12 +350,17 @@ def either(*schemas: Schema, what: str) -> Schema:
     """Fits one of ``schemas`` (tried in order); ``what`` describes them for the error."""
 
     def check(x, field):
+        errors = []
         for s in schemas:
             try:
                 s(x, field)
                 return
-            except SchemaError:
-                continue
+            except SchemaError as exc:
+                errors.append(exc)
+        # an alternative the value has the form of (a record with one bad field) says more
+        inner = [e for e in errors if len(e.field) > len(field) and not e.shape]
+        if inner:
+            raise max(inner, key=lambda e: len(e.field))
         raise SchemaError(field, f"expected {what}, got {_clip(x)}")
 
     return check

@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import os
 from pathlib import Path
@@ -239,7 +240,11 @@ def _enc_static(x, where: str):
     )
 
 
-def _dec_static(x, where: str):
+# The decoders below read a config already checked against CONFIG_SCHEMA; ``path`` is the
+# field being decoded (``config.stages[0].module``), ``where`` the file, for the errors.
+
+
+def _dec_static(x, path: str, where: str):
     if not isinstance(x, dict):
         return x
     if "float" in x:
@@ -249,17 +254,17 @@ def _dec_static(x, where: str):
     if "dtype" in x:
         return np.dtype(x["dtype"])
     if "tuple" in x:
-        return tuple(_dec_static(v, where) for v in x["tuple"])
+        return tuple(_dec_static(v, f"{path}.tuple[{i}]", where) for i, v in enumerate(x["tuple"]))
     if "list" in x:
-        return [_dec_static(v, where) for v in x["list"]]
+        return [_dec_static(v, f"{path}.list[{i}]", where) for i, v in enumerate(x["list"])]
     if "dict" in x:
-        return {k: _dec_static(v, where) for k, v in x["dict"].items()}
+        return {k: _dec_static(v, f"{path}.dict.{k}", where) for k, v in x["dict"].items()}
     if "type" in x:
-        return _lookup(x["type"], where)
-    return _lookup(x["fn"], where)
+        return _lookup(x["type"], f"{where}: field '{path}.type'")
+    return _lookup(x["fn"], f"{where}: field '{path}.fn'")
 
 
-def _dec_tree(x, where: str):
+def _dec_tree(x, path: str, where: str):
     """A template of the saved structure: arrays as read-only zero views of the saved shape
     and dtype (nothing is allocated; the values come from the tensor file)."""
     if x is None:
@@ -271,35 +276,44 @@ def _dec_tree(x, where: str):
     if "leaf" in x:
         return {"float": 0.0, "int": 0, "bool": False}[x["leaf"]]
     if "module" in x:
-        return _dec_module(x, where)
+        return _dec_module(x, path, where)
     if "state" in x:
-        return State({k: _dec_tree(v, where) for k, v in x["state"].items()})
+        return State({k: _dec_tree(v, f"{path}.state.{k}", where) for k, v in x["state"].items()})
     if "list" in x:
-        return [_dec_tree(v, where) for v in x["list"]]
+        return [_dec_tree(v, f"{path}.list[{i}]", where) for i, v in enumerate(x["list"])]
     if "tuple" in x:
-        return tuple(_dec_tree(v, where) for v in x["tuple"])
-    return {k: _dec_tree(v, where) for k, v in x["dict"].items()}
+        return tuple(_dec_tree(v, f"{path}.tuple[{i}]", where) for i, v in enumerate(x["tuple"]))
+    return {k: _dec_tree(v, f"{path}.dict.{k}", where) for k, v in x["dict"].items()}
 
 
-def _dec_module(doc: dict, where: str) -> Module:
-    cls = _lookup(doc["module"], where)
+def _dec_module(doc: dict, path: str, where: str) -> Module:
+    cls = _lookup(doc["module"], f"{where}: field '{path}.module'")
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise SerializationError(
-            f"{where}: {doc['module']!r} is registered as {cls!r}, not an nn.Module class"
+            f"{where}: field '{path}.module': {doc['module']!r} is registered as {cls!r}, not "
+            "an nn.Module class"
         )
     fields = {n for n, _ in _field_specs(cls)}
-    saved = set(doc["static"]) | set(doc["children"])
-    if fields != saved:
+    for part in ("static", "children"):
+        for n in doc[part]:
+            if n not in fields:
+                raise SerializationError(
+                    f"{where}: field '{path}.{part}.{n}': {doc['module']} has no field {n!r} "
+                    f"(its fields: {sorted(fields)}); the class changed since the pipeline "
+                    "was saved, or the file was edited"
+                )
+    missing = sorted(fields - set(doc["static"]) - set(doc["children"]))
+    if missing:
         raise SerializationError(
-            f"{where}: {doc['module']} has fields {sorted(fields)} now but was saved with "
-            f"{sorted(saved)}: the class changed since the pipeline was saved"
+            f"{where}: field {path!r}: {doc['module']} has the fields {missing} that were not "
+            "saved: the class changed since the pipeline was saved, or the file was edited"
         )
     obj = object.__new__(cls)
     d = obj.__dict__
     for n, v in doc["static"].items():
-        d[n] = _dec_static(v, f"{where}.{n}")
+        d[n] = _dec_static(v, f"{path}.static.{n}", where)
     for n, v in doc["children"].items():
-        d[n] = _dec_tree(v, f"{where}.{n}")
+        d[n] = _dec_tree(v, f"{path}.children.{n}", where)
     d["_ds_frozen"] = True
     return obj
 
@@ -494,6 +508,14 @@ _SPEC = fio.tagged(
     }
 )
 
+# The named policies of ds.checkpoint (a function policy is saved by its registered name).
+_CHECKPOINT_POLICIES = (
+    "nothing_saveable",
+    "everything_saveable",
+    "dots_saveable",
+    "checkpoint_dots",
+)
+
 _STAGE = fio.record(
     {
         "name": _NAME,
@@ -504,9 +526,9 @@ _STAGE = fio.record(
         "frozen": fio.boolean,
         "checkpoint": fio.either(
             fio.boolean,
-            fio.string(max_len=128),
+            fio.one_of(*_CHECKPOINT_POLICIES),
             fio.record({"fn": _NAME}),
-            what="true, false, a policy name or {'fn': registered name}",
+            what=f"true, false, one of {list(_CHECKPOINT_POLICIES)} or {{'fn': registered name}}",
         ),
     },
     {
@@ -565,8 +587,33 @@ CONFIG_SCHEMA = fio.record(
 """The schema of a saved pipeline's config (``config`` in its ``checkpoint.json``)."""
 
 
+def _check_schedule(weight: dict, field: str) -> None:
+    """The arguments of a scheduled weight against the signature of its schedule."""
+    from ..optim import schedules
+
+    params = inspect.signature(getattr(schedules, weight["schedule"])).parameters
+    for name in weight["kwargs"]:
+        if name not in params:
+            raise fio.SchemaError(
+                f"{field}.kwargs.{name}",
+                f"{weight['schedule']} takes no argument {name!r} (it takes {list(params)})",
+            )
+    for name, p in params.items():
+        if p.default is inspect.Parameter.empty and name not in weight["kwargs"]:
+            raise fio.SchemaError(f"{field}.kwargs.{name}", f"missing ({weight['schedule']})")
+
+
 def _check_config(config: dict, where: str) -> None:
     fio.validate(config, CONFIG_SCHEMA, error=SerializationError, where=where, field="config")
+    for i, t in enumerate(config["losses"]):
+        if isinstance(t["weight"], dict):
+            fio.validate(
+                t["weight"],
+                _check_schedule,
+                error=SerializationError,
+                where=where,
+                field=f"config.losses[{i}].weight",
+            )
     for i, e in enumerate(config["stages"]):
         if ("module" in e) == ("fn" in e):
             raise SerializationError(
@@ -641,16 +688,21 @@ def _build(directory: Path):
     config = doc["config"]
     where = f"load: {directory / 'checkpoint.json'}"
     if config.get("format") != FORMAT:
-        raise SerializationError(f"load: {directory} holds a checkpoint, not a saved pipeline")
+        raise SerializationError(
+            f"{where}: field 'config.format': {directory} holds a checkpoint, not a saved "
+            f"pipeline (format {FORMAT!r})"
+        )
     if config.get("version") != VERSION:
         raise SerializationError(
-            f"load: pipeline format version {config.get('version')!r}, this diffsys reads "
-            f"{VERSION}"
+            f"{where}: field 'config.version': pipeline format version "
+            f"{config.get('version')!r}, this diffsys reads {VERSION}"
         )
     _check_config(config, where)
     stages = []
     for i, e in enumerate(config["stages"]):
-        field = f"{where}: field 'config.stages[{i}]', stage {e['name']!r}"
+        path = f"config.stages[{i}]"
+        at = f"{where}: stage {e['name']!r}"
+        field = f"{at}: field {path!r}"
         try:
             kw = dict(
                 inputs=tuple(e["inputs"]),
@@ -658,18 +710,21 @@ def _build(directory: Path):
                 output_spec=_dec_spec(e["output_spec"]),
                 kind=e["kind"],
                 frozen=e["frozen"],
-                checkpoint=_dec_static(e["checkpoint"], field),
+                checkpoint=_dec_static(e["checkpoint"], f"{path}.checkpoint", at),
             )
             if "module" in e:
-                fn = _dec_tree(e["module"], field)
+                fn = _dec_tree(e["module"], f"{path}.module", at)
             else:
-                fn = _lookup(e["fn"], field)
+                fn = _lookup(e["fn"], f"{at}: field '{path}.fn'")
                 if "hard" in e:
-                    kw["hard"] = _lookup(e["hard"], field)
+                    kw["hard"] = _lookup(e["hard"], f"{at}: field '{path}.hard'")
                 if "params" in e:
-                    kw["params"] = _dec_tree(e["params"], field)
+                    kw["params"] = _dec_tree(e["params"], f"{path}.params", at)
                 if "vjp" in e:
-                    kw["vjp"] = (_lookup(e["vjp"][0], field), _lookup(e["vjp"][1], field))
+                    kw["vjp"] = tuple(
+                        _lookup(name, f"{at}: field '{path}.vjp[{k}]'")
+                        for k, name in enumerate(e["vjp"])
+                    )
             stages.append(Stage(e["name"], fn, **kw))
         except SerializationError:
             raise
@@ -685,7 +740,8 @@ def _build(directory: Path):
                 float(weight(0))  # a schedule that cannot run fails now, named
             else:
                 weight = float(w)
-            losses.append(Loss(t["name"], _lookup(t["fn"], field), t["inputs"], weight))
+            fn = _lookup(t["fn"], f"{where}: field 'config.losses[{i}].fn'")
+            losses.append(Loss(t["name"], fn, t["inputs"], weight))
         except SerializationError:
             raise
         except (ValueError, TypeError, KeyError) as exc:
@@ -693,7 +749,8 @@ def _build(directory: Path):
     for i, m in enumerate(config["metrics"]):
         field = f"{where}: field 'config.metrics[{i}]', metric {m['name']!r}"
         try:
-            metrics.append(Metric(m["name"], _lookup(m["fn"], field), m["inputs"]))
+            fn = _lookup(m["fn"], f"{where}: field 'config.metrics[{i}].fn'")
+            metrics.append(Metric(m["name"], fn, m["inputs"]))
         except SerializationError:
             raise
         except (ValueError, TypeError, KeyError) as exc:
@@ -704,13 +761,13 @@ def _build(directory: Path):
         raise SerializationError(
             f"{where}: field 'config': the pipeline cannot be rebuilt: {exc}"
         ) from exc
-    state = {k: _dec_tree(v, f"{where}: state {k!r}") for k, v in config["state"].items()}
+    state = {k: _dec_tree(v, f"config.state.{k}", where) for k, v in config["state"].items()}
     return pipe, doc, state
 
 
-def _read(directory: Path, like: dict, what: str) -> dict:
+def _read(directory: Path, like: dict, what: str, *, strict: bool) -> dict:
     try:
-        tree, _ = load_checkpoint(directory, like=like, strict=False)
+        tree, _ = load_checkpoint(directory, like=like, strict=strict)
     except CheckpointError as exc:
         raise SerializationError(f"load: {exc}{what}") from exc
     return tree
@@ -736,7 +793,7 @@ def load(directory: str | os.PathLike):
     directory = Path(directory)
     pipe, doc, state = _build(directory)
     _check_leaves(doc, ("params.", "state.", "opt_state."), directory)
-    tree = _read(directory, {"params": pipe.params, "state": state}, "")
+    tree = _read(directory, {"params": pipe.params, "state": state}, "", strict=False)
     _install(pipe, doc["config"], tree)
     return pipe
 
@@ -762,9 +819,9 @@ def load_training(directory: str | os.PathLike, optimizer):
     saved = config.get("train")
     if saved is None:
         raise SerializationError(
-            f"load: {directory} holds a pipeline saved without its training state "
-            "(pipe.save): save with Trainer.save to resume training, or start anew with "
-            "pl.Trainer(pl.load(path), optimizer)"
+            f"load: {directory} holds a pipeline saved without its training state (pipe.save; "
+            "field 'config.train' is absent): save with Trainer.save to resume training, or "
+            "start anew with pl.Trainer(pl.load(path), optimizer)"
         )
     trainable = tuple(saved["trainable"])
     if trainable != pipe.trainable_stages():
@@ -778,6 +835,7 @@ def load_training(directory: str | os.PathLike, optimizer):
         directory,
         {"params": pipe.params, "state": state, "opt_state": template.opt_state},
         " (is the optimizer the one the training state was saved with?)",
+        strict=True,
     )
     _install(pipe, config, tree)
     ts = TrainState(
