@@ -152,6 +152,21 @@ class _Encoder:
         )
 
 
+_TAGS = (
+    "$float",
+    "$complex",
+    "$ellipsis",
+    "$scalar",
+    "$dtype",
+    "$slice",
+    "$array",
+    "$tensor",
+    "$tuple",
+    "$dict",
+    "$slot",
+)
+
+
 def _decode(obj, where: str, tensors: dict) -> Any:
     if obj is None or isinstance(obj, bool | str | int | float):
         return obj
@@ -161,7 +176,10 @@ def _decode(obj, where: str, tensors: dict) -> Any:
         raise _bad(where, f"malformed value {obj!r}")
     tags = [k for k in obj if k.startswith("$")]
     if len(tags) != 1:
-        raise _bad(where, f"malformed value (expected one $tag): {_clip(obj)}")
+        raise _bad(
+            where,
+            f"malformed value {_clip(obj)}: expected exactly one of the tags {sorted(_TAGS)}",
+        )
     tag = tags[0]
     allowed = {
         "$float": set(),
@@ -190,11 +208,11 @@ def _decode(obj, where: str, tensors: dict) -> Any:
         if tag == "$ellipsis":
             return Ellipsis
         if tag == "$scalar":
-            dt = _parse_dtype(body, where)
+            dt = _parse_dtype(body, f"{where}.$scalar")
             value = _decode(obj["value"], f"{where}.value", tensors)
             return dt.type(_num(value, f"{where}.value"))
         if tag == "$dtype":
-            dt = _parse_dtype(body, where)
+            dt = _parse_dtype(body, f"{where}.$dtype")
             return dt.type if obj.get("type") else dt
         if tag == "$slice":
             parts = [_decode(v, f"{where}.$slice[{i}]", tensors) for i, v in enumerate(body)]
@@ -246,7 +264,7 @@ def _shape(shape, where) -> tuple[int, ...]:
     try:
         fio.shape()(shape, where)
     except fio.SchemaError as exc:
-        raise _bad(where, exc.reason) from None
+        raise _bad(exc.field, exc.reason) from None
     return tuple(shape)
 
 
@@ -256,9 +274,9 @@ def _bad(field: str, reason: str) -> GraphLoadError:
 
 def _tensor(key, dtype, shape, where, tensors) -> np.ndarray:
     if not isinstance(key, str) or key not in tensors:
-        raise _bad(where, f"tensor {_clip(key)} is missing from the tensor file")
-    dt = _parse_dtype(dtype, where)
-    shape = _shape(shape, where)
+        raise _bad(f"{where}.$tensor", f"tensor {_clip(key)} is missing from the tensor file")
+    dt = _parse_dtype(dtype, f"{where}.dtype")
+    shape = _shape(shape, f"{where}.shape")
     arr = tensors[key]
     if dt.kind == "c":
         if arr.shape != shape + (2,) or arr.dtype != np.dtype(f"f{dt.itemsize // 2}"):
@@ -292,34 +310,44 @@ def _spec_to_json(spec) -> dict:
     return {"t": t, "type": spec[1], "k": list(spec[2]), "c": [_spec_to_json(s) for s in spec[3]]}
 
 
-def _spec_from_json(obj, where: str, depth: int = 0) -> tuple:
+def _structure(obj, field: str, depth: int = 0) -> None:
+    """Schema of a saved pytree structure (``{"t": kind, "c": children, ...}``)."""
     if depth > 100:
-        raise _bad(where, "structure nested too deeply")
-    if not isinstance(obj, dict) or "t" not in obj:
-        raise _bad(where, f"malformed structure {_clip(obj)}")
+        raise fio.SchemaError(field, "structure nested too deeply")
+    if not isinstance(obj, dict):
+        raise fio.SchemaError(field, f"expected a structure object, got {_clip(obj)}")
+    fio.one_of("leaf", "none", "tuple", "list", "dict", "node")(obj.get("t"), f"{field}.t")
+    t = obj["t"]
+
+    def kids(x, f):
+        fio.list_of(lambda c, g: _structure(c, g, depth + 1))(x, f)
+
+    keys = fio.list_of(fio.string())
+    fio.record(
+        {
+            "leaf": {"t": fio.string()},
+            "none": {"t": fio.string()},
+            "tuple": {"t": fio.string(), "c": kids},
+            "list": {"t": fio.string(), "c": kids},
+            "dict": {"t": fio.string(), "k": keys, "c": kids},
+            "node": {"t": fio.string(), "type": fio.string(), "k": keys, "c": kids},
+        }[t]
+    )(obj, field)
+    if t in ("dict", "node") and len(obj["k"]) != len(obj["c"]):
+        raise fio.SchemaError(f"{field}.k", f"{len(obj['k'])} keys for {len(obj['c'])} children")
+
+
+def _spec_from_json(obj) -> tuple:
+    """The structure tuple of a saved structure already checked by :func:`_structure`."""
     t = obj["t"]
     if t in ("leaf", "none"):
         return (t,)
-    kids = obj.get("c")
-    if not isinstance(kids, list):
-        raise _bad(where, f"malformed structure {_clip(obj)}")
-    children = tuple(_spec_from_json(c, f"{where}.c[{i}]", depth + 1) for i, c in enumerate(kids))
+    children = tuple(_spec_from_json(c) for c in obj["c"])
     if t in ("tuple", "list"):
         return (t, children)
-    keys = obj.get("k")
-    if (
-        t not in ("dict", "node")
-        or not isinstance(keys, list)
-        or len(keys) != len(children)
-        or not all(isinstance(k, str) for k in keys)
-    ):
-        raise _bad(where, f"malformed structure {_clip(obj)}")
     if t == "dict":
-        return (t, tuple(keys), children)
-    name = obj.get("type")
-    if not isinstance(name, str):
-        raise _bad(where, f"malformed structure {_clip(obj)}")
-    return (t, name, tuple(keys), children)
+        return (t, tuple(obj["k"]), children)
+    return (t, obj["type"], tuple(obj["k"]), children)
 
 
 def _spec_leaves(spec) -> int:
@@ -476,7 +504,7 @@ SCHEMA = fio.record(
             fio.record(
                 {
                     "name": fio.string(),
-                    "spec": fio.mapping(fio.any_json),
+                    "spec": _structure,
                     "entries": fio.list_of(
                         fio.tagged(
                             {
@@ -502,7 +530,7 @@ SCHEMA = fio.record(
             )
         ),
         "outputs": _VAR,
-        "out_spec": fio.mapping(fio.any_json),
+        "out_spec": _structure,
     }
 )
 """The schema of ``graph.json`` (see :mod:`diffsys.fileio`); tagged values and structures
@@ -581,12 +609,14 @@ def load_graph(path, *, verify: bool = True, max_verify_bytes: int = VERIFY_MAX_
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise GraphLoadError(f"load_graph: {index} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise GraphLoadError(f"load_graph: {index} is not a diffsys graph (format field)")
+        raise GraphLoadError(
+            f"load_graph: {index}: field 'format': not a diffsys graph (format {FORMAT!r})"
+        )
     version = doc.get("version")
     if version != VERSION:
         raise GraphLoadError(
-            f"load_graph: {index} has format version {version!r}; this diffsys reads version "
-            f"{VERSION}"
+            f"load_graph: {index}: field 'version': format version {version!r}; this diffsys "
+            f"reads version {VERSION}"
         )
     fio.validate(doc, SCHEMA, error=GraphLoadError, where="graph.json")
     blob_path = directory / doc["tensor_file"]  # a plain name (checked by the schema)
@@ -652,7 +682,7 @@ def _build(doc: dict, tensors: dict) -> Graph:
     saved_params = doc["params"]
     for i, a in enumerate(doc["args"]):
         where = f"args[{i}]"
-        spec = _spec_from_json(a["spec"], f"{where}.spec")
+        spec = _spec_from_json(a["spec"])
         if len(a["entries"]) != _spec_leaves(spec):
             raise _bad(f"{where}.entries", "the entries do not match the argument's structure")
         entries = []
@@ -706,7 +736,7 @@ def _build(doc: dict, tensors: dict) -> Graph:
                 raise _bad(f"{where}.views", f"view of operand {view} out of range")
         nodes.append(Node(prim, inputs, params, outputs, tuple(views)))
     outputs = tuple(ref(v, "outputs") for v in doc["outputs"])
-    out_spec = _spec_from_json(doc["out_spec"], "out_spec")
+    out_spec = _spec_from_json(doc["out_spec"])
     if _spec_leaves(out_spec) != len(outputs):
         raise _bad("out_spec", "does not match the outputs")
     name = doc["name"]
