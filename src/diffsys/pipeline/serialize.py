@@ -792,7 +792,8 @@ def load(directory: str | os.PathLike):
     :class:`SerializationError` naming the field."""
     directory = Path(directory)
     pipe, doc, state = _build(directory)
-    _check_leaves(doc, ("params.", "state.", "opt_state."), directory)
+    kinds = ("params.", "state.") + (("opt_state.",) if "train" in doc["config"] else ())
+    _check_leaves(doc, kinds, directory)
     tree = _read(directory, {"params": pipe.params, "state": state}, "", strict=False)
     _install(pipe, doc["config"], tree)
     return pipe

@@ -117,9 +117,7 @@ class Trainer:
         from .serialize import load_training
 
         pipeline, ts = load_training(directory, optimizer)
-        trainer = cls.__new__(cls)
-        trainer.pipeline = pipeline
-        trainer.telemetry = telemetry
+        trainer = cls(pipeline, optimizer, seed=ts.seed, telemetry=telemetry)
         trainer.ts = ts
         return trainer
 
