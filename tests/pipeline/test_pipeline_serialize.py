@@ -229,7 +229,7 @@ def test_loading_an_unregistered_type_names_it(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(
         SerializationError,
-        match=r"stage 'thr': 'tests.Missing' is not "
-        r"registered in this process",
+        match=r"stage 'thr': field 'config\.stages\[0\]\.module\.module': 'tests.Missing' is "
+        r"not registered in this process",
     ):
         pl.load(tmp_path / "c")

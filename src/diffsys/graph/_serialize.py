@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import fileio as fio
 from ..core.primitive import registry
 from ..core.tracer import Tracer
 from ._graph import ArgSpec, Graph, Node, VarInfo
@@ -84,13 +85,13 @@ def _dtype_name(dt: np.dtype, where: str, err=GraphSaveError) -> str:
 
 def _parse_dtype(name, where: str) -> np.dtype:
     if not isinstance(name, str) or not name.isalnum():
-        raise GraphLoadError(f"{where}: malformed dtype {name!r}")
+        raise _bad(where, f"malformed dtype {name!r}")
     try:
         dt = np.dtype(name)
     except TypeError as exc:
-        raise GraphLoadError(f"{where}: unknown dtype {name!r}") from exc
+        raise _bad(where, f"unknown dtype {name!r}") from exc
     if dt.kind not in _DTYPE_KINDS:
-        raise GraphLoadError(f"{where}: dtype {name!r} is not allowed")
+        raise _bad(where, f"dtype {name!r} is not allowed")
     return dt
 
 
@@ -151,16 +152,34 @@ class _Encoder:
         )
 
 
+_TAGS = (
+    "$float",
+    "$complex",
+    "$ellipsis",
+    "$scalar",
+    "$dtype",
+    "$slice",
+    "$array",
+    "$tensor",
+    "$tuple",
+    "$dict",
+    "$slot",
+)
+
+
 def _decode(obj, where: str, tensors: dict) -> Any:
     if obj is None or isinstance(obj, bool | str | int | float):
         return obj
     if isinstance(obj, list):
         return [_decode(v, f"{where}[{i}]", tensors) for i, v in enumerate(obj)]
     if not isinstance(obj, dict):
-        raise GraphLoadError(f"{where}: malformed value {obj!r}")
+        raise _bad(where, f"malformed value {obj!r}")
     tags = [k for k in obj if k.startswith("$")]
     if len(tags) != 1:
-        raise GraphLoadError(f"{where}: malformed value (expected one $tag): {_clip(obj)}")
+        raise _bad(
+            where,
+            f"malformed value {_clip(obj)}: expected exactly one of the tags {sorted(_TAGS)}",
+        )
     tag = tags[0]
     allowed = {
         "$float": set(),
@@ -176,86 +195,97 @@ def _decode(obj, where: str, tensors: dict) -> Any:
         "$slot": set(),
     }
     if tag not in allowed or set(obj) - {tag} - allowed[tag]:
-        raise GraphLoadError(f"{where}: unknown or malformed tagged value {_clip(obj)}")
+        raise _bad(where, f"unknown or malformed tagged value {_clip(obj)}")
     body = obj[tag]
     try:
         if tag == "$float":
             if body not in ("nan", "inf", "-inf"):
-                raise GraphLoadError(f"{where}: bad $float {body!r}")
+                raise _bad(where, f"bad $float {body!r}")
             return float(body)
         if tag == "$complex":
-            re, im = (_decode(v, where, tensors) for v in body)
+            re, im = (_decode(v, f"{where}.$complex[{i}]", tensors) for i, v in enumerate(body))
             return complex(_num(re, where), _num(im, where))
         if tag == "$ellipsis":
             return Ellipsis
         if tag == "$scalar":
-            dt = _parse_dtype(body, where)
-            return dt.type(_num(_decode(obj["value"], where, tensors), where))
+            dt = _parse_dtype(body, f"{where}.$scalar")
+            value = _decode(obj["value"], f"{where}.value", tensors)
+            return dt.type(_num(value, f"{where}.value"))
         if tag == "$dtype":
-            dt = _parse_dtype(body, where)
+            dt = _parse_dtype(body, f"{where}.$dtype")
             return dt.type if obj.get("type") else dt
         if tag == "$slice":
-            parts = [_decode(v, where, tensors) for v in body]
+            parts = [_decode(v, f"{where}.$slice[{i}]", tensors) for i, v in enumerate(body)]
             if len(parts) != 3 or any(p is not None and not isinstance(p, int) for p in parts):
-                raise GraphLoadError(f"{where}: malformed slice {body!r}")
+                raise _bad(where, f"malformed slice {body!r}")
             return slice(*parts)
         if tag == "$array":
-            dt = _parse_dtype(body, where)
-            shape = _shape(obj["shape"], where)
-            data = [_num(_decode(v, where, tensors), where) for v in obj["data"]]
+            dt = _parse_dtype(body, f"{where}.$array")
+            shape = _shape(obj["shape"], f"{where}.shape")
+            if not isinstance(obj["data"], list):
+                raise _bad(f"{where}.data", "expected a list")
+            data = [
+                _num(_decode(v, f"{where}.data[{i}]", tensors), f"{where}.data[{i}]")
+                for i, v in enumerate(obj["data"])
+            ]
             if len(data) != math.prod(shape):
-                raise GraphLoadError(f"{where}: array data does not fill shape {shape}")
+                raise _bad(where, f"array data does not fill shape {shape}")
             return np.array(data, dtype=dt).reshape(shape)
         if tag == "$tensor":
             return _tensor(body, obj["dtype"], obj["shape"], where, tensors)
         if tag == "$tuple":
             if not isinstance(body, list):
-                raise GraphLoadError(f"{where}: malformed $tuple")
-            return tuple(_decode(v, f"{where}[{i}]", tensors) for i, v in enumerate(body))
+                raise _bad(where, "malformed $tuple")
+            return tuple(_decode(v, f"{where}.$tuple[{i}]", tensors) for i, v in enumerate(body))
         if tag == "$dict":
             if not isinstance(body, dict):
-                raise GraphLoadError(f"{where}: malformed $dict")
-            return {k: _decode(v, f"{where}.{k}", tensors) for k, v in body.items()}
+                raise _bad(where, "malformed $dict")
+            return {k: _decode(v, f"{where}.$dict.{k}", tensors) for k, v in body.items()}
         # $slot
         from ..numpy._indexing import Slot
 
         k, shape = body
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-            raise GraphLoadError(f"{where}: malformed $slot")
+            raise _bad(where, "malformed $slot")
         return Slot(k, _shape(shape, where))
     except GraphLoadError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
-        raise GraphLoadError(f"{where}: malformed {tag} value: {exc}") from exc
+        raise _bad(where, f"malformed {tag} value: {exc}") from exc
 
 
 def _num(x, where):
     if isinstance(x, bool | int | float | complex):
         return x
-    raise GraphLoadError(f"{where}: expected a number, got {_clip(x)}")
+    raise _bad(where, f"expected a number, got {_clip(x)}")
 
 
 def _shape(shape, where) -> tuple[int, ...]:
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise GraphLoadError(f"{where}: malformed shape {_clip(shape)}")
+    try:
+        fio.shape()(shape, where)
+    except fio.SchemaError as exc:
+        raise _bad(exc.field, exc.reason) from None
     return tuple(shape)
+
+
+def _bad(field: str, reason: str) -> GraphLoadError:
+    return GraphLoadError(f"graph.json: field {field!r}: {reason}")
 
 
 def _tensor(key, dtype, shape, where, tensors) -> np.ndarray:
     if not isinstance(key, str) or key not in tensors:
-        raise GraphLoadError(f"{where}: tensor {_clip(key)} is missing from the tensor file")
-    dt = _parse_dtype(dtype, where)
-    shape = _shape(shape, where)
+        raise _bad(f"{where}.$tensor", f"tensor {_clip(key)} is missing from the tensor file")
+    dt = _parse_dtype(dtype, f"{where}.dtype")
+    shape = _shape(shape, f"{where}.shape")
     arr = tensors[key]
     if dt.kind == "c":
         if arr.shape != shape + (2,) or arr.dtype != np.dtype(f"f{dt.itemsize // 2}"):
-            raise GraphLoadError(f"{where}: tensor {key!r} has the wrong shape or dtype")
+            raise _bad(where, f"tensor {key!r} has the wrong shape or dtype")
         arr = np.ascontiguousarray(arr).view(dt).reshape(shape)
     elif arr.shape != shape or arr.dtype != dt:
-        raise GraphLoadError(
-            f"{where}: tensor {key!r} has shape {arr.shape} and dtype {arr.dtype}, the graph "
+        raise _bad(
+            where,
+            f"tensor {key!r} has shape {arr.shape} and dtype {arr.dtype}, the graph "
             f"declares {shape} and {dt}"
         )
     return arr
@@ -280,34 +310,44 @@ def _spec_to_json(spec) -> dict:
     return {"t": t, "type": spec[1], "k": list(spec[2]), "c": [_spec_to_json(s) for s in spec[3]]}
 
 
-def _spec_from_json(obj, where: str, depth: int = 0) -> tuple:
+def _structure(obj, field: str, depth: int = 0) -> None:
+    """Schema of a saved pytree structure (``{"t": kind, "c": children, ...}``)."""
     if depth > 100:
-        raise GraphLoadError(f"{where}: structure nested too deeply")
-    if not isinstance(obj, dict) or "t" not in obj:
-        raise GraphLoadError(f"{where}: malformed structure {_clip(obj)}")
+        raise fio.SchemaError(field, "structure nested too deeply")
+    if not isinstance(obj, dict):
+        raise fio.SchemaError(field, f"expected a structure object, got {_clip(obj)}")
+    fio.one_of("leaf", "none", "tuple", "list", "dict", "node")(obj.get("t"), f"{field}.t")
+    t = obj["t"]
+
+    def kids(x, f):
+        fio.list_of(lambda c, g: _structure(c, g, depth + 1))(x, f)
+
+    keys = fio.list_of(fio.string())
+    fio.record(
+        {
+            "leaf": {"t": fio.string()},
+            "none": {"t": fio.string()},
+            "tuple": {"t": fio.string(), "c": kids},
+            "list": {"t": fio.string(), "c": kids},
+            "dict": {"t": fio.string(), "k": keys, "c": kids},
+            "node": {"t": fio.string(), "type": fio.string(), "k": keys, "c": kids},
+        }[t]
+    )(obj, field)
+    if t in ("dict", "node") and len(obj["k"]) != len(obj["c"]):
+        raise fio.SchemaError(f"{field}.k", f"{len(obj['k'])} keys for {len(obj['c'])} children")
+
+
+def _spec_from_json(obj) -> tuple:
+    """The structure tuple of a saved structure already checked by :func:`_structure`."""
     t = obj["t"]
     if t in ("leaf", "none"):
         return (t,)
-    kids = obj.get("c")
-    if not isinstance(kids, list):
-        raise GraphLoadError(f"{where}: malformed structure {_clip(obj)}")
-    children = tuple(_spec_from_json(c, where, depth + 1) for c in kids)
+    children = tuple(_spec_from_json(c) for c in obj["c"])
     if t in ("tuple", "list"):
         return (t, children)
-    keys = obj.get("k")
-    if (
-        t not in ("dict", "node")
-        or not isinstance(keys, list)
-        or len(keys) != len(children)
-        or not all(isinstance(k, str) for k in keys)
-    ):
-        raise GraphLoadError(f"{where}: malformed structure {_clip(obj)}")
     if t == "dict":
-        return (t, tuple(keys), children)
-    name = obj.get("type")
-    if not isinstance(name, str):
-        raise GraphLoadError(f"{where}: malformed structure {_clip(obj)}")
-    return (t, name, tuple(keys), children)
+        return (t, tuple(obj["k"]), children)
+    return (t, obj["type"], tuple(obj["k"]), children)
 
 
 def _spec_leaves(spec) -> int:
@@ -343,8 +383,6 @@ def _check_primitive(prim, k: int) -> None:
 def save(graph: Graph, path) -> None:
     """Write ``graph`` to directory ``path`` (see the module docstring)."""
     st = _safetensors()
-    from ..train.checkpoint import _atomic_write
-
     enc = _Encoder()
     nodes = []
     for k, node in enumerate(graph.nodes):
@@ -415,8 +453,8 @@ def save(graph: Graph, path) -> None:
     text = json.dumps(doc, allow_nan=False, indent=1)
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / tensor_file, blob)
-    _atomic_write(directory / INDEX, text.encode())
+    fio.atomic_write(directory / tensor_file, blob)
+    fio.atomic_write(directory / INDEX, text.encode())
     for old in directory.glob("tensors-*.safetensors"):  # earlier saves' tensor files
         if old.name != tensor_file:
             try:
@@ -434,46 +472,132 @@ def _concrete(x):
 # --- load ---
 
 
-def _need(doc: dict, key: str, typ, where: str = "graph.json"):
-    if key not in doc or not isinstance(doc[key], typ):
-        raise GraphLoadError(f"{where}: missing or malformed field {key!r}")
-    return doc[key]
+_DTYPE_NAMES = tuple(
+    np.dtype(t).name
+    for t in (
+        *("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"),
+        *("float16", "float32", "float64", "longdouble", "complex64", "complex128"),
+        "clongdouble",
+    )
+)
+_VAR = fio.list_of(fio.integer(min=0))
+SCHEMA = fio.record(
+    {
+        "format": fio.one_of(FORMAT),
+        "version": fio.one_of(VERSION),
+        "name": fio.nullable(fio.string()),
+        "tensor_file": fio.plain_file(pattern=r"tensors-[0-9a-f]{16}\.safetensors"),
+        "tensor_sha256": fio.string(pattern=r"[0-9a-f]{64}"),
+        "vars": fio.list_of(
+            fio.record(
+                {
+                    "kind": fio.one_of(*_KINDS),
+                    "shape": fio.shape(),
+                    "dtype": fio.one_of(*_DTYPE_NAMES),
+                    "name": fio.nullable(fio.string()),
+                }
+            )
+        ),
+        "consts": fio.list_of(fio.record({"var": fio.integer(min=0), "value": fio.any_json})),
+        "params": fio.mapping(fio.any_json, key=fio.string(pattern=r"[0-9]+")),
+        "args": fio.list_of(
+            fio.record(
+                {
+                    "name": fio.string(),
+                    "spec": _structure,
+                    "entries": fio.list_of(
+                        fio.tagged(
+                            {
+                                "var": fio.record({"var": fio.integer(min=0)}),
+                                "static": fio.record({"static": fio.any_json}),
+                            }
+                        )
+                    ),
+                }
+            )
+        ),
+        "nodes": fio.list_of(
+            fio.record(
+                {
+                    "op": fio.string(max_len=256),
+                    "in": _VAR,
+                    "params": fio.mapping(
+                        fio.any_json, key=fio.string(pattern=r"[A-Za-z_][A-Za-z0-9_]*")
+                    ),
+                    "out": _VAR,
+                    "views": fio.list_of(fio.nullable(fio.integer(min=0))),
+                }
+            )
+        ),
+        "outputs": _VAR,
+        "out_spec": _structure,
+    }
+)
+"""The schema of ``graph.json`` (see :mod:`diffsys.fileio`); tagged values and structures
+inside it are checked as they are decoded, before the graph is built."""
 
 
-def _lookup(name, k: int):
-    where = f"graph.json: operation {k}"
-    if not isinstance(name, str):
-        raise GraphLoadError(f"{where}: malformed primitive name {_clip(name)}")
+def _lookup(name: str, k: int):
+    where = f"nodes[{k}].op"
     if name.startswith(_CLOSURE_PREFIXES) or name in _CLOSURE_NAMES:
-        raise GraphLoadError(f"{where}: primitive {name!r} cannot be loaded (it is a closure)")
+        raise _bad(where, f"primitive {name!r} cannot be loaded (it is a closure)")
     prim = registry.get(name)
     if prim is None:
         for module in _PRIMITIVE_MODULES:
             importlib.import_module(module)
         prim = registry.get(name)
     if prim is None:
-        raise GraphLoadError(
-            f"{where}: unknown primitive {name!r}: no primitive of that name is registered "
-            "(graphs can only call diffsys's registered primitives; import the module that "
-            "defines a custom one before loading)"
+        raise _bad(
+            where,
+            f"unknown primitive {name!r}: no primitive of that name is registered (graphs can "
+            "only call diffsys's registered primitives; import the module that defines a "
+            "custom one before loading)",
         )
     return prim
+
+
+def _check_call(prim, n_inputs: int, params: dict, where: str) -> None:
+    """The primitive's implementation must accept ``n_inputs`` operands and exactly these
+    parameters (an unknown or missing one is the file's fault, found now, not at first
+    call)."""
+    try:
+        sig = inspect.signature(prim.impl)
+    except (TypeError, ValueError):  # pragma: no cover - every registered impl has one
+        return
+    try:
+        sig.bind(*([None] * n_inputs), **params)
+    except TypeError as exc:
+        raise _bad(
+            where,
+            f"malformed parameters for primitive {prim.name!r} with {n_inputs} operands "
+            f"({exc}); it takes {sig}",
+        ) from None
 
 
 def _no_raw_constants(token):
     raise GraphLoadError(f"graph.json: non-standard JSON constant {token}")
 
 
-def load_graph(path, *, verify: bool = True) -> Graph:
+VERIFY_MAX_BYTES = 1 << 30
+"""The most memory (bytes) the verification run of :func:`load_graph` may allocate for the
+values a file declares; a larger graph loads with ``verify=False`` or a larger
+``max_verify_bytes``."""
+
+
+def load_graph(path, *, verify: bool = True, max_verify_bytes: int = VERIFY_MAX_BYTES) -> Graph:
     """Read a graph written by :meth:`Graph.save`: a runnable, differentiable graph.
 
     Nothing in the files is executed: primitives are found by name in the registry,
-    parameters are decoded from a closed vocabulary, arrays come from safetensors. With
-    ``verify`` (the default) the graph is run once on ones (its parameters: the saved values)
-    and every operation's result must have the shape and dtype the file declares.
+    parameters are decoded from a closed vocabulary, arrays come from safetensors. The whole
+    ``graph.json`` is checked against :data:`SCHEMA` and every operation's parameters
+    against its primitive's signature before the graph is built. With ``verify`` (the
+    default) the graph is run once on ones (its parameters: the saved values) and every
+    operation's result must have the shape and dtype the file declares; the values the
+    file declares may need at most ``max_verify_bytes`` for that run.
 
-    An unknown primitive, a malformed file, another format version, a tensor whose shape
-    does not match, or a tampered tensor file raise :class:`GraphLoadError`.
+    An unknown primitive, a malformed file (the error names the field), another format
+    version, a tensor whose shape does not match, or a tampered tensor file raise
+    :class:`GraphLoadError`.
     """
     st = _safetensors()
     directory = Path(path)
@@ -485,21 +609,21 @@ def load_graph(path, *, verify: bool = True) -> Graph:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise GraphLoadError(f"load_graph: {index} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise GraphLoadError(f"load_graph: {index} is not a diffsys graph (format field)")
+        raise GraphLoadError(
+            f"load_graph: {index}: field 'format': not a diffsys graph (format {FORMAT!r})"
+        )
     version = doc.get("version")
     if version != VERSION:
         raise GraphLoadError(
-            f"load_graph: {index} has format version {version!r}; this diffsys reads version "
-            f"{VERSION}"
+            f"load_graph: {index}: field 'version': format version {version!r}; this diffsys "
+            f"reads version {VERSION}"
         )
-    tensor_file = _need(doc, "tensor_file", str)
-    if os.path.basename(tensor_file) != tensor_file or not tensor_file.endswith(".safetensors"):
-        raise GraphLoadError(f"load_graph: malformed tensor file name {tensor_file!r}")
-    blob_path = directory / tensor_file
+    fio.validate(doc, SCHEMA, error=GraphLoadError, where="graph.json")
+    blob_path = directory / doc["tensor_file"]  # a plain name (checked by the schema)
     if not blob_path.is_file():
         raise GraphLoadError(f"load_graph: the tensor file {blob_path} is missing")
     blob = blob_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != _need(doc, "tensor_sha256", str):
+    if hashlib.sha256(blob).hexdigest() != doc["tensor_sha256"]:
         raise GraphLoadError(
             f"load_graph: {blob_path} does not match the checksum in graph.json (truncated, "
             "tampered with, or from another save)"
@@ -508,115 +632,115 @@ def load_graph(path, *, verify: bool = True) -> Graph:
         tensors = st.load(blob)
     except Exception as exc:  # noqa: BLE001 - any parse failure of the tensor file
         raise GraphLoadError(f"load_graph: {blob_path} is not a valid safetensors file") from exc
-    return _build(doc, tensors, verify)
+    graph = _build(doc, tensors)
+    if verify:
+        _check_verify_budget(graph, max_verify_bytes)
+        _verify(graph)
+    return graph
 
 
-def _build(doc: dict, tensors: dict, verify: bool) -> Graph:
-    raw_vars = _need(doc, "vars", list)
-    vars_: list[VarInfo] = []
-    for v, e in enumerate(raw_vars):
-        where = f"graph.json: variable %{v}"
-        if not isinstance(e, dict) or e.get("kind") not in _KINDS:
-            raise GraphLoadError(f"{where}: malformed")
-        name = e.get("name")
-        if name is not None and not isinstance(name, str):
-            raise GraphLoadError(f"{where}: malformed name")
-        vars_.append(
-            VarInfo(
-                e["kind"], _shape(e.get("shape"), where), _parse_dtype(e.get("dtype"), where), name
-            )
+def _check_verify_budget(graph: Graph, max_bytes: int) -> None:
+    total, biggest, which = 0, 0, 0
+    for v, info in enumerate(graph.vars):
+        if info.kind in ("input", "op"):
+            nbytes = math.prod(info.shape) * info.dtype.itemsize
+            total += nbytes
+            if nbytes > biggest:
+                biggest, which = nbytes, v
+    if total > max_bytes:
+        raise _bad(
+            f"vars[{which}].shape",
+            f"the graph declares values of {total:.3g} bytes in all (this one "
+            f"{list(graph.vars[which].shape)} {graph.vars[which].dtype}, {biggest:.3g} bytes); "
+            f"verifying it would allocate them, over max_verify_bytes={max_bytes}: pass a "
+            "larger max_verify_bytes if the file is trusted and the memory there, or "
+            "verify=False",
         )
+
+
+def _build(doc: dict, tensors: dict) -> Graph:
+    vars_ = [
+        VarInfo(e["kind"], tuple(e["shape"]), np.dtype(e["dtype"]), e["name"]) for e in doc["vars"]
+    ]
     n = len(vars_)
     defined: set[int] = set()
 
-    def ref(v, where: str, define: bool = False) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < n:
-            raise GraphLoadError(f"{where}: variable {_clip(v)} out of range")
+    def ref(v: int, where: str, define: bool = False) -> int:
+        if not 0 <= v < n:
+            raise _bad(where, f"variable {v} out of range (the graph has {n})")
         if define:
             if v in defined:
-                raise GraphLoadError(f"{where}: variable %{v} is defined twice")
+                raise _bad(where, f"variable %{v} is defined twice")
             defined.add(v)
         elif v not in defined:
-            raise GraphLoadError(f"{where}: variable %{v} is used before it is defined")
+            raise _bad(where, f"variable %{v} is used before it is defined")
         return v
 
     # placeholders (with the parameters' saved values), then constants
     args = []
     examples: dict[int, Any] = {}
-    saved_params = _need(doc, "params", dict)
-    for i, a in enumerate(_need(doc, "args", list)):
-        where = f"graph.json: argument {i}"
-        if not isinstance(a, dict) or not isinstance(a.get("name"), str):
-            raise GraphLoadError(f"{where}: malformed")
-        spec = _spec_from_json(a.get("spec"), where)
-        raw_entries = a.get("entries")
-        if not isinstance(raw_entries, list) or len(raw_entries) != _spec_leaves(spec):
-            raise GraphLoadError(f"{where}: entries do not match its structure")
+    saved_params = doc["params"]
+    for i, a in enumerate(doc["args"]):
+        where = f"args[{i}]"
+        spec = _spec_from_json(a["spec"])
+        if len(a["entries"]) != _spec_leaves(spec):
+            raise _bad(f"{where}.entries", "the entries do not match the argument's structure")
         entries = []
-        for e in raw_entries:
-            if isinstance(e, dict) and set(e) == {"var"}:
-                v = ref(e["var"], where, define=True)
-                if vars_[v].kind not in ("input", "param"):
-                    raise GraphLoadError(f"{where}: %{v} is not a placeholder")
-                entries.append(("var", v))
-                if vars_[v].kind == "param":
-                    value = saved_params.get(str(v))
-                    if value is None:
-                        raise GraphLoadError(f"{where}: no saved value for parameter %{v}")
-                    examples[v] = _checked(
-                        _decode(value, f"{where}, {vars_[v].name}", tensors), vars_[v], where
-                    )
-            elif isinstance(e, dict) and set(e) == {"static"}:
-                entries.append(("static", _decode(e["static"], where, tensors)))
-            else:
-                raise GraphLoadError(f"{where}: malformed entry {_clip(e)}")
+        for j, e in enumerate(a["entries"]):
+            at = f"{where}.entries[{j}]"
+            if "static" in e:
+                entries.append(("static", _decode(e["static"], f"{at}.static", tensors)))
+                continue
+            v = ref(e["var"], f"{at}.var", define=True)
+            if vars_[v].kind not in ("input", "param"):
+                raise _bad(f"{at}.var", f"%{v} is not a placeholder")
+            entries.append(("var", v))
+            if vars_[v].kind == "param":
+                value = saved_params.get(str(v))
+                if value is None:
+                    raise _bad("params", f"no saved value for parameter %{v}")
+                examples[v] = _checked(
+                    _decode(value, f"params.{v}", tensors), vars_[v], f"params.{v}"
+                )
         args.append(ArgSpec(a["name"], None, spec, tuple(entries)))
     consts: dict[int, Any] = {}
-    for c in _need(doc, "consts", list):
-        if not isinstance(c, dict) or set(c) != {"var", "value"}:
-            raise GraphLoadError(f"graph.json: malformed constant {_clip(c)}")
-        where = f"graph.json: constant {_clip(c['var'])}"
-        v = ref(c["var"], where, define=True)
+    for j, c in enumerate(doc["consts"]):
+        where = f"consts[{j}]"
+        v = ref(c["var"], f"{where}.var", define=True)
         if vars_[v].kind != "const":
-            raise GraphLoadError(f"{where}: %{v} is not declared a constant")
-        value = _decode(c["value"], where, tensors)
+            raise _bad(f"{where}.var", f"%{v} is not declared a constant")
+        value = _decode(c["value"], f"{where}.value", tensors)
         if isinstance(value, np.ndarray | np.generic):
-            value = _checked(value, vars_[v], where)
+            value = _checked(value, vars_[v], f"{where}.value")
         consts[v] = value
     nodes = []
-    for k, e in enumerate(_need(doc, "nodes", list)):
-        where = f"graph.json: operation {k}"
-        if not isinstance(e, dict) or set(e) != {"op", "in", "params", "out", "views"}:
-            raise GraphLoadError(f"{where}: malformed")
+    for k, e in enumerate(doc["nodes"]):
         prim = _lookup(e["op"], k)
-        where = f"graph.json: operation {k} ({prim.name})"
+        where = f"nodes[{k}]"
         ins, outs, views = e["in"], e["out"], e["views"]
-        if not all(isinstance(x, list) for x in (ins, outs, views)) or len(views) != len(outs):
-            raise GraphLoadError(f"{where}: malformed")
-        inputs = tuple(ref(v, where) for v in ins)
-        if not isinstance(e["params"], dict) or not all(
-            isinstance(p, str) and p.isidentifier() for p in e["params"]
-        ):
-            raise GraphLoadError(f"{where}: malformed parameters")
+        if len(views) != len(outs):
+            raise _bad(f"{where}.views", f"{len(views)} views for {len(outs)} outputs")
+        inputs = tuple(ref(v, f"{where}.in", define=False) for v in ins)
         params = {
-            p: _decode(v, f"{where}, parameter {p!r}", tensors) for p, v in e["params"].items()
+            p: _decode(v, f"{where}.params.{p}", tensors) for p, v in e["params"].items()
         }
+        _check_call(prim, len(inputs), params, f"{where}.params")
         if not prim.multiple_results and len(outs) != 1:
-            raise GraphLoadError(f"{where}: a single-result primitive with {len(outs)} outputs")
-        outputs = tuple(ref(v, where, define=True) for v in outs)
+            raise _bad(f"{where}.out", f"a single-result primitive with {len(outs)} outputs")
+        outputs = tuple(ref(v, f"{where}.out", define=True) for v in outs)
         for v in outputs:
             if vars_[v].kind != "op":
-                raise GraphLoadError(f"{where}: %{v} is not declared an operation result")
+                raise _bad(f"{where}.out", f"%{v} is not declared an operation result")
         for view in views:
-            if view is not None and (not isinstance(view, int) or not 0 <= view < len(inputs)):
-                raise GraphLoadError(f"{where}: malformed views")
+            if view is not None and not 0 <= view < len(inputs):
+                raise _bad(f"{where}.views", f"view of operand {view} out of range")
         nodes.append(Node(prim, inputs, params, outputs, tuple(views)))
-    outputs = tuple(ref(v, "graph.json: outputs") for v in _need(doc, "outputs", list))
-    out_spec = _spec_from_json(doc.get("out_spec"), "graph.json: out_spec")
+    outputs = tuple(ref(v, "outputs") for v in doc["outputs"])
+    out_spec = _spec_from_json(doc["out_spec"])
     if _spec_leaves(out_spec) != len(outputs):
-        raise GraphLoadError("graph.json: out_spec does not match the outputs")
-    name = doc.get("name")
-    graph = Graph(
+        raise _bad("out_spec", "does not match the outputs")
+    name = doc["name"]
+    return Graph(
         name=name if isinstance(name, str) else "loaded",
         vars=vars_,
         nodes=nodes,
@@ -627,16 +751,14 @@ def _build(doc: dict, tensors: dict, verify: bool) -> Graph:
         out_spec=out_spec,
         examples=examples,
     )
-    if verify:
-        _verify(graph)
-    return graph
 
 
 def _checked(value, info: VarInfo, where: str):
     arr = np.asarray(value)
     if arr.shape != info.shape or arr.dtype != info.dtype:
-        raise GraphLoadError(
-            f"{where}: the saved value has shape {arr.shape} and dtype {arr.dtype}, but the "
+        raise _bad(
+            where,
+            f"the saved value has shape {arr.shape} and dtype {arr.dtype}, but the "
             f"graph declares {info.shape} and {info.dtype} (shape mismatch)"
         )
     return value

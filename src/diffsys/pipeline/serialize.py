@@ -23,6 +23,7 @@ True
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import os
 from pathlib import Path
@@ -30,12 +31,20 @@ from typing import Any
 
 import numpy as np
 
+from .. import fileio as fio
 from ..nn.module import Module, State, _field_specs, _flatten_module
-from ..train.checkpoint import CheckpointError, _read_index, load_checkpoint, save_checkpoint
-from .losses import Loss, Metric, Scheduled, accuracy
+from ..train.checkpoint import (
+    LEAF_DTYPES,
+    CheckpointError,
+    load_checkpoint,
+    read_index,
+    save_checkpoint,
+)
+from .losses import _SCHEDULES, Loss, Metric, Scheduled, accuracy
 from .spec import Spec
+from .stage import KINDS
 
-__all__ = ["SerializationError", "load", "register", "registered", "save"]
+__all__ = ["SerializationError", "load", "load_training", "register", "registered", "save"]
 
 FORMAT = "diffsys-pipeline"
 VERSION = 1
@@ -231,70 +240,80 @@ def _enc_static(x, where: str):
     )
 
 
-def _dec_static(x, where: str):
+# The decoders below read a config already checked against CONFIG_SCHEMA; ``path`` is the
+# field being decoded (``config.stages[0].module``), ``where`` the file, for the errors.
+
+
+def _dec_static(x, path: str, where: str):
     if not isinstance(x, dict):
         return x
     if "float" in x:
         return float(x["float"])
-    if "dtype" in x and len(x) == 1:
-        return np.dtype(x["dtype"])
     if "const" in x:
         return np.array(x["const"], dtype=np.dtype(x["dtype"])).reshape(x["shape"])
+    if "dtype" in x:
+        return np.dtype(x["dtype"])
     if "tuple" in x:
-        return tuple(_dec_static(v, where) for v in x["tuple"])
+        return tuple(_dec_static(v, f"{path}.tuple[{i}]", where) for i, v in enumerate(x["tuple"]))
     if "list" in x:
-        return [_dec_static(v, where) for v in x["list"]]
+        return [_dec_static(v, f"{path}.list[{i}]", where) for i, v in enumerate(x["list"])]
     if "dict" in x:
-        return {k: _dec_static(v, where) for k, v in x["dict"].items()}
+        return {k: _dec_static(v, f"{path}.dict.{k}", where) for k, v in x["dict"].items()}
     if "type" in x:
-        return _lookup(x["type"], where)
-    if "fn" in x:
-        return _lookup(x["fn"], where)
-    raise SerializationError(f"{where}: unknown tagged value {sorted(x)}")
+        return _lookup(x["type"], f"{where}: field '{path}.type'")
+    return _lookup(x["fn"], f"{where}: field '{path}.fn'")
 
 
-def _dec_tree(x, where: str):
-    """A template of the saved structure, arrays as zeros of the saved shape and dtype."""
+def _dec_tree(x, path: str, where: str):
+    """A template of the saved structure: arrays as read-only zero views of the saved shape
+    and dtype (nothing is allocated; the values come from the tensor file)."""
     if x is None:
         return None
     if "array" in x:
-        return np.zeros(x["array"], dtype=np.dtype(x["dtype"]))
+        return np.broadcast_to(np.zeros((), dtype=np.dtype(x["dtype"])), x["array"])
     if "scalar" in x:
         return np.zeros((), dtype=np.dtype(x["scalar"]))[()]
     if "leaf" in x:
         return {"float": 0.0, "int": 0, "bool": False}[x["leaf"]]
     if "module" in x:
-        return _dec_module(x, where)
+        return _dec_module(x, path, where)
     if "state" in x:
-        return State({k: _dec_tree(v, where) for k, v in x["state"].items()})
+        return State({k: _dec_tree(v, f"{path}.state.{k}", where) for k, v in x["state"].items()})
     if "list" in x:
-        return [_dec_tree(v, where) for v in x["list"]]
+        return [_dec_tree(v, f"{path}.list[{i}]", where) for i, v in enumerate(x["list"])]
     if "tuple" in x:
-        return tuple(_dec_tree(v, where) for v in x["tuple"])
-    if "dict" in x:
-        return {k: _dec_tree(v, where) for k, v in x["dict"].items()}
-    raise SerializationError(f"{where}: unknown saved value {sorted(x)}")
+        return tuple(_dec_tree(v, f"{path}.tuple[{i}]", where) for i, v in enumerate(x["tuple"]))
+    return {k: _dec_tree(v, f"{path}.dict.{k}", where) for k, v in x["dict"].items()}
 
 
-def _dec_module(doc: dict, where: str) -> Module:
-    cls = _lookup(doc["module"], where)
+def _dec_module(doc: dict, path: str, where: str) -> Module:
+    cls = _lookup(doc["module"], f"{where}: field '{path}.module'")
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise SerializationError(
-            f"{where}: {doc['module']!r} is registered as {cls!r}, not an nn.Module class"
+            f"{where}: field '{path}.module': {doc['module']!r} is registered as {cls!r}, not "
+            "an nn.Module class"
         )
     fields = {n for n, _ in _field_specs(cls)}
-    saved = set(doc["static"]) | set(doc["children"])
-    if fields != saved:
+    for part in ("static", "children"):
+        for n in doc[part]:
+            if n not in fields:
+                raise SerializationError(
+                    f"{where}: field '{path}.{part}.{n}': {doc['module']} has no field {n!r} "
+                    f"(its fields: {sorted(fields)}); the class changed since the pipeline "
+                    "was saved, or the file was edited"
+                )
+    missing = sorted(fields - set(doc["static"]) - set(doc["children"]))
+    if missing:
         raise SerializationError(
-            f"{where}: {doc['module']} has fields {sorted(fields)} now but was saved with "
-            f"{sorted(saved)}: the class changed since the pipeline was saved"
+            f"{where}: field {path!r}: {doc['module']} has the fields {missing} that were not "
+            "saved: the class changed since the pipeline was saved, or the file was edited"
         )
     obj = object.__new__(cls)
     d = obj.__dict__
     for n, v in doc["static"].items():
-        d[n] = _dec_static(v, f"{where}.{n}")
+        d[n] = _dec_static(v, f"{path}.static.{n}", where)
     for n, v in doc["children"].items():
-        d[n] = _dec_tree(v, f"{where}.{n}")
+        d[n] = _dec_tree(v, f"{path}.children.{n}", where)
     d["_ds_frozen"] = True
     return obj
 
@@ -389,81 +408,372 @@ def config_of(pipe, params=None, state=None) -> dict:
     }
 
 
+# --- the schema of a saved pipeline's config ----------------------------------------------------
+
+_NAME = fio.string(max_len=512)
+_NAMES = fio.list_of(_NAME)
+_STATIC_DTYPES = (*LEAF_DTYPES, np.dtype("complex64").str, np.dtype("complex128").str)
+
+
+def _tree(x, field: str) -> None:
+    if x is not None:
+        _TREE(x, field)
+
+
+def _children(x, field: str) -> None:
+    fio.mapping(_tree)(x, field)
+
+
+_TREE = fio.tagged(
+    {
+        "array": fio.record({"array": fio.shape(), "dtype": fio.one_of(*LEAF_DTYPES)}),
+        "scalar": fio.record({"scalar": fio.one_of(*LEAF_DTYPES)}),
+        "leaf": fio.record({"leaf": fio.one_of("float", "int", "bool")}),
+        "module": fio.record(
+            {"module": _NAME, "static": lambda x, f: _STATICS(x, f), "children": _children}
+        ),
+        "state": fio.record({"state": _children}),
+        "list": fio.record({"list": fio.list_of(_tree)}),
+        "tuple": fio.record({"tuple": fio.list_of(_tree)}),
+        "dict": fio.record({"dict": _children}),
+    }
+)
+
+
+def _const(x, field: str) -> None:
+    fio.record(
+        {
+            "const": fio.list_of(fio.either(fio.number(), fio.boolean, what="a number")),
+            "shape": fio.shape(),
+            "dtype": fio.one_of(*LEAF_DTYPES),
+        }
+    )(x, field)
+    if len(x["const"]) != math.prod(x["shape"]):
+        raise fio.SchemaError(f"{field}.const", f"{len(x['const'])} values for shape {x['shape']}")
+
+
+def _static(x, field: str) -> None:
+    if x is None or isinstance(x, bool | int | str):
+        return
+    if isinstance(x, float):
+        fio.number()(x, field)
+        return
+    _STATIC_TAGGED(x, field)
+
+
+_STATIC_TAGGED = fio.tagged(
+    {
+        "float": fio.record({"float": fio.one_of("nan", "inf", "-inf")}),
+        "const": _const,
+        "dtype": fio.record({"dtype": fio.one_of(*_STATIC_DTYPES)}),
+        "tuple": fio.record({"tuple": fio.list_of(_static)}),
+        "list": fio.record({"list": fio.list_of(_static)}),
+        "dict": fio.record({"dict": fio.mapping(_static)}),
+        "type": fio.record({"type": _NAME}),
+        "fn": fio.record({"fn": _NAME}),
+    }
+)
+_STATICS = fio.mapping(_static)
+
+
+def _spec(x, field: str) -> None:
+    if x is not None:
+        _SPEC(x, field)
+
+
+_SPEC = fio.tagged(
+    {
+        "spec": fio.record(
+            {
+                "spec": fio.record(
+                    {
+                        "shape": fio.nullable(
+                            fio.list_of(
+                                fio.either(
+                                    fio.integer(min=0),
+                                    fio.string(max_len=64),
+                                    fio.one_of(None),
+                                    what="an int >= 0, a symbol or null",
+                                ),
+                                max_len=64,
+                            )
+                        ),
+                        "dtype": fio.nullable(fio.string(max_len=64)),
+                    }
+                )
+            }
+        ),
+        "seq": fio.record({"seq": fio.list_of(_spec)}),
+        "map": fio.record({"map": fio.mapping(_spec)}),
+    }
+)
+
+# The named policies of ds.checkpoint (a function policy is saved by its registered name).
+_CHECKPOINT_POLICIES = (
+    "nothing_saveable",
+    "everything_saveable",
+    "dots_saveable",
+    "checkpoint_dots",
+)
+
+_STAGE = fio.record(
+    {
+        "name": _NAME,
+        "kind": fio.one_of(*KINDS),
+        "inputs": _NAMES,
+        "input_spec": fio.list_of(_spec),
+        "output_spec": _spec,
+        "frozen": fio.boolean,
+        "checkpoint": fio.either(
+            fio.boolean,
+            fio.one_of(*_CHECKPOINT_POLICIES),
+            fio.record({"fn": _NAME}),
+            what=f"true, false, one of {list(_CHECKPOINT_POLICIES)} or {{'fn': registered name}}",
+        ),
+    },
+    {
+        "module": _tree,
+        "fn": _NAME,
+        "hard": _NAME,
+        "params": _tree,
+        "vjp": fio.list_of(_NAME, min_len=2, max_len=2),
+    },
+)
+
+CONFIG_SCHEMA = fio.record(
+    {
+        "format": fio.one_of(FORMAT),
+        "version": fio.one_of(VERSION),
+        "batch_keys": fio.list_of(_NAME, min_len=1),
+        "stages": fio.list_of(_STAGE, min_len=1),
+        "losses": fio.list_of(
+            fio.record(
+                {
+                    "name": _NAME,
+                    "fn": _NAME,
+                    "inputs": _NAMES,
+                    "weight": fio.either(
+                        fio.number(),
+                        fio.record(
+                            {
+                                "schedule": fio.one_of(*_SCHEDULES),
+                                "kwargs": fio.mapping(
+                                    fio.either(
+                                        fio.number(),
+                                        fio.boolean,
+                                        fio.one_of(None),
+                                        what="a number, a bool or null",
+                                    ),
+                                    key=fio.string(pattern=r"[a-z_]+"),
+                                ),
+                            }
+                        ),
+                        what="a finite number or {'schedule': name, 'kwargs': {...}}",
+                    ),
+                }
+            )
+        ),
+        "metrics": fio.list_of(fio.record({"name": _NAME, "fn": _NAME, "inputs": _NAMES})),
+        "state": fio.mapping(_tree),
+        "mode": fio.one_of("train", "infer"),
+        "steps_done": fio.integer(min=0),
+    },
+    {
+        "train": fio.record(
+            {"step": fio.integer(min=0), "seed": fio.integer(), "trainable": _NAMES}
+        )
+    },
+)
+"""The schema of a saved pipeline's config (``config`` in its ``checkpoint.json``)."""
+
+
+def _check_schedule(weight: dict, field: str) -> None:
+    """The arguments of a scheduled weight against the signature of its schedule."""
+    from ..optim import schedules
+
+    params = inspect.signature(getattr(schedules, weight["schedule"])).parameters
+    for name in weight["kwargs"]:
+        if name not in params:
+            raise fio.SchemaError(
+                f"{field}.kwargs.{name}",
+                f"{weight['schedule']} takes no argument {name!r} (it takes {list(params)})",
+            )
+    for name, p in params.items():
+        if p.default is inspect.Parameter.empty and name not in weight["kwargs"]:
+            raise fio.SchemaError(f"{field}.kwargs.{name}", f"missing ({weight['schedule']})")
+
+
+def _check_config(config: dict, where: str) -> None:
+    fio.validate(config, CONFIG_SCHEMA, error=SerializationError, where=where, field="config")
+    for i, t in enumerate(config["losses"]):
+        if isinstance(t["weight"], dict):
+            fio.validate(
+                t["weight"],
+                _check_schedule,
+                error=SerializationError,
+                where=where,
+                field=f"config.losses[{i}].weight",
+            )
+    for i, e in enumerate(config["stages"]):
+        if ("module" in e) == ("fn" in e):
+            raise SerializationError(
+                f"{where}: field 'config.stages[{i}]': a stage holds either 'module' or 'fn'"
+            )
+        if "module" in e and not (isinstance(e["module"], dict) and "module" in e["module"]):
+            raise SerializationError(
+                f"{where}: field 'config.stages[{i}].module': expected a saved module"
+            )
+        extra = {"hard", "params", "vjp"} & set(e)
+        if "module" in e and extra:
+            raise SerializationError(
+                f"{where}: field 'config.stages[{i}].{min(extra)}': only function stages "
+                "hold it"
+            )
+
+
+# --- saving and loading --------------------------------------------------------------------------
+
+
 def save(
-    pipe, directory: str | os.PathLike, *, params=None, state=None, step=None, metadata=None
+    pipe,
+    directory: str | os.PathLike,
+    *,
+    params=None,
+    state=None,
+    step=None,
+    metadata=None,
+    train_state=None,
 ) -> None:
     """Save ``pipe`` (its current parameters and state unless given) to ``directory``:
-    a ``diffsys.train`` checkpoint whose config is the pipeline's JSON config. Atomic."""
+    a ``diffsys.train`` checkpoint whose config is the pipeline's JSON config. Atomic.
+
+    With ``train_state`` (a :class:`~diffsys.pipeline.TrainState`, as
+    :meth:`Trainer.save <diffsys.pipeline.Trainer.save>` passes) its parameters, state,
+    optimizer state, step, seed and trainable stages are saved too, so that
+    :meth:`Trainer.load <diffsys.pipeline.Trainer.load>` resumes training exactly.
+    """
+    tree = {}
+    if train_state is not None:
+        params, state = train_state.params, train_state.state
+        tree["opt_state"] = train_state.opt_state
     params = pipe.params if params is None else pipe._validate_params(params, "save")
     state = pipe.state if state is None else state
     config = config_of(pipe, params, state)
+    if train_state is not None:
+        config["train"] = {
+            "step": int(train_state.step),
+            "seed": int(train_state.seed),
+            "trainable": list(train_state.trainable),
+        }
+    tree.update(params=params, state=state)
     save_checkpoint(
         directory,
-        {"params": params, "state": state},
+        tree,
         step=pipe.steps_done if step is None else int(step),
         config=config,
         metadata=metadata,
     )
 
 
-def load(directory: str | os.PathLike):
-    """Rebuild a pipeline saved by :func:`save` from registered types, with its parameters,
-    state, losses, metrics and mode."""
+def _build(directory: Path):
+    """The pipeline of a saved config (parameters and state as templates), with the
+    checked index and the state template."""
     from .pipeline import Pipeline
     from .stage import Stage
 
-    directory = Path(directory)
     try:
-        doc = _read_index(directory)
+        doc = read_index(directory)
     except CheckpointError as exc:
         raise SerializationError(f"load: {exc}") from exc
-    config = doc.get("config", {})
+    config = doc["config"]
+    where = f"load: {directory / 'checkpoint.json'}"
     if config.get("format") != FORMAT:
-        raise SerializationError(f"load: {directory} holds a checkpoint, not a saved pipeline")
+        raise SerializationError(
+            f"{where}: field 'config.format': {directory} holds a checkpoint, not a saved "
+            f"pipeline (format {FORMAT!r})"
+        )
     if config.get("version") != VERSION:
         raise SerializationError(
-            f"load: pipeline format version {config.get('version')}, this diffsys reads {VERSION}"
+            f"{where}: field 'config.version': pipeline format version "
+            f"{config.get('version')!r}, this diffsys reads {VERSION}"
         )
+    _check_config(config, where)
     stages = []
-    for e in config["stages"]:
-        where = f"stage {e['name']!r}"
-        kw = dict(
-            inputs=tuple(e["inputs"]),
-            input_spec=[_dec_spec(x) for x in e["input_spec"]],
-            output_spec=_dec_spec(e["output_spec"]),
-            kind=e["kind"],
-            frozen=e["frozen"],
-            checkpoint=_dec_static(e["checkpoint"], where),
-        )
-        if "module" in e:
-            fn = _dec_tree(e["module"], where)
-        else:
-            fn = _lookup(e["fn"], where)
-            if "hard" in e:
-                kw["hard"] = _lookup(e["hard"], where)
-            if "params" in e:
-                kw["params"] = _dec_tree(e["params"], where)
-            if "vjp" in e:
-                kw["vjp"] = (_lookup(e["vjp"][0], where), _lookup(e["vjp"][1], where))
-        stages.append(Stage(e["name"], fn, **kw))
-    losses = [
-        Loss(
-            t["name"],
-            _lookup(t["fn"], f"loss term {t['name']!r}"),
-            t["inputs"],
-            t["weight"]
-            if isinstance(t["weight"], float)
-            else Scheduled(t["weight"]["schedule"], **t["weight"]["kwargs"]),
-        )
-        for t in config["losses"]
-    ]
-    metrics = [
-        Metric(m["name"], _lookup(m["fn"], f"metric {m['name']!r}"), m["inputs"])
-        for m in config["metrics"]
-    ]
-    pipe = Pipeline(stages, batch_keys=config["batch_keys"], losses=losses, metrics=metrics)
-    state = {k: _dec_tree(v, f"stage {k!r} state") for k, v in config["state"].items()}
-    tree, _ = load_checkpoint(directory, like={"params": pipe.params, "state": state})
+    for i, e in enumerate(config["stages"]):
+        path = f"config.stages[{i}]"
+        at = f"{where}: stage {e['name']!r}"
+        field = f"{at}: field {path!r}"
+        try:
+            kw = dict(
+                inputs=tuple(e["inputs"]),
+                input_spec=[_dec_spec(x) for x in e["input_spec"]],
+                output_spec=_dec_spec(e["output_spec"]),
+                kind=e["kind"],
+                frozen=e["frozen"],
+                checkpoint=_dec_static(e["checkpoint"], f"{path}.checkpoint", at),
+            )
+            if "module" in e:
+                fn = _dec_tree(e["module"], f"{path}.module", at)
+            else:
+                fn = _lookup(e["fn"], f"{at}: field '{path}.fn'")
+                if "hard" in e:
+                    kw["hard"] = _lookup(e["hard"], f"{at}: field '{path}.hard'")
+                if "params" in e:
+                    kw["params"] = _dec_tree(e["params"], f"{path}.params", at)
+                if "vjp" in e:
+                    kw["vjp"] = tuple(
+                        _lookup(name, f"{at}: field '{path}.vjp[{k}]'")
+                        for k, name in enumerate(e["vjp"])
+                    )
+            stages.append(Stage(e["name"], fn, **kw))
+        except SerializationError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SerializationError(f"{field}: cannot be rebuilt: {exc}") from exc
+    losses, metrics = [], []
+    for i, t in enumerate(config["losses"]):
+        field = f"{where}: field 'config.losses[{i}]', loss term {t['name']!r}"
+        w = t["weight"]
+        try:
+            if isinstance(w, dict):
+                weight = Scheduled(w["schedule"], **w["kwargs"])
+                float(weight(0))  # a schedule that cannot run fails now, named
+            else:
+                weight = float(w)
+            fn = _lookup(t["fn"], f"{where}: field 'config.losses[{i}].fn'")
+            losses.append(Loss(t["name"], fn, t["inputs"], weight))
+        except SerializationError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SerializationError(f"{field}: cannot be rebuilt: {exc}") from exc
+    for i, m in enumerate(config["metrics"]):
+        field = f"{where}: field 'config.metrics[{i}]', metric {m['name']!r}"
+        try:
+            fn = _lookup(m["fn"], f"{where}: field 'config.metrics[{i}].fn'")
+            metrics.append(Metric(m["name"], fn, m["inputs"]))
+        except SerializationError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SerializationError(f"{field}: cannot be rebuilt: {exc}") from exc
+    try:
+        pipe = Pipeline(stages, batch_keys=config["batch_keys"], losses=losses, metrics=metrics)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SerializationError(
+            f"{where}: field 'config': the pipeline cannot be rebuilt: {exc}"
+        ) from exc
+    state = {k: _dec_tree(v, f"config.state.{k}", where) for k, v in config["state"].items()}
+    return pipe, doc, state
+
+
+def _read(directory: Path, like: dict, what: str, *, strict: bool) -> dict:
+    try:
+        tree, _ = load_checkpoint(directory, like=like, strict=strict)
+    except CheckpointError as exc:
+        raise SerializationError(f"load: {exc}{what}") from exc
+    return tree
+
+
+def _install(pipe, config: dict, tree: dict) -> None:
     pipe.params = tree["params"]
     pipe.state = tree["state"]
     for name, p in tree["params"].items():
@@ -471,6 +781,71 @@ def load(directory: str | os.PathLike):
         st.params = p
         if st.module is not None:
             st.module = p
-    pipe.mode = config.get("mode", "train")
-    pipe.steps_done = int(config.get("steps_done", 0))
+    pipe.mode = config["mode"]
+    pipe.steps_done = config["steps_done"]
+
+
+def load(directory: str | os.PathLike):
+    """Rebuild a pipeline saved by :func:`save` from registered types, with its parameters,
+    state, losses, metrics and mode (a pipeline saved after ``.infer()`` loads in inference
+    mode). The whole file is checked before anything is built: a malformed one raises
+    :class:`SerializationError` naming the field."""
+    directory = Path(directory)
+    pipe, doc, state = _build(directory)
+    kinds = ("params.", "state.") + (("opt_state.",) if "train" in doc["config"] else ())
+    _check_leaves(doc, kinds, directory)
+    tree = _read(directory, {"params": pipe.params, "state": state}, "", strict=False)
+    _install(pipe, doc["config"], tree)
     return pipe
+
+
+def _check_leaves(doc: dict, prefixes: tuple[str, ...], directory: Path) -> None:
+    for i, leaf in enumerate(doc["leaves"]):
+        if not leaf["name"].startswith(prefixes):
+            raise SerializationError(
+                f"load: {directory / 'checkpoint.json'}: field 'leaves[{i}].name': a saved "
+                f"pipeline holds no leaf {leaf['name']!r}"
+            )
+
+
+def load_training(directory: str | os.PathLike, optimizer):
+    """``(pipeline, train state)`` saved by :func:`save` with a ``train_state``: training
+    goes on from the saved step with the saved optimizer state (``optimizer`` must be the
+    one it was saved with: its state must have the same structure)."""
+    from .pipeline import TrainState
+
+    directory = Path(directory)
+    pipe, doc, state = _build(directory)
+    config = doc["config"]
+    saved = config.get("train")
+    if saved is None:
+        raise SerializationError(
+            f"load: {directory} holds a pipeline saved without its training state (pipe.save; "
+            "field 'config.train' is absent): save with Trainer.save to resume training, or "
+            "start anew with pl.Trainer(pl.load(path), optimizer)"
+        )
+    trainable = tuple(saved["trainable"])
+    if trainable != pipe.trainable_stages():
+        raise SerializationError(
+            f"load: {directory / 'checkpoint.json'}: field 'config.train.trainable': "
+            f"{list(trainable)}, but the saved stages make {list(pipe.trainable_stages())} "
+            "trainable"
+        )
+    template = pipe.init(optimizer, seed=saved["seed"])
+    tree = _read(
+        directory,
+        {"params": pipe.params, "state": state, "opt_state": template.opt_state},
+        " (is the optimizer the one the training state was saved with?)",
+        strict=True,
+    )
+    _install(pipe, config, tree)
+    ts = TrainState(
+        params=tree["params"],
+        opt_state=tree["opt_state"],
+        state=dict(tree["state"]),
+        step=saved["step"],
+        optimizer=optimizer,
+        seed=saved["seed"],
+        trainable=trainable,
+    )
+    return pipe, ts

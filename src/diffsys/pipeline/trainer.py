@@ -2,11 +2,14 @@
 
 It holds the :class:`TrainState`, writes the new parameters and state back into the
 pipeline after every step (so ``pipe(batch)``, ``pipe.mismatch`` and ``pipe.save`` see them)
-and collects the reports in ``pipe.telemetry``.
+and collects the reports in ``pipe.telemetry``. :meth:`Trainer.save` and
+:meth:`Trainer.load` carry the whole training state across processes: a resumed run is
+bit-identical to one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 from ..optim.base import GradientTransformation
@@ -78,6 +81,45 @@ class Trainer:
                 if callback is not None and callback(report):
                     return reports
         return reports
+
+    def save(self, directory: str | os.PathLike, *, metadata: dict | None = None) -> None:
+        """Save the pipeline with the whole training state (optimizer state, step, seed,
+        trainable stages) to ``directory``, atomically; :meth:`load` resumes from it.
+        ``pl.load(directory)`` still reads the pipeline alone.
+
+        >>> import tempfile, numpy as np
+        >>> from diffsys import nn, optim, pipeline as pl
+        >>> pipe = pl.Pipeline([pl.Stage("lin", nn.Linear(2, 3, key=0))],
+        ...     losses=[pl.Loss("ce", nn.cross_entropy, ("lin", "y"))])
+        >>> batch = {"x": np.ones((4, 2)), "y": np.arange(4) % 3}
+        >>> trainer = pl.Trainer(pipe, optim.adam(0.1))
+        >>> _ = trainer.step(batch); d = tempfile.mkdtemp(); trainer.save(d)
+        >>> again = pl.Trainer.load(d, optim.adam(0.1))
+        >>> again.ts.step, again.step(batch).loss == trainer.step(batch).loss
+        (1, True)
+        """
+        from .serialize import save
+
+        save(self.pipeline, directory, train_state=self.ts, metadata=metadata)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        optimizer: GradientTransformation,
+        *,
+        telemetry: Telemetry | bool | None = None,
+    ) -> Trainer:
+        """A trainer that goes on from a :meth:`save`: the pipeline (in the mode it was
+        saved in), its parameters and state, and the optimizer state, step and seed.
+        ``optimizer`` must be built as the saved run's was (it is code, not saved); a state
+        of another structure is a :class:`~diffsys.pipeline.SerializationError`."""
+        from .serialize import load_training
+
+        pipeline, ts = load_training(directory, optimizer)
+        trainer = cls(pipeline, optimizer, seed=ts.seed, telemetry=telemetry)
+        trainer.ts = ts
+        return trainer
 
     def reset_optimizer(self) -> None:
         """A new optimizer state for the current trainable stages (after freeze/unfreeze)."""

@@ -1,7 +1,13 @@
 """``diffsys.train``: checkpoints (safetensors + JSON, atomic, verified), mini-batches from
 an explicit seed, and ``fit``, a thin helper around the explicit training loop."""
 
-from .checkpoint import CheckpointError, CheckpointInfo, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    load_checkpoint,
+    read_index,
+    save_checkpoint,
+)
 from .data import epoch_permutation, iterate_batches, num_batches
 from .loop import EarlyStopping, FitResult, fit
 
