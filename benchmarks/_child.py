@@ -15,7 +15,6 @@ from typing import Any
 from _env import apply_thread_env
 
 RESULT_PREFIX = "BENCH-RESULT "
-TOLERANCE = 1e-8  # relative, against the NumPy reference (the default of Workload.tolerance)
 
 FULL = {"repeats": 7, "repeat_seconds": 0.2, "budget_seconds": 20.0}
 QUICK = {"repeats": 3, "repeat_seconds": 0.05, "budget_seconds": 5.0}

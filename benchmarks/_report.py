@@ -88,7 +88,8 @@ def _target(workload: Workload, lookup: Lookup | None) -> tuple[float | None, st
 
 def _target_line(workload: Workload, diffsys: Result | None, lookup: Lookup | None = None) -> str:
     value, stated = _target(workload, lookup)
-    target = f"Target for diffsys (from the issue): {stated}."
+    source = "the project's own; no issue sets one" if workload.own_target else "from the issue"
+    target = f"Target for diffsys ({source}): {stated}."
     if diffsys is None or "median" not in diffsys:
         return target + " diffsys: not measured."
     time = diffsys["median"] * workload.scale
@@ -166,6 +167,47 @@ def _memory_line(workload: Workload, diffsys: Result | None, lookup: Lookup | No
     return line + f" Measured: **{fmt(mib)} MiB, {verdict}**."
 
 
+def _tol(value: float) -> str:
+    """A tolerance as written by hand: ``1e-8``, ``1e-4``, ``5e-6``."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _check_line(workload: Workload) -> str:
+    return (
+        f"Every framework computes in {workload.dtype}; its result must match the NumPy "
+        f"reference to a relative error ≤ {_tol(workload.tolerance)} (norm-wise per output)."
+    )
+
+
+def _method(workloads: list[Workload]) -> str:
+    """The method paragraph, stating the dtypes and tolerances of the workloads in this run."""
+    default = Workload.__dataclass_fields__["tolerance"].default
+    others = [w for w in workloads if w.dtype != "float64" or w.tolerance != default]
+    exceptions = ""
+    if others:
+        names = ", ".join(f"`{w.name}` ({w.dtype}, ≤ {_tol(w.tolerance)})" for w in others)
+        exceptions = f"; the exceptions, stated in their sections: {names}"
+    env = " ".join(f'{k}="{v}"' if " " in v else f"{k}={v}" for k, v in THREAD_ENV.items())
+    return (
+        "Method: every (workload, framework) pair runs in a fresh Python process, pinned to one "
+        f"thread (`{env}`, plus `torch.set_num_threads(1)` and "
+        "`torch.set_num_interop_threads(1)`). The child first checks the framework's result "
+        "against a NumPy reference computed in float64 (norm-wise relative error per output: "
+        f"≤ {_tol(default)} for the float64 workloads{exceptions}), then times it: one first call "
+        "(compilation for `jax.jit`, caches), warm-up calls, then the median over runs of the "
+        "time per call (each run repeats the call; see above). JAX results are waited for "
+        "with `block_until_ready`. Arithmetic is float64 except in the workloads listed as "
+        'float32; the garbage collector stays on. "Ratio to diffsys" is the framework\'s time '
+        "divided by diffsys's (below 1: faster than diffsys). \"Issue author's number\" is "
+        "what the issue reported for that framework on this machine, for comparison; the "
+        "diffsys row shows diffsys's target instead: the issue's, unless the section says the "
+        "target is the project's own. Peers that are not installed are listed as such "
+        '(`pip install -e ".[bench]"` installs them). Other work on the machine adds noise: '
+        "the Range column and the load average show how much."
+    )
+
+
 def workload_section(
     workload: Workload, results: list[Result], lookup: Lookup | None = None
 ) -> list[str]:
@@ -196,6 +238,8 @@ def workload_section(
         "",
         workload.description,
         "",
+        _check_line(workload),
+        "",
         _target_line(workload, diffsys, lookup),
         "",
         *memory_line,
@@ -212,7 +256,6 @@ def render(
     elapsed: float,
     sections: list[tuple[Workload, list[Result]]],
 ) -> str:
-    env = " ".join(f'{k}="{v}"' if " " in v else f"{k}={v}" for k, v in THREAD_ENV.items())
     lines = [
         "# Benchmarks",
         "",
@@ -226,19 +269,7 @@ def render(
         "",
         f"which took {elapsed:.0f} s. {settings}",
         "",
-        "Method: every (workload, framework) pair runs in a fresh Python process, pinned to one "
-        f"thread (`{env}`, plus `torch.set_num_threads(1)` and "
-        "`torch.set_num_interop_threads(1)`). The child first checks the framework's result "
-        "against an exact NumPy reference (relative error ≤ 1e-8, norm-wise per output), then "
-        "times it: one first call (compilation for `jax.jit`, caches), warm-up calls, then the "
-        "median over runs of the time per call (each run repeats the call; see above). "
-        "JAX results are waited for with `block_until_ready`. All arithmetic is "
-        'float64; the garbage collector stays on. "Ratio to diffsys" is the framework\'s time '
-        "divided by diffsys's (below 1: faster than diffsys). \"Issue author's number\" is "
-        "what the issue reported for that framework on this machine, for comparison; the "
-        "diffsys row shows the issue's target instead. Peers that are not installed are "
-        'listed as such (`pip install -e ".[bench]"` installs them). Other work on the machine '
-        "adds noise: the Range column and the load average show how much.",
+        _method([w for w, _ in sections]),
         "",
         "## Machine",
         "",

@@ -55,11 +55,14 @@ class Workload:
     description: str
     unit: str
     scale: float  # seconds per call -> ``unit``
-    target: float  # the issue's target for diffsys, in ``unit``
+    target: float  # diffsys's target, in ``unit`` (the issue's unless ``own_target``)
     reference: Callable[[], tuple[np.ndarray, ...]]
     impls: dict[str, Impl]
     issue_refs: dict[str, float] = field(default_factory=dict)  # issue author's numbers
     tolerance: float = 1e-8  # relative error allowed against the reference (float32: larger)
+    dtype: str = "float64"  # the arithmetic of every framework's version ("float32" or this)
+    # True when no issue sets a target for this workload and ``target`` is the project's own.
+    own_target: bool = False
     # The target as a multiple of another measurement of the same run, (workload, framework,
     # factor), e.g. "<= 1.3 x the NumPy forward pass"; ``target`` is then only a fallback.
     relative_target: tuple[str, str, float] | None = None

@@ -78,6 +78,7 @@ def test_complex_log_of_zero_is_named_in_every_pass():
     assert (info.value.primitive, info.value.phase, info.value.already) == ("sqrt", "tangent", None)
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")  # deliberate
 def test_backward_inf_names_rule_argument_and_forward_line():
     x = np.array([0.0, 1.0, 4.0])
     assert np.isfinite(model_with_sqrt(x))  # the forward pass is fine: sqrt(0) = 0
@@ -95,6 +96,7 @@ def test_backward_inf_names_rule_argument_and_forward_line():
     assert "r = dnp.sqrt(h)" in msg  # the user's source line, from the forward pass
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # deliberate
 def test_forward_nan_names_the_op_and_line():
     x = np.array([0.5, 2.0], dtype=np.float32)
     with pytest.raises(AnomalyError) as info:
@@ -106,6 +108,7 @@ def test_forward_nan_names_the_op_and_line():
     assert "(2,) float32" in str(err) and "dnp.log(shifted)" in str(err)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # deliberate
 def test_plain_call_outside_transforms_is_checked_too():
     with pytest.raises(AnomalyError) as info:
         with anomalies():
@@ -133,6 +136,7 @@ def test_nan_seed_cotangent_is_reported_as_incoming():
     assert err.phase == "backward" and err.already == "incoming cotangent"
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")  # deliberate
 def test_inf_only_and_nan_only_options():
     x = np.array([0.0, 1.0])
     with anomalies(inf=False):  # the backward pass of sqrt at 0 gives Inf, not NaN
@@ -145,6 +149,7 @@ def test_inf_only_and_nan_only_options():
         anomalies(nan=False, inf=False)
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")  # deliberate
 def test_warn_instead_of_raise_keeps_the_first_report():
     x = np.array([0.0, 1.0])
     with pytest.warns(AnomalyWarning, match="VJP rule of primitive 'sqrt'") as record:
@@ -155,6 +160,7 @@ def test_warn_instead_of_raise_keeps_the_first_report():
     assert isinstance(mode.report, AnomalyError) and mode.report.primitive == "sqrt"
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")  # deliberate
 def test_higher_order_and_forward_mode():
     x = np.array([0.0, 1.0])
     with pytest.raises(AnomalyError) as info:  # jvp: the tangent of sqrt at 0 is Inf
@@ -168,6 +174,7 @@ def test_higher_order_and_forward_mode():
     assert info.value.primitive == "sqrt" and info.value.phase == "backward"
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered:RuntimeWarning")  # deliberate
 def test_custom_vjp_backward_is_checked():
     @ds.custom_vjp
     def f(x):
@@ -197,6 +204,7 @@ def test_results_unchanged_and_everything_restored_afterwards():
     assert {k: ReverseTrace.__dict__[k] for k in methods} == methods
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # deliberate
 def test_restored_after_an_error_and_no_checks_when_off():
     with pytest.raises(AnomalyError):
         with anomalies():
@@ -222,6 +230,7 @@ def test_exception_message_holds_everything_for_a_matmul():
     assert "(1, 3) float64" in msg and "(3, 2) float64" in msg
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # deliberate
 def test_other_threads_are_checked_while_a_block_is_open():
     """The mode is process-wide (documented): an anomaly in another thread raises there."""
     errors = []
@@ -239,6 +248,7 @@ def test_other_threads_are_checked_while_a_block_is_open():
     assert len(errors) == 1
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # deliberate
 def test_raise_mode_keeps_checking_after_a_caught_error():
     with anomalies() as mode:
         for _ in range(2):

@@ -248,6 +248,35 @@ def test_schedules_values():
     assert math.isclose(optim.linear_warmup(2.0, 4)(1), 0.5)
 
 
+def test_exponential_decay_end_value_bounds_decay_from_below_and_growth_from_above():
+    # Decay (rate < 1): the value falls to end_value and stays there, never below.
+    decay = optim.exponential_decay(1.0, 0.5, end_value=0.2)
+    assert [decay(s) for s in (0, 1, 2)] == [1.0, 0.5, 0.25]
+    assert [decay(s) for s in (3, 4, 50)] == [0.2, 0.2, 0.2]
+    # Growth (rate > 1): the value rises to end_value and stays there, never above.
+    growth = optim.exponential_decay(1.0, 2.0, end_value=5.0)
+    assert [growth(s) for s in (0, 1, 2)] == [1.0, 2.0, 4.0]
+    assert [growth(s) for s in (3, 4, 50)] == [5.0, 5.0, 5.0]
+    # Without end_value neither direction is bounded.
+    assert optim.exponential_decay(1.0, 2.0)(10) == 1024.0
+    assert optim.exponential_decay(1.0, 0.5)(10) == 0.5**10
+    # A negative init_value flips the direction: rate < 1 rises toward 0, rate > 1 falls.
+    rising = optim.exponential_decay(-1.0, 0.5, end_value=-0.3)
+    assert [rising(s) for s in (0, 1, 2, 9)] == [-1.0, -0.5, -0.3, -0.3]
+    falling = optim.exponential_decay(-1.0, 2.0, end_value=-3.0)
+    assert [falling(s) for s in (0, 1, 2, 9)] == [-1.0, -2.0, -3.0, -3.0]
+    # A constant rate never moves, so no end_value is behind it and none clamps it.
+    for end in (0.5, 3.0):
+        assert optim.exponential_decay(1.0, 1.0, end_value=end)(7) == 1.0
+    # An end_value behind init_value would pin the schedule there from step 0.
+    with pytest.raises(ValueError, match="end_value 2.0 lies behind init_value 1.0.*falls"):
+        optim.exponential_decay(1.0, 0.5, end_value=2.0)
+    with pytest.raises(ValueError, match="end_value 0.5 lies behind init_value 1.0.*rises"):
+        optim.exponential_decay(1.0, 2.0, end_value=0.5)
+    with pytest.raises(ValueError, match="decay_rate must be >= 0"):
+        optim.exponential_decay(1.0, -0.5)
+
+
 def test_optimizers_train_a_module_with_frozen_parts(rng):
     model = nn.Sequential([nn.Linear(3, 8, key=0), nn.tanh, nn.Linear(8, 1, key=1)])
     params, frozen = nn.partition(model, frozen="layers.0.*")

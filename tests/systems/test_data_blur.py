@@ -60,9 +60,17 @@ def test_per_channel_sigma_blurs_each_channel_with_its_own_width(rng):
 
 
 def test_kernel_is_normalized_and_sigma_positive():
-    w = gaussian_kernel(np.array([0.1, 1.0, 5.0]), 3)
+    sigma = np.array([0.1, 1.0, 5.0])
+    w = gaussian_kernel(sigma, 3)
+    # the sampled Gaussian exp(-k^2 / (2 sigma^2)) over k = -3..3, divided by its sum
+    k = np.arange(-3, 4)
+    taps = np.exp(-(k**2) / (2 * sigma[:, None] ** 2))
+    np.testing.assert_allclose(w, taps / taps.sum(axis=-1, keepdims=True), rtol=1e-12, atol=0)
     np.testing.assert_allclose(w.sum(axis=-1), 1.0)
-    assert np.all(w > 0) or np.all(w >= 0)
+    # a weighted average: no negative tap, symmetric, falling away from the centre tap
+    assert np.all(w >= 0)
+    np.testing.assert_array_equal(w, w[:, ::-1])
+    assert np.all(np.diff(w[:, 3:], axis=-1) < 0)
     blur = LearnableBlur(sigma=0.7)
     assert np.isclose(float(blur.sigma), 0.7)
     assert blur.radius == 3  # ceil(3 * max(sigma, 1))

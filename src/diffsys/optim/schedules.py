@@ -75,9 +75,33 @@ def exponential_decay(
     end_value: float | None = None,
 ) -> Schedule:
     """``init_value * decay_rate ** (step / transition_steps)`` (floored with ``staircase``),
-    bounded by ``end_value`` if given."""
+    bounded by ``end_value`` if given.
+
+    The bound is on the side the schedule moves toward: a falling schedule (``decay_rate < 1``
+    for a positive ``init_value``) never goes below ``end_value``, a rising one never above.
+
+    >>> from diffsys import optim
+    >>> [optim.exponential_decay(1.0, 0.5, end_value=0.2)(s) for s in (0, 1, 2, 3)]
+    [1.0, 0.5, 0.25, 0.2]
+    >>> [optim.exponential_decay(1.0, 2.0, end_value=5.0)(s) for s in (0, 1, 2, 3)]
+    [1.0, 2.0, 4.0, 5.0]
+    """
     if transition_steps <= 0:
         raise ValueError("exponential_decay: transition_steps must be positive")
+    if decay_rate < 0:
+        raise ValueError(
+            f"exponential_decay: decay_rate must be >= 0, got {decay_rate} "
+            "(a negative base has no real fractional powers)"
+        )
+    # +1: the values rise (toward +inf), -1: they fall, 0: they stay at init_value.
+    direction = float(np.sign(init_value * (decay_rate - 1.0)))
+    if end_value is not None and direction * (end_value - init_value) < 0:
+        moves = "rises" if direction > 0 else "falls"
+        raise ValueError(
+            f"exponential_decay: end_value {end_value} lies behind init_value {init_value}: "
+            f"with decay_rate {decay_rate} the schedule {moves}, so the bound would hold it "
+            f"at {end_value} from step 0; pass an end_value the schedule moves toward"
+        )
 
     def schedule(step):
         p = _step(step) / transition_steps
@@ -85,7 +109,10 @@ def exponential_decay(
             p = math.floor(p)
         v = init_value * decay_rate**p
         if end_value is not None:
-            v = max(v, end_value) if decay_rate < 1 else min(v, end_value)
+            if direction < 0:
+                v = max(v, end_value)
+            elif direction > 0:
+                v = min(v, end_value)
         return v
 
     return schedule
