@@ -1,8 +1,8 @@
 """Relaxations and gradient estimators for discrete operations (``diffsys.relax``).
 
 - Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
-  :func:`soft_topk`, :func:`soft_topk_mask`, :func:`permutahedron_projection`, and the
-  isotonic regressions they are built on; NeuralSort (:func:`neural_sort`) and Sinkhorn
+  :func:`soft_topk`, :func:`soft_topk_mask` (relaxations with exact ``.hard`` forms),
+  :func:`permutahedron_projection`, and the isotonic regressions they are built on; NeuralSort (:func:`neural_sort`) and Sinkhorn
   sorting (:func:`sinkhorn_sort`, :func:`sinkhorn_rank`) as alternatives.
 - Temperature relaxations with hard forms (:class:`Relaxation`): :func:`softmax`,
   :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_clip`, ...
@@ -52,7 +52,8 @@ from .smooth import (
     soft_threshold,
     softmax,
 )
-from .sorting import permutahedron_projection, soft_rank, soft_sort, soft_topk, soft_topk_mask
+from .sorting import permutahedron_projection
+from .sorting_relaxations import soft_rank, soft_sort, soft_topk, soft_topk_mask
 from .straight_through import (
     quantize,
     ste_argmax_onehot,
