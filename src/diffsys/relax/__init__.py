@@ -2,8 +2,9 @@
 
 - Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
   :func:`soft_topk`, :func:`soft_topk_mask` (relaxations with exact ``.hard`` forms),
-  :func:`permutahedron_projection`, and the isotonic regressions they are built on; NeuralSort (:func:`neural_sort`) and Sinkhorn
-  sorting (:func:`sinkhorn_sort`, :func:`sinkhorn_rank`) as alternatives.
+  :func:`permutahedron_projection`, and the isotonic regressions they are built on;
+  NeuralSort (:func:`neural_sort`) and Sinkhorn sorting (:func:`sinkhorn_sort`,
+  :func:`sinkhorn_rank`) as alternatives.
 - Temperature relaxations with hard forms (:class:`Relaxation`): :func:`softmax`,
   :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_clip`, ...
 - Straight-through estimators: :func:`straight_through`, :func:`ste_round`, :func:`quantize`,

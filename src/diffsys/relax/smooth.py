@@ -165,7 +165,9 @@ def _fn_label(fn) -> str:
     return getattr(inner, "__name__", None) or type(fn).__name__
 
 
-def relaxation(hard: Callable, *, strength: str = "temperature") -> Callable[[Callable], Relaxation]:
+def relaxation(
+    hard: Callable, *, strength: str = "temperature"
+) -> Callable[[Callable], Relaxation]:
     """Decorator: make a surrogate function a :class:`Relaxation` with the given hard form."""
     return lambda soft: Relaxation(soft, hard, strength=strength)
 
