@@ -1,6 +1,6 @@
 """``diffsys demo``: train a differentiable preprocessing pipeline end to end on noisy digits.
 
-noisy 8x8 digit -> LearnableBlur -> SoftThreshold -> CNN encoder -> classifier, built with
+noisy 8x8 digit -> LearnableBlur -> Binarize -> CNN encoder -> classifier, built with
 :mod:`diffsys.pipeline`, trained twice from the same initialization and data order: once with
 every stage learning, once with the preprocessing (blur and threshold) frozen at its initial
 values. The run prints per-epoch progress, a per-stage gradient-norm table, the relaxation
@@ -29,7 +29,7 @@ import numpy as np
 from .. import __version__, nn, optim
 from .. import pipeline as pl
 from ..core.pytree import tree_map
-from ..systems.data import LearnableBlur, SoftThreshold, binarization_penalty
+from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
 from .data import Digits, load_digits
 from .progress import make_progress
@@ -140,7 +140,7 @@ def build_pipeline(config: DemoConfig, *, frozen: bool = False, steps: int = 1) 
             ),
             pl.Stage(
                 "threshold",
-                SoftThreshold(
+                Binarize(
                     config.threshold_init,
                     config.sharpness_init,
                     learn_sharpness=config.learn_sharpness,
@@ -369,7 +369,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
 
     say(f"diffsys {__version__} demo: learnable preprocessing trained end to end")
     say(
-        "  pipeline: noisy 8x8 digit -> LearnableBlur -> SoftThreshold -> CNN encoder -> classifier"
+        "  pipeline: noisy 8x8 digit -> LearnableBlur -> Binarize -> CNN encoder -> classifier"
     )
     data = load_digits(config.seed, synthetic=config.synthetic)
     say(f"  data: {data.note}")
@@ -420,7 +420,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     mismatch = learned.pipeline.mismatch(test_batch)
     say("")
     say(
-        "Relaxation mismatch on the test set (SoftThreshold: sigmoid in training, step at "
+        "Relaxation mismatch on the test set (Binarize: sigmoid in training, step at "
         "inference):"
     )
     say(str(mismatch))

@@ -140,6 +140,6 @@ def _plots(plt, out_dir: Path, learned, frozen) -> list[str]:
         ax1.plot(t, sig, color=colors[run.label], label=run.label)
         ax2.plot(t, th, color=colors[run.label], label=run.label)
     ax1.set(xlabel="epoch", ylabel="sigma (pixels)", title="LearnableBlur: sigma")
-    ax2.set(xlabel="epoch", ylabel="threshold", title="SoftThreshold: threshold")
+    ax2.set(xlabel="epoch", ylabel="threshold", title="Binarize: threshold")
     finish(fig, [ax1, ax2], "sigma.png")
     return written

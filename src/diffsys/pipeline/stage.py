@@ -150,8 +150,11 @@ class Stage:
         self.module: Module | None = fn if is_module else None
         self.fn: Callable | None = None if is_module else fn
         self.params = fn if is_module else params
-        if hard is None and params is None and kind in (None, *RELAXED_KINDS):
-            hard = _relaxation_hard(fn)  # a relax.Relaxation brings its own hard form
+        #: whether ``hard_fn`` is the ``.hard`` of ``fn``, a relax.Relaxation (not given)
+        self.hard_from_fn = False
+        if hard is None and params is None and vjp is None and kind in (None, *RELAXED_KINDS):
+            hard = _relaxation_hard(fn)
+            self.hard_from_fn = hard is not None
         self.hard_fn = hard
         self.kind = self._resolve_kind(kind, fn, is_module)
         if isinstance(inputs, str):

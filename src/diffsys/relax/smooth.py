@@ -16,7 +16,7 @@ relaxation         surrogate                             hard form              
 ``soft_min``       ``-soft_max(-x)``                     ``min``                     <= T log n
 ``soft_step``      ``sigmoid(x / T)``                    Heaviside (1/2 at 0)        ->0 (x != 0)
 ``soft_sign``      ``tanh(x / T)``                       ``sign``                    ->0 (x != 0)
-``soft_threshold`` ``x * sigmoid((x - t) / T)``          ``x * (x > t)``             ->0 (x != t)
+``soft_gate``      ``x * sigmoid((x - t) / T)``          ``x * (x > t)``             ->0 (x != t)
 ``soft_clip``      ``lo + T sp((x-lo)/T) - T sp((x-hi)/T)`` ``clip(x, lo, hi)``      <= T log 2
 ``soft_abs``       ``sqrt(x^2 + T^2) - T``               ``abs``                     <= T
 =================  ====================================  ==========================  =========
@@ -258,15 +258,17 @@ def soft_sign(x: Array, temperature: float | Array = 1.0) -> Array:
 
 
 @relaxation(hard=lambda x, threshold=0.0: x * _heaviside(x - threshold))
-def soft_threshold(
-    x: Array, threshold: float | Array = 0.0, temperature: float | Array = 1.0
-) -> Array:
-    """``x * sigmoid((x - threshold) / temperature)``: relaxed hard thresholding, which keeps
-    ``x`` above ``threshold`` and zeroes it below. Differentiable in ``threshold`` too.
+def soft_gate(x: Array, threshold: float | Array = 0.0, temperature: float | Array = 1.0) -> Array:
+    """``x * soft_step(x - threshold)`` = ``x * sigmoid((x - threshold) / temperature)``: a
+    relaxed gate that keeps ``x`` above ``threshold`` and zeroes it below (hard form
+    ``x * (x > threshold)``). Differentiable in ``threshold`` too.
+
+    Not the "soft thresholding" of sparse coding (``sign(x) * max(|x| - t, 0)``, the proximal
+    operator of the L1 norm), hence the name; it was ``soft_threshold`` before.
 
     >>> import numpy as np
-    >>> from diffsys.relax import soft_threshold
-    >>> soft_threshold(np.array([0.2, 1.5]), 1.0, temperature=0.01).round(6)
+    >>> from diffsys.relax import soft_gate
+    >>> soft_gate(np.array([0.2, 1.5]), 1.0, temperature=0.01).round(6)
     array([0. , 1.5])
     """
     return x * sigmoid((x - threshold) / temperature)
