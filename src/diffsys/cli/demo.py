@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -31,8 +32,8 @@ from .. import pipeline as pl
 from ..core.pytree import tree_map
 from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
+from ..train.progress import Progress, make_progress
 from .data import Digits, load_digits
-from .progress import make_progress
 from .report import write_report
 
 __all__ = ["DemoConfig", "DemoResult", "RunResult", "build_pipeline", "run_demo"]
@@ -225,7 +226,7 @@ def train_run(
     y_test: np.ndarray,
     *,
     frozen: bool,
-    progress,
+    progress: Callable[[str, int, int], Progress],
 ) -> RunResult:
     """Train one pipeline; every run sees the same batches and the same noise."""
     steps_per_epoch = len(data.y_train) // config.batch_size
@@ -242,8 +243,9 @@ def train_run(
     run.steps.update({f"grad_norm.{s}": [] for s in STAGES})
     run.epochs.append({"epoch": 0, **_preprocessing_values(pipe)})
     t0 = time.perf_counter()
-    progress.start_run(label, config.epochs, steps_per_epoch)
+    bar = progress(label, config.epochs, steps_per_epoch)
     for epoch in range(config.epochs):
+        bar.start_epoch(epoch)
         noise_rng = np.random.default_rng([config.seed, epoch, 2])
         losses, accs = [], []
         for xb, yb in iterate_batches(
@@ -263,7 +265,7 @@ def train_run(
                 run.steps[k].append(v)
             for s in STAGES:
                 run.steps[f"grad_norm.{s}"].append(float(report.grad_norms.get(s, float("nan"))))
-            progress.advance(report.loss)
+            bar.advance({"loss": report.loss})
         test = _evaluate(pipe, x_test, y_test)
         row = {
             "epoch": epoch + 1,
@@ -274,10 +276,27 @@ def train_run(
             **_preprocessing_values(pipe),
         }
         run.epochs.append(row)
-        progress.end_epoch(row)
+        bar.end_epoch(epoch, row)
     run.seconds = time.perf_counter() - t0
-    progress.end_run()
+    bar.close()
     return run
+
+
+def _progress_displays(mode: str, stream: TextIO) -> Callable[[str, int, int], Progress]:
+    """``make(label, epochs, steps_per_epoch)``: a run's progress display, one line per epoch
+    (``diffsys.train.progress``, shared with ``train.fit``)."""
+
+    def make(label: str, epochs: int, steps_per_epoch: int) -> Progress:
+        def line(epoch: int, row: dict, seconds: float) -> str:
+            return (
+                f"  {label:<8} epoch {row['epoch']:>2}/{epochs}  loss {row['train_loss']:.4f}  "
+                f"train acc {row['train_accuracy']:.3f}  test acc {row['test_accuracy']:.3f}  "
+                f"sigma {row['sigma']:.3f}  threshold {row['threshold']:.3f}  ({seconds:.1f} s)"
+            )
+
+        return make_progress(mode, epochs, steps_per_epoch, stream=stream, label=label, line=line)
+
+    return make
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -401,7 +420,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
         "threshold once the blur has moved)"
     )
 
-    progress = make_progress(config.progress, stream)
+    progress = _progress_displays(config.progress, stream)
     say("")
     say("[1/2] every stage learns")
     learned = train_run("learned", config, data, x_test, y_test, frozen=False, progress=progress)
