@@ -42,9 +42,7 @@ def test_hard_forms_are_the_exact_operations(name):
     # the strength is accepted and ignored by the hard form, like temperature elsewhere
     np.testing.assert_array_equal(fn.hard(X, **kw, regularization_strength=5.0), expected)
     # along another axis, batched over the rest
-    np.testing.assert_array_equal(
-        np.moveaxis(fn.hard(X.T, **kw, axis=0), 0, -1), expected
-    )
+    np.testing.assert_array_equal(np.moveaxis(fn.hard(X.T, **kw, axis=0), 0, -1), expected)
 
 
 @pytest.mark.parametrize("regularization", ["l2", "kl"])

@@ -34,7 +34,7 @@ from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
 from ..train.progress import Progress, make_progress
 from .data import Digits, load_digits
-from .report import write_report
+from .report import weight_ramp, write_report
 
 __all__ = ["DemoConfig", "DemoResult", "RunResult", "build_pipeline", "run_demo"]
 
@@ -382,6 +382,24 @@ def run_demo(config: DemoConfig, *, stream: TextIO | None = None, argv=None) -> 
         return _run_demo(config, stream or sys.stdout, argv)
 
 
+def _contract_and_loss_notes(pipe: pl.Pipeline, epochs: int, steps_per_epoch: int) -> str:
+    """What the summary table's last column and loss line mean, in this demo's terms."""
+    lines = [
+        "  contract: input spec(s) -> output spec, checked on every call (B: the batch size; "
+        "any: not declared)",
+        "  binarize(threshold) = mean(y (1 - y)): 0 when every thresholded pixel is 0 or 1",
+    ]
+    ramp = weight_ramp(pipe, epochs * steps_per_epoch)
+    if ramp is not None:
+        start, full, weight = ramp
+        lines.append(
+            f"    its weight ramps 0 -> {weight:g} from epoch {start / steps_per_epoch:.1f} to "
+            f"{full / steps_per_epoch:.1f}, hardening the threshold once the blur has moved "
+            "(so the training loss rises there)"
+        )
+    return "\n".join(lines)
+
+
 def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     say = lambda *a: print(*a, file=stream, flush=True)  # noqa: E731
     t_start = time.perf_counter()
@@ -414,11 +432,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     probe = build_pipeline(config, steps=config.epochs * steps_per_epoch)
     say("")
     say(probe.summary())
-    say(
-        "  losses: cross_entropy(classifier, y) + w(step) * binarize(threshold); w ramps "
-        f"0 -> {config.binarize_weight:g} over the third quarter of training (hardening the "
-        "threshold once the blur has moved)"
-    )
+    say(_contract_and_loss_notes(probe, config.epochs, steps_per_epoch))
 
     progress = _progress_displays(config.progress, stream)
     say("")
