@@ -117,3 +117,21 @@ def test_partial_keeps_the_hard_form_and_names_the_fixed_arguments():
     assert repr(top2) == "Relaxation(soft_topk_mask(k=2, regularization_strength=0.01))"
     np.testing.assert_array_equal(top2(X), top2.hard(X))
     assert top2.gap(X) == 0.0
+
+
+def test_the_strength_is_checked_wherever_it_is_passed():
+    for call in (
+        lambda: relax.soft_rank(X, "l2", 0.0),  # positional
+        lambda: relax.soft_rank(X, regularization_strength=np.inf),
+        lambda: relax.soft_rank(X, regularization_strength=np.array(-1.0)),
+    ):
+        with pytest.raises(ValueError, match="soft_rank: regularization_strength must be"):
+            call()
+    with pytest.raises(ValueError, match="softmax: temperature must be finite and > 0"):
+        relax.softmax(X, -1.0)
+
+
+def test_kind_exact_keeps_the_surrogate_at_inference():
+    stage = pl.Stage("probs", relax.softmax, kind="exact")
+    assert stage.kind == "exact" and stage.hard_fn is None
+    assert pl.Stage("probs", relax.softmax).kind == "relaxed"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -111,10 +112,29 @@ class Relaxation:
         self.strength = strength
         self._signature = inspect.signature(soft)
         self._name = getattr(soft, "__name__", None) or _fn_label(soft)
+        # where the strength is in a call, read without binding the signature (a bind costs
+        # more than a small relaxation itself): its position, if positional, and its default
+        self._strength_at, self._strength_default = None, 1.0
+        for i, p in enumerate(self._signature.parameters.values()):
+            if p.name == strength:
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    self._strength_at = i
+                if p.default is not p.empty:
+                    self._strength_default = p.default
 
     def __call__(self, *args, **kwargs):
-        bound = self._signature.bind(*args, **kwargs)
-        _check_temperature(bound.arguments.get(self.strength, 1.0), self._name, self.strength)
+        at = self._strength_at
+        if at is not None and len(args) > at:
+            value = args[at]
+        else:
+            value = kwargs.get(self.strength, self._strength_default)
+        if type(value) is float or type(value) is int:  # the common case, checked cheaply
+            if not 0 < value < math.inf:
+                raise ValueError(
+                    f"{self._name}: {self.strength} must be finite and > 0, got {value!r}"
+                )
+        else:
+            _check_temperature(value, self._name, self.strength)
         return self.soft(*args, **kwargs)
 
     def hard(self, *args, **kwargs):
