@@ -13,11 +13,11 @@ from diffsys.relax import (
     soft_argmax,
     soft_argmin,
     soft_clip,
+    soft_gate,
     soft_max,
     soft_min,
     soft_sign,
     soft_step,
-    soft_threshold,
     softmax,
     ste_argmax_onehot,
     ste_binarize,
@@ -47,7 +47,7 @@ CASES = {
     "soft_min": (soft_min, (), lambda t, n: t * np.log(n)),
     "soft_step": (soft_step, (), None),
     "soft_sign": (soft_sign, (), None),
-    "soft_threshold": (soft_threshold, (0.3,), None),
+    "soft_gate": (soft_gate, (0.3,), None),
     "soft_clip": (soft_clip, (-0.5, 0.7), lambda t, n: t * np.log(2.0)),
     "soft_abs": (soft_abs, (), lambda t, n: t),
 }
@@ -59,7 +59,7 @@ def _inputs(rng, name):
         # distinct maxima/minima per row: the argmax has a margin
         x = x + np.arange(8) * 0.3 * rng.permuted(np.tile(np.arange(8), (3, 1)), axis=1) / 8
         return x
-    points = {"soft_threshold": [0.3], "soft_clip": [-0.5, 0.7]}.get(name, [0.0])
+    points = {"soft_gate": [0.3], "soft_clip": [-0.5, 0.7]}.get(name, [0.0])
     return _away_from(x, points)
 
 
@@ -90,7 +90,7 @@ def test_derivatives_in_input_and_temperature(rng, name):
 def test_bounds_are_learnable_and_checked(rng):
     x = rng.standard_normal(6)
     ds.check_grads(lambda lo, hi: soft_clip(x, lo, hi, temperature=0.2), (-0.3, 0.4), order=2)
-    ds.check_grads(lambda th: soft_threshold(x, th, temperature=0.2), (0.1,), order=2)
+    ds.check_grads(lambda th: soft_gate(x, th, temperature=0.2), (0.1,), order=2)
     with pytest.raises(ValueError, match="soft_clip: low must be < high"):
         soft_clip(x, 1.0, 0.0)
     with pytest.raises(ValueError, match="soft_step: temperature must be finite and > 0"):
@@ -108,7 +108,7 @@ def test_hard_forms_are_exact():
     np.testing.assert_array_equal(soft_min.hard(x), [-2.0])
     np.testing.assert_array_equal(soft_step.hard(x), [[1.0, 0.0, 1.0, 0.5]])
     np.testing.assert_array_equal(soft_sign.hard(x), [[1.0, -1.0, 1.0, 0.0]])
-    np.testing.assert_array_equal(soft_threshold.hard(x, 1.0), [[0.0, -0.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(soft_gate.hard(x, 1.0), [[0.0, -0.0, 3.0, 0.0]])
     np.testing.assert_array_equal(soft_clip.hard(x, -1.0, 1.0), [[0.5, -1.0, 1.0, 0.0]])
     np.testing.assert_array_equal(soft_abs.hard(x), np.abs(x))
     assert softmax.hard(x, axis=0).shape == (1, 4)

@@ -10,11 +10,11 @@ pl = pytest.importorskip("diffsys.pipeline")
 
 from diffsys.systems.data import (  # noqa: E402
     AffineWarp,
+    Binarize,
     ColorJitter,
     LearnableBlur,
     Normalize,
     Resize,
-    SoftThreshold,
 )
 
 
@@ -23,7 +23,7 @@ def test_relaxed_stages_are_recognised():
         name: pl.Stage(name, m).kind
         for name, m in [
             ("blur", LearnableBlur()),
-            ("threshold", SoftThreshold()),
+            ("threshold", Binarize()),
             ("norm", Normalize(1)),
             ("warp", AffineWarp()),
             ("resize", Resize(4)),
@@ -40,14 +40,14 @@ def test_relaxed_stages_are_recognised():
     }
 
 
-def test_mismatch_of_the_soft_threshold(rng):
+def test_mismatch_of_binarize(rng):
     pipe = pl.Pipeline(
-        [pl.Stage("blur", LearnableBlur(0.8)), pl.Stage("threshold", SoftThreshold(0.5, 4.0))]
+        [pl.Stage("blur", LearnableBlur(0.8)), pl.Stage("threshold", Binarize(0.5, 4.0))]
     )
     x = rng.random((4, 1, 6, 6))
     report = pipe.mismatch({"x": x})
     row = report["threshold"]
-    st = SoftThreshold(0.5, 4.0)
+    st = Binarize(0.5, 4.0)
     blurred = LearnableBlur(0.8)(x)
     assert row.max_abs == pytest.approx(np.max(np.abs(st.relaxed(blurred) - st.hard(blurred))))
 
@@ -56,8 +56,8 @@ def test_mismatch_of_the_soft_threshold(rng):
     "module",
     [
         LearnableBlur([0.6, 0.9, 1.2], channels=3, padding="edge"),
-        SoftThreshold(0.4, 6.0, channels=3),
-        SoftThreshold(0.4, 6.0, learn_sharpness=False),
+        Binarize(0.4, 6.0, channels=3),
+        Binarize(0.4, 6.0, learn_sharpness=False),
         Normalize(3, mean=[0.1, 0.2, 0.3], std=[1.0, 2.0, 3.0]),
         Normalize(3, stats="instance"),
         AffineWarp(init=[[0.9, 0.1, 0.0], [0.0, 1.1, 0.2]], size=(5, 7)),

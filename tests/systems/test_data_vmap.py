@@ -10,16 +10,16 @@ import diffsys as ds
 import diffsys.numpy as dnp
 from diffsys.systems.data import (
     AffineWarp,
+    Binarize,
     LearnableBlur,
     Normalize,
     Resize,
-    SoftThreshold,
 )
 
 STAGES = {
     "blur": LearnableBlur(0.8, radius=2),
     "blur_taps": LearnableBlur([0.6, 0.9, 1.2], channels=3, radius=2, method="taps"),
-    "threshold": SoftThreshold(0.4, 5.0),
+    "threshold": Binarize(0.4, 5.0),
     "normalize": Normalize(3, stats="instance"),
     "warp": AffineWarp(init=[[1.1, 0.1, 0.05], [0.02, 0.9, 0.03]]),
     "resize": Resize((4, 6)),

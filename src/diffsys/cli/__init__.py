@@ -2,7 +2,7 @@
 
     diffsys demo [--seed N] [--epochs N] [--noise STD] [--out DIR] [--quick]
 
-``diffsys demo`` trains noisy digits -> LearnableBlur -> SoftThreshold -> CNN -> classifier
+``diffsys demo`` trains noisy digits -> LearnableBlur -> Binarize -> CNN -> classifier
 end to end with :mod:`diffsys.pipeline` and writes a report folder; see docs/demo.md.
 """
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="train a learnable preprocessing pipeline end to end on noisy digits",
         description=(
-            "Train noisy digit -> LearnableBlur -> SoftThreshold -> CNN encoder -> classifier "
+            "Train noisy digit -> LearnableBlur -> Binarize -> CNN encoder -> classifier "
             "end to end (scikit-learn's digits, or synthetic digits without scikit-learn), "
             "compare with the same pipeline whose blur and threshold are frozen, print a "
             "per-stage gradient-norm table and the relaxation mismatch, and write a report "

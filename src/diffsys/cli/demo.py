@@ -1,6 +1,6 @@
 """``diffsys demo``: train a differentiable preprocessing pipeline end to end on noisy digits.
 
-noisy 8x8 digit -> LearnableBlur -> SoftThreshold -> CNN encoder -> classifier, built with
+noisy 8x8 digit -> LearnableBlur -> Binarize -> CNN encoder -> classifier, built with
 :mod:`diffsys.pipeline`, trained twice from the same initialization and data order: once with
 every stage learning, once with the preprocessing (blur and threshold) frozen at its initial
 values. The run prints per-epoch progress, a per-stage gradient-norm table, the relaxation
@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -29,11 +30,11 @@ import numpy as np
 from .. import __version__, nn, optim
 from .. import pipeline as pl
 from ..core.pytree import tree_map
-from ..systems.data import LearnableBlur, SoftThreshold, binarization_penalty
+from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
+from ..train.progress import Progress, make_progress
 from .data import Digits, load_digits
-from .progress import make_progress
-from .report import write_report
+from .report import weight_ramp, write_report
 
 __all__ = ["DemoConfig", "DemoResult", "RunResult", "build_pipeline", "run_demo"]
 
@@ -140,7 +141,7 @@ def build_pipeline(config: DemoConfig, *, frozen: bool = False, steps: int = 1) 
             ),
             pl.Stage(
                 "threshold",
-                SoftThreshold(
+                Binarize(
                     config.threshold_init,
                     config.sharpness_init,
                     learn_sharpness=config.learn_sharpness,
@@ -225,7 +226,7 @@ def train_run(
     y_test: np.ndarray,
     *,
     frozen: bool,
-    progress,
+    progress: Callable[[str, int, int], Progress],
 ) -> RunResult:
     """Train one pipeline; every run sees the same batches and the same noise."""
     steps_per_epoch = len(data.y_train) // config.batch_size
@@ -242,8 +243,9 @@ def train_run(
     run.steps.update({f"grad_norm.{s}": [] for s in STAGES})
     run.epochs.append({"epoch": 0, **_preprocessing_values(pipe)})
     t0 = time.perf_counter()
-    progress.start_run(label, config.epochs, steps_per_epoch)
+    bar = progress(label, config.epochs, steps_per_epoch)
     for epoch in range(config.epochs):
+        bar.start_epoch(epoch)
         noise_rng = np.random.default_rng([config.seed, epoch, 2])
         losses, accs = [], []
         for xb, yb in iterate_batches(
@@ -263,7 +265,7 @@ def train_run(
                 run.steps[k].append(v)
             for s in STAGES:
                 run.steps[f"grad_norm.{s}"].append(float(report.grad_norms.get(s, float("nan"))))
-            progress.advance(report.loss)
+            bar.advance({"loss": report.loss})
         test = _evaluate(pipe, x_test, y_test)
         row = {
             "epoch": epoch + 1,
@@ -274,10 +276,27 @@ def train_run(
             **_preprocessing_values(pipe),
         }
         run.epochs.append(row)
-        progress.end_epoch(row)
+        bar.end_epoch(epoch, row)
     run.seconds = time.perf_counter() - t0
-    progress.end_run()
+    bar.close()
     return run
+
+
+def _progress_displays(mode: str, stream: TextIO) -> Callable[[str, int, int], Progress]:
+    """``make(label, epochs, steps_per_epoch)``: a run's progress display, one line per epoch
+    (``diffsys.train.progress``, shared with ``train.fit``)."""
+
+    def make(label: str, epochs: int, steps_per_epoch: int) -> Progress:
+        def line(epoch: int, row: dict, seconds: float) -> str:
+            return (
+                f"  {label:<8} epoch {row['epoch']:>2}/{epochs}  loss {row['train_loss']:.4f}  "
+                f"train acc {row['train_accuracy']:.3f}  test acc {row['test_accuracy']:.3f}  "
+                f"sigma {row['sigma']:.3f}  threshold {row['threshold']:.3f}  ({seconds:.1f} s)"
+            )
+
+        return make_progress(mode, epochs, steps_per_epoch, stream=stream, label=label, line=line)
+
+    return make
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -363,13 +382,31 @@ def run_demo(config: DemoConfig, *, stream: TextIO | None = None, argv=None) -> 
         return _run_demo(config, stream or sys.stdout, argv)
 
 
+def _contract_and_loss_notes(pipe: pl.Pipeline, epochs: int, steps_per_epoch: int) -> str:
+    """What the summary table's last column and loss line mean, in this demo's terms."""
+    lines = [
+        "  contract: input spec(s) -> output spec, checked on every call (B: the batch size; "
+        "any: not declared)",
+        "  binarize(threshold) = mean(y (1 - y)): 0 when every thresholded pixel is 0 or 1",
+    ]
+    ramp = weight_ramp(pipe, epochs * steps_per_epoch)
+    if ramp is not None:
+        start, full, weight = ramp
+        lines.append(
+            f"    its weight ramps 0 -> {weight:g} from epoch {start / steps_per_epoch:.1f} to "
+            f"{full / steps_per_epoch:.1f}, hardening the threshold once the blur has moved "
+            "(so the training loss rises there)"
+        )
+    return "\n".join(lines)
+
+
 def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     say = lambda *a: print(*a, file=stream, flush=True)  # noqa: E731
     t_start = time.perf_counter()
 
     say(f"diffsys {__version__} demo: learnable preprocessing trained end to end")
     say(
-        "  pipeline: noisy 8x8 digit -> LearnableBlur -> SoftThreshold -> CNN encoder -> classifier"
+        "  pipeline: noisy 8x8 digit -> LearnableBlur -> Binarize -> CNN encoder -> classifier"
     )
     data = load_digits(config.seed, synthetic=config.synthetic)
     say(f"  data: {data.note}")
@@ -395,13 +432,9 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     probe = build_pipeline(config, steps=config.epochs * steps_per_epoch)
     say("")
     say(probe.summary())
-    say(
-        "  losses: cross_entropy(classifier, y) + w(step) * binarize(threshold); w ramps "
-        f"0 -> {config.binarize_weight:g} over the third quarter of training (hardening the "
-        "threshold once the blur has moved)"
-    )
+    say(_contract_and_loss_notes(probe, config.epochs, steps_per_epoch))
 
-    progress = make_progress(config.progress, stream)
+    progress = _progress_displays(config.progress, stream)
     say("")
     say("[1/2] every stage learns")
     learned = train_run("learned", config, data, x_test, y_test, frozen=False, progress=progress)
@@ -420,7 +453,7 @@ def _run_demo(config: DemoConfig, stream: TextIO, argv) -> DemoResult:
     mismatch = learned.pipeline.mismatch(test_batch)
     say("")
     say(
-        "Relaxation mismatch on the test set (SoftThreshold: sigmoid in training, step at "
+        "Relaxation mismatch on the test set (Binarize: sigmoid in training, step at "
         "inference):"
     )
     say(str(mismatch))

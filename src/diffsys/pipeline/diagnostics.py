@@ -93,7 +93,14 @@ class MismatchReport:
             for r in self.rows
         ]
         text = table(head, rows) if rows else "(no relaxed stages)"
-        lines = [text, f"loss: relaxed {_g(self.loss_relaxed)}, hard {_g(self.loss_hard)}"]
+        lines = [text]
+        if rows:
+            lines += [
+                "  r, h: the stage's relaxed (training) and hard (inference) outputs on the same "
+                "input; rel L2 = ||r - h|| / ||h||;",
+                "  (only it hard): the pipeline's loss and metrics with only that stage hard",
+            ]
+        lines.append(f"loss: relaxed {_g(self.loss_relaxed)}, hard {_g(self.loss_hard)}")
         for m in metric_names:
             lines.append(
                 f"{m}: relaxed {_g(self.metrics_relaxed[m])}, hard {_g(self.metrics_hard.get(m))}"

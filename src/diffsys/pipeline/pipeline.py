@@ -27,7 +27,7 @@ from ..nn.module import State, eval_mode, train_mode, with_state
 from ..optim.base import GradientTransformation, apply_updates
 from ._text import table
 from .losses import Loss, Metric
-from .spec import ContractError
+from .spec import ContractError, Spec
 from .stage import Stage
 from .telemetry import (
     Monitor,
@@ -741,7 +741,9 @@ class Pipeline:
         return load(directory)
 
     def summary(self) -> str:
-        """A text table of the stages: type, kind, inputs, parameter count, flags, specs."""
+        """A text table of the stages: type, kind, inputs, parameter count, flags, and the
+        contract ``input specs -> output spec`` (``(B, 1, 8, 8) float64``; ``any`` where a
+        spec is not declared)."""
         rows = []
         for name, s in self.stages.items():
             n = 0
@@ -758,8 +760,9 @@ class Pipeline:
                 )
                 if on
             )
-            spec = f"{list(s.input_spec)} -> {s.output_spec}"
-            rows.append((name, s.type_name, s.kind, ",".join(s.inputs), str(n), flags, spec))
+            rows.append(
+                (name, s.type_name, s.kind, ",".join(s.inputs), str(n), flags, _contract_text(s))
+            )
         head = ("stage", "type", "kind", "inputs", "params", "flags", "contract")
         lines = [table(head, rows)]
         if self.losses:
@@ -771,6 +774,28 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline({list(self.stages)}, mode={self.mode!r})"
+
+
+def _spec_text(spec) -> str:
+    """A spec as a reader writes it: ``(B, 1, 8, 8) float64``; ``any`` when undeclared."""
+    if spec is None:
+        return "any"
+    if isinstance(spec, Spec):
+        if spec.shape is None:
+            shape = "any shape"
+        else:
+            dims = ["..." if d is Ellipsis else "?" if d is None else str(d) for d in spec.shape]
+            shape = f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+        dtype = spec.dtype if isinstance(spec.dtype, str | None) else spec.dtype.name
+        return shape if dtype is None else f"{shape} {dtype}"
+    if isinstance(spec, dict):
+        return "{" + ", ".join(f"{k}: {_spec_text(v)}" for k, v in spec.items()) + "}"
+    return "(" + ", ".join(_spec_text(v) for v in spec) + ")"
+
+
+def _contract_text(stage: Stage) -> str:
+    """``inputs -> output`` of a stage's contract; ``any -> any`` when nothing is declared."""
+    return f"{', '.join(map(_spec_text, stage.input_spec))} -> {_spec_text(stage.output_spec)}"
 
 
 class _StageSeeds:

@@ -124,6 +124,7 @@ def _ensure_defaults() -> None:
             elif callable(obj) and not isinstance(obj, type) and not _is_namespace(obj):
                 _register(obj, f"{prefix}.{n}")
     _register(accuracy, "pipeline.accuracy")
+    _register(relax.soft_gate, "relax.soft_threshold")  # its old name: saved files still load
 
 
 def _is_namespace(obj) -> bool:
@@ -379,7 +380,7 @@ def config_of(pipe, params=None, state=None) -> dict:
             else:
                 fn = s.fn
             entry["fn"] = _name_of(fn, f"{where} function")
-            if s.hard_fn is not None:
+            if s.hard_fn is not None and not s.hard_from_fn:  # a Relaxation brings its own
                 entry["hard"] = _name_of(s.hard_fn, f"{where} hard function")
             if s.params is not None:
                 entry["params"] = _enc_tree(params[name], where)

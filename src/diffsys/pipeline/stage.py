@@ -11,7 +11,9 @@ parameters, or with a pytree of parameters passed as its first argument). Its co
   ``frozen`` (no gradient) or ``checkpoint``-ed (recomputed in the backward pass).
 
 A module with methods ``relaxed(self, x)`` and ``hard(self, x)`` is a relaxed stage: the
-surrogate in training, the hard operation at inference.
+surrogate in training, the hard operation at inference. So is a function that is a
+:class:`diffsys.relax.Relaxation` (``relax.soft_topk_mask.partial(k=3)``, ...): its ``.hard``
+is the inference form.
 """
 
 from __future__ import annotations
@@ -52,6 +54,18 @@ def _is_relaxed_module(m) -> bool:
         and callable(getattr(m, "relaxed", None))
         and callable(getattr(m, "hard", None))
     )
+
+
+def _relaxation_hard(fn) -> Callable | None:
+    """The ``.hard`` form of a :class:`~diffsys.relax.Relaxation` (or of a
+    ``functools.partial`` of one), else ``None``."""
+    from ..relax.smooth import Relaxation
+
+    if isinstance(fn, Relaxation):
+        return fn.hard
+    if isinstance(fn, functools.partial) and isinstance(fn.func, Relaxation):
+        return functools.partial(fn.func.hard, *fn.args, **fn.keywords)
+    return None
 
 
 def _accepts_key(fn) -> bool:
@@ -136,6 +150,11 @@ class Stage:
         self.module: Module | None = fn if is_module else None
         self.fn: Callable | None = None if is_module else fn
         self.params = fn if is_module else params
+        #: whether ``hard_fn`` is the ``.hard`` of ``fn``, a relax.Relaxation (not given)
+        self.hard_from_fn = False
+        if hard is None and params is None and vjp is None and kind in (None, *RELAXED_KINDS):
+            hard = _relaxation_hard(fn)
+            self.hard_from_fn = hard is not None
         self.hard_fn = hard
         self.kind = self._resolve_kind(kind, fn, is_module)
         if isinstance(inputs, str):

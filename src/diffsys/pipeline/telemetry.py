@@ -286,26 +286,19 @@ class Telemetry:
 
     def plot(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike | None = None,
         *,
         series: tuple[str, ...] = ("loss", "grad_norms", "update_ratios", "terms"),
-    ) -> None:
-        """Plot the history to a PNG: one panel per series (log scale for norms/ratios)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as exc:
-            raise ImportError(
-                "Telemetry.plot needs matplotlib, an optional extra: pip install matplotlib "
-                "(or pip install 'diffsys[plot]'); the history is in .to_json()/.to_csv() "
-                "without it"
-            ) from exc
+    ):
+        """Plot the history: one panel per series (log scale for norms/ratios). Returns the
+        matplotlib ``Figure``; saves it as a PNG only when ``path`` is given. Never touches
+        matplotlib's backend or pyplot's figure list (a notebook shows the returned figure)."""
+        figure_cls = _matplotlib_figure("Telemetry.plot")
         if not self.history:
             raise ValueError("Telemetry.plot: the history is empty (no training step yet)")
         steps = np.array([r.step for r in self.history])
-        fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.6 * len(series)), squeeze=False)
+        fig = figure_cls(figsize=(7, 2.6 * len(series)))
+        axes = fig.subplots(len(series), 1, squeeze=False)
         for ax, name in zip(axes[:, 0], series, strict=True):
             if name == "loss":
                 ax.plot(steps, self.series("loss"), label="loss")
@@ -322,8 +315,9 @@ class Telemetry:
             if ax.lines:
                 ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        if path is not None:
+            fig.savefig(path, dpi=100)
+        return fig
 
     def table(self, last: int = 1) -> str:
         """A per-stage text table averaged over the ``last`` steps: gradient norm, output
@@ -365,3 +359,17 @@ def _jsonable(x):
     if isinstance(x, np.integer):
         return int(x)
     return x
+
+
+def _matplotlib_figure(who: str):
+    """``matplotlib.figure.Figure``, or an ImportError naming the extra. The figure is built
+    without pyplot: no backend switch, nothing left in pyplot's list of open figures."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            f"{who} needs matplotlib, an optional extra: pip install matplotlib "
+            "(or pip install 'diffsys[plot]'); the history is in .to_json()/.to_csv() "
+            "without it"
+        ) from exc
+    return Figure

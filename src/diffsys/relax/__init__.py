@@ -1,11 +1,13 @@
 """Relaxations and gradient estimators for discrete operations (``diffsys.relax``).
 
 - Sorting and ranking (Blondel et al. 2020): :func:`soft_sort`, :func:`soft_rank`,
-  :func:`soft_topk`, :func:`soft_topk_mask`, :func:`permutahedron_projection`, and the
-  isotonic regressions they are built on; NeuralSort (:func:`neural_sort`) and Sinkhorn
-  sorting (:func:`sinkhorn_sort`, :func:`sinkhorn_rank`) as alternatives.
+  :func:`soft_topk`, :func:`soft_topk_mask` (relaxations with exact ``.hard`` forms),
+  :func:`permutahedron_projection`, and the isotonic regressions they are built on;
+  NeuralSort (:func:`neural_sort`) and Sinkhorn sorting (:func:`sinkhorn_sort`,
+  :func:`sinkhorn_rank`) as alternatives.
 - Temperature relaxations with hard forms (:class:`Relaxation`): :func:`softmax`,
-  :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_clip`, ...
+  :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_gate`,
+  :func:`soft_clip`, ...
 - Straight-through estimators: :func:`straight_through`, :func:`ste_round`, :func:`quantize`,
   :func:`ste_argmax_onehot`, ...
 - Sampling: :func:`gumbel_softmax`, :func:`relaxed_bernoulli`, :func:`normal_rsample`, and
@@ -45,14 +47,15 @@ from .smooth import (
     soft_argmax,
     soft_argmin,
     soft_clip,
+    soft_gate,
     soft_max,
     soft_min,
     soft_sign,
     soft_step,
-    soft_threshold,
     softmax,
 )
-from .sorting import permutahedron_projection, soft_rank, soft_sort, soft_topk, soft_topk_mask
+from .sorting import permutahedron_projection
+from .sorting_relaxations import soft_rank, soft_sort, soft_topk, soft_topk_mask
 from .straight_through import (
     quantize,
     ste_argmax_onehot,
@@ -101,6 +104,7 @@ __all__ = [
     "soft_argmax",
     "soft_argmin",
     "soft_clip",
+    "soft_gate",
     "soft_max",
     "soft_min",
     "soft_rank",
@@ -108,7 +112,6 @@ __all__ = [
     "soft_sign",
     "soft_sort",
     "soft_step",
-    "soft_threshold",
     "soft_topk",
     "soft_topk_mask",
     "softmax",
@@ -120,3 +123,27 @@ __all__ = [
     "ste_sign",
     "straight_through",
 ]
+
+
+# Old names, kept working with a DeprecationWarning: {old: (new, why)}.
+_DEPRECATED = {
+    "soft_threshold": (
+        "soft_gate",
+        "x * sigmoid((x - t) / T) is a relaxed gate, not the soft thresholding "
+        "sign(x) * max(|x| - t, 0) of sparse coding",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        import warnings
+
+        new, why = _DEPRECATED[name]
+        warnings.warn(
+            f"diffsys.relax.{name} is deprecated: use diffsys.relax.{new} (same function; {why})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module 'diffsys.relax' has no attribute {name!r}")

@@ -16,7 +16,7 @@ relaxation         surrogate                             hard form              
 ``soft_min``       ``-soft_max(-x)``                     ``min``                     <= T log n
 ``soft_step``      ``sigmoid(x / T)``                    Heaviside (1/2 at 0)        ->0 (x != 0)
 ``soft_sign``      ``tanh(x / T)``                       ``sign``                    ->0 (x != 0)
-``soft_threshold`` ``x * sigmoid((x - t) / T)``          ``x * (x > t)``             ->0 (x != t)
+``soft_gate``      ``x * sigmoid((x - t) / T)``          ``x * (x > t)``             ->0 (x != t)
 ``soft_clip``      ``lo + T sp((x-lo)/T) - T sp((x-hi)/T)`` ``clip(x, lo, hi)``      <= T log 2
 ``soft_abs``       ``sqrt(x^2 + T^2) - T``               ``abs``                     <= T
 =================  ====================================  ==========================  =========
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -65,12 +66,12 @@ def _dtype(x) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
-def _check_temperature(temperature, name: str) -> None:
+def _check_temperature(temperature, name: str, what: str = "temperature") -> None:
     if isinstance(temperature, Tracer):
         return
     t = np.asarray(temperature)
     if not (np.all(np.isfinite(t)) and np.all(t > 0)):
-        raise ValueError(f"{name}: temperature must be finite and > 0, got {temperature!r}")
+        raise ValueError(f"{name}: {what} must be finite and > 0, got {temperature!r}")
 
 
 def _axis_arange(x, axis: int) -> np.ndarray:
@@ -92,31 +93,57 @@ def _moved_one_hot(x, axis: int = -1):
 
 
 class Relaxation:
-    """A smooth surrogate with a temperature, and the hard operation it relaxes.
+    """A smooth surrogate with a strength parameter, and the hard operation it relaxes.
 
     ``r(*args, temperature=T)`` is the surrogate; ``r.hard(*args)`` the exact operation;
     ``r.straight_through(*args, temperature=T)`` the hard value with the surrogate's derivative;
-    ``r.gap(*args, temperature=T)`` the largest ``|surrogate - hard|`` (a float).
+    ``r.gap(*args, temperature=T)`` the largest ``|surrogate - hard|`` (a float);
+    ``r.partial(**fixed)`` the same relaxation with some arguments fixed (a pipeline stage
+    built from it runs the surrogate in training and ``.hard`` at inference, with no
+    hand-written hard form). ``strength`` names the argument that sets how smooth the
+    surrogate is (``temperature`` here; ``regularization_strength`` for the sorting
+    relaxations); the hard form ignores it.
     """
 
-    def __init__(self, soft: Callable, hard: Callable) -> None:
+    def __init__(self, soft: Callable, hard: Callable, *, strength: str = "temperature") -> None:
         functools.update_wrapper(self, soft)
         self.soft = soft
         self._hard = hard
+        self.strength = strength
         self._signature = inspect.signature(soft)
+        self._name = getattr(soft, "__name__", None) or _fn_label(soft)
+        # where the strength is in a call, read without binding the signature (a bind costs
+        # more than a small relaxation itself): its position, if positional, and its default
+        self._strength_at, self._strength_default = None, 1.0
+        for i, p in enumerate(self._signature.parameters.values()):
+            if p.name == strength:
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    self._strength_at = i
+                if p.default is not p.empty:
+                    self._strength_default = p.default
 
     def __call__(self, *args, **kwargs):
-        bound = self._signature.bind(*args, **kwargs)
-        _check_temperature(bound.arguments.get("temperature", 1.0), self.soft.__name__)
+        at = self._strength_at
+        if at is not None and len(args) > at:
+            value = args[at]
+        else:
+            value = kwargs.get(self.strength, self._strength_default)
+        if type(value) is float or type(value) is int:  # the common case, checked cheaply
+            if not 0 < value < math.inf:
+                raise ValueError(
+                    f"{self._name}: {self.strength} must be finite and > 0, got {value!r}"
+                )
+        else:
+            _check_temperature(value, self._name, self.strength)
         return self.soft(*args, **kwargs)
 
     def hard(self, *args, **kwargs):
-        """The exact (hard) operation, with the surrogate's arguments (``temperature`` is
-        accepted and ignored)."""
+        """The exact (hard) operation, with the surrogate's arguments (the strength, e.g.
+        ``temperature``, is accepted and ignored)."""
         bound = self._signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        bound.arguments.pop("temperature", None)
-        return self._hard(*bound.arguments.values())
+        bound.arguments.pop(self.strength, None)
+        return self._hard(*bound.args, **bound.kwargs)
 
     def straight_through(self, *args, **kwargs):
         """The hard value, differentiated as the surrogate."""
@@ -130,13 +157,39 @@ class Relaxation:
         hard = np.asarray(self.hard(*args, **kwargs), dtype=np.float64)
         return float(np.max(np.abs(soft - hard))) if soft.size else 0.0
 
+    def partial(self, *args, **kwargs) -> Relaxation:
+        """This relaxation with leading ``args`` and keyword ``kwargs`` fixed, still a
+        :class:`Relaxation` (``functools.partial`` would lose ``.hard``).
+
+        >>> import numpy as np
+        >>> from diffsys.relax import soft_topk_mask
+        >>> top2 = soft_topk_mask.partial(k=2, regularization_strength=0.1)
+        >>> x = np.array([0.1, 3.0, 2.0, -1.0])
+        >>> top2(x), top2.hard(x)
+        (array([0., 1., 1., 0.]), array([0., 1., 1., 0.]))
+        """
+        soft = functools.partial(self.soft, *args, **kwargs)
+        hard = functools.partial(self.hard, *args, **kwargs)
+        fixed = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        out = Relaxation(soft, hard, strength=self.strength)
+        out._name = f"{self._name}({fixed})"
+        out.__name__ = self._name
+        return out
+
     def __repr__(self) -> str:
-        return f"Relaxation({self.soft.__name__})"
+        return f"Relaxation({self._name})"
 
 
-def relaxation(hard: Callable) -> Callable[[Callable], Relaxation]:
+def _fn_label(fn) -> str:
+    inner = getattr(fn, "func", None)
+    return getattr(inner, "__name__", None) or type(fn).__name__
+
+
+def relaxation(
+    hard: Callable, *, strength: str = "temperature"
+) -> Callable[[Callable], Relaxation]:
     """Decorator: make a surrogate function a :class:`Relaxation` with the given hard form."""
-    return lambda soft: Relaxation(soft, hard)
+    return lambda soft: Relaxation(soft, hard, strength=strength)
 
 
 # --- relaxations ----------------------------------------------------------------------------
@@ -225,15 +278,17 @@ def soft_sign(x: Array, temperature: float | Array = 1.0) -> Array:
 
 
 @relaxation(hard=lambda x, threshold=0.0: x * _heaviside(x - threshold))
-def soft_threshold(
-    x: Array, threshold: float | Array = 0.0, temperature: float | Array = 1.0
-) -> Array:
-    """``x * sigmoid((x - threshold) / temperature)``: relaxed hard thresholding, which keeps
-    ``x`` above ``threshold`` and zeroes it below. Differentiable in ``threshold`` too.
+def soft_gate(x: Array, threshold: float | Array = 0.0, temperature: float | Array = 1.0) -> Array:
+    """``x * soft_step(x - threshold)`` = ``x * sigmoid((x - threshold) / temperature)``: a
+    relaxed gate that keeps ``x`` above ``threshold`` and zeroes it below (hard form
+    ``x * (x > threshold)``). Differentiable in ``threshold`` too.
+
+    Not the "soft thresholding" of sparse coding (``sign(x) * max(|x| - t, 0)``, the proximal
+    operator of the L1 norm), hence the name; it was ``soft_threshold`` before.
 
     >>> import numpy as np
-    >>> from diffsys.relax import soft_threshold
-    >>> soft_threshold(np.array([0.2, 1.5]), 1.0, temperature=0.01).round(6)
+    >>> from diffsys.relax import soft_gate
+    >>> soft_gate(np.array([0.2, 1.5]), 1.0, temperature=0.01).round(6)
     array([0. , 1.5])
     """
     return x * sigmoid((x - threshold) / temperature)

@@ -1,23 +1,28 @@
-"""``SoftThreshold``: a learnable binarization, relaxed by a sigmoid in training."""
+"""``Binarize``: a learnable binarization ``x > threshold``, relaxed by a sigmoid in training.
+
+Built on :mod:`diffsys.relax`: the relaxed form is ``relax.soft_step`` of the scaled distance
+to the threshold, the straight-through form ``relax.straight_through``. (It was called
+``SoftThreshold``; that name, still importable with a DeprecationWarning, also meant two
+other formulas elsewhere.)"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ... import numpy as dnp
-from ...core.custom import stop_gradient
-from ...nn.activations import sigmoid
 from ...nn.module import Module
+from ...relax import soft_step, straight_through
 from ._common import as_float_array, cast_like, channel_param, per_channel
 
-__all__ = ["SoftThreshold", "binarization_penalty"]
+__all__ = ["Binarize", "binarization_penalty"]
 
 
-class SoftThreshold(Module):
+class Binarize(Module):
     """Binarize ``x > threshold`` with a learnable threshold and sharpness.
 
-    - ``relaxed(x) = sigmoid((x - threshold) * sharpness)`` (also ``__call__``): smooth in
-      ``x``, ``threshold`` and ``sharpness``; it tends to the hard step as the sharpness grows.
+    - ``relaxed(x) = soft_step((x - threshold) * sharpness)`` = ``sigmoid((x - threshold) *
+      sharpness)`` (also ``__call__``): smooth in ``x``, ``threshold`` and ``sharpness``; it
+      tends to the hard step as the sharpness grows (``sharpness`` is ``1 / temperature``).
     - ``hard(x) = (x > threshold)`` in ``x``'s dtype: the inference operation (zero
       gradient almost everywhere).
     - ``straight_through(x)``: the hard values with the relaxed derivatives.
@@ -27,8 +32,8 @@ class SoftThreshold(Module):
     per channel, on axis 1 of the input; otherwise the stage is elementwise on any shape.
 
     >>> import numpy as np
-    >>> from diffsys.systems.data import SoftThreshold
-    >>> st = SoftThreshold(threshold=0.5, sharpness=20.0)
+    >>> from diffsys.systems.data import Binarize
+    >>> st = Binarize(threshold=0.5, sharpness=20.0)
     >>> x = np.array([0.2, 0.5, 0.9])
     >>> st.relaxed(x).round(3), st.hard(x)
     (array([0.002, 0.5  , 1.   ]), array([0., 0., 1.]))
@@ -47,7 +52,7 @@ class SoftThreshold(Module):
         learn_sharpness: bool = True,
         dtype=np.float64,
     ) -> None:
-        who = "SoftThreshold"
+        who = "Binarize"
         t = channel_param(who, threshold, channels, "threshold", np.float64)
         k = channel_param(who, sharpness, channels, "sharpness", np.float64)
         if not np.all(np.isfinite(t)):
@@ -76,7 +81,7 @@ class SoftThreshold(Module):
 
     def _describe(self) -> str:
         ch = "" if self.channels is None else f"channels={self.channels}"
-        return f"SoftThreshold({ch})"
+        return f"Binarize({ch})"
 
     def _check(self, x):
         who = self._describe()
@@ -99,10 +104,11 @@ class SoftThreshold(Module):
         return t, k
 
     def relaxed(self, x, *, key=None):
-        """``sigmoid((x - threshold) * sharpness)``."""
+        """``soft_step((x - threshold) * sharpness)``, i.e. ``sigmoid((x - threshold) *
+        sharpness)``."""
         x = self._check(x)
         t, k = self._params(x)
-        return sigmoid((x - t) * k)
+        return soft_step((x - t) * k)
 
     __call__ = relaxed
 
@@ -113,10 +119,8 @@ class SoftThreshold(Module):
         return dnp.astype(dnp.greater(x, t), x.dtype)
 
     def straight_through(self, x, *, key=None):
-        """The hard values, the relaxed derivatives."""
-        s = self.relaxed(x)
-        h = stop_gradient(self.hard(x))
-        return h + (s - stop_gradient(s))
+        """The hard values, the relaxed derivatives (``relax.straight_through``)."""
+        return straight_through(self.hard, self.relaxed)(x)
 
 
 def binarization_penalty(y):
