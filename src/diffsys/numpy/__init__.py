@@ -229,6 +229,7 @@ from ._statistics import (
 )
 from ._tracer_methods import astype
 from ._tracer_methods import install as _install
+from ._util import array_like as _array_like
 from ._util import unbroadcast
 
 _install()
@@ -262,16 +263,19 @@ floating, integer, inexact, complexfloating, number = (
 )
 
 
+@_array_like("a")
 def shape(a) -> tuple[int, ...]:
     """The shape of an array, tracer or scalar."""
     return a.shape if isinstance(a, _Tracer) else _np.shape(a)
 
 
+@_array_like("a")
 def ndim(a) -> int:
     """The number of dimensions of an array, tracer or scalar."""
     return a.ndim if isinstance(a, _Tracer) else _np.ndim(a)
 
 
+@_array_like("a")
 def size(a) -> int:
     """The number of elements of an array, tracer or scalar."""
     return a.size if isinstance(a, _Tracer) else _np.size(a)

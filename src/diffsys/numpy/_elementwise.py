@@ -14,7 +14,7 @@ from ..core.ad_util import cast
 from ..core.ad_util import real_part as real
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
+from ._util import array_like, broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
 
 # --- construction helpers ----------------------------------------------------------------------
 
@@ -391,6 +391,7 @@ mod = remainder
 # --- complex parts ----------------------------------------------------------------------------
 
 
+@array_like("val")
 def imag(val):
     """The imaginary part (zeros, a constant, for real input), differentiable in ``val``."""
     if not isinstance(val, Tracer):
@@ -400,6 +401,7 @@ def imag(val):
     return np.zeros(val.shape, dtype=val.dtype)
 
 
+@array_like("z")
 def angle(z, deg: bool = False):
     """The argument of complex numbers (0 or pi for real ones), differentiable in ``z``."""
     if not isinstance(z, Tracer):

@@ -22,7 +22,7 @@ from ._elementwise import _binary, _nondiff
 from ._indexing import getitem
 from ._ordering import _arr, _traced, searchsorted
 from ._shape import concatenate, reshape
-from ._util import def_elementwise_batch, dtype_of, shape_of
+from ._util import array_like, def_elementwise_batch, dtype_of, shape_of
 
 # --- rounding and remainders ----------------------------------------------------------------------
 
@@ -105,6 +105,7 @@ sinc_deriv_p.defjvp(lambda t, ans, x, n: t * sinc_deriv_p(x, n=n + 1))
 def_elementwise_batch(sinc_deriv_p)
 
 
+@array_like("x")
 def sinc(x):
     """``sin(pi x) / (pi x)`` (1 at 0), differentiable to any order everywhere."""
     if not isinstance(x, Tracer):
@@ -117,6 +118,7 @@ def sinc(x):
 _D2R = math.pi / 180.0
 
 
+@array_like("x")
 def deg2rad(x):
     """Degrees to radians."""
     if not isinstance(x, Tracer):
@@ -124,6 +126,7 @@ def deg2rad(x):
     return x * _D2R
 
 
+@array_like("x")
 def rad2deg(x):
     """Radians to degrees."""
     if not isinstance(x, Tracer):

@@ -33,7 +33,7 @@ from .. import numpy as dnp
 from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import align_batched, dtype_of, shape_of, unbroadcast
+from ._util import align_batched, array_like, dtype_of, shape_of, unbroadcast
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -205,6 +205,7 @@ solve_p.defbatch(
 )
 
 
+@array_like("a", "b")
 def solve(a, b):
     """Solve ``a @ x = b`` (``b`` a vector when 1-D, else stacked matrices, as NumPy 2)."""
     if not _traced(a, b):
@@ -223,6 +224,7 @@ inv_p.defjvp(lambda t, ans, a: -dnp.matmul(ans, dnp.matmul(t, ans)))
 _unary_batch(inv_p)
 
 
+@array_like("a")
 def inv(a):
     """The inverse of (stacked) square matrices.
 
@@ -283,6 +285,7 @@ det_p.defjvp(_det_jvp)
 _unary_batch(det_p)
 
 
+@array_like("a")
 def det(a):
     """Determinant of (stacked) square matrices; derivative finite where ``a`` is invertible."""
     if not _traced(a):
@@ -325,6 +328,7 @@ slogdet_p.defjvp(_slogdet_jvp)
 _unary_batch(slogdet_p)
 
 
+@array_like("a")
 def slogdet(a):
     """``(sign, log|det a|)``; the sign is not differentiable (zero derivative), ``logabsdet``
     is, with VJP ``g A^-T`` from one solve with ``A^T``."""
@@ -374,6 +378,7 @@ cholesky_p.defjvp(_cholesky_jvp)
 _unary_batch(cholesky_p)
 
 
+@array_like("a")
 def cholesky(a, /, *, upper: bool = False):
     """Lower (or upper) Cholesky factor of (stacked) symmetric positive-definite matrices."""
     if not _traced(a):
@@ -425,6 +430,7 @@ eigh_p.defjvp(_eigh_jvp)
 _unary_batch(eigh_p)
 
 
+@array_like("a")
 def eigh(a, UPLO: str = "L"):
     """Eigenvalues (ascending) and eigenvectors of (stacked) symmetric matrices.
 
@@ -438,6 +444,7 @@ def eigh(a, UPLO: str = "L"):
     return w, v
 
 
+@array_like("a")
 def eigvalsh(a, UPLO: str = "L"):
     """Eigenvalues of (stacked) symmetric matrices; derivative ``V diag(g) V^T``."""
     if not _traced(a):
@@ -603,6 +610,7 @@ svd_p.defjvp(_svd_jvp)
 _unary_batch(svd_p)
 
 
+@array_like("a")
 def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False):
     """Singular value decomposition ``u, s, vh`` of (stacked) matrices.
 
@@ -694,6 +702,7 @@ qr_p.defjvp(_qr_jvp)
 _unary_batch(qr_p)
 
 
+@array_like("a")
 def qr(a, mode: str = "reduced"):
     """QR factorization of (stacked) matrices; ``mode`` in ``reduced``, ``complete``, ``r``
     (``raw`` gives values only). Derivatives need ``r`` with a non-zero diagonal on the first
@@ -776,6 +785,7 @@ pinv_p.defjvp(_pinv_jvp)
 _unary_batch(pinv_p)
 
 
+@array_like("a")
 def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
     """Moore-Penrose pseudo-inverse of (stacked) matrices.
 
@@ -805,6 +815,7 @@ matrix_rank_p = Primitive("linalg.matrix_rank", _rank_impl, zero_derivative=True
 _unary_batch(matrix_rank_p)
 
 
+@array_like("A")
 def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):
     """The rank (a value: not differentiable)."""
     if not _traced(A):
@@ -818,6 +829,7 @@ def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):
 # --- compositions -----------------------------------------------------------------------------
 
 
+@array_like("a")
 def matrix_power(a, n: int):
     """``a`` raised to the integer power ``n`` (negative: of its inverse), by squaring."""
     if not _traced(a):
@@ -841,6 +853,7 @@ def matrix_power(a, n: int):
     return result
 
 
+@array_like(sequences=("arrays",))
 def multi_dot(arrays, *, out=None):
     """Chained matrix product; a 1-D first (last) array is a row (column) vector."""
     if out is not None:
@@ -862,6 +875,7 @@ def multi_dot(arrays, *, out=None):
     return result
 
 
+@array_like("a", "b")
 def tensorsolve(a, b, axes=None):
     """Solve the tensor equation ``tensordot(a, x, x.ndim) = b`` for ``x``."""
     if not _traced(a, b):
@@ -926,6 +940,7 @@ def _traced_rank(s, rcond):
     return dnp.sum(dnp.greater(s, cutoff), axis=-1)
 
 
+@array_like("a", "b")
 def lstsq(a, b, rcond=None):
     """Least-squares solution ``(x, residuals, rank, s)`` as ``numpy.linalg.lstsq``.
 
@@ -1030,6 +1045,7 @@ def _matrix_norm(x, ord, axis, keepdims):
     return out
 
 
+@array_like("x")
 def norm(x, ord=None, axis=None, keepdims: bool = False):
     """Vector or matrix norm, with every ``ord``/``axis`` combination NumPy accepts.
 
