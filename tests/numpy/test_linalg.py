@@ -162,9 +162,10 @@ def test_gradient_formulas(rng):
     )
     s = spd(rng, 4, 4)
     w, v = np.linalg.eigh(s)
+    vdv = v @ np.diag(np.arange(4.0)) @ v.T  # folded onto the lower triangle, which is read
     np.testing.assert_allclose(
         ds.grad(lambda x: dnp.sum(L.eigvalsh(x) * np.arange(4.0)))(s),
-        v @ np.diag(np.arange(4.0)) @ v.T,
+        np.tril(2 * vdv, -1) + np.diag(np.diag(vdv)),
         atol=1e-12,
     )
 
@@ -301,15 +302,42 @@ def test_errors(rng):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
 
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_differentiates_the_triangle_it_reads(uplo, rng):
+    """eigh/eigvalsh read only the UPLO triangle (and the real diagonal), as NumPy does:
+    derivatives match finite differences of NumPy's eigh on non-symmetric inputs, the
+    gradient is zero on the other triangle, tangents there change nothing."""
+    a = rnd(rng, 4, 4)
+    np.testing.assert_allclose(
+        ds.vjp(lambda x: L.eigvalsh(x, UPLO=uplo), a)[0], np.linalg.eigvalsh(a, UPLO=uplo)
+    )
+    check(lambda x: L.eigvalsh(x, UPLO=uplo), a)
+    check(lambda x: L.eigh(x, UPLO=uplo)[0], rnd(rng, 2, 3, 3))
+    check(lambda x: L.eigh(x, UPLO=uplo)[1] ** 2, a)  # sign-invariant
+    unread = np.triu(np.ones((4, 4)), 1) if uplo == "L" else np.tril(np.ones((4, 4)), -1)
+    f = lambda x: dnp.sum(L.eigh(x, UPLO=uplo)[1][:, 0] ** 2 * np.arange(1.0, 5.0))  # noqa: E731
+    g = ds.grad(f)(a)
+    np.testing.assert_array_equal(g * unread, 0.0)
+    t = rnd(rng, 4, 4)
+    _, d1 = ds.jvp(f, (a,), (t,))
+    _, d2 = ds.jvp(f, (a,), (t * (1 - unread),))
+    np.testing.assert_allclose(d1, d2, atol=1e-12)
+    np.testing.assert_allclose(d1, np.sum(g * t), atol=1e-10)
+    # Complex: the Hermitian matrix of one triangle; phase-invariant functions of vectors.
+    c = rnd(rng, 2, 3, 3) + 1j * rnd(rng, 2, 3, 3)
+    np.testing.assert_allclose(
+        ds.vjp(lambda x: L.eigvalsh(x, UPLO=uplo), c)[0], np.linalg.eigvalsh(c, UPLO=uplo)
+    )
+    check(lambda x: L.eigvalsh(x, UPLO=uplo), c)
+    check(lambda x: dnp.real(L.eigh(x, UPLO=uplo)[1] * dnp.conjugate(L.eigh(x, UPLO=uplo)[1])), c)
+
+
 def test_symmetric_conventions(rng):
-    """eigh/cholesky read one triangle; their gradients are symmetric (JAX's convention) and
+    """cholesky reads one triangle; its gradient is symmetric (JAX's convention) and
     tangents enter through their symmetric part."""
     s = spd(rng, 4, 4)
     w = np.arange(1.0, 5.0)
-    for f in (
-        lambda x: dnp.sum(L.eigh(x)[1][:, 0] ** 2 * w),
-        lambda x: dnp.sum(L.cholesky(x) * w),
-    ):
+    for f in (lambda x: dnp.sum(L.cholesky(x) * w),):
         g = ds.grad(f)(s)
         np.testing.assert_allclose(g, g.T, atol=1e-12)
         t = rnd(rng, 4, 4)

@@ -12,9 +12,12 @@ use solves and factorizations, never an explicit inverse where a solve serves::
 
 Conventions (see ``docs/numpy-linalg-fft.md``):
 
-- ``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle of their input; their derivatives
-  are those of ``f(herm(A))`` with ``herm(A) = (A + A^H) / 2`` (as in JAX): the gradient is
-  symmetric (Hermitian) and a tangent enters through its symmetric (Hermitian) part.
+- ``eigh`` and ``eigvalsh`` read one triangle of their input (``UPLO``), and their
+  derivatives are those of that function (as autograd's): they match finite differences of
+  NumPy's results, and the gradient is zero on the triangle not read. ``cholesky`` reads
+  one triangle too, but differentiates ``f(herm(A))`` with ``herm(A) = (A + A^H) / 2`` (as
+  JAX): its gradient is symmetric (Hermitian) and a tangent enters through its symmetric
+  (Hermitian) part.
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
 - Complex inputs differentiate with JAX's convention everywhere (``eigh``/``cholesky`` for
@@ -90,6 +93,31 @@ def _H(x):
 def _herm(x):
     """The Hermitian (symmetric, for real ``x``) part."""
     return (x + _H(x)) * 0.5
+
+
+def _from_triangle(x, lower: bool):
+    """The Hermitian (symmetric) matrix LAPACK reads from one triangle of ``x``: the strict
+    triangle, its conjugate transpose, and the real part of the diagonal. Linear in ``x``."""
+    n = shape_of(x)[-1]
+    real = np.real(np.zeros((), dtype_of(x))).dtype
+    strict = np.tri(n, n, -1, dtype=real)
+    half = x * (strict if lower else strict.T)
+    diag = x * np.eye(n, dtype=real)
+    if _is_complex(x):
+        diag = ad_util.cast(ad_util.real_part(diag), dtype=dtype_of(x))
+    return half + _H(half) + diag
+
+
+def _from_triangle_transpose(g, lower: bool):
+    """The transpose of :func:`_from_triangle` (its VJP): ``g + g^H`` on the strict
+    triangle read, the real part of ``g``'s diagonal, zero on the triangle not read."""
+    n = shape_of(g)[-1]
+    real = np.real(np.zeros((), dtype_of(g))).dtype
+    strict = np.tri(n, n, -1, dtype=real)
+    diag = g * np.eye(n, dtype=real)
+    if _is_complex(g):
+        diag = ad_util.cast(ad_util.real_part(diag), dtype=dtype_of(g))
+    return (g + _H(g)) * (strict if lower else strict.T) + diag
 
 
 def _tril_mask(n, like, k=0):
@@ -400,7 +428,7 @@ def _eig_F(w):
 
 def _eigh_jvp(t, ans, a, UPLO):
     w, v = ans
-    s = dnp.matmul(_H(v), dnp.matmul(_herm(t), v))
+    s = dnp.matmul(_H(v), dnp.matmul(_from_triangle(t, UPLO == "L"), v))
     dw = _diag(s)
     if _is_complex(dw):
         dw = ad_util.real_part(dw)
@@ -419,7 +447,7 @@ def _eigh_vjp(g, ans, a, UPLO):
     if isinstance(gv, Tracer) or gv.any():
         inner = inner + _eig_F(w) * dnp.matmul(_T(v), gv)
     vc = dnp.conjugate(v) if _is_complex(v) else v
-    return _herm(dnp.matmul(vc, dnp.matmul(inner, _T(v))))
+    return _from_triangle_transpose(dnp.matmul(vc, dnp.matmul(inner, _T(v))), UPLO == "L")
 
 
 eigh_p = Primitive(
@@ -434,8 +462,12 @@ _unary_batch(eigh_p)
 def eigh(a, UPLO: str = "L"):
     """Eigenvalues (ascending) and eigenvectors of (stacked) symmetric matrices.
 
-    Derivatives are finite where eigenvalues are distinct; eigenvectors are defined up to sign,
-    so only sign-invariant functions of them have meaningful gradients.
+    Like NumPy, reads only the ``UPLO`` triangle of ``a`` (and the real part of its
+    diagonal), and its derivatives are those of that function: the gradient is zero on the
+    other triangle, and they agree with finite differences of ``numpy.linalg.eigh`` along any
+    perturbation, symmetric or not. Derivatives are finite where eigenvalues are distinct;
+    eigenvectors are defined up to sign (phase), so only sign-invariant functions of them
+    have meaningful gradients.
     """
     if not _traced(a):
         return np.linalg.eigh(a, UPLO)
@@ -446,7 +478,8 @@ def eigh(a, UPLO: str = "L"):
 
 @array_like("a")
 def eigvalsh(a, UPLO: str = "L"):
-    """Eigenvalues of (stacked) symmetric matrices; derivative ``V diag(g) V^T``."""
+    """Eigenvalues of (stacked) symmetric matrices, reading the ``UPLO`` triangle (as
+    :func:`eigh`); the gradient is ``V diag(g) V^T`` folded onto that triangle."""
     if not _traced(a):
         return np.linalg.eigvalsh(a, UPLO)
     return eigh(a, UPLO)[0]
