@@ -45,14 +45,29 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(dnp.shape(x))
 
 
-def _labels(target, logits_shape, axis: int, op: str, ignore_index=None) -> np.ndarray:
-    labels = np.asarray(target)
+def _dtype(x) -> np.dtype:
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(x) if dtype is None else dtype
+
+
+def _labels(target, logits_shape, axis: int, op: str, ignore_index=None):
+    """The integer class labels of ``target``, checked against the logits' shape.
+
+    Traced labels (batched under ``vmap``, inputs of a graph being traced by ``ds.trace``)
+    stay traced: they become operands of the gather (their values are checked when known,
+    by the gather itself). Plain labels are checked here, with ``ignore_index`` entries set
+    to class 0."""
+    labels = target if isinstance(target, Tracer) else np.asarray(target)
     expected = logits_shape[:axis] + logits_shape[axis + 1 :]
-    if labels.shape != expected:
+    if tuple(labels.shape) != expected:
         raise ValueError(
             f"{op}: integer targets must have shape {expected} for inputs of shape "
-            f"{logits_shape} (class axis {axis}), got {labels.shape}"
+            f"{logits_shape} (class axis {axis}), got {tuple(labels.shape)}"
         )
+    if isinstance(labels, Tracer):
+        if ignore_index is not None:
+            labels = dnp.where(labels == ignore_index, 0, labels)
+        return labels
     n_classes = logits_shape[axis]
     if ignore_index is not None:
         labels = np.where(labels == ignore_index, 0, labels)
@@ -64,19 +79,31 @@ def _labels(target, logits_shape, axis: int, op: str, ignore_index=None) -> np.n
     return labels
 
 
-def _pick(logp, labels: np.ndarray, axis: int):
+def _kept(target, ignore_index, dtype):
+    """The mask of samples whose label is not ``ignore_index`` (in ``dtype``), and the
+    number of them (at least 1), as the mean's denominator."""
+    if isinstance(target, Tracer):
+        keep = dnp.astype(target != ignore_index, dtype)
+        return keep, dnp.maximum(dnp.sum(keep), 1.0)
+    keep = np.asarray(target) != ignore_index
+    return keep, max(int(keep.sum()), 1)
+
+
+def _pick(logp, labels, axis: int):
     """``logp`` at the label of each sample along ``axis`` (shape of ``labels``)."""
     shape = _shape(logp)
     if axis != len(shape) - 1:
         logp = dnp.moveaxis(logp, axis, -1)
     if labels.ndim != 1:
         logp = dnp.reshape(logp, (-1, shape[axis]))
-    idx = (np.arange(labels.size), labels.reshape(-1))
-    if isinstance(logp, Tracer):  # the labels are checked (_labels): no index normalization
+    if isinstance(labels, Tracer):  # a gather whose index is an operand (see dnp.getitem)
+        picked = dnp.getitem(logp, (np.arange(labels.size), dnp.reshape(labels, (-1,))))
+    elif isinstance(logp, Tracer):  # the labels are checked (_labels): no normalization
+        idx = (np.arange(labels.size), labels.reshape(-1))
         picked = getitem_p.call_with((logp,), {"idx": idx})
     else:
-        picked = logp[idx]
-    return picked if labels.ndim == 1 else dnp.reshape(picked, labels.shape)
+        picked = logp[np.arange(labels.size), labels.reshape(-1)]
+    return picked if labels.ndim == 1 else dnp.reshape(picked, tuple(labels.shape))
 
 
 def _class_axis(x, axis: int, op: str) -> int:
@@ -105,10 +132,9 @@ def nll(
     axis = _class_axis(log_probs, axis, "nll")
     labels = _labels(target, _shape(log_probs), axis, "nll", ignore_index)
     if ignore_index is not None:
-        keep = np.asarray(target) != ignore_index
-        labels = np.where(keep, labels, 0)
+        keep, count = _kept(target, ignore_index, _dtype(log_probs))
         loss = -_pick(log_probs, labels, axis) * keep
-        return _reduce(loss, reduction, "nll", weights_sum=max(int(keep.sum()), 1))
+        return _reduce(loss, reduction, "nll", weights_sum=count)
     return _reduce(-_pick(log_probs, labels, axis), reduction, "nll")
 
 
@@ -144,15 +170,14 @@ def cross_entropy(
         labels = _labels(target, _shape(logits), axis, "cross_entropy", ignore_index)
         keep = None
         if ignore_index is not None:
-            keep = np.asarray(target) != ignore_index
-            labels = np.where(keep, labels, 0)
+            keep, count = _kept(target, ignore_index, _dtype(logp))
         loss = -_pick(logp, labels, axis)
         if label_smoothing > 0.0:
             smooth = -dnp.mean(logp, axis=axis)
             loss = (1.0 - label_smoothing) * loss + label_smoothing * smooth
         if keep is not None:
             loss = loss * keep
-            return _reduce(loss, reduction, "cross_entropy", max(int(keep.sum()), 1))
+            return _reduce(loss, reduction, "cross_entropy", count)
         return _reduce(loss, reduction, "cross_entropy")
     if _shape(target) != _shape(logits):
         raise ValueError(
