@@ -663,3 +663,30 @@ def test_set_with_repeated_indices_gives_the_gradient_only_to_the_last_write():
     g = lambda v, i: dnp.sum(dnp.at(x)[i].set(v) * w)
     out = ds.vmap(ds.grad(g))(np.array([[5.0, 7.0], [1.0, 2.0]]), np.array([[0, 0], [1, 2]]))
     np.testing.assert_array_equal(out, [[0.0, 1.0], [2.0, 3.0]])
+
+
+def test_int_and_np_int64_of_traced_integer_valued_arrays_index():
+    """``np.int64(x)`` (and ``int(x)``) of a traced array holding integer values gives plain
+    integers (no derivative, as ``x.astype(int)``) usable as indices."""
+    inds = np.ones(5)[:, None]
+
+    def fun(w):  # autograd's test_cast_to_int
+        glued = dnp.concatenate((w, inds), axis=1)
+        return w[:, :-1][np.int64(glued[:, -1])]
+
+    w = rnd(5, 10)
+    np.testing.assert_array_equal(ds.vjp(fun, w)[0], w[:, :-1][np.ones(5, dtype=np.int64)])
+    ds.check_grads(fun, (w,), order=2)
+
+    def g(x):
+        i = np.int64(dnp.floor(x[0]))  # a 0-d float tracer holding an integer
+        j = int(dnp.sum(x[:1]) + 0.25)
+        k = np.int32(dnp.argmax(x))
+        return x[i] * x[j] * x[k] + dnp.sum(x[np.asarray(dnp.floor(x[:2]), dtype=np.intp)])
+
+    x = np.array([1.5, 2.5, 3.0, 4.0])
+    check_op(g, lambda x: x[1] * x[1] * x[3] + x[1] + x[2], x)
+    with pytest.raises(TypeError, match="cannot be converted to a numpy array"):
+        ds.grad(lambda x: dnp.sum(np.asarray(x, dtype=np.float64)))(x)  # would drop it
+    with pytest.raises(TypeError, match="no single concrete value"):
+        ds.vmap(lambda r: r[np.int64(dnp.argmax(r))])(np.eye(3))
