@@ -55,6 +55,12 @@ for _name in (
 ).split():
     case(_name, lambda m, a, _n=_name: getattr(m, _n)(a), V)
 case("arccosh", lambda m, a: m.arccosh(a), V + 1.0)
+case("iscomplex", lambda m, a: m.iscomplex(a), V)
+case("real_if_close", lambda m, a: m.real_if_close(a), V)
+case("gradient", lambda m, a, h: m.gradient(a, h), V, np.cumsum(W))
+case("append", lambda m, a, b: m.append(a, b), V, W[:2])
+case("rollaxis", lambda m, a: m.rollaxis(a, 1), M, ndarray=(0,))
+case("row_stack", lambda m, a, b: (m.row_stack if m is dnp else np.vstack)([a, b]), V, W)
 for _name in (
     "add subtract multiply divide true_divide power arctan2 hypot logaddexp logaddexp2 "
     "maximum minimum fmax fmin copysign fmod mod remainder floor_divide float_power "

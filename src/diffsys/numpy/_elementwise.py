@@ -408,3 +408,30 @@ def angle(z, deg: bool = False):
         return np.angle(z, deg=deg)
     a = arctan2(imag(z), real(z))
     return a * (180.0 / np.pi) if deg else a
+
+
+@array_like("x")
+def iscomplex(x):
+    """Where ``x`` has a non-zero imaginary part (booleans: no derivative), as NumPy."""
+    if not isinstance(x, Tracer):
+        return np.iscomplex(x)
+    if dtype_of(x).kind == "c":
+        return not_equal(imag(x), 0.0)
+    return np.zeros(x.shape, dtype=np.bool_)
+
+
+@array_like("a")
+def real_if_close(a, tol: float = 100):
+    """The real part of ``a`` when every imaginary part is below ``tol`` machine epsilons
+    (``tol > 1``; an absolute bound for ``tol <= 1``), else ``a``, as NumPy.
+
+    The choice reads the current value (like ``if`` on a traced value); the result is
+    differentiable either way."""
+    if not isinstance(a, Tracer):
+        return np.real_if_close(a, tol=tol)
+    if dtype_of(a).kind != "c":
+        return a
+    if tol > 1:
+        tol = np.finfo(dtype_of(a)).eps * tol
+    close = bool(np.all(np.abs(np.imag(a.concrete())) < tol))
+    return real(a) if close else a

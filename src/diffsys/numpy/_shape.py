@@ -354,6 +354,9 @@ def vstack(tup):
     return concatenate([atleast_2d(a) for a in tup], axis=0)
 
 
+row_stack = vstack  # NumPy's alias (deprecated there since 2.0)
+
+
 @array_like(sequences=("tup",))
 def dstack(tup):
     """Stack arrays along the third axis."""
@@ -421,3 +424,29 @@ def vsplit(ary, indices_or_sections):
 
 def dsplit(ary, indices_or_sections):
     return split(ary, indices_or_sections, axis=2)
+
+
+@array_like("arr", "values")
+def append(arr, values, axis=None):
+    """``values`` appended to ``arr`` (both flattened when ``axis`` is None), as NumPy."""
+    if not isinstance(arr, Tracer) and not isinstance(values, Tracer):
+        return np.append(arr, values, axis=axis)
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], axis=0)
+    return concatenate([arr, values], axis=axis)
+
+
+def rollaxis(a, axis: int, start: int = 0):
+    """Move ``axis`` to stand before position ``start`` (NumPy's older ``moveaxis``)."""
+    if not isinstance(a, Tracer):
+        return np.rollaxis(a, axis, start)
+    n = len(shape_of(a))
+    axis = normalize_axis(axis, n, "rollaxis")
+    if not -n <= start <= n:
+        raise np.exceptions.AxisError(
+            f"rollaxis: start {start} is out of bounds for an array of dimension {n}"
+        )
+    start = start + n if start < 0 else start
+    if axis < start:
+        start -= 1
+    return a if axis == start else moveaxis(a, axis, start)
