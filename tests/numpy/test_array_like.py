@@ -141,6 +141,8 @@ case("isscalar", lambda m, a: m.isscalar(a), V)
 
 case("linalg.cholesky", lambda m, a: m.linalg.cholesky(a), S)
 case("linalg.det", lambda m, a: m.linalg.det(a), M)
+case("linalg.eig", lambda m, a: m.linalg.eig(a)[1] ** 2, M)
+case("linalg.eigvals", lambda m, a: m.linalg.eigvals(a), M)
 case("linalg.eigh", lambda m, a: m.linalg.eigh(a)[0], S)
 case("linalg.eigvalsh", lambda m, a: m.linalg.eigvalsh(a), S)
 case("linalg.inv", lambda m, a: m.linalg.inv(a), M)

@@ -717,3 +717,72 @@ def test_eigenvalue_gradient_is_finite_for_repeated_eigenvalues():
     np.testing.assert_allclose(g, np.eye(3))
     g = ds.grad(lambda x: dnp.linalg.eigvalsh(x)[-1])(np.diag([1.0, 1.0, 2.0]))
     np.testing.assert_allclose(g, np.diag([0.0, 0.0, 1.0]))
+
+
+# --- eig / eigvals: general matrices, complex spectra ------------------------------------------
+
+
+def _phase_invariant(a, weights):
+    """Real functions of eig's results that do not depend on the eigenvectors' phases."""
+    w, v = L.eig(a)
+    proj = dnp.matmul(v[..., :, :1], dnp.conjugate(dnp.swapaxes(v[..., :, :1], -1, -2)))
+    return (
+        dnp.sum(dnp.real(w) * weights[0])
+        + dnp.sum(dnp.imag(w) ** 2 * weights[1])
+        + dnp.sum(dnp.abs(v) ** 2 * weights[2])
+        + dnp.sum(dnp.real(proj) + dnp.imag(proj) ** 2)
+    )
+
+
+@pytest.mark.parametrize("kind", ["real_complex_spectrum", "real_spectrum", "complex", "stack"])
+def test_eig_derivatives_match_finite_differences(kind, rng):
+    n = 4
+    a = rnd(rng, n, n)
+    if kind == "real_spectrum":
+        a = a + a.T + np.diag(np.arange(n) * 3.0)
+    elif kind == "complex":
+        a = a + 1j * rnd(rng, n, n)
+    elif kind == "stack":
+        a = rnd(rng, 2, n, n)
+    weights = (rnd(rng, n), rnd(rng, n), rnd(rng, n, n))
+    w, v = ds.vjp(L.eig, a)[0]
+    want_w, want_v = np.linalg.eig(a)
+    np.testing.assert_allclose(w, want_w, rtol=1e-12)
+    np.testing.assert_allclose(v, want_v, rtol=1e-12, atol=1e-14)
+    assert w.dtype == want_w.dtype and v.dtype == want_v.dtype
+    check(lambda x: _phase_invariant(x, weights), a)
+    check(lambda x: L.eigvals(x), a)
+    if kind == "real_spectrum":  # real eigenvectors: only their signs are arbitrary
+        check(lambda x: L.eig(x)[1] ** 2, a)
+
+
+def test_eig_vjp_is_the_transpose_of_its_jvp(rng):
+    """For any cotangent, <g, J t> = <J^T g, t> (so the two modes agree on every function,
+    phase-dependent ones included); eigenvectors keep unit norm to first order."""
+    a = rnd(rng, 4, 4)
+    t = rnd(rng, 4, 4)
+    (w, v), (dw, dv) = ds.jvp(L.eig, (a,), (t,))
+    assert w.dtype.kind == "c"
+    gw = rnd(rng, 4) + 1j * rnd(rng, 4)
+    gv = rnd(rng, 4, 4) + 1j * rnd(rng, 4, 4)
+    (ga,) = ds.vjp(L.eig, a)[1]((gw, gv))
+    assert ga.dtype == np.float64
+    np.testing.assert_allclose(np.real(np.sum(gw * dw) + np.sum(gv * dv)), np.sum(ga * t))
+    np.testing.assert_allclose(np.real(np.sum(np.conj(v) * dv, axis=0)), 0.0, atol=1e-12)
+    # A V = V diag(w) to first order: dA V + A dV = dV diag(w) + V diag(dw)
+    np.testing.assert_allclose(t @ v + a @ dv, dv * w + v * dw, atol=1e-12)
+
+
+def test_eig_vmap_and_float32(rng):
+    a = rnd(rng, 3, 4, 4)
+    weights = (rnd(rng, 4), rnd(rng, 4), rnd(rng, 4, 4))
+    f = lambda x: _phase_invariant(x, weights)  # noqa: E731
+    np.testing.assert_allclose(ds.vmap(f)(a), [f(x) for x in a], rtol=1e-12)
+    g = ds.vmap(ds.grad(f))(a)
+    np.testing.assert_allclose(g, np.stack([ds.grad(f)(x) for x in a]), rtol=1e-10, atol=1e-12)
+    a32 = a[0].astype(np.float32)
+    out = ds.vjp(L.eig, a32)[0]
+    assert out[0].dtype == np.linalg.eig(a32)[0].dtype
+    assert ds.grad(lambda x: dnp.sum(dnp.real(L.eigvals(x))))(a32).dtype == np.float32
+    g = ds.grad(lambda x: dnp.sum(dnp.real(L.eigvals(x))))(a[0])  # d trace / dA
+    np.testing.assert_allclose(g, np.eye(4), atol=1e-12)

@@ -44,7 +44,9 @@ __all__ = [
     "LinAlgError",
     "cholesky",
     "det",
+    "eig",
     "eigh",
+    "eigvals",
     "eigvalsh",
     "inv",
     "lstsq",
@@ -483,6 +485,86 @@ def eigvalsh(a, UPLO: str = "L"):
     if not _traced(a):
         return np.linalg.eigvalsh(a, UPLO)
     return eigh(a, UPLO)[0]
+
+
+# --- eig, eigvals (general matrices) ----------------------------------------------------------
+#
+# A V = V diag(w), eigenvectors normalized to unit 2-norm (LAPACK's). Forward mode, with
+# X = V^-1 dA V and F_ij = 1 / (w_j - w_i) off the diagonal (0 on it):
+#     dw = diag(X),   dV = V (F o X) - V Re(diag(V^H V (F o X)))
+# the last term keeping each column's norm (as PyTorch's convention). The phase of each
+# eigenvector is arbitrary (LAPACK fixes it by a rule that is not differentiable), so the
+# derivative of V is one representative: functions of V that do not depend on the phases
+# (|V|^2, projectors v v^H / v^H v, ...) have the true derivative. The VJP is the transpose
+# of this JVP (under diffsys's pairing Re sum(g * t)):
+#     G_X = diag(gw) + F o (V^T gV - V^T conj(V) diag(Re diag(V^T gV))),  gA = V^-T G_X V^T.
+
+
+def _eig_jvp(t, ans, a):
+    w, v = ans
+    x = solve(v, dnp.matmul(t, v))  # V^-1 dA V
+    dw = _diag(x)
+    dv = dnp.matmul(v, _eig_F(w) * x)
+    vc = dnp.conjugate(v) if _is_complex(v) else v
+    norm = dnp.sum(vc * dv, axis=-2, keepdims=True)  # diag(V^H dV), one row
+    if _is_complex(norm):
+        norm = ad_util.cast(ad_util.real_part(norm), dtype=dtype_of(v))
+    return [dw, dv - v * norm]
+
+
+def _eig_vjp(g, ans, a):
+    w, v = ans
+    gw, gv = g
+    inner = _diag_embed(gw)
+    if isinstance(gv, Tracer) or gv.any():  # eigenvalues alone: no 1/(w_j - w_i) factors
+        vtg = dnp.matmul(_T(v), gv)
+        r = _diag(vtg)
+        if _is_complex(r):
+            r = ad_util.cast(ad_util.real_part(r), dtype=dtype_of(v))
+        vc = dnp.conjugate(v) if _is_complex(v) else v
+        inner = inner + _eig_F(w) * (vtg - dnp.matmul(_T(v), vc) * dnp.expand_dims(r, -2))
+    ga = solve(_T(v), dnp.matmul(inner, _T(v)))
+    if _is_complex(ga) and not _is_complex(a):
+        ga = ad_util.real_part(ga)  # a real input receives the real part
+    return ga
+
+
+eig_p = Primitive("linalg.eig", lambda a: tuple(np.linalg.eig(a)), multiple_results=True)
+eig_p.defvjp(_eig_vjp)
+eig_p.defjvp(_eig_jvp)
+_unary_batch(eig_p)
+
+
+@array_like("a")
+def eig(a):
+    """Eigenvalues and right eigenvectors (unit 2-norm columns) of (stacked) square matrices,
+    as ``numpy.linalg.eig`` (complex where the spectrum is; real when all are real).
+
+    Derivatives (both modes, any order) are finite where eigenvalues are distinct. Each
+    eigenvector is defined up to a phase (a sign, when real): the derivative of ``V`` keeps
+    the unit norm and is one representative, exact for phase-invariant functions of it such
+    as ``abs(V) ** 2`` or projectors ``v v^H``.
+
+    >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
+    >>> a = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> ds.grad(lambda a: dnp.sum(dnp.linalg.eig(a)[0]))(a)  # d trace / dA
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    if not _traced(a):
+        return np.linalg.eig(a)
+    _check_square("eig", a)
+    w, v = eig_p(a)
+    return w, v
+
+
+@array_like("a")
+def eigvals(a):
+    """Eigenvalues of (stacked) square matrices, as ``numpy.linalg.eigvals`` (see
+    :func:`eig`); the derivative ``diag(V^-1 dA V)`` has no ``1 / (w_j - w_i)`` factors."""
+    if not _traced(a):
+        return np.linalg.eigvals(a)
+    return eig(a)[0]
 
 
 # --- svd --------------------------------------------------------------------------------------
