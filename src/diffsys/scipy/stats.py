@@ -659,8 +659,8 @@ def _singular_terms(flat, cov):
     s, u = dnp.linalg.eigh(stop_gradient(cov))  # values only: rank and support
     null = dnp.astype(s <= _psd_cutoff_traced(s), s.dtype)
     rank = dnp.sum(1.0 - null)
-    off = dnp.sqrt(dnp.sum(dnp.matmul(flat, u * null) ** 2, axis=-1))  # outside the range
-    in_support = off < 1e3 * _psd_cutoff_traced(s)[..., 0]
+    off = dnp.sum(dnp.matmul(stop_gradient(flat), u * null) ** 2, axis=-1)  # off the range
+    in_support = off < (1e3 * _psd_cutoff_traced(s)[..., 0]) ** 2
     quad = dnp.sum(dnp.matmul(flat, _pinv_psd(cov)) * flat, axis=-1)
     return quad, _logpdet(cov), rank, in_support
 
