@@ -12,7 +12,9 @@ Port NumPy code by changing one import::
 
 Outside any transform these functions take and return plain ``numpy.ndarray``s and scalars;
 inside a transform they accept tracers, which support operators, indexing and the common
-array methods.
+array methods. Wherever NumPy takes ``array_like``, a list or tuple may mix tracers and
+numbers (``dnp.dot([x, 1.0], y)``, ``x * [y, 2.0]``, ``x[(i, 0), (1, j)]``): it is read as
+one traced array, as ``dnp.asarray`` builds it.
 """
 
 from __future__ import annotations
