@@ -31,6 +31,8 @@ import gc
 import weakref
 from collections.abc import Callable
 
+import numpy as np
+
 from .tracer import Tracer, top_trace
 
 # Held weakly: a primitive lives as long as its owner (a module, or a custom_vjp function
@@ -222,8 +224,13 @@ def packed_sequences(args) -> tuple:
     ``numpy.asarray``. Other arguments are passed on unchanged."""
     out = []
     for a in args:
-        if (a.__class__ is list or a.__class__ is tuple) and holds_tracer(a):
-            a = pack_sequence(a)
+        if a.__class__ is list or a.__class__ is tuple:
+            try:
+                a = np.asarray(a)  # plain numbers: NumPy's own (C) conversion
+            except TypeError:  # a tracer inside refuses conversion (Tracer.__array__)
+                a = pack_sequence(a) if holds_tracer(a) else a
+            except ValueError:  # ragged: left for the implementation to judge
+                pass
         out.append(a)
     return tuple(out)
 
