@@ -9,6 +9,7 @@ from scipy.special import log_softmax as sp_log_softmax
 from scipy.special import logsumexp
 
 import diffsys as ds
+import diffsys.numpy as dnp
 from diffsys import nn
 
 
@@ -180,3 +181,61 @@ def test_loss_errors_are_clear():
         nn.mse(np.zeros(2), np.zeros(2), reduction="avg")
     with pytest.raises(ValueError, match="shape"):
         nn.mse(np.zeros(2), np.zeros(3))
+
+
+# --- traced integer labels: per-example gradients (vmap) and graph tracing (ds.trace) ---------
+
+
+def _linear_problem(rng):
+    w = rng.standard_normal((4, 3))
+    x = rng.standard_normal((6, 4))
+    y = np.array([0, 2, 1, 1, 0, 2])
+    return w, x, y
+
+
+@pytest.mark.parametrize("ignore_index", [None, 1])
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "nll"])
+def test_labels_batched_under_vmap_give_per_example_gradients(rng, loss_name, ignore_index):
+    """vmap over (x, y): the labels are batched tracers, gathered as operands."""
+    w, x, y = _linear_problem(rng)
+
+    def loss(w, x, y):
+        z = dnp.matmul(x, w)
+        if loss_name == "nll":
+            return nn.nll(nn.log_softmax(z), y, ignore_index=ignore_index)
+        return nn.cross_entropy(z, y, ignore_index=ignore_index, label_smoothing=0.1)
+
+    per_example = ds.vmap(ds.grad(loss), in_axes=(None, 0, 0))(w, x, y)
+    loop = np.stack([ds.grad(loss)(w, x[k], y[k]) for k in range(len(y))])
+    np.testing.assert_allclose(per_example, loop, rtol=1e-13, atol=1e-14)
+    values = ds.vmap(loss, in_axes=(None, 0, 0))(w, x, y)
+    np.testing.assert_allclose(values, [loss(w, x[k], y[k]) for k in range(len(y))])
+    # Labels batched alone (a shared input), and a batch of label vectors.
+    got = ds.vmap(lambda y: loss(w, x, y))(np.stack([y, y[::-1]]))
+    np.testing.assert_allclose(got, [loss(w, x, y), loss(w, x, y[::-1])], rtol=1e-14)
+
+
+def test_classification_step_traced_with_labels_as_graph_input(rng):
+    """ds.trace of a training step: the labels are a graph input (not baked in), so the
+    graph replays with other labels and no specialization warning is raised."""
+    import warnings
+
+    w, x, y = _linear_problem(rng)
+
+    def step(w, x, y):
+        return ds.value_and_grad(lambda w: nn.cross_entropy(dnp.matmul(x, w), y))(w)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ds.graph.GraphSpecializationWarning)
+        graph = ds.trace(step)(w, x, y)
+    for labels in (y, np.array([2, 2, 0, 1, 1, 0]), np.zeros(6, dtype=int)):
+        value, grad = graph(w, x, labels)
+        want_value, want_grad = step(w, x, labels)
+        np.testing.assert_allclose(value, want_value, rtol=1e-14)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-15)
+
+
+def test_traced_labels_out_of_range_raise(rng):
+    w, x, y = _linear_problem(rng)
+    with pytest.raises(IndexError):
+        ds.vmap(lambda x, y: nn.cross_entropy(dnp.matmul(x, w), y))(x, y + 3)

@@ -77,6 +77,17 @@ INDICES = [
     ("bool_mask_and_array_separated", (MASK45[:, 0], slice(None), [1, 2])),
     ("empty_list", []),
     ("negative_array", np.array([-1, -4, 0])),
+    # Sequences inside an index tuple are index arrays, tuples as lists (as in NumPy).
+    ("tuple_arrays", ((0, 1), (1, 0))),
+    ("tuple_and_list", ((0, 3, 3), [4, 0, 2])),
+    ("tuple_after_slice", (slice(None), (1, 1, 4))),
+    ("tuples_separated_by_slice", ((0, 1), slice(None), (2, 3))),
+    ("nested_tuple_2d", (((0, 1), (3, 2)), 2)),
+    ("tuple_in_list", [(0, 1), (3, 2)]),
+    ("tuple_with_ellipsis", (Ellipsis, (5, 0, -1))),
+    ("tuple_of_one", ((2,),)),
+    ("empty_tuple_item", ((), 1)),
+    ("bool_tuple", ((True, False, True, True),)),
 ]
 
 
@@ -490,6 +501,66 @@ def test_getitem_random(case, seed):
     assert_same(ds.vjp(lambda x, w: x.at[idx].add(w), x, w)[0], added)
 
 
+def _as_sequences(item, kind):
+    """An index array as nested tuples or lists of Python ints."""
+    if not isinstance(item, np.ndarray) or item.ndim == 0:
+        return item
+    nested = item.tolist()
+    if kind == "tuple":
+
+        def to_tuple(v):
+            return tuple(to_tuple(e) for e in v) if isinstance(v, list) else v
+
+        nested = to_tuple(nested)
+    return nested
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=_index_case(),
+    kind=st.sampled_from(["tuple", "list"]),
+    seed=st.integers(0, 2**16),
+)
+def test_getitem_sequence_items_random(case, kind, seed):
+    """Index arrays written as nested tuples or lists index as NumPy indexes with them."""
+    shape, idx = case
+    idx = tuple(_as_sequences(i, kind) for i in (idx if isinstance(idx, tuple) else (idx,)))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    try:
+        expected = x[idx]
+    except IndexError:
+        with pytest.raises(IndexError):
+            ds.vjp(lambda x: x[idx], x)
+        return
+    out, vjp_fn = ds.vjp(lambda x: x[idx], x)
+    assert_same(out, np.asarray(expected))
+    w = rng.standard_normal(np.shape(expected))
+    scatter = np.zeros_like(x)
+    np.add.at(scatter, idx, w)
+    np.testing.assert_allclose(vjp_fn(w)[0], scatter, rtol=1e-14, atol=1e-15)
+    assert_same(ds.vmap(lambda x: x[idx])(np.stack([x, 2 * x])), np.stack([x[idx], 2 * x[idx]]))
+
+
+def test_getitem_sequences_holding_traced_integers():
+    """``x[(i, 0), (1, j)]`` with ``i``, ``j`` traced: read when they have a value, operands
+    of the gather under vmap."""
+    x = rnd(4, 5)
+    f = lambda x: x[(dnp.argmax(x[:, 0]), 0), (1, dnp.argmin(x[0]))]  # noqa: E731
+    i, j = np.argmax(x[:, 0]), np.argmin(x[0])
+    check_op(f, lambda x: x[(i, 0), (1, j)], x)
+    labels = np.array([3, 0, 2])
+    got = ds.vmap(lambda i: dnp.getitem(x, ((i, 0), [1, i])))(labels)
+    assert_same(got, np.stack([x[(i, 0), [1, i]] for i in labels]))
+    g = ds.vmap(ds.grad(lambda x, i: dnp.sum(x[(i, 1), (i, 2)] ** 2)), in_axes=(None, 0))(
+        x, labels
+    )
+    for k, i in enumerate(labels):
+        want = np.zeros_like(x)
+        np.add.at(want, ((i, 1), (i, 2)), 2 * x[(i, 1), (i, 2)])
+        np.testing.assert_allclose(g[k], want)
+
+
 # --- integer indices batched under vmap (index arrays as operands) --------------------------------
 
 # Templates: how a per-example integer index array ``i`` (shape (2, 3), values in [0, 4))
@@ -592,3 +663,30 @@ def test_set_with_repeated_indices_gives_the_gradient_only_to_the_last_write():
     g = lambda v, i: dnp.sum(dnp.at(x)[i].set(v) * w)
     out = ds.vmap(ds.grad(g))(np.array([[5.0, 7.0], [1.0, 2.0]]), np.array([[0, 0], [1, 2]]))
     np.testing.assert_array_equal(out, [[0.0, 1.0], [2.0, 3.0]])
+
+
+def test_int_and_np_int64_of_traced_integer_valued_arrays_index():
+    """``np.int64(x)`` (and ``int(x)``) of a traced array holding integer values gives plain
+    integers (no derivative, as ``x.astype(int)``) usable as indices."""
+    inds = np.ones(5)[:, None]
+
+    def fun(w):  # autograd's test_cast_to_int
+        glued = dnp.concatenate((w, inds), axis=1)
+        return w[:, :-1][np.int64(glued[:, -1])]
+
+    w = rnd(5, 10)
+    np.testing.assert_array_equal(ds.vjp(fun, w)[0], w[:, :-1][np.ones(5, dtype=np.int64)])
+    ds.check_grads(fun, (w,), order=2)
+
+    def g(x):
+        i = np.int64(dnp.floor(x[0]))  # a 0-d float tracer holding an integer
+        j = int(dnp.sum(x[:1]) + 0.25)
+        k = np.int32(dnp.argmax(x))
+        return x[i] * x[j] * x[k] + dnp.sum(x[np.asarray(dnp.floor(x[:2]), dtype=np.intp)])
+
+    x = np.array([1.5, 2.5, 3.0, 4.0])
+    check_op(g, lambda x: x[1] * x[1] * x[3] + x[1] + x[2], x)
+    with pytest.raises(TypeError, match="cannot be converted to a numpy array"):
+        ds.grad(lambda x: dnp.sum(np.asarray(x, dtype=np.float64)))(x)  # would drop it
+    with pytest.raises(TypeError, match="no single concrete value"):
+        ds.vmap(lambda r: r[np.int64(dnp.argmax(r))])(np.eye(3))

@@ -162,9 +162,10 @@ def test_gradient_formulas(rng):
     )
     s = spd(rng, 4, 4)
     w, v = np.linalg.eigh(s)
+    vdv = v @ np.diag(np.arange(4.0)) @ v.T  # folded onto the lower triangle, which is read
     np.testing.assert_allclose(
         ds.grad(lambda x: dnp.sum(L.eigvalsh(x) * np.arange(4.0)))(s),
-        v @ np.diag(np.arange(4.0)) @ v.T,
+        np.tril(2 * vdv, -1) + np.diag(np.diag(vdv)),
         atol=1e-12,
     )
 
@@ -301,15 +302,42 @@ def test_errors(rng):
         ds.grad(lambda x: L.norm(x, "fro", axis=0))(rnd(rng, 3))
 
 
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_differentiates_the_triangle_it_reads(uplo, rng):
+    """eigh/eigvalsh read only the UPLO triangle (and the real diagonal), as NumPy does:
+    derivatives match finite differences of NumPy's eigh on non-symmetric inputs, the
+    gradient is zero on the other triangle, tangents there change nothing."""
+    a = rnd(rng, 4, 4)
+    np.testing.assert_allclose(
+        ds.vjp(lambda x: L.eigvalsh(x, UPLO=uplo), a)[0], np.linalg.eigvalsh(a, UPLO=uplo)
+    )
+    check(lambda x: L.eigvalsh(x, UPLO=uplo), a)
+    check(lambda x: L.eigh(x, UPLO=uplo)[0], rnd(rng, 2, 3, 3))
+    check(lambda x: L.eigh(x, UPLO=uplo)[1] ** 2, a)  # sign-invariant
+    unread = np.triu(np.ones((4, 4)), 1) if uplo == "L" else np.tril(np.ones((4, 4)), -1)
+    f = lambda x: dnp.sum(L.eigh(x, UPLO=uplo)[1][:, 0] ** 2 * np.arange(1.0, 5.0))  # noqa: E731
+    g = ds.grad(f)(a)
+    np.testing.assert_array_equal(g * unread, 0.0)
+    t = rnd(rng, 4, 4)
+    _, d1 = ds.jvp(f, (a,), (t,))
+    _, d2 = ds.jvp(f, (a,), (t * (1 - unread),))
+    np.testing.assert_allclose(d1, d2, atol=1e-12)
+    np.testing.assert_allclose(d1, np.sum(g * t), atol=1e-10)
+    # Complex: the Hermitian matrix of one triangle; phase-invariant functions of vectors.
+    c = rnd(rng, 2, 3, 3) + 1j * rnd(rng, 2, 3, 3)
+    np.testing.assert_allclose(
+        ds.vjp(lambda x: L.eigvalsh(x, UPLO=uplo), c)[0], np.linalg.eigvalsh(c, UPLO=uplo)
+    )
+    check(lambda x: L.eigvalsh(x, UPLO=uplo), c)
+    check(lambda x: dnp.real(L.eigh(x, UPLO=uplo)[1] * dnp.conjugate(L.eigh(x, UPLO=uplo)[1])), c)
+
+
 def test_symmetric_conventions(rng):
-    """eigh/cholesky read one triangle; their gradients are symmetric (JAX's convention) and
+    """cholesky reads one triangle; its gradient is symmetric (JAX's convention) and
     tangents enter through their symmetric part."""
     s = spd(rng, 4, 4)
     w = np.arange(1.0, 5.0)
-    for f in (
-        lambda x: dnp.sum(L.eigh(x)[1][:, 0] ** 2 * w),
-        lambda x: dnp.sum(L.cholesky(x) * w),
-    ):
+    for f in (lambda x: dnp.sum(L.cholesky(x) * w),):
         g = ds.grad(f)(s)
         np.testing.assert_allclose(g, g.T, atol=1e-12)
         t = rnd(rng, 4, 4)
@@ -689,3 +717,72 @@ def test_eigenvalue_gradient_is_finite_for_repeated_eigenvalues():
     np.testing.assert_allclose(g, np.eye(3))
     g = ds.grad(lambda x: dnp.linalg.eigvalsh(x)[-1])(np.diag([1.0, 1.0, 2.0]))
     np.testing.assert_allclose(g, np.diag([0.0, 0.0, 1.0]))
+
+
+# --- eig / eigvals: general matrices, complex spectra ------------------------------------------
+
+
+def _phase_invariant(a, weights):
+    """Real functions of eig's results that do not depend on the eigenvectors' phases."""
+    w, v = L.eig(a)
+    proj = dnp.matmul(v[..., :, :1], dnp.conjugate(dnp.swapaxes(v[..., :, :1], -1, -2)))
+    return (
+        dnp.sum(dnp.real(w) * weights[0])
+        + dnp.sum(dnp.imag(w) ** 2 * weights[1])
+        + dnp.sum(dnp.abs(v) ** 2 * weights[2])
+        + dnp.sum(dnp.real(proj) + dnp.imag(proj) ** 2)
+    )
+
+
+@pytest.mark.parametrize("kind", ["real_complex_spectrum", "real_spectrum", "complex", "stack"])
+def test_eig_derivatives_match_finite_differences(kind, rng):
+    n = 4
+    a = rnd(rng, n, n)
+    if kind == "real_spectrum":
+        a = a + a.T + np.diag(np.arange(n) * 3.0)
+    elif kind == "complex":
+        a = a + 1j * rnd(rng, n, n)
+    elif kind == "stack":
+        a = rnd(rng, 2, n, n)
+    weights = (rnd(rng, n), rnd(rng, n), rnd(rng, n, n))
+    w, v = ds.vjp(L.eig, a)[0]
+    want_w, want_v = np.linalg.eig(a)
+    np.testing.assert_allclose(w, want_w, rtol=1e-12)
+    np.testing.assert_allclose(v, want_v, rtol=1e-12, atol=1e-14)
+    assert w.dtype == want_w.dtype and v.dtype == want_v.dtype
+    check(lambda x: _phase_invariant(x, weights), a)
+    check(lambda x: L.eigvals(x), a)
+    if kind == "real_spectrum":  # real eigenvectors: only their signs are arbitrary
+        check(lambda x: L.eig(x)[1] ** 2, a)
+
+
+def test_eig_vjp_is_the_transpose_of_its_jvp(rng):
+    """For any cotangent, <g, J t> = <J^T g, t> (so the two modes agree on every function,
+    phase-dependent ones included); eigenvectors keep unit norm to first order."""
+    a = rnd(rng, 4, 4)
+    t = rnd(rng, 4, 4)
+    (w, v), (dw, dv) = ds.jvp(L.eig, (a,), (t,))
+    assert w.dtype.kind == "c"
+    gw = rnd(rng, 4) + 1j * rnd(rng, 4)
+    gv = rnd(rng, 4, 4) + 1j * rnd(rng, 4, 4)
+    (ga,) = ds.vjp(L.eig, a)[1]((gw, gv))
+    assert ga.dtype == np.float64
+    np.testing.assert_allclose(np.real(np.sum(gw * dw) + np.sum(gv * dv)), np.sum(ga * t))
+    np.testing.assert_allclose(np.real(np.sum(np.conj(v) * dv, axis=0)), 0.0, atol=1e-12)
+    # A V = V diag(w) to first order: dA V + A dV = dV diag(w) + V diag(dw)
+    np.testing.assert_allclose(t @ v + a @ dv, dv * w + v * dw, atol=1e-12)
+
+
+def test_eig_vmap_and_float32(rng):
+    a = rnd(rng, 3, 4, 4)
+    weights = (rnd(rng, 4), rnd(rng, 4), rnd(rng, 4, 4))
+    f = lambda x: _phase_invariant(x, weights)  # noqa: E731
+    np.testing.assert_allclose(ds.vmap(f)(a), [f(x) for x in a], rtol=1e-12)
+    g = ds.vmap(ds.grad(f))(a)
+    np.testing.assert_allclose(g, np.stack([ds.grad(f)(x) for x in a]), rtol=1e-10, atol=1e-12)
+    a32 = a[0].astype(np.float32)
+    out = ds.vjp(L.eig, a32)[0]
+    assert out[0].dtype == np.linalg.eig(a32)[0].dtype
+    assert ds.grad(lambda x: dnp.sum(dnp.real(L.eigvals(x))))(a32).dtype == np.float32
+    g = ds.grad(lambda x: dnp.sum(dnp.real(L.eigvals(x))))(a[0])  # d trace / dA
+    np.testing.assert_allclose(g, np.eye(4), atol=1e-12)

@@ -24,6 +24,7 @@ def check(fn, *args, **kw):
 # Inputs kept away from kinks and jumps (integers for fmod, zero for copysign).
 X = rnd(3, 4) * 3 + 0.123
 Y = np.where(np.abs(rnd(4, seed=5)) < 0.3, 0.7, rnd(4, seed=5))
+COORDS = np.array([0.1, 0.4, 1.2, 1.5])
 
 CASES = [
     ("fix", lambda m, x: m.fix(x) * x, (X,)),
@@ -44,6 +45,18 @@ CASES = [
     ("logaddexp2_big", lambda m, x: m.logaddexp2(x * 500.0, 3.0), (X,)),
     ("float_power", lambda m, x: m.float_power(m.abs(x) + 0.1, 2.5), (X,)),
     ("float_power_y", lambda m, y: m.float_power(np.array([0.5, 2.0, 1.5, 3.0]), y), (Y,)),
+    ("gradient", lambda m, x: m.stack(m.gradient(x)), (X,)),
+    ("gradient_axis_spacing", lambda m, x: m.gradient(x, 0.5, axis=1), (X,)),
+    ("gradient_edge2", lambda m, x: m.stack(m.gradient(x, 2.0, 0.5, edge_order=2)), (X,)),
+    ("gradient_coords", lambda m, x: m.gradient(x, np.array([0.0, 0.5, 1.75]), axis=0), (X,)),
+    (
+        "gradient_coords_edge2",
+        lambda m, x: m.gradient(x, np.array([0.0, 0.3, 1.1, 1.5]), axis=-1, edge_order=2),
+        (X,),
+    ),
+    ("gradient_in_coords", lambda m, h: m.gradient(X[0] ** 2, h, edge_order=2), (COORDS,)),
+    ("gradient_in_coords1", lambda m, h: m.gradient(X[1], h), (COORDS,)),
+    ("gradient_in_step", lambda m, h: m.stack(m.gradient(X, h[0], h[1])), (Y[:2] + 2.0,)),
 ]
 
 
@@ -216,3 +229,43 @@ def test_convolve_errors():
         ds.grad(lambda a: dnp.sum(dnp.convolve(a, np.ones(2), mode="middle")))(rnd(4))
     with pytest.raises(ValueError):
         ds.grad(lambda a: dnp.sum(dnp.convolve(a, np.ones(2))))(rnd(2, 2))
+
+
+def test_gradient_forms_and_errors():
+    f = np.array([1.0, 4.0, 9.0, 16.0, 25.0])
+    for kw in ({}, {"edge_order": 2}):
+        got = ds.vjp(lambda x: dnp.gradient(x, **kw), f)[0]
+        np.testing.assert_allclose(got, np.gradient(f, **kw))
+    got = ds.vjp(lambda x: dnp.gradient(x), X)[0]  # one array per axis
+    assert isinstance(got, tuple) and len(got) == 2
+    for a, b in zip(got, np.gradient(X), strict=True):
+        np.testing.assert_allclose(a, b)
+    ints = np.array([1, 4, 9, 16])
+    assert dnp.gradient(ints).dtype == np.gradient(ints).dtype
+    with pytest.raises(ValueError, match="at least 3 samples"):
+        ds.grad(lambda x: dnp.sum(dnp.gradient(x, edge_order=2)))(np.ones(2))
+    with pytest.raises(TypeError, match="one spacing per axis"):
+        ds.grad(lambda x: dnp.sum(dnp.gradient(x, 1.0, 2.0, 3.0)[0]))(X)
+    with pytest.raises(ValueError, match="coordinates"):
+        ds.grad(lambda x: dnp.sum(dnp.gradient(x, np.arange(3.0))))(f)
+
+
+def test_iscomplex_and_real_if_close():
+    z = np.array([1.0 + 0j, 2.0 + 1e-20j, 3.0 + 0.5j])
+    got = ds.vjp(lambda z: dnp.where(dnp.iscomplex(z), z, 0.0), z)[0]
+    np.testing.assert_array_equal(got, np.where(np.iscomplex(z), z, 0.0))
+    x = np.array([1.0, 2.0])
+    assert not np.any(ds.vjp(lambda x: dnp.where(dnp.iscomplex(x), -7.0, x), x)[0] == -7.0)
+    np.testing.assert_array_equal(dnp.iscomplex(z), np.iscomplex(z))
+    # real_if_close: real when every imaginary part is tiny, else unchanged; differentiable.
+    near = np.array([1.5 + 1e-17j, -2.0 + 0j])
+    out = ds.vjp(dnp.real_if_close, near)[0]
+    assert out.dtype == np.float64 and out.dtype == np.real_if_close(near).dtype
+    np.testing.assert_array_equal(out, np.real_if_close(near))
+    out = ds.vjp(dnp.real_if_close, z)[0]
+    assert out.dtype == np.complex128
+    g = ds.grad(lambda a: dnp.sum(dnp.real_if_close(a * (1.0 + 1e-18j)) ** 2))(x)
+    np.testing.assert_allclose(g, 2 * x)
+    ds.check_grads(lambda a: dnp.real_if_close(a * (1.0 + 1e-18j)) ** 3, (x,), order=2)
+    np.testing.assert_array_equal(dnp.real_if_close(near), np.real_if_close(near))
+    assert dnp.real_if_close(x) is x or np.array_equal(dnp.real_if_close(x), x)

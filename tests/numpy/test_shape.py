@@ -525,3 +525,37 @@ def test_concatenate_split_random(case, seed):
     assert_same(parts, np.split(expected, bounds, axis=axis))
     batched = ds.vmap(lambda *xs: dnp.concatenate(xs, axis=axis))(*[np.stack([x, -x]) for x in xs])
     assert_same(batched, np.stack([expected, -expected]))
+
+
+def _np_row_stack(tup):
+    return np.vstack(tup)  # numpy.row_stack, without its deprecation warning
+
+
+NEW_SHAPE_OPS = [
+    ("append", lambda m, x: m.append(x, x[:1] * 2.0), (3, 4)),
+    ("append_axis", lambda m, x: m.append(x, x[:1] * 2.0, axis=0), (3, 4)),
+    ("append_constant", lambda m, x: m.append(np.ones((2, 4)), x, axis=0), (3, 4)),
+    ("rollaxis", lambda m, x: m.rollaxis(x, 2), (2, 3, 4)),
+    ("rollaxis_start", lambda m, x: m.rollaxis(x, 0, 3), (2, 3, 4)),
+    ("rollaxis_neg", lambda m, x: m.rollaxis(x, -1, -2), (2, 3, 4)),
+    ("rollaxis_same", lambda m, x: m.rollaxis(x, 1, 2), (2, 3, 4)),
+    (
+        "row_stack",
+        lambda m, x: (m.row_stack if m is dnp else _np_row_stack)([x, x[::-1] * 2.0]),
+        (4,),
+    ),
+]
+
+
+@pytest.mark.parametrize("name, fn, shape", NEW_SHAPE_OPS, ids=[c[0] for c in NEW_SHAPE_OPS])
+def test_append_rollaxis_row_stack(name, fn, shape):
+    from surface_check import check
+
+    check(fn, rnd(*shape))
+
+
+def test_rollaxis_errors():
+    with pytest.raises(np.exceptions.AxisError):
+        ds.grad(lambda x: dnp.sum(dnp.rollaxis(x, 0, 4)))(rnd(2, 3))
+    with pytest.raises(np.exceptions.AxisError):
+        ds.grad(lambda x: dnp.sum(dnp.rollaxis(x, 2)))(rnd(2, 3))

@@ -18,8 +18,15 @@ def uniform(lo, hi):
     return lambda rng, shape: np.asarray(rng.uniform(lo, hi, shape), dtype=np.float64)
 
 
+def away_from_poles(rng, shape):
+    """Values on both sides of zero, away from gamma's poles at 0, -1, -2, ..."""
+    centers = rng.choice([-2.5, -1.5, -0.5, 0.9, 2.5], size=shape)
+    return np.asarray(centers + rng.uniform(-0.3, 0.3, shape), dtype=np.float64)
+
+
 # name -> (diffsys function, scipy function, sampler)
 UNARY = {
+    "gammasgn": (sp.gammasgn, sc.gammasgn, away_from_poles),
     "gamma": (sp.gamma, sc.gamma, uniform(0.3, 4.0)),
     "gammaln": (sp.gammaln, sc.gammaln, uniform(0.3, 4.0)),
     "digamma": (sp.digamma, sc.digamma, uniform(0.3, 4.0)),
@@ -329,3 +336,14 @@ def test_float32_is_preserved(rng, name):
     assert g.dtype == np.float32
     _, t = ds.jvp(f, (x,), (np.ones(3, np.float32),))
     assert t.dtype == np.float32
+
+
+def test_gammasgn_with_gammaln_is_gamma(rng):
+    """gamma = gammasgn * exp(gammaln) on both sides of zero, differentiable through
+    gammaln (gammasgn is piecewise constant), under vmap too."""
+    x = away_from_poles(rng, (3, 4))
+    f = lambda x: sp.gammasgn(x) * dnp.exp(sp.gammaln(x))  # noqa: E731
+    np.testing.assert_allclose(ds.vjp(f, x)[0], sc.gamma(x), rtol=1e-13)
+    ds.check_grads(f, (x,), order=2)
+    np.testing.assert_array_equal(ds.grad(lambda x: dnp.sum(sp.gammasgn(x)))(x), 0.0)
+    np.testing.assert_array_equal(ds.vmap(sp.gammasgn)(x), sc.gammasgn(x))

@@ -31,6 +31,8 @@ import gc
 import weakref
 from collections.abc import Callable
 
+import numpy as np
+
 from .tracer import Tracer, top_trace
 
 # Held weakly: a primitive lives as long as its owner (a module, or a custom_vjp function
@@ -93,7 +95,12 @@ class Primitive:
                 if params:
                     return a._trace.process(self, args, params)
                 return a._trace.process1(self, a)
-            return self.impl(a, **params)
+            try:
+                return self.impl(a, **params)
+            except TypeError:  # (free when nothing is raised) a list that holds tracers?
+                if (a.__class__ is list or a.__class__ is tuple) and holds_tracer(a):
+                    return self.call_with(packed_sequences(args), params)
+                raise
         trace = None
         level = 0
         for a in args:
@@ -102,6 +109,10 @@ class Primitive:
                 if t.level > level:
                     trace = t
                     level = t.level
+            elif a.__class__ is list or a.__class__ is tuple:
+                # array_like operands: a list that holds tracers (``dnp.add([x, 1.], y)``)
+                # is stacked here, before any trace unwraps the other arguments
+                return self.call_with(packed_sequences(args), params)
         if trace is None:
             return self.impl(*args, **params)
         return trace.process(self, args, params)
@@ -181,6 +192,56 @@ class Primitive:
 
     def __repr__(self) -> str:
         return f"Primitive({self.name!r})"
+
+
+# --- array_like operands: lists and tuples that hold tracers ------------------------------------
+
+_sequence_rule: list[Callable | None] = [None]
+
+
+def set_sequence_rule(rule: Callable) -> None:
+    """Install how a list or tuple that holds tracers becomes one traced array (stacking,
+    which lives in :mod:`diffsys.numpy`; it installs it)."""
+    _sequence_rule[0] = rule
+
+
+def holds_tracer(obj) -> bool:
+    """Whether the (nested) list or tuple ``obj`` holds a tracer."""
+    for o in obj:
+        if isinstance(o, Tracer):
+            return True
+        if (o.__class__ is list or o.__class__ is tuple) and holds_tracer(o):
+            return True
+    return False
+
+
+def packed_sequences(args) -> tuple:
+    """``args`` with each list or tuple that holds tracers replaced by one traced array.
+
+    A primitive's positional arguments are arrays, so NumPy would read such a sequence as
+    an array (``array_like``); reading it as one traced array here, before dispatch, lets
+    its tracers take part in the call (and decide its trace) instead of failing inside
+    ``numpy.asarray``. Other arguments are passed on unchanged."""
+    out = []
+    for a in args:
+        if a.__class__ is list or a.__class__ is tuple:
+            try:
+                a = np.asarray(a)  # plain numbers: NumPy's own (C) conversion
+            except TypeError:  # a tracer inside refuses conversion (Tracer.__array__)
+                a = pack_sequence(a) if holds_tracer(a) else a
+            except ValueError:  # ragged: left for the implementation to judge
+                pass
+        out.append(a)
+    return tuple(out)
+
+
+def pack_sequence(seq):
+    """The list or tuple ``seq``, which holds tracers, as one traced array (the rule that
+    :mod:`diffsys.numpy` installs: ``dnp.asarray``)."""
+    rule = _sequence_rule[0]
+    if rule is None:  # pragma: no cover - diffsys imports diffsys.numpy
+        raise TypeError("a list holding traced values needs diffsys.numpy imported")
+    return rule(seq)
 
 
 class VariadicRules(tuple):

@@ -118,6 +118,10 @@ class Tracer:
         return int(value)
 
     def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype).kind in "iub":
+            # ``np.int64(x)``, ``np.asarray(x, dtype=int)``: integers carry no derivative
+            # (as ``x.astype(int)``), so the current value converts, e.g. to index with it.
+            return np.asarray(self.concrete(), dtype=dtype)
         raise TypeError(
             f"a traced value ({type(self).__name__}, shape {self.shape}, dtype {self.dtype}) "
             "cannot be converted to a numpy array inside a transform: use diffsys.numpy "

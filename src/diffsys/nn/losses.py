@@ -45,18 +45,26 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(dnp.shape(x))
 
 
+def _dtype(x) -> np.dtype:
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(x) if dtype is None else dtype
+
+
 def _labels(target, logits_shape, axis: int, op: str, ignore_index=None):
-    """The integer labels, checked; a traced target (labels that are an input of a graph,
-    ``ds.trace``/``ds.jit``) stays traced, and its range is checked when the gather runs."""
-    traced = isinstance(target, Tracer)
-    labels = target if traced else np.asarray(target)
+    """The integer class labels of ``target``, checked against the logits' shape.
+
+    Traced labels (batched under ``vmap``, inputs of a graph being traced by ``ds.trace``)
+    stay traced: they become operands of the gather (their values are checked when known,
+    by the gather itself). Plain labels are checked here, with ``ignore_index`` entries set
+    to class 0."""
+    labels = target if isinstance(target, Tracer) else np.asarray(target)
     expected = logits_shape[:axis] + logits_shape[axis + 1 :]
     if tuple(labels.shape) != expected:
         raise ValueError(
             f"{op}: integer targets must have shape {expected} for inputs of shape "
             f"{logits_shape} (class axis {axis}), got {tuple(labels.shape)}"
         )
-    if traced:
+    if isinstance(labels, Tracer):
         if ignore_index is not None:
             labels = dnp.where(labels == ignore_index, 0, labels)
         return labels
@@ -71,6 +79,16 @@ def _labels(target, logits_shape, axis: int, op: str, ignore_index=None):
     return labels
 
 
+def _kept(target, ignore_index, dtype):
+    """The mask of samples whose label is not ``ignore_index`` (in ``dtype``), and the
+    number of them (at least 1), as the mean's denominator."""
+    if isinstance(target, Tracer):
+        keep = dnp.astype(target != ignore_index, dtype)
+        return keep, dnp.maximum(dnp.sum(keep), 1.0)
+    keep = np.asarray(target) != ignore_index
+    return keep, max(int(keep.sum()), 1)
+
+
 def _pick(logp, labels, axis: int):
     """``logp`` at the label of each sample along ``axis`` (shape of ``labels``)."""
     shape = _shape(logp)
@@ -78,25 +96,14 @@ def _pick(logp, labels, axis: int):
         logp = dnp.moveaxis(logp, axis, -1)
     if labels.ndim != 1:
         logp = dnp.reshape(logp, (-1, shape[axis]))
-    if isinstance(labels, Tracer):  # traced labels: a gather with a traced index
-        flat = dnp.reshape(labels, (-1, 1))
-        picked = dnp.take_along_axis(logp, flat, axis=1)[:, 0]
-        return picked if labels.ndim == 1 else dnp.reshape(picked, labels.shape)
-    idx = (np.arange(labels.size), labels.reshape(-1))
-    if isinstance(logp, Tracer):  # the labels are checked (_labels): no index normalization
+    if isinstance(labels, Tracer):  # a gather whose index is an operand (see dnp.getitem)
+        picked = dnp.getitem(logp, (np.arange(labels.size), dnp.reshape(labels, (-1,))))
+    elif isinstance(logp, Tracer):  # the labels are checked (_labels): no normalization
+        idx = (np.arange(labels.size), labels.reshape(-1))
         picked = getitem_p.call_with((logp,), {"idx": idx})
     else:
-        picked = logp[idx]
-    return picked if labels.ndim == 1 else dnp.reshape(picked, labels.shape)
-
-
-def _kept(target, ignore_index):
-    """The mask of the samples that count, and how many count (at least 1)."""
-    if isinstance(target, Tracer):
-        keep = target != ignore_index
-        return keep, dnp.maximum(dnp.sum(keep), 1)
-    keep = np.asarray(target) != ignore_index
-    return keep, max(int(keep.sum()), 1)
+        picked = logp[np.arange(labels.size), labels.reshape(-1)]
+    return picked if labels.ndim == 1 else dnp.reshape(picked, tuple(labels.shape))
 
 
 def _class_axis(x, axis: int, op: str) -> int:
@@ -125,9 +132,9 @@ def nll(
     axis = _class_axis(log_probs, axis, "nll")
     labels = _labels(target, _shape(log_probs), axis, "nll", ignore_index)
     if ignore_index is not None:
-        keep, kept = _kept(target, ignore_index)
+        keep, count = _kept(target, ignore_index, _dtype(log_probs))
         loss = -_pick(log_probs, labels, axis) * keep
-        return _reduce(loss, reduction, "nll", weights_sum=kept)
+        return _reduce(loss, reduction, "nll", weights_sum=count)
     return _reduce(-_pick(log_probs, labels, axis), reduction, "nll")
 
 
@@ -161,16 +168,16 @@ def cross_entropy(
     n_classes = _shape(logits)[axis]
     if _is_integer_target(target):
         labels = _labels(target, _shape(logits), axis, "cross_entropy", ignore_index)
-        keep = kept = None
+        keep = None
         if ignore_index is not None:
-            keep, kept = _kept(target, ignore_index)
+            keep, count = _kept(target, ignore_index, _dtype(logp))
         loss = -_pick(logp, labels, axis)
         if label_smoothing > 0.0:
             smooth = -dnp.mean(logp, axis=axis)
             loss = (1.0 - label_smoothing) * loss + label_smoothing * smooth
         if keep is not None:
             loss = loss * keep
-            return _reduce(loss, reduction, "cross_entropy", kept)
+            return _reduce(loss, reduction, "cross_entropy", count)
         return _reduce(loss, reduction, "cross_entropy")
     if _shape(target) != _shape(logits):
         raise ValueError(

@@ -12,7 +12,9 @@ Port NumPy code by changing one import::
 
 Outside any transform these functions take and return plain ``numpy.ndarray``s and scalars;
 inside a transform they accept tracers, which support operators, indexing and the common
-array methods.
+array methods. Wherever NumPy takes ``array_like``, a list or tuple may mix tracers and
+numbers (``dnp.dot([x, 1.0], y)``, ``x * [y, 2.0]``, ``x[(i, 0), (1, j)]``): it is read as
+one traced array, as ``dnp.asarray`` builds it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from ._elementwise import (
     hypot,
     imag,
     invert,
+    iscomplex,
     isfinite,
     isinf,
     isnan,
@@ -98,6 +101,7 @@ from ._elementwise import (
     not_equal,
     positive,
     power,
+    real_if_close,
     reciprocal,
     remainder,
     rint,
@@ -125,6 +129,7 @@ from ._numerics import (
     fix,
     float_power,
     fmod,
+    gradient,
     heaviside,
     interp,
     logaddexp2,
@@ -185,6 +190,7 @@ from ._reductions import (
     var,
 )
 from ._shape import (
+    append,
     array_split,
     atleast_1d,
     atleast_2d,
@@ -201,6 +207,8 @@ from ._shape import (
     moveaxis,
     ravel,
     reshape,
+    rollaxis,
+    row_stack,
     split,
     squeeze,
     stack,
@@ -229,6 +237,7 @@ from ._statistics import (
 )
 from ._tracer_methods import astype
 from ._tracer_methods import install as _install
+from ._util import array_like as _array_like
 from ._util import unbroadcast
 
 _install()
@@ -262,16 +271,19 @@ floating, integer, inexact, complexfloating, number = (
 )
 
 
+@_array_like("a")
 def shape(a) -> tuple[int, ...]:
     """The shape of an array, tracer or scalar."""
     return a.shape if isinstance(a, _Tracer) else _np.shape(a)
 
 
+@_array_like("a")
 def ndim(a) -> int:
     """The number of dimensions of an array, tracer or scalar."""
     return a.ndim if isinstance(a, _Tracer) else _np.ndim(a)
 
 
+@_array_like("a")
 def size(a) -> int:
     """The number of elements of an array, tracer or scalar."""
     return a.size if isinstance(a, _Tracer) else _np.size(a)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import ad_util
+from ..core.primitive import set_sequence_rule
 from ..core.tracer import Tracer
 from ._shape import broadcast_to, reshape, stack
-from ._util import dtype_of, shape_of
+from ._util import array_like, dtype_of, shape_of
 
 
 def _contains_tracer(obj) -> bool:
@@ -70,6 +71,7 @@ def _like(a, dtype, shape):
     return (a.shape if shape is None else shape), (a.dtype if dtype is None else dtype)
 
 
+@array_like("a")
 def zeros_like(a, dtype=None, shape=None):
     """Zeros with the shape and dtype of ``a`` (a constant: its derivative is zero)."""
     if not isinstance(a, Tracer):
@@ -77,6 +79,7 @@ def zeros_like(a, dtype=None, shape=None):
     return np.zeros(*_like(a, dtype, shape))
 
 
+@array_like("a")
 def ones_like(a, dtype=None, shape=None):
     """Ones with the shape and dtype of ``a`` (a constant)."""
     if not isinstance(a, Tracer):
@@ -84,6 +87,7 @@ def ones_like(a, dtype=None, shape=None):
     return np.ones(*_like(a, dtype, shape))
 
 
+@array_like("a")
 def empty_like(a, dtype=None, shape=None):
     """An uninitialized array with the shape and dtype of ``a`` (a constant)."""
     if not isinstance(a, Tracer):
@@ -91,6 +95,7 @@ def empty_like(a, dtype=None, shape=None):
     return np.empty(*_like(a, dtype, shape))
 
 
+@array_like("fill_value")
 def full(shape, fill_value, dtype=None):
     """An array of ``shape`` filled with ``fill_value`` (differentiable in ``fill_value``)."""
     if not isinstance(fill_value, Tracer):
@@ -98,6 +103,7 @@ def full(shape, fill_value, dtype=None):
     return _with_dtype(broadcast_to(fill_value, shape), dtype)
 
 
+@array_like("a", "fill_value")
 def full_like(a, fill_value, dtype=None, shape=None):
     """An array like ``a`` filled with ``fill_value`` (differentiable in ``fill_value``)."""
     if not isinstance(a, Tracer) and not isinstance(fill_value, Tracer):
@@ -106,6 +112,7 @@ def full_like(a, fill_value, dtype=None, shape=None):
     return full(shape, fill_value, dtype=dtype)
 
 
+@array_like("start", "stop")
 def linspace(
     start,
     stop,
@@ -140,3 +147,7 @@ def linspace(
         step = (stop - start) / div if div > 0 else np.asarray(np.nan, dtype=dtype_of(out))
         return out, step
     return out
+
+
+# A list or tuple holding tracers, passed where a primitive takes an array, is this array.
+set_sequence_rule(asarray)

@@ -14,7 +14,7 @@ from ..core.ad_util import cast
 from ..core.ad_util import real_part as real
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
+from ._util import array_like, broadcast_like, def_elementwise_batch, dtype_of, unbroadcast
 
 # --- construction helpers ----------------------------------------------------------------------
 
@@ -391,6 +391,7 @@ mod = remainder
 # --- complex parts ----------------------------------------------------------------------------
 
 
+@array_like("val")
 def imag(val):
     """The imaginary part (zeros, a constant, for real input), differentiable in ``val``."""
     if not isinstance(val, Tracer):
@@ -400,9 +401,37 @@ def imag(val):
     return np.zeros(val.shape, dtype=val.dtype)
 
 
+@array_like("z")
 def angle(z, deg: bool = False):
     """The argument of complex numbers (0 or pi for real ones), differentiable in ``z``."""
     if not isinstance(z, Tracer):
         return np.angle(z, deg=deg)
     a = arctan2(imag(z), real(z))
     return a * (180.0 / np.pi) if deg else a
+
+
+@array_like("x")
+def iscomplex(x):
+    """Where ``x`` has a non-zero imaginary part (booleans: no derivative), as NumPy."""
+    if not isinstance(x, Tracer):
+        return np.iscomplex(x)
+    if dtype_of(x).kind == "c":
+        return not_equal(imag(x), 0.0)
+    return np.zeros(x.shape, dtype=np.bool_)
+
+
+@array_like("a")
+def real_if_close(a, tol: float = 100):
+    """The real part of ``a`` when every imaginary part is below ``tol`` machine epsilons
+    (``tol > 1``; an absolute bound for ``tol <= 1``), else ``a``, as NumPy.
+
+    The choice reads the current value (like ``if`` on a traced value); the result is
+    differentiable either way."""
+    if not isinstance(a, Tracer):
+        return np.real_if_close(a, tol=tol)
+    if dtype_of(a).kind != "c":
+        return a
+    if tol > 1:
+        tol = np.finfo(dtype_of(a)).eps * tol
+    close = bool(np.all(np.abs(np.imag(a.concrete())) < tol))
+    return real(a) if close else a

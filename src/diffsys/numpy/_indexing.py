@@ -18,10 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import ad_util
-from ..core.primitive import Primitive
+from ..core.primitive import Primitive, holds_tracer
 from ..core.tracer import Tracer, concrete
+from ._creation import asarray
 from ._shape import broadcast_to, broadcast_to_p
-from ._util import batch_size, move_batch_axis, shape_of, shared_params, unbroadcast
+from ._util import (
+    array_like,
+    batch_size,
+    move_batch_axis,
+    shape_of,
+    shared_params,
+    unbroadcast,
+)
 
 # --- index normalization ---------------------------------------------------------------------
 
@@ -80,6 +88,15 @@ def normalize_index(
         idx = (idx,)
     items = []
     for item in idx:
+        if item.__class__ is list or item.__class__ is tuple:
+            # A sequence inside an index is an index array, as in NumPy: x[[0, 1]],
+            # x[(0, 1), (1, 0)], x[[i, 0]] with i traced.
+            if holds_tracer(item):
+                item = asarray(item)
+            else:
+                item = np.asarray(item)
+                if item.size == 0:
+                    item = item.astype(np.intp)
         if isinstance(item, Tracer):
             dtype = item.dtype
             if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
@@ -103,10 +120,6 @@ def normalize_index(
                 operands.append(item)
                 continue
             item = concrete(item)
-        if isinstance(item, list):
-            item = np.asarray(item)
-            if item.size == 0:
-                item = item.astype(np.intp)
         if isinstance(item, np.ndarray | np.generic) and item.dtype == np.bool_:
             if item.ndim == 0:
                 raise IndexError("indexing: boolean scalar indices are not supported")
@@ -262,8 +275,8 @@ def _slice_params(idx: slice) -> dict:
 
 
 def _index_has_tracer(idx) -> bool:
-    if isinstance(idx, tuple):
-        return any(isinstance(i, Tracer) for i in idx)
+    if idx.__class__ is tuple or idx.__class__ is list:
+        return holds_tracer(idx)
     return isinstance(idx, Tracer)
 
 
@@ -716,6 +729,7 @@ argmin_p = _arg_batch(
 )
 
 
+@array_like("a")
 def argmax(a, axis=None):
     """Indices of the maximum values (not differentiable: integer output)."""
     if not isinstance(a, Tracer):
@@ -723,6 +737,7 @@ def argmax(a, axis=None):
     return argmax_p(a, axis=None if axis is None else int(axis) % max(a.ndim, 1))
 
 
+@array_like("a")
 def argmin(a, axis=None):
     """Indices of the minimum values (not differentiable: integer output)."""
     if not isinstance(a, Tracer):
@@ -730,11 +745,13 @@ def argmin(a, axis=None):
     return argmin_p(a, axis=None if axis is None else int(axis) % max(a.ndim, 1))
 
 
+@array_like("a")
 def nonzero(a):
     """Indices of the non-zero elements (values only; the shape depends on the data)."""
     return np.nonzero(concrete(a))
 
 
+@array_like("a")
 def argwhere(a):
     """Indices of the non-zero elements, one row each (values only)."""
     return np.argwhere(concrete(a))

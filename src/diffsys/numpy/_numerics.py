@@ -21,8 +21,8 @@ from . import _elementwise as ew
 from ._elementwise import _binary, _nondiff
 from ._indexing import getitem
 from ._ordering import _arr, _traced, searchsorted
-from ._shape import concatenate, reshape
-from ._util import def_elementwise_batch, dtype_of, shape_of
+from ._shape import concatenate, moveaxis, reshape
+from ._util import array_like, def_elementwise_batch, dtype_of, shape_of
 
 # --- rounding and remainders ----------------------------------------------------------------------
 
@@ -105,6 +105,7 @@ sinc_deriv_p.defjvp(lambda t, ans, x, n: t * sinc_deriv_p(x, n=n + 1))
 def_elementwise_batch(sinc_deriv_p)
 
 
+@array_like("x")
 def sinc(x):
     """``sin(pi x) / (pi x)`` (1 at 0), differentiable to any order everywhere."""
     if not isinstance(x, Tracer):
@@ -117,6 +118,7 @@ def sinc(x):
 _D2R = math.pi / 180.0
 
 
+@array_like("x")
 def deg2rad(x):
     """Degrees to radians."""
     if not isinstance(x, Tracer):
@@ -124,6 +126,7 @@ def deg2rad(x):
     return x * _D2R
 
 
+@array_like("x")
 def rad2deg(x):
     """Radians to degrees."""
     if not isinstance(x, Tracer):
@@ -381,3 +384,120 @@ def float_power(x1, x2):
     if dtype_of(x2) != dtype:
         x2 = x2.astype(dtype)
     return ew.power(x1, x2)
+
+
+# --- gradient ----------------------------------------------------------------------------------
+
+
+def _along(x, start, stop):
+    """``x[start:stop]`` along axis 0."""
+    return getitem(x, slice(start, stop))
+
+
+def _coefficient(c, ndim: int):
+    """A 1-D coefficient (or scalar) shaped to broadcast along axis 0 of an ``ndim`` array."""
+    if len(shape_of(c)) == 0:
+        return c
+    return reshape(c, (shape_of(c)[0],) + (1,) * (ndim - 1))
+
+
+def _gradient_axis(f, h, edge_order: int):
+    """NumPy's ``gradient`` of ``f`` along axis 0, spacing ``h`` (a scalar or coordinates)."""
+    nd = len(shape_of(f))
+    if len(shape_of(h)) == 0:  # uniform spacing
+        inner = (_along(f, 2, None) - _along(f, None, -2)) / (2.0 * h)
+        if edge_order == 1:
+            first = (_along(f, 1, 2) - _along(f, 0, 1)) / h
+            last = (_along(f, -1, None) - _along(f, -2, -1)) / h
+        else:
+            first = -1.5 * _along(f, 0, 1) + 2.0 * _along(f, 1, 2) - 0.5 * _along(f, 2, 3)
+            last = 0.5 * _along(f, -3, -2) - 2.0 * _along(f, -2, -1) + 1.5 * _along(f, -1, None)
+            first, last = first / h, last / h
+        return concatenate([first, inner, last], axis=0)
+    dx = _along(h, 1, None) - _along(h, None, -1)
+    d1, d2 = _along(dx, None, -1), _along(dx, 1, None)
+    a, b, c = -d2 / (d1 * (d1 + d2)), (d2 - d1) / (d1 * d2), d1 / (d2 * (d1 + d2))
+    inner = (
+        _coefficient(a, nd) * _along(f, None, -2)
+        + _coefficient(b, nd) * _along(f, 1, -1)
+        + _coefficient(c, nd) * _along(f, 2, None)
+    )
+    if edge_order == 1:
+        first = (_along(f, 1, 2) - _along(f, 0, 1)) / _coefficient(_along(dx, 0, 1), nd)
+        last = (_along(f, -1, None) - _along(f, -2, -1)) / _coefficient(_along(dx, -1, None), nd)
+    else:
+        d1, d2 = _along(dx, 0, 1), _along(dx, 1, 2)
+        a = -(2.0 * d1 + d2) / (d1 * (d1 + d2))
+        b = (d1 + d2) / (d1 * d2)
+        c = -d1 / (d2 * (d1 + d2))
+        first = (
+            _coefficient(a, nd) * _along(f, 0, 1)
+            + _coefficient(b, nd) * _along(f, 1, 2)
+            + _coefficient(c, nd) * _along(f, 2, 3)
+        )
+        d1, d2 = _along(dx, -2, -1), _along(dx, -1, None)
+        a = d2 / (d1 * (d1 + d2))
+        b = -(d2 + d1) / (d1 * d2)
+        c = (2.0 * d2 + d1) / (d2 * (d1 + d2))
+        last = (
+            _coefficient(a, nd) * _along(f, -3, -2)
+            + _coefficient(b, nd) * _along(f, -2, -1)
+            + _coefficient(c, nd) * _along(f, -1, None)
+        )
+    return concatenate([first, inner, last], axis=0)
+
+
+@array_like("f", "varargs")
+def gradient(f, *varargs, axis=None, edge_order: int = 1):
+    """The gradient of sampled values ``f`` by central differences (one-sided at the ends,
+    of order ``edge_order``), as ``numpy.gradient``: spacings are scalars or coordinate
+    arrays, one per axis (or one for all). Differentiable in ``f`` and the spacings.
+
+    >>> import numpy as np, diffsys.numpy as dnp
+    >>> dnp.gradient(np.array([1.0, 4.0, 9.0, 16.0]))
+    array([3., 4., 6., 7.])
+    """
+    if not any(isinstance(v, Tracer) for v in (f, *varargs)):
+        return np.gradient(f, *varargs, axis=axis, edge_order=edge_order)
+    nd = len(shape_of(f))
+    axes = tuple(range(nd)) if axis is None else axis
+    axes = (axes,) if isinstance(axes, int | np.integer) else tuple(axes)
+    axes = tuple(int(a) % nd if -nd <= a < nd else _bad_axis(a, nd) for a in axes)
+    if not varargs:
+        spacings = [1.0] * len(axes)
+    elif len(varargs) == 1 and len(shape_of(varargs[0])) == 0:
+        spacings = list(varargs) * len(axes)
+    elif len(varargs) == len(axes):
+        spacings = list(varargs)
+    else:
+        raise TypeError(
+            f"gradient: give no spacing, one scalar, or one spacing per axis ({len(axes)}), "
+            f"got {len(varargs)}"
+        )
+    if edge_order not in (1, 2):
+        raise ValueError(f"gradient: edge_order must be 1 or 2, got {edge_order}")
+    if dtype_of(f).kind not in "fc":
+        f = ew.multiply(f, 1.0)  # integers differentiate as float64, as NumPy
+    out = []
+    for ax, h in zip(axes, spacings, strict=True):
+        n = shape_of(f)[ax]
+        if n < edge_order + 1:
+            raise ValueError(
+                f"gradient: axis {ax} of shape {shape_of(f)} needs at least {edge_order + 1} "
+                f"samples for edge_order={edge_order}"
+            )
+        if len(shape_of(h)) not in (0, 1) or (len(shape_of(h)) == 1 and shape_of(h)[0] != n):
+            raise ValueError(
+                f"gradient: a spacing must be a scalar or {n} coordinates along axis {ax}, "
+                f"got shape {shape_of(h)}"
+            )
+        g = _gradient_axis(moveaxis(f, ax, 0), h, edge_order)
+        if dtype_of(g) != dtype_of(f):  # NumPy keeps f's dtype (float32 with float64 steps)
+            g = ew.real(g) if dtype_of(f).kind == "f" and dtype_of(g).kind == "c" else g
+            g = g.astype(dtype_of(f))
+        out.append(moveaxis(g, 0, ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _bad_axis(axis, nd):
+    raise np.exceptions.AxisError(f"gradient: axis {axis} is out of bounds for {nd} dimensions")

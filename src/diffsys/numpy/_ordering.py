@@ -30,7 +30,7 @@ from ._shape import (
     stack,
     transpose,
 )
-from ._util import dtype_of, ndim_of, normalize_axes, normalize_axis, shape_of
+from ._util import array_like, dtype_of, ndim_of, normalize_axes, normalize_axis, shape_of
 
 
 def _traced(*xs) -> bool:
@@ -74,6 +74,7 @@ def flip(m, axis=None):
     )
 
 
+@array_like("m")
 def fliplr(m):
     """Reverse the order of columns (axis 1)."""
     if not _traced(m):
@@ -83,6 +84,7 @@ def fliplr(m):
     return flip(m, 1)
 
 
+@array_like("m")
 def flipud(m):
     """Reverse the order of rows (axis 0)."""
     if not _traced(m):
@@ -548,6 +550,7 @@ def take_along_axis(arr, indices, axis=-1):
     return getitem(arr, _along_axis_index(arr.shape, indices, axis))
 
 
+@array_like("values")
 def put_along_axis(arr, indices, values, axis):
     """A copy of ``arr`` with ``values`` put at ``indices`` along ``axis`` (functional form of
     ``numpy.put_along_axis``; differentiable in ``arr`` and ``values``)."""
@@ -583,6 +586,7 @@ def put_along_axis(arr, indices, values, axis):
     return reshape(out, shape) if shape_of(out) != shape else out
 
 
+@array_like("a", sequences=("choices",))
 def choose(a, choices, mode: str = "raise"):
     """Elements of ``choices[a]`` (as ``numpy.choose``); differentiable in the choices."""
     if not _traced(a, choices):
@@ -602,6 +606,7 @@ def choose(a, choices, mode: str = "raise"):
     return take_along_axis(stacked, reshape(a, (1,) + tuple(shape_of(a))), axis=0)[0]
 
 
+@array_like(sequences=("condlist", "choicelist"))
 def select(condlist, choicelist, default=0):
     """Elements from ``choicelist`` by the first true condition of ``condlist``."""
     if not _traced(condlist, choicelist, default):

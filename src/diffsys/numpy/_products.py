@@ -12,7 +12,7 @@ from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from . import _elementwise as ew
 from ._shape import asarray_any, ravel, swapaxes
-from ._util import ndim_of, normalize_axis, shape_of, unbroadcast
+from ._util import array_like, ndim_of, normalize_axis, shape_of, unbroadcast
 
 # --- matmul ----------------------------------------------------------------------------------
 
@@ -89,6 +89,7 @@ matmul_p.defjvp(lambda t, ans, a, b: matmul_p(t, b), lambda t, ans, a, b: matmul
 matmul_p.defbatch(_matmul_batch)
 
 
+@array_like("a", "b")
 def matmul(a, b):
     """Matrix product with NumPy's broadcasting rules (also ``a @ b``)."""
     if not isinstance(a, Tracer) and not isinstance(b, Tracer):
@@ -300,6 +301,7 @@ def _check_letter_sizes(subscripts, ins, operands) -> None:
                 sizes[c] = (d, k)
 
 
+@array_like("operands")
 def einsum(subscripts, *operands, optimize=None):
     """Einstein summation (explicit and implicit modes, ``...`` broadcasting, and NumPy's
     sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``)."""
@@ -316,6 +318,7 @@ def einsum(subscripts, *operands, optimize=None):
 # --- compositions ------------------------------------------------------------------------------
 
 
+@array_like("a", "b")
 def tensordot(a, b, axes=2, *, _op: str = "tensordot"):
     """Sum of products over the given axes of ``a`` and ``b``."""
     if not isinstance(a, Tracer) and not isinstance(b, Tracer):
@@ -355,6 +358,7 @@ def tensordot(a, b, axes=2, *, _op: str = "tensordot"):
     return einsum("".join(sa) + "," + "".join(sb) + "->" + "".join(out), a, b)
 
 
+@array_like("a", "b")
 def dot(a, b):
     """Dot product as ``numpy.dot`` (matrix product for 2-D, sum-product over the last axis
     of ``a`` and the second-to-last of ``b`` in general)."""
@@ -368,12 +372,14 @@ def dot(a, b):
     return tensordot(a, b, axes=([-1], [-2]), _op="dot")
 
 
+@array_like("a", "b")
 def outer(a, b):
     """Outer product of two vectors (inputs are flattened)."""
     a, b = ravel(asarray_any(a)), ravel(asarray_any(b))
     return ew.multiply(ad_util.reshape(a, shape=shape_of(a) + (1,)), b)
 
 
+@array_like("a", "b")
 def inner(a, b):
     """Inner product over the last axes."""
     if not isinstance(a, Tracer) and not isinstance(b, Tracer):
@@ -383,6 +389,7 @@ def inner(a, b):
     return tensordot(a, b, axes=([-1], [-1]), _op="inner")
 
 
+@array_like("a", "b")
 def vdot(a, b):
     """Dot product of flattened inputs, conjugating the first."""
     from ._reductions import sum as _sum

@@ -14,6 +14,7 @@ from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
 from ._util import (
+    array_like,
     batch_size,
     normalize_axes,
     normalize_axis,
@@ -45,6 +46,7 @@ def _resolve_shape(newshape, size: int, op: str) -> tuple[int, ...]:
     return newshape
 
 
+@array_like("a")
 def reshape(a, newshape=None, order: str = "C", *, shape=None):
     """``a`` with a new shape (one dimension may be -1); ``order`` 'C' or 'F'."""
     if shape is not None:
@@ -62,11 +64,13 @@ def reshape(a, newshape=None, order: str = "C", *, shape=None):
     return ad_util.reshape(a, shape=target)
 
 
+@array_like("a")
 def ravel(a, order: str = "C"):
     """``a`` flattened to one dimension."""
     return reshape(a, (-1,), order=order)
 
 
+@array_like("a")
 def transpose(a, axes=None):
     """``a`` with its axes permuted (reversed when ``axes`` is None)."""
     if not isinstance(a, Tracer):
@@ -83,6 +87,7 @@ def transpose(a, axes=None):
     return ad_util.transpose(a, axes=axes)
 
 
+@array_like("a")
 def swapaxes(a, axis1: int, axis2: int):
     """``a`` with two axes interchanged."""
     if not isinstance(a, Tracer):
@@ -94,6 +99,7 @@ def swapaxes(a, axis1: int, axis2: int):
     return transpose(a, order)
 
 
+@array_like("a")
 def moveaxis(a, source, destination):
     """``a`` with axes moved to new positions (as ``numpy.moveaxis``)."""
     if not isinstance(a, Tracer):
@@ -114,6 +120,7 @@ def moveaxis(a, source, destination):
     return transpose(a, order)
 
 
+@array_like("a")
 def expand_dims(a, axis):
     """``a`` with new axes of length one inserted at ``axis``."""
     if not isinstance(a, Tracer):
@@ -125,6 +132,7 @@ def expand_dims(a, axis):
     return ad_util.reshape(a, shape=tuple(1 if i in axes else next(shape) for i in range(nd)))
 
 
+@array_like("a")
 def squeeze(a, axis=None):
     """``a`` without the given length-one axes (all of them when ``axis`` is None)."""
     if not isinstance(a, Tracer):
@@ -143,12 +151,14 @@ def squeeze(a, axis=None):
     return ad_util.reshape(a, shape=tuple(d for i, d in enumerate(shape) if i not in axes))
 
 
+@array_like("arys")
 def atleast_1d(*arys):
     """Inputs viewed with at least one dimension."""
     res = [reshape(a, (1,)) if np.ndim(a) == 0 else a for a in map(asarray_any, arys)]
     return res[0] if len(res) == 1 else res
 
 
+@array_like("arys")
 def atleast_2d(*arys):
     """Inputs viewed with at least two dimensions."""
     res = []
@@ -158,6 +168,7 @@ def atleast_2d(*arys):
     return res[0] if len(res) == 1 else res
 
 
+@array_like("arys")
 def atleast_3d(*arys):
     """Inputs viewed with at least three dimensions (as ``numpy.atleast_3d``)."""
     res = []
@@ -215,6 +226,7 @@ broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to_p(t, shape=shape))
 broadcast_to_p.defbatch(_broadcast_batch)
 
 
+@array_like("array")
 def broadcast_to(array, shape):
     """``array`` broadcast to ``shape`` (a read-only view outside transforms, as in NumPy)."""
     shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
@@ -226,6 +238,7 @@ def broadcast_to(array, shape):
     return broadcast_to_p(array, shape=shape)
 
 
+@array_like("args")
 def broadcast_arrays(*args):
     """The arguments broadcast against each other."""
     shape = np.broadcast_shapes(*[shape_of(a) for a in args])
@@ -276,6 +289,7 @@ concatenate_p.defbatch(_concat_batch)
 _AXIS_PARAMS: dict[int, dict] = {}  # one {"axis": k} per axis: see shared_params
 
 
+@array_like(sequences=("arrays",))
 def concatenate(arrays, axis: int | None = 0):
     """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
     arrays = list(arrays)
@@ -312,6 +326,7 @@ def concatenate(arrays, axis: int | None = 0):
     return concatenate_p.call_with(tuple(arrays), shared_params(_AXIS_PARAMS, axis, axis=axis))
 
 
+@array_like(sequences=("arrays",))
 def stack(arrays, axis: int = 0):
     """Join arrays along a new axis."""
     arrays = [asarray_any(a) for a in arrays]
@@ -326,22 +341,29 @@ def stack(arrays, axis: int = 0):
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis)
 
 
+@array_like(sequences=("tup",))
 def hstack(tup):
     """Stack arrays horizontally (column-wise)."""
     arrs = [atleast_1d(a) for a in tup]
     return concatenate(arrs, axis=0 if np.ndim(arrs[0]) == 1 else 1)
 
 
+@array_like(sequences=("tup",))
 def vstack(tup):
     """Stack arrays vertically (row-wise)."""
     return concatenate([atleast_2d(a) for a in tup], axis=0)
 
 
+row_stack = vstack  # NumPy's alias (deprecated there since 2.0)
+
+
+@array_like(sequences=("tup",))
 def dstack(tup):
     """Stack arrays along the third axis."""
     return concatenate([atleast_3d(a) for a in tup], axis=2)
 
 
+@array_like(sequences=("tup",))
 def column_stack(tup):
     """Stack 1-D arrays as columns of a 2-D array."""
     cols = [reshape(a, (-1, 1)) if np.ndim(a) < 2 else a for a in map(asarray_any, tup)]
@@ -386,6 +408,7 @@ def split(ary, indices_or_sections, axis: int = 0):
     return _split(ary, indices_or_sections, axis, True, "split")
 
 
+@array_like("ary")
 def array_split(ary, indices_or_sections, axis: int = 0):
     """Like :func:`split`, allowing sections of unequal size."""
     return _split(ary, indices_or_sections, axis, False, "array_split")
@@ -401,3 +424,29 @@ def vsplit(ary, indices_or_sections):
 
 def dsplit(ary, indices_or_sections):
     return split(ary, indices_or_sections, axis=2)
+
+
+@array_like("arr", "values")
+def append(arr, values, axis=None):
+    """``values`` appended to ``arr`` (both flattened when ``axis`` is None), as NumPy."""
+    if not isinstance(arr, Tracer) and not isinstance(values, Tracer):
+        return np.append(arr, values, axis=axis)
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], axis=0)
+    return concatenate([arr, values], axis=axis)
+
+
+def rollaxis(a, axis: int, start: int = 0):
+    """Move ``axis`` to stand before position ``start`` (NumPy's older ``moveaxis``)."""
+    if not isinstance(a, Tracer):
+        return np.rollaxis(a, axis, start)
+    n = len(shape_of(a))
+    axis = normalize_axis(axis, n, "rollaxis")
+    if not -n <= start <= n:
+        raise np.exceptions.AxisError(
+            f"rollaxis: start {start} is out of bounds for an array of dimension {n}"
+        )
+    start = start + n if start < 0 else start
+    if axis < start:
+        start -= 1
+    return a if axis == start else moveaxis(a, axis, start)

@@ -19,7 +19,7 @@ from . import _elementwise as ew
 from . import _reductions as red
 from ._ordering import _arr, _traced, sort, take
 from ._shape import broadcast_to, moveaxis, reshape
-from ._util import def_elementwise_batch, dtype_of, normalize_axes, shape_of
+from ._util import array_like, def_elementwise_batch, dtype_of, normalize_axes, shape_of
 
 
 def _float_dtype(x):
@@ -193,6 +193,7 @@ def average(a, axis=None, weights=None, returned: bool = False, *, keepdims: boo
 # --- order statistics -----------------------------------------------------------------------------
 
 
+@array_like("a", "q")
 def quantile(
     a,
     q,
@@ -294,6 +295,7 @@ def _quantile(a, q, axis, keepdims, op, q_given=None):
     return out
 
 
+@array_like("a", "q")
 def percentile(
     a,
     q,

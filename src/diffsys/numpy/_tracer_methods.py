@@ -17,7 +17,7 @@ from . import _indexing as ix
 from . import _products as pr
 from . import _reductions as red
 from . import _shape as sh
-from ._util import def_elementwise_batch
+from ._util import array_like, def_elementwise_batch
 
 # --- dtype conversion -----------------------------------------------------------------------------
 
@@ -27,6 +27,7 @@ _cast_nondiff = Primitive(
 def_elementwise_batch(_cast_nondiff)
 
 
+@array_like("x")
 def astype(x, dtype):
     """``x`` converted to ``dtype``; differentiable between floating/complex dtypes, a
     constant when converting to integers or booleans."""
@@ -82,8 +83,11 @@ def _reflected(prim):
 
     def reflected(self, other):
         trace = self._trace
-        if isinstance(other, Tracer) and other._trace.level > trace.level:
-            trace = other._trace
+        if isinstance(other, Tracer):
+            if other._trace.level > trace.level:
+                trace = other._trace
+        elif other.__class__ is list or other.__class__ is tuple:
+            return prim(other, self)  # array_like: the dispatch stacks a list of tracers
         return trace.process2(prim, other, self)
 
     return reflected
@@ -324,6 +328,8 @@ def _as_method(name: str, fn):
 
     Operators hand the call straight to the top trace (``self``'s, or ``other``'s when it is
     a tracer of a higher level), skipping the generic dispatch: they run on every traced op.
+    A list or tuple operand (``x * [y, 1.]``) goes through the dispatch, which stacks the
+    tracers it holds before any trace unwraps ``self``.
     Unary operators and methods that are primitives (``x.conj()``) take only ``self``.
     """
     if not isinstance(fn, Primitive):
@@ -333,8 +339,11 @@ def _as_method(name: str, fn):
 
     def binary(self, other):
         trace = self._trace
-        if isinstance(other, Tracer) and other._trace.level > trace.level:
-            trace = other._trace
+        if isinstance(other, Tracer):
+            if other._trace.level > trace.level:
+                trace = other._trace
+        elif other.__class__ is list or other.__class__ is tuple:
+            return fn(self, other)  # array_like: the dispatch stacks a list of tracers
         return trace.process2(fn, self, other)
 
     return binary

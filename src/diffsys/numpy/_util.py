@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+
 import numpy as np
 
 from ..core import ad_util
-from ..core.primitive import Primitive
+from ..core.primitive import Primitive, holds_tracer, pack_sequence
 from ..core.tracer import Tracer
 
 reshape_p = ad_util.reshape
@@ -32,6 +36,122 @@ def is_traced(*xs) -> bool:
         if isinstance(x, Tracer):
             return True
     return False
+
+
+# --- array_like arguments: lists and tuples that hold tracers -----------------------------------
+
+
+def array_like(*names: str, sequences: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorator: the parameters ``names`` take ``array_like`` values (a ``*args``
+    parameter: each of its arguments), ``sequences`` sequences of them (``concatenate``'s
+    ``arrays``). A list or tuple there that holds tracers, such as ``dnp.dot([x, 1.], y)``,
+    is read as one traced array (``dnp.asarray``), as primitives read their operands.
+
+    The function runs first as called; only when that raises ``TypeError`` (NumPy cannot
+    convert a tracer) and such an argument holds tracers does it run again with them
+    stacked. The wrapper has the function's own signature (no ``*args`` packing), so the
+    usual path costs one Python call (about 25 ns). ``wrapper.array_like`` lists the
+    parameters."""
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        for name in names + sequences:
+            if name not in sig.parameters:
+                raise TypeError(f"array_like: {fn.__qualname__} has no parameter {name!r}")
+
+        def pack(*args, **kwargs):
+            return _pack_arguments(sig, names, sequences, args, kwargs)
+
+        wrapper = _forwarding(fn, sig, pack)
+        functools.update_wrapper(wrapper, fn)
+        wrapper.array_like = names + sequences
+        return wrapper
+
+    return decorate
+
+
+def _forwarding(fn: Callable, sig: inspect.Signature, pack: Callable) -> Callable:
+    """A function with ``fn``'s parameters that calls ``fn``; on ``TypeError`` it asks
+    ``pack`` for new arguments (``None``: re-raise) and calls ``fn`` with those."""
+    P = inspect.Parameter
+    namespace: dict = {"_fn": fn, "_pack": pack}
+    params, call = [], []
+    star = False
+    for i, p in enumerate(sig.parameters.values()):
+        default = ""
+        if p.default is not P.empty:
+            namespace[f"_default{i}"] = p.default
+            default = f"=_default{i}"
+        if p.kind is P.VAR_POSITIONAL:
+            params.append(f"*{p.name}")
+            call.append(f"*{p.name}")
+            star = True
+        elif p.kind is P.VAR_KEYWORD:
+            params.append(f"**{p.name}")
+            call.append(f"**{p.name}")
+        elif p.kind is P.KEYWORD_ONLY:
+            if not star:
+                params.append("*")
+                star = True
+            params.append(p.name + default)
+            call.append(f"{p.name}={p.name}")
+        else:
+            params.append(p.name + default)
+            call.append(p.name)
+            if p.kind is P.POSITIONAL_ONLY and (
+                i + 1 == len(sig.parameters)
+                or list(sig.parameters.values())[i + 1].kind is not P.POSITIONAL_ONLY
+            ):
+                params.append("/")
+    source = (
+        f"def {fn.__name__}({', '.join(params)}):\n"
+        f"    try:\n"
+        f"        return _fn({', '.join(call)})\n"
+        f"    except TypeError:\n"
+        f"        bound = _pack({', '.join(call)})\n"
+        f"        if bound is None:\n"
+        f"            raise\n"
+        f"    return _fn(*bound.args, **bound.kwargs)\n"
+    )
+    exec(compile(source, f"<array_like {fn.__qualname__}>", "exec"), namespace)  # noqa: S102
+    return namespace[fn.__name__]
+
+
+def _packed(value):
+    if (value.__class__ is list or value.__class__ is tuple) and holds_tracer(value):
+        return pack_sequence(value)
+    return value
+
+
+def _pack_arguments(sig, names, sequences, args, kwargs):
+    """The bound arguments with the tracer-holding sequences of ``names`` (and in
+    ``sequences``) stacked; ``None`` when there are none (or the call does not bind)."""
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    changed = False
+    for name in names + sequences:
+        if name not in bound.arguments:
+            continue
+        value = bound.arguments[name]
+        if name in sequences or sig.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
+            if value.__class__ is list or value.__class__ is tuple:
+                new = type(value)(_packed(v) for v in value)
+            else:
+                new = value
+        else:
+            new = _packed(value)
+        if new is not value and any(a is not b for a, b in _pairs(new, value)):
+            bound.arguments[name] = new
+            changed = True
+    return bound if changed else None
+
+
+def _pairs(new, old):
+    if new.__class__ in (list, tuple) and old.__class__ is new.__class__:
+        return zip(new, old, strict=True)
+    return ((new, old),)
 
 
 # --- parameter dicts shared between calls ------------------------------------------------------

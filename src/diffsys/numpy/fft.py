@@ -25,7 +25,7 @@ from .. import numpy as dnp
 from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import dtype_of, normalize_axis, shape_of
+from ._util import array_like, dtype_of, normalize_axis, shape_of
 
 __all__ = [
     "fft",
@@ -237,6 +237,7 @@ def _c2r(x, s, axes, norm, op):
 # --- the public transforms --------------------------------------------------------------------
 
 
+@array_like("a")
 def fft(a, n=None, axis: int = -1, norm=None):
     """1-D discrete Fourier transform."""
     if not _traced(a):
@@ -244,6 +245,7 @@ def fft(a, n=None, axis: int = -1, norm=None):
     return _c2c(a, None if n is None else (n,), (axis,), norm, False, "fft")
 
 
+@array_like("a")
 def ifft(a, n=None, axis: int = -1, norm=None):
     """1-D inverse discrete Fourier transform."""
     if not _traced(a):
@@ -251,6 +253,7 @@ def ifft(a, n=None, axis: int = -1, norm=None):
     return _c2c(a, None if n is None else (n,), (axis,), norm, True, "ifft")
 
 
+@array_like("a")
 def fftn(a, s=None, axes=None, norm=None):
     """N-D discrete Fourier transform."""
     if not _traced(a):
@@ -258,6 +261,7 @@ def fftn(a, s=None, axes=None, norm=None):
     return _c2c(a, s, axes, norm, False, "fftn")
 
 
+@array_like("a")
 def ifftn(a, s=None, axes=None, norm=None):
     """N-D inverse discrete Fourier transform."""
     if not _traced(a):
@@ -265,16 +269,19 @@ def ifftn(a, s=None, axes=None, norm=None):
     return _c2c(a, s, axes, norm, True, "ifftn")
 
 
+@array_like("a")
 def fft2(a, s=None, axes=(-2, -1), norm=None):
     """2-D discrete Fourier transform."""
     return fftn(a, s, axes, norm)
 
 
+@array_like("a")
 def ifft2(a, s=None, axes=(-2, -1), norm=None):
     """2-D inverse discrete Fourier transform."""
     return ifftn(a, s, axes, norm)
 
 
+@array_like("a")
 def rfft(a, n=None, axis: int = -1, norm=None):
     """1-D transform of a real input: the non-negative half of the spectrum."""
     if not _traced(a):
@@ -282,6 +289,7 @@ def rfft(a, n=None, axis: int = -1, norm=None):
     return _r2c(a, None if n is None else (n,), (axis,), norm, "rfft")
 
 
+@array_like("a")
 def irfft(a, n=None, axis: int = -1, norm=None):
     """Inverse of ``rfft``: a real signal of length ``n`` (default ``2 * (m - 1)``)."""
     if not _traced(a):
@@ -289,6 +297,7 @@ def irfft(a, n=None, axis: int = -1, norm=None):
     return _c2r(a, None if n is None else (n,), (axis,), norm, "irfft")
 
 
+@array_like("a")
 def rfftn(a, s=None, axes=None, norm=None):
     """N-D transform of a real input (half spectrum along the last of ``axes``)."""
     if not _traced(a):
@@ -296,6 +305,7 @@ def rfftn(a, s=None, axes=None, norm=None):
     return _r2c(a, s, axes, norm, "rfftn")
 
 
+@array_like("a")
 def irfftn(a, s=None, axes=None, norm=None):
     """Inverse of ``rfftn``."""
     if not _traced(a):
@@ -303,16 +313,19 @@ def irfftn(a, s=None, axes=None, norm=None):
     return _c2r(a, s, axes, norm, "irfftn")
 
 
+@array_like("a")
 def rfft2(a, s=None, axes=(-2, -1), norm=None):
     """2-D transform of a real input."""
     return rfftn(a, s, axes, norm)
 
 
+@array_like("a")
 def irfft2(a, s=None, axes=(-2, -1), norm=None):
     """Inverse of ``rfft2``."""
     return irfftn(a, s, axes, norm)
 
 
+@array_like("a")
 def hfft(a, n=None, axis: int = -1, norm=None):
     """Transform of a Hermitian-symmetric signal given by its half: a real spectrum."""
     if not _traced(a):
@@ -320,6 +333,7 @@ def hfft(a, n=None, axis: int = -1, norm=None):
     return irfft(dnp.conjugate(a), n, axis, _SWAP[_norm(norm)])
 
 
+@array_like("a")
 def ihfft(a, n=None, axis: int = -1, norm=None):
     """Inverse of ``hfft``."""
     if not _traced(a):
@@ -353,6 +367,7 @@ def _shift(x, axes, inverse, op):
     return x
 
 
+@array_like("x")
 def fftshift(x, axes=None):
     """Move the zero-frequency term to the centre (a roll: differentiable)."""
     if not _traced(x):
@@ -360,6 +375,7 @@ def fftshift(x, axes=None):
     return _shift(x, axes, False, "fftshift")
 
 
+@array_like("x")
 def ifftshift(x, axes=None):
     """Inverse of ``fftshift``."""
     if not _traced(x):

@@ -12,9 +12,12 @@ use solves and factorizations, never an explicit inverse where a solve serves::
 
 Conventions (see ``docs/numpy-linalg-fft.md``):
 
-- ``cholesky``, ``eigh`` and ``eigvalsh`` read one triangle of their input; their derivatives
-  are those of ``f(herm(A))`` with ``herm(A) = (A + A^H) / 2`` (as in JAX): the gradient is
-  symmetric (Hermitian) and a tangent enters through its symmetric (Hermitian) part.
+- ``eigh`` and ``eigvalsh`` read one triangle of their input (``UPLO``), and their
+  derivatives are those of that function (as autograd's): they match finite differences of
+  NumPy's results, and the gradient is zero on the triangle not read. ``cholesky`` reads
+  one triangle too, but differentiates ``f(herm(A))`` with ``herm(A) = (A + A^H) / 2`` (as
+  JAX): its gradient is symmetric (Hermitian) and a tangent enters through its symmetric
+  (Hermitian) part.
 - ``eigh``/``svd`` derivatives are finite only where eigenvalues / singular values are
   distinct (and, for non-square ``svd`` and ``pinv``, non-zero).
 - Complex inputs differentiate with JAX's convention everywhere (``eigh``/``cholesky`` for
@@ -33,7 +36,7 @@ from .. import numpy as dnp
 from ..core import ad_util
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
-from ._util import align_batched, dtype_of, shape_of, unbroadcast
+from ._util import align_batched, array_like, dtype_of, shape_of, unbroadcast
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -41,7 +44,9 @@ __all__ = [
     "LinAlgError",
     "cholesky",
     "det",
+    "eig",
     "eigh",
+    "eigvals",
     "eigvalsh",
     "inv",
     "lstsq",
@@ -90,6 +95,31 @@ def _H(x):
 def _herm(x):
     """The Hermitian (symmetric, for real ``x``) part."""
     return (x + _H(x)) * 0.5
+
+
+def _from_triangle(x, lower: bool):
+    """The Hermitian (symmetric) matrix LAPACK reads from one triangle of ``x``: the strict
+    triangle, its conjugate transpose, and the real part of the diagonal. Linear in ``x``."""
+    n = shape_of(x)[-1]
+    real = np.real(np.zeros((), dtype_of(x))).dtype
+    strict = np.tri(n, n, -1, dtype=real)
+    half = x * (strict if lower else strict.T)
+    diag = x * np.eye(n, dtype=real)
+    if _is_complex(x):
+        diag = ad_util.cast(ad_util.real_part(diag), dtype=dtype_of(x))
+    return half + _H(half) + diag
+
+
+def _from_triangle_transpose(g, lower: bool):
+    """The transpose of :func:`_from_triangle` (its VJP): ``g + g^H`` on the strict
+    triangle read, the real part of ``g``'s diagonal, zero on the triangle not read."""
+    n = shape_of(g)[-1]
+    real = np.real(np.zeros((), dtype_of(g))).dtype
+    strict = np.tri(n, n, -1, dtype=real)
+    diag = g * np.eye(n, dtype=real)
+    if _is_complex(g):
+        diag = ad_util.cast(ad_util.real_part(diag), dtype=dtype_of(g))
+    return (g + _H(g)) * (strict if lower else strict.T) + diag
 
 
 def _tril_mask(n, like, k=0):
@@ -205,6 +235,7 @@ solve_p.defbatch(
 )
 
 
+@array_like("a", "b")
 def solve(a, b):
     """Solve ``a @ x = b`` (``b`` a vector when 1-D, else stacked matrices, as NumPy 2)."""
     if not _traced(a, b):
@@ -223,6 +254,7 @@ inv_p.defjvp(lambda t, ans, a: -dnp.matmul(ans, dnp.matmul(t, ans)))
 _unary_batch(inv_p)
 
 
+@array_like("a")
 def inv(a):
     """The inverse of (stacked) square matrices.
 
@@ -283,6 +315,7 @@ det_p.defjvp(_det_jvp)
 _unary_batch(det_p)
 
 
+@array_like("a")
 def det(a):
     """Determinant of (stacked) square matrices; derivative finite where ``a`` is invertible."""
     if not _traced(a):
@@ -325,6 +358,7 @@ slogdet_p.defjvp(_slogdet_jvp)
 _unary_batch(slogdet_p)
 
 
+@array_like("a")
 def slogdet(a):
     """``(sign, log|det a|)``; the sign is not differentiable (zero derivative), ``logabsdet``
     is, with VJP ``g A^-T`` from one solve with ``A^T``."""
@@ -374,6 +408,7 @@ cholesky_p.defjvp(_cholesky_jvp)
 _unary_batch(cholesky_p)
 
 
+@array_like("a")
 def cholesky(a, /, *, upper: bool = False):
     """Lower (or upper) Cholesky factor of (stacked) symmetric positive-definite matrices."""
     if not _traced(a):
@@ -395,7 +430,7 @@ def _eig_F(w):
 
 def _eigh_jvp(t, ans, a, UPLO):
     w, v = ans
-    s = dnp.matmul(_H(v), dnp.matmul(_herm(t), v))
+    s = dnp.matmul(_H(v), dnp.matmul(_from_triangle(t, UPLO == "L"), v))
     dw = _diag(s)
     if _is_complex(dw):
         dw = ad_util.real_part(dw)
@@ -414,7 +449,7 @@ def _eigh_vjp(g, ans, a, UPLO):
     if isinstance(gv, Tracer) or gv.any():
         inner = inner + _eig_F(w) * dnp.matmul(_T(v), gv)
     vc = dnp.conjugate(v) if _is_complex(v) else v
-    return _herm(dnp.matmul(vc, dnp.matmul(inner, _T(v))))
+    return _from_triangle_transpose(dnp.matmul(vc, dnp.matmul(inner, _T(v))), UPLO == "L")
 
 
 eigh_p = Primitive(
@@ -425,11 +460,16 @@ eigh_p.defjvp(_eigh_jvp)
 _unary_batch(eigh_p)
 
 
+@array_like("a")
 def eigh(a, UPLO: str = "L"):
     """Eigenvalues (ascending) and eigenvectors of (stacked) symmetric matrices.
 
-    Derivatives are finite where eigenvalues are distinct; eigenvectors are defined up to sign,
-    so only sign-invariant functions of them have meaningful gradients.
+    Like NumPy, reads only the ``UPLO`` triangle of ``a`` (and the real part of its
+    diagonal), and its derivatives are those of that function: the gradient is zero on the
+    other triangle, and they agree with finite differences of ``numpy.linalg.eigh`` along any
+    perturbation, symmetric or not. Derivatives are finite where eigenvalues are distinct;
+    eigenvectors are defined up to sign (phase), so only sign-invariant functions of them
+    have meaningful gradients.
     """
     if not _traced(a):
         return np.linalg.eigh(a, UPLO)
@@ -438,11 +478,93 @@ def eigh(a, UPLO: str = "L"):
     return w, v
 
 
+@array_like("a")
 def eigvalsh(a, UPLO: str = "L"):
-    """Eigenvalues of (stacked) symmetric matrices; derivative ``V diag(g) V^T``."""
+    """Eigenvalues of (stacked) symmetric matrices, reading the ``UPLO`` triangle (as
+    :func:`eigh`); the gradient is ``V diag(g) V^T`` folded onto that triangle."""
     if not _traced(a):
         return np.linalg.eigvalsh(a, UPLO)
     return eigh(a, UPLO)[0]
+
+
+# --- eig, eigvals (general matrices) ----------------------------------------------------------
+#
+# A V = V diag(w), eigenvectors normalized to unit 2-norm (LAPACK's). Forward mode, with
+# X = V^-1 dA V and F_ij = 1 / (w_j - w_i) off the diagonal (0 on it):
+#     dw = diag(X),   dV = V (F o X) - V Re(diag(V^H V (F o X)))
+# the last term keeping each column's norm (as PyTorch's convention). The phase of each
+# eigenvector is arbitrary (LAPACK fixes it by a rule that is not differentiable), so the
+# derivative of V is one representative: functions of V that do not depend on the phases
+# (|V|^2, projectors v v^H / v^H v, ...) have the true derivative. The VJP is the transpose
+# of this JVP (under diffsys's pairing Re sum(g * t)):
+#     G_X = diag(gw) + F o (V^T gV - V^T conj(V) diag(Re diag(V^T gV))),  gA = V^-T G_X V^T.
+
+
+def _eig_jvp(t, ans, a):
+    w, v = ans
+    x = solve(v, dnp.matmul(t, v))  # V^-1 dA V
+    dw = _diag(x)
+    dv = dnp.matmul(v, _eig_F(w) * x)
+    vc = dnp.conjugate(v) if _is_complex(v) else v
+    norm = dnp.sum(vc * dv, axis=-2, keepdims=True)  # diag(V^H dV), one row
+    if _is_complex(norm):
+        norm = ad_util.cast(ad_util.real_part(norm), dtype=dtype_of(v))
+    return [dw, dv - v * norm]
+
+
+def _eig_vjp(g, ans, a):
+    w, v = ans
+    gw, gv = g
+    inner = _diag_embed(gw)
+    if isinstance(gv, Tracer) or gv.any():  # eigenvalues alone: no 1/(w_j - w_i) factors
+        vtg = dnp.matmul(_T(v), gv)
+        r = _diag(vtg)
+        if _is_complex(r):
+            r = ad_util.cast(ad_util.real_part(r), dtype=dtype_of(v))
+        vc = dnp.conjugate(v) if _is_complex(v) else v
+        inner = inner + _eig_F(w) * (vtg - dnp.matmul(_T(v), vc) * dnp.expand_dims(r, -2))
+    ga = solve(_T(v), dnp.matmul(inner, _T(v)))
+    if _is_complex(ga) and not _is_complex(a):
+        ga = ad_util.real_part(ga)  # a real input receives the real part
+    return ga
+
+
+eig_p = Primitive("linalg.eig", lambda a: tuple(np.linalg.eig(a)), multiple_results=True)
+eig_p.defvjp(_eig_vjp)
+eig_p.defjvp(_eig_jvp)
+_unary_batch(eig_p)
+
+
+@array_like("a")
+def eig(a):
+    """Eigenvalues and right eigenvectors (unit 2-norm columns) of (stacked) square matrices,
+    as ``numpy.linalg.eig`` (complex where the spectrum is; real when all are real).
+
+    Derivatives (both modes, any order) are finite where eigenvalues are distinct. Each
+    eigenvector is defined up to a phase (a sign, when real): the derivative of ``V`` keeps
+    the unit norm and is one representative, exact for phase-invariant functions of it such
+    as ``abs(V) ** 2`` or projectors ``v v^H``.
+
+    >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
+    >>> a = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> ds.grad(lambda a: dnp.sum(dnp.linalg.eig(a)[0]))(a)  # d trace / dA
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    if not _traced(a):
+        return np.linalg.eig(a)
+    _check_square("eig", a)
+    w, v = eig_p(a)
+    return w, v
+
+
+@array_like("a")
+def eigvals(a):
+    """Eigenvalues of (stacked) square matrices, as ``numpy.linalg.eigvals`` (see
+    :func:`eig`); the derivative ``diag(V^-1 dA V)`` has no ``1 / (w_j - w_i)`` factors."""
+    if not _traced(a):
+        return np.linalg.eigvals(a)
+    return eig(a)[0]
 
 
 # --- svd --------------------------------------------------------------------------------------
@@ -603,6 +725,7 @@ svd_p.defjvp(_svd_jvp)
 _unary_batch(svd_p)
 
 
+@array_like("a")
 def svd(a, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False):
     """Singular value decomposition ``u, s, vh`` of (stacked) matrices.
 
@@ -694,6 +817,7 @@ qr_p.defjvp(_qr_jvp)
 _unary_batch(qr_p)
 
 
+@array_like("a")
 def qr(a, mode: str = "reduced"):
     """QR factorization of (stacked) matrices; ``mode`` in ``reduced``, ``complete``, ``r``
     (``raw`` gives values only). Derivatives need ``r`` with a non-zero diagonal on the first
@@ -776,6 +900,7 @@ pinv_p.defjvp(_pinv_jvp)
 _unary_batch(pinv_p)
 
 
+@array_like("a")
 def pinv(a, rcond=None, hermitian: bool = False, *, rtol=None):
     """Moore-Penrose pseudo-inverse of (stacked) matrices.
 
@@ -805,6 +930,7 @@ matrix_rank_p = Primitive("linalg.matrix_rank", _rank_impl, zero_derivative=True
 _unary_batch(matrix_rank_p)
 
 
+@array_like("A")
 def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):
     """The rank (a value: not differentiable)."""
     if not _traced(A):
@@ -818,6 +944,7 @@ def matrix_rank(A, tol=None, hermitian: bool = False, *, rtol=None):
 # --- compositions -----------------------------------------------------------------------------
 
 
+@array_like("a")
 def matrix_power(a, n: int):
     """``a`` raised to the integer power ``n`` (negative: of its inverse), by squaring."""
     if not _traced(a):
@@ -841,6 +968,7 @@ def matrix_power(a, n: int):
     return result
 
 
+@array_like(sequences=("arrays",))
 def multi_dot(arrays, *, out=None):
     """Chained matrix product; a 1-D first (last) array is a row (column) vector."""
     if out is not None:
@@ -862,6 +990,7 @@ def multi_dot(arrays, *, out=None):
     return result
 
 
+@array_like("a", "b")
 def tensorsolve(a, b, axes=None):
     """Solve the tensor equation ``tensordot(a, x, x.ndim) = b`` for ``x``."""
     if not _traced(a, b):
@@ -926,6 +1055,7 @@ def _traced_rank(s, rcond):
     return dnp.sum(dnp.greater(s, cutoff), axis=-1)
 
 
+@array_like("a", "b")
 def lstsq(a, b, rcond=None):
     """Least-squares solution ``(x, residuals, rank, s)`` as ``numpy.linalg.lstsq``.
 
@@ -1030,6 +1160,7 @@ def _matrix_norm(x, ord, axis, keepdims):
     return out
 
 
+@array_like("x")
 def norm(x, ord=None, axis=None, keepdims: bool = False):
     """Vector or matrix norm, with every ``ord``/``axis`` combination NumPy accepts.
 

@@ -46,7 +46,6 @@ import scipy.linalg as _sl
 
 from .. import numpy as dnp
 from ..core import ad_util
-from ..core.custom import stop_gradient
 from ..core.primitive import Primitive
 from ..numpy import linalg as _nla
 from ..numpy._util import align_batched, dtype_of, shape_of, unbroadcast_to
@@ -568,19 +567,6 @@ def solve_banded(l_and_u, ab, b, overwrite_ab=False, overwrite_b=False, check_fi
 # --- eigh -------------------------------------------------------------------------------------
 
 
-def _triangle_hermitian(a, lower):
-    """The Hermitian matrix SciPy reads from one triangle of ``a`` as its value, with the
-    derivative of ``herm(a)`` (the convention of :func:`diffsys.numpy.linalg.eigh`)."""
-    n = shape_of(a)[-1]
-    real = np.real(np.zeros((), dtype_of(a))).dtype
-    strict = np.tri(n, n, -1, dtype=real)
-    half = a * strict if lower else a * strict.T
-    diag = a * np.eye(n, dtype=real)
-    if _is_complex(a):
-        diag = ad_util.cast(ad_util.real_part(diag), dtype=dtype_of(a))
-    tri = half + _H(half) + diag
-    h = _nla._herm(a)
-    return h + stop_gradient(tri - h)
 
 
 def eigh(
@@ -627,7 +613,7 @@ def eigh(
         w, v = _nla.eigh(a, UPLO=uplo)
     else:
         c = _nla.cholesky(b if lower else _H(b))  # b = c c^H, reading b's chosen triangle
-        y = solve_triangular(c, _triangle_hermitian(a, lower), lower=True)  # c^-1 a
+        y = solve_triangular(c, _nla._from_triangle(a, lower), lower=True)  # c^-1 a
         m = _H(solve_triangular(c, _H(y), lower=True))  # c^-1 a c^-H
         w, z = _nla.eigh(m, UPLO="L")
         v = solve_triangular(c, z, lower=True, trans=2)  # c^-H z

@@ -93,6 +93,12 @@ psi = digamma
 gammaln = _unary("gammaln", sc.gammaln, lambda ans, x: digamma(x))
 gamma = _unary("gamma", sc.gamma, lambda ans, x: ans * digamma(x))
 rgamma = _unary("rgamma", sc.rgamma, lambda ans, x: dnp.negative(ans * digamma(x)))
+gammasgn = Primitive("scipy.special.gammasgn", sc.gammasgn, zero_derivative=True)
+gammasgn.__doc__ = (
+    "The sign of the gamma function, piecewise constant (zero derivative): "
+    "gamma(x) = gammasgn(x) * exp(gammaln(x))."
+)
+def_elementwise_batch(gammasgn)
 
 
 def _dbeta_a(ans, a, b):
@@ -483,6 +489,7 @@ __all__ = [
     "gammainc",
     "gammaincc",
     "gammaln",
+    "gammasgn",
     "i0",
     "i0e",
     "i1",

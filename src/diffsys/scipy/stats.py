@@ -29,6 +29,7 @@ import scipy.special as sc
 
 import diffsys.numpy as dnp
 
+from ..core.custom import stop_gradient
 from ..core.primitive import Primitive
 from ..numpy._util import broadcast_like, unbroadcast
 from . import special as sp
@@ -612,13 +613,76 @@ _logdet.defjvp(lambda t, ans, a: dnp.sum(_solve(a, t) * _eye_like(a), axis=(-2, 
 _logdet.defbatch(lambda args, batched: _logdet(args[0]))
 
 
+# --- singular covariances (allow_singular=True): SciPy's pseudo-inverse and pseudo-determinant
+
+
+def _psd_cutoff(s):
+    """SciPy's cutoff for negligible eigenvalues ``s`` of a PSD matrix (last axis)."""
+    factor = 1e3 if s.dtype == np.float32 else 1e6
+    return factor * np.finfo(s.dtype).eps * np.max(np.abs(s), axis=-1, keepdims=True)
+
+
+def _psd_rcond(dtype) -> float:
+    """The same cutoff relative to the largest eigenvalue (``pinv``'s ``rcond``)."""
+    return (1e3 if np.dtype(dtype) == np.float32 else 1e6) * float(np.finfo(dtype).eps)
+
+
+def _logpdet_impl(a):
+    s = np.linalg.eigvalsh(a)
+    eps = _psd_cutoff(s)
+    if np.any(s < -eps):
+        raise ValueError(
+            f"multivariate_normal: cov of shape {np.shape(a)} is not symmetric positive "
+            "semidefinite"
+        )
+    kept = s > eps
+    return np.sum(np.log(np.where(kept, s, 1.0)), axis=-1)
+
+
+def _pinv_psd(a):
+    return dnp.linalg.pinv(a, rcond=_psd_rcond(a.dtype), hermitian=True)
+
+
+# log pdet(A) = sum of the logs of the eigenvalues above the cutoff; at constant rank its
+# derivative is tr(A^+ dA) (the pseudo-inverse's rules give the next orders).
+_logpdet = Primitive("scipy.stats.logpdet_psd", _logpdet_impl)
+_logpdet.defvjp(lambda g, ans, a: dnp.reshape(g, tuple(g.shape) + (1, 1)) * _mT(_pinv_psd(a)))
+_logpdet.defjvp(lambda t, ans, a: dnp.sum(_mT(_pinv_psd(a)) * t, axis=(-2, -1)))
+_logpdet.defbatch(lambda args, batched: _logpdet(args[0]))
+
+
+def _singular_terms(flat, cov):
+    """Mahalanobis terms, log pseudo-determinant and rank of a PSD ``cov`` as SciPy's
+    ``allow_singular=True`` (``-inf`` density off the support), for rows ``flat``. ``cov``
+    is read from its lower triangle, as SciPy's ``eigh`` reads it."""
+    cov = dnp.tril(cov) + _mT(dnp.tril(cov, -1))
+    s, u = dnp.linalg.eigh(stop_gradient(cov))  # values only: rank and support
+    null = dnp.astype(s <= _psd_cutoff_traced(s), s.dtype)
+    rank = dnp.sum(1.0 - null)
+    off = dnp.sum(dnp.matmul(stop_gradient(flat), u * null) ** 2, axis=-1)  # off the range
+    in_support = off < (1e3 * _psd_cutoff_traced(s)[..., 0]) ** 2
+    quad = dnp.sum(dnp.matmul(flat, _pinv_psd(cov)) * flat, axis=-1)
+    return quad, _logpdet(cov), rank, in_support
+
+
+def _psd_cutoff_traced(s):
+    factor = 1e3 if dnp.result_type(s) == np.float32 else 1e6
+    return factor * float(np.finfo(s.dtype).eps) * dnp.max(dnp.abs(s), axis=-1, keepdims=True)
+
+
 class _MultivariateNormal:
     """Multivariate normal with ``mean`` of shape ``(d,)`` and ``cov`` of shape ``(d, d)``;
     ``x`` has the dimension on its last axis. Differentiable in ``x``, ``mean`` and ``cov``
     (the gradient in ``cov`` is the symmetric one: ``cov`` is used as given, not
-    symmetrized)."""
+    symmetrized).
 
-    def logpdf(self, x, mean=None, cov=1.0):
+    With ``allow_singular=True`` a singular (positive semidefinite) ``cov`` is allowed, as
+    in SciPy: the density is that of the degenerate normal on the range of ``cov``
+    (pseudo-inverse, pseudo-determinant, SciPy's cutoff for zero eigenvalues) and ``-inf``
+    off it. ``cov`` is then read from its lower triangle, as SciPy does, and derivatives
+    are those of that function at fixed rank (the pseudo-inverse's)."""
+
+    def logpdf(self, x, mean=None, cov=1.0, allow_singular: bool = False):
         x = dnp.asarray(x)
         d = x.shape[-1] if x.ndim else 1
         if mean is None:
@@ -632,13 +696,18 @@ class _MultivariateNormal:
             raise ValueError(f"multivariate_normal: cov has shape {cov.shape}, need ({d}, {d})")
         diff = x - mean
         flat = dnp.reshape(diff, (-1, d))
-        sol = _solve(cov, _mT(flat))  # (d, n)
-        quad = dnp.sum(_mT(flat) * sol, axis=0)
-        out = -0.5 * (quad + _logdet(cov)) - d * _LOG_SQRT_2PI
+        if allow_singular:
+            quad, logdet, rank, in_support = _singular_terms(flat, cov)
+            out = -0.5 * (quad + logdet) - rank * _LOG_SQRT_2PI
+            out = dnp.where(in_support, out, -np.inf)
+        else:
+            sol = _solve(cov, _mT(flat))  # (d, n)
+            quad = dnp.sum(_mT(flat) * sol, axis=0)
+            out = -0.5 * (quad + _logdet(cov)) - d * _LOG_SQRT_2PI
         return dnp.reshape(out, dnp.shape(diff)[:-1])
 
-    def pdf(self, x, mean=None, cov=1.0):
-        return dnp.exp(self.logpdf(x, mean, cov))
+    def pdf(self, x, mean=None, cov=1.0, allow_singular: bool = False):
+        return dnp.exp(self.logpdf(x, mean, cov, allow_singular))
 
     def __repr__(self) -> str:
         return "diffsys.scipy.stats.multivariate_normal"
