@@ -22,11 +22,14 @@ import scipy.special as sc
 
 import diffsys.numpy as dnp
 
+from ..core.custom import stop_gradient
 from ..core.primitive import Primitive
 from ..core.tracer import Tracer
+from ..numpy._softmax import log_softmax_cotangent, log_softmax_tangent, softmax_weights
 from ..numpy._util import (
     align_batched,
     broadcast_like,
+    def_axes_batch,
     def_elementwise_batch,
     dtype_of,
     ndim_of,
@@ -299,9 +302,14 @@ def _lse_impl(a, axis, keepdims):
     return sc.logsumexp(a, axis=axis, keepdims=keepdims)
 
 
+def _constant(x):
+    return stop_gradient(x) if isinstance(x, Tracer) else x
+
+
 def _lse_weights(ans, a, axis, keepdims):
-    """softmax weights exp(a - logsumexp(a)); differentiable, since ``ans`` is traced."""
-    return dnp.exp(a - _expand(ans, shape_of(a), axis, keepdims))
+    """softmax weights exp(a - logsumexp(a)), differentiable in ``a`` by the softmax's own
+    accurate rules (``numpy/_softmax.py``); ``ans`` only supplies the value."""
+    return softmax_weights(a, _constant(_expand(ans, shape_of(a), axis, keepdims)), axis=axis)
 
 
 _lse = Primitive("scipy.special.logsumexp", _lse_impl)
@@ -432,15 +440,35 @@ def logsumexp(a, axis=None, b=None, keepdims: bool = False, return_sign: bool = 
 
 
 def softmax(x, axis=None):
-    """``exp(x) / sum(exp(x), axis)``, stably (as :func:`scipy.special.softmax`)."""
+    """``exp(x) / sum(exp(x), axis)``, stably (as :func:`scipy.special.softmax`).
+
+    Its derivatives stay accurate where one entry dominates (``p (t - <p, t>)`` with the
+    tangent shifted by its value at the maximum).
+    """
     axes = normalize_axes(axis, ndim_of(x), "softmax")
-    return dnp.exp(x - _lse(x, axis=axes, keepdims=True))
+    return softmax_weights(x, _constant(_lse(x, axis=axes, keepdims=True)), axis=axes)
+
+
+def _log_softmax_impl(x, axis):
+    if not axis:  # no reduction (a 0-d input): x - x
+        return np.zeros_like(x)
+    return sc.log_softmax(x, axis=axis)
+
+
+_log_softmax = Primitive("scipy.special.log_softmax", _log_softmax_impl)
+_log_softmax.defvjp(lambda g, ans, x, axis: log_softmax_cotangent(dnp.exp(ans), x, g, axis))
+_log_softmax.defjvp(lambda t, ans, x, axis: log_softmax_tangent(dnp.exp(ans), x, t, axis))
+def_axes_batch(_log_softmax)
 
 
 def log_softmax(x, axis=None):
-    """``x - logsumexp(x, axis)`` (as :func:`scipy.special.log_softmax`)."""
+    """``x - logsumexp(x, axis)`` (as :func:`scipy.special.log_softmax`).
+
+    Its derivative ``t - <softmax(x), t>`` stays accurate at a dominant entry, where it is
+    small (``1 - p_max`` computed from ``p_max`` would have lost its digits).
+    """
     axes = normalize_axes(axis, ndim_of(x), "log_softmax")
-    return x - _lse(x, axis=axes, keepdims=True)
+    return _log_softmax(x, axis=axes)
 
 
 def sinc(x):
