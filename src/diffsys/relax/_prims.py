@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..numpy import equal, exp, reshape, unbroadcast, where
+from ..numpy import exp, greater, isfinite, reshape, unbroadcast, where
 
 # --- batching helper ----------------------------------------------------------------------------
 
@@ -116,6 +116,8 @@ def _segment_reduce(x, starts, kind: str):
         red = np.add.reduceat(flat, idx)
     elif kind == "mean":
         red = np.add.reduceat(flat, idx) / counts.astype(flat.dtype)
+    elif kind == "max":
+        red = np.maximum.reduceat(flat, idx)
     else:  # logsumexp, stable, with -inf / +inf entries handled as in scipy.special.logsumexp
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             m = np.maximum.reduceat(flat, idx)
@@ -141,22 +143,36 @@ segment_mean_p.defjvp(lambda t, ans, x, starts: segment_mean_p(t, starts))
 segment_mean_p.defbatch(_segment_batch(segment_mean_p))
 
 
-def _block_softmax(ans, x):
+# The block maximum, a constant: the block softmax below does not depend on it.
+segment_max_p = Primitive(
+    "relax.segment_max", lambda x, starts: _segment_reduce(x, starts, "max"), zero_derivative=True
+)
+segment_max_p.defbatch(_segment_batch(segment_max_p))
+
+
+def _block_softmax(x, starts):
     """``exp(x - logsumexp_block(x))``: the weights of each element in its block (0 at -inf).
 
-    Written so that no NaN reaches a derivative: where ``x`` is -inf the exponent is -inf
-    (a constant), never ``-inf - (-inf)``.
+    As ``e / sum_block(e)`` with ``e = exp(x - max_block(x))``, not ``exp(x - ans)``: where
+    ``x`` is large (a soft sort of values near 1.7e12) ``ans`` is rounded to ``x``'s ulp, and
+    ``x - ans`` with it, while ``x - max`` is exact for the close values a block pools. No
+    NaN reaches a derivative: a block of -inf has weights 0, never ``-inf - (-inf)``.
     """
-    return exp(where(equal(x, -np.inf), -np.inf, x - ans))
+    m = segment_max_p(x, starts)
+    e = exp(x - where(isfinite(m), m, 0.0))
+    total = segment_sum_p(e, starts)
+    return e / where(greater(total, 0.0), total, 1.0)
 
 
 segment_logsumexp_p = Primitive(
     "relax.segment_logsumexp", lambda x, starts: _segment_reduce(x, starts, "logsumexp")
 )
 segment_logsumexp_p.defvjp(
-    lambda g, ans, x, starts: unbroadcast(_block_softmax(ans, x) * segment_sum_p(g, starts), x)
+    lambda g, ans, x, starts: unbroadcast(
+        _block_softmax(x, starts) * segment_sum_p(g, starts), x
+    )
 )
 segment_logsumexp_p.defjvp(
-    lambda t, ans, x, starts: segment_sum_p(_block_softmax(ans, x) * t, starts)
+    lambda t, ans, x, starts: segment_sum_p(_block_softmax(x, starts) * t, starts)
 )
 segment_logsumexp_p.defbatch(_segment_batch(segment_logsumexp_p))

@@ -36,6 +36,13 @@ isotonic_l2_p.defbatch(lambda args, batched: isotonic_l2_p(args[0]))
 starts_p = Primitive("relax.block_starts", starts_from_values, zero_derivative=True)
 starts_p.defbatch(lambda args, batched: starts_p(args[0]))
 
+# The block structure alone (for the projections, which combine block means of their two
+# arguments instead of subtracting a PAV solution from its input).
+blocks_l2_p = Primitive(
+    "relax.isotonic_blocks_l2", lambda y: isotonic_blocks(y, None, "l2"), zero_derivative=True
+)
+blocks_l2_p.defbatch(lambda args, batched: blocks_l2_p(args[0]))
+
 blocks_kl_p = Primitive(
     "relax.isotonic_blocks_kl",
     lambda y, w: isotonic_blocks(y, w, "kl"),

@@ -16,6 +16,13 @@ With ``rho = (n, n-1, ..., 1)`` and a regularization strength ``eps``:
 As ``eps -> 0`` they become the hard rank, sort and top-k indicator; as ``eps -> inf`` they
 collapse to the mean rank / the mean value. The conventions (ascending, ``kl`` variants)
 match torchsort and the reference implementation of the paper.
+
+Exactness in floating point. Given the blocks ``B`` of the isotonic regression, the
+projection is ``mean_B(w) + (s - mean_B(s))`` (``l2``) or ``(s - lse_B(s)) + lse_B(w)``
+(``kl``): computed in these forms, a block of one element gives ``w_i`` exactly, however large
+``s`` is (``s - v(s - w)`` gave ``s - fl(s - w)``, 0 at ``x / eps = 1e30``). The ranks are
+shift-invariant, so rows are centred on their median before the division by ``eps``
+(``1.7e12 + x`` ranks as ``x`` does, instead of PAV and log-sum-exps at magnitude ``1e15``).
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from ..core.custom import stop_gradient
 from ..core.tracer import Tracer
-from ..numpy import exp, getitem, moveaxis, negative
-from ._prims import permute_p, segment_logsumexp_p, sort_perm_p
-from .isotonic import blocks_kl_p, isotonic_l2_p
+from ..numpy import exp, getitem, isfinite, moveaxis, negative, where
+from ._prims import permute_p, segment_logsumexp_p, segment_mean_p, sort_perm_p
+from .isotonic import blocks_kl_p, blocks_l2_p
 
 Array = Any  # numpy.ndarray or a diffsys tracer
 
@@ -48,13 +56,37 @@ def _project_sorted_w(z: Array, w: Array, regularization: str, z_sorted: bool = 
     else:
         perm = sort_perm_p(z, descending=True)
         s = permute_p(z, perm)
+    # s - v with v the isotonic regression of (s, w), written so that nothing of size s is
+    # subtracted from something of size s - w (see the module docstring): a block's output is
+    # the block's w-mean plus the deviations of s from its own mean (l2), or the block's
+    # log-softmax of s plus the log-sum-exp of w (kl). The blocks do not change when s or w
+    # shift by a constant, so PAV runs on both centred on their medians (well conditioned).
+    s_c, w_c = s - _middle(s), w - _middle(w)
     if regularization == "l2":
-        v = isotonic_l2_p(s - w)
+        starts = blocks_l2_p(s_c - w_c)
+        out = segment_mean_p(w, starts) + (s - segment_mean_p(s, starts))
     else:
-        starts = blocks_kl_p(s, w)
-        v = segment_logsumexp_p(s, starts) - segment_logsumexp_p(w, starts)
-    out = s - v
+        starts = blocks_kl_p(s_c, w_c)
+        out = (s - segment_logsumexp_p(s, starts)) + segment_logsumexp_p(w, starts)
     return out if z_sorted else permute_p(out, perm, inverse=True)
+
+
+def _middle(s: Array) -> Array:
+    """The median of rows sorted descending (their middle entry; the first one where that is
+    -inf, as in the kl top-k weights log(1, .., 1, 0, .., 0)), as a constant."""
+    n = s.shape[-1]
+    middle = getitem(s, (Ellipsis, slice(n // 2, n // 2 + 1)))
+    middle = where(isfinite(middle), middle, getitem(s, (Ellipsis, slice(0, 1))))
+    return stop_gradient(middle) if isinstance(middle, Tracer) else middle
+
+
+def _centred_sorted(x: Array, eps: float | Array):
+    """``(s - median) / eps`` with ``s`` the rows of ``x`` sorted descending, and the sorting
+    permutation. The median is held constant: the projections that use this are
+    shift-invariant, so their derivatives do not depend on it."""
+    perm = sort_perm_p(x, descending=True)
+    s = permute_p(x, perm)
+    return (s - _middle(s)) / eps, perm
 
 
 def permutahedron_projection(z: Array, w: Array, regularization: str = "l2") -> Array:
@@ -102,13 +134,13 @@ def soft_rank(
     x, eps = _check_rows(x, name), _check_strength(regularization_strength, name)
     x, back = _to_last(x, axis, name)
     n = x.shape[-1]
-    theta = (negative(x) if descending else x) / eps
+    theta, perm = _centred_sorted(negative(x) if descending else x, eps)
     rho = np.arange(n, 0, -1, dtype=x.dtype)
     if regularization == "l2":
-        out = _project_sorted_w(theta, rho, "l2")
+        out = _project_sorted_w(theta, rho, "l2", z_sorted=True)
     else:
-        out = exp(_project_sorted_w(theta, np.log(rho), "kl"))
-    return back(out)
+        out = exp(_project_sorted_w(theta, np.log(rho), "kl", z_sorted=True))
+    return back(permute_p(out, perm, inverse=True))
 
 
 def soft_sort(
@@ -172,12 +204,14 @@ def soft_topk_mask(
     k = _check_k(k, n, name)
     w = np.zeros(n, dtype=x.dtype)
     w[:k] = 1.0
-    theta = x / eps
+    theta, perm = _centred_sorted(x, eps)
     if regularization == "l2":
-        return back(_project_sorted_w(theta, w, "l2"))
-    with np.errstate(divide="ignore"):
-        logw = np.log(w)
-    return back(exp(_project_sorted_w(theta, logw, "kl")))
+        out = _project_sorted_w(theta, w, "l2", z_sorted=True)
+    else:
+        with np.errstate(divide="ignore"):
+            logw = np.log(w)
+        out = exp(_project_sorted_w(theta, logw, "kl", z_sorted=True))
+    return back(permute_p(out, perm, inverse=True))
 
 
 def soft_topk(
