@@ -56,6 +56,18 @@ sort_perm_p.defbatch(
 )
 
 
+def _row_middle_impl(x):
+    x = np.asarray(x)
+    k = x.shape[-1] // 2
+    return x[..., k : k + 1].copy()
+
+
+# The middle entry of each row (the median of a sorted row), a constant: a centre for
+# shift-invariant operations, whose derivatives do not depend on it.
+row_middle_p = Primitive("relax.row_middle", _row_middle_impl, zero_derivative=True)
+row_middle_p.defbatch(lambda args, batched: row_middle_p(args[0]))
+
+
 # --- permutations -------------------------------------------------------------------------------
 
 
@@ -112,6 +124,11 @@ def _segment_reduce(x, starts, kind: str):
         return np.broadcast_to(x, shape).copy()
     idx, counts = _segments(shape, starts)
     flat = np.broadcast_to(x, shape).reshape(-1)
+    return np.repeat(_reduce_flat(flat, idx, counts, kind), counts).reshape(shape)
+
+
+def _reduce_flat(flat, idx, counts, kind: str):
+    """One value per block of the flat array ``flat`` (blocks start at ``idx``)."""
     if kind == "sum":
         red = np.add.reduceat(flat, idx)
     elif kind == "mean":
@@ -123,7 +140,7 @@ def _segment_reduce(x, starts, kind: str):
             m = np.maximum.reduceat(flat, idx)
             m = np.where(np.isfinite(m), m, np.zeros_like(m))
             red = np.log(np.add.reduceat(np.exp(flat - np.repeat(m, counts)), idx)) + m
-    return np.repeat(red, counts).reshape(shape)
+    return red
 
 
 def _segment_batch(prim):
@@ -176,3 +193,65 @@ segment_logsumexp_p.defjvp(
     lambda t, ans, x, starts: segment_sum_p(_block_softmax(x, starts) * t, starts)
 )
 segment_logsumexp_p.defbatch(_segment_batch(segment_logsumexp_p))
+
+
+# --- the projection given its blocks --------------------------------------------------------------
+
+
+def _project_blocks_impl(s, w, starts, kind):
+    s, w, starts = np.asarray(s), np.asarray(w), np.asarray(starts)
+    shape = np.broadcast_shapes(s.shape, w.shape, starts.shape)
+    dtype = np.result_type(s, w)
+    out = np.array(np.broadcast_to(w, shape), dtype=dtype).reshape(-1)  # a block of one: w
+    if out.size == 0:
+        return out.reshape(shape)
+    idx, counts = _segments(shape, starts)
+    pooled = counts > 1
+    if pooled.any():  # only the pooled blocks are reduced (most are single at small eps)
+        idx, counts = idx[pooled], counts[pooled]
+        first = np.cumsum(counts) - counts  # where each pooled block starts among them
+        elements = np.arange(int(counts.sum())) + np.repeat(idx - first, counts)
+        fs = np.broadcast_to(s, shape).reshape(-1)[elements]
+        fw = out[elements]
+        reduce = "mean" if kind == "l2" else "logsumexp"
+        own = np.repeat(_reduce_flat(fs, first, counts, reduce), counts)
+        other = np.repeat(_reduce_flat(fw, first, counts, reduce), counts)
+        out[elements] = (fs - own) + other
+    return out.reshape(shape)
+
+
+def _project_blocks_vjp_s(g, ans, s, w, starts, kind):
+    if kind == "l2":
+        return unbroadcast(g - segment_mean_p(g, starts), s)
+    return unbroadcast(g - _block_softmax(s, starts) * segment_sum_p(g, starts), s)
+
+
+def _project_blocks_vjp_w(g, ans, s, w, starts, kind):
+    if kind == "l2":
+        return unbroadcast(segment_mean_p(g, starts), w)
+    return unbroadcast(_block_softmax(w, starts) * segment_sum_p(g, starts), w)
+
+
+def _project_blocks_jvp_s(t, ans, s, w, starts, kind):
+    # (the segment operations broadcast t to the blocks' shape, which is the output's)
+    if kind == "l2":
+        return t - segment_mean_p(t, starts)
+    return t - segment_sum_p(_block_softmax(s, starts) * t, starts)
+
+
+def _project_blocks_jvp_w(t, ans, s, w, starts, kind):
+    if kind == "l2":
+        return segment_mean_p(t, starts)
+    return segment_sum_p(_block_softmax(w, starts) * t, starts)
+
+
+# ``project_blocks_p(s, w, starts, kind)``: the projection of ``s`` onto the permutahedron of
+# ``w`` (both sorted descending) given the blocks of its isotonic regression, in the forms
+# that stay exact (see ``sorting.py``): ``mean_B(w) + (s - mean_B(s))`` for ``kind="l2"``,
+# ``(s - lse_B(s)) + lse_B(w)`` for ``"kl"``. One pass over the blocks for both arguments.
+project_blocks_p = Primitive("relax.project_blocks", _project_blocks_impl)
+project_blocks_p.defvjp(_project_blocks_vjp_s, _project_blocks_vjp_w, None)
+project_blocks_p.defjvp(_project_blocks_jvp_s, _project_blocks_jvp_w, None)
+project_blocks_p.defbatch(
+    lambda args, batched, kind: project_blocks_p(*align_rows(args, batched), kind=kind)
+)

@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.custom import stop_gradient
 from ..core.tracer import Tracer
-from ..numpy import exp, getitem, isfinite, moveaxis, negative, where
-from ._prims import permute_p, segment_logsumexp_p, segment_mean_p, sort_perm_p
+from ..numpy import exp, getitem, moveaxis, negative
+from ._prims import permute_p, project_blocks_p, row_middle_p, sort_perm_p
 from .isotonic import blocks_kl_p, blocks_l2_p
 
 Array = Any  # numpy.ndarray or a diffsys tracer
@@ -59,25 +58,10 @@ def _project_sorted_w(z: Array, w: Array, regularization: str, z_sorted: bool = 
     # s - v with v the isotonic regression of (s, w), written so that nothing of size s is
     # subtracted from something of size s - w (see the module docstring): a block's output is
     # the block's w-mean plus the deviations of s from its own mean (l2), or the block's
-    # log-softmax of s plus the log-sum-exp of w (kl). The blocks do not change when s or w
-    # shift by a constant, so PAV runs on both centred on their medians (well conditioned).
-    s_c, w_c = s - _middle(s), w - _middle(w)
-    if regularization == "l2":
-        starts = blocks_l2_p(s_c - w_c)
-        out = segment_mean_p(w, starts) + (s - segment_mean_p(s, starts))
-    else:
-        starts = blocks_kl_p(s_c, w_c)
-        out = (s - segment_logsumexp_p(s, starts)) + segment_logsumexp_p(w, starts)
+    # log-softmax of s plus the log-sum-exp of w (kl). PAV runs on centred rows.
+    starts = (blocks_l2_p if regularization == "l2" else blocks_kl_p)(s, w)
+    out = project_blocks_p(s, w, starts, kind=regularization)
     return out if z_sorted else permute_p(out, perm, inverse=True)
-
-
-def _middle(s: Array) -> Array:
-    """The median of rows sorted descending (their middle entry; the first one where that is
-    -inf, as in the kl top-k weights log(1, .., 1, 0, .., 0)), as a constant."""
-    n = s.shape[-1]
-    middle = getitem(s, (Ellipsis, slice(n // 2, n // 2 + 1)))
-    middle = where(isfinite(middle), middle, getitem(s, (Ellipsis, slice(0, 1))))
-    return stop_gradient(middle) if isinstance(middle, Tracer) else middle
 
 
 def _centred_sorted(x: Array, eps: float | Array):
@@ -86,7 +70,7 @@ def _centred_sorted(x: Array, eps: float | Array):
     shift-invariant, so their derivatives do not depend on it."""
     perm = sort_perm_p(x, descending=True)
     s = permute_p(x, perm)
-    return (s - _middle(s)) / eps, perm
+    return (s - row_middle_p(s)) / eps, perm
 
 
 def permutahedron_projection(z: Array, w: Array, regularization: str = "l2") -> Array:
