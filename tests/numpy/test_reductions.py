@@ -131,8 +131,8 @@ SMALL_CASES = [((), None), ((5,), None), ((5,), 0), ((5,), -1), ((1, 4), 0)]
         (name, shape, axis)
         for name in sorted(REDUCTIONS)
         for shape, axis in SMALL_CASES
-        # std of one element is 0, where sqrt has no derivative; ddof=1 needs two elements
-        if _reduced_size(shape, axis) >= 2 or not name.startswith(("std", "var_ddof1"))
+        # ddof=1 needs two elements (std of one element, ddof=0, is 0 with zero derivatives)
+        if _reduced_size(shape, axis) >= 2 or not name.endswith("ddof1")
     ],
     ids=str,
 )
@@ -140,6 +140,29 @@ def test_reduction_grads_small_shapes(rng, name, shape, axis):
     x = np.asarray(REDUCTIONS[name][2](rng, shape), dtype=np.float64).reshape(shape)
     for keepdims in KEEPDIMS:
         ds.check_grads(_reducer(name, axis, keepdims), (x,), order=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_std_and_var_of_one_element_are_zero_to_second_order(dtype):
+    """One element per slice (ddof=0): std and var are 0 everywhere, and so are their
+    derivatives; sqrt's infinite slope at 0 must not turn them into NaN."""
+    one = dtype(3.5)
+    for f in (dnp.std, dnp.var):
+        assert ds.grad(f)(one) == 0 and ds.grad(f)(one).dtype == dtype
+        assert ds.grad(ds.grad(f))(one) == 0
+        assert ds.hvp(f, (one,), (dtype(1.0),)) == 0
+        assert ds.jvp(ds.grad(f), (one,), (dtype(1.0),))[1] == 0
+    col = np.arange(6, dtype=dtype).reshape(3, 1, 2)
+    for axis, keepdims in itertools.product([1, -2, (1,)], KEEPDIMS):
+        def f(a, axis=axis, keepdims=keepdims):
+            return dnp.sum(dnp.std(a, axis=axis, keepdims=keepdims) ** 2 + dnp.std(a, axis=axis))
+
+        np.testing.assert_array_equal(ds.grad(f)(col), np.zeros_like(col))
+        np.testing.assert_array_equal(ds.hessian(f)(col), np.zeros(col.shape * 2, dtype))
+        np.testing.assert_array_equal(
+            ds.jacfwd(lambda a, axis=axis: dnp.std(a, axis=axis))(col),
+            np.zeros((3, 2) + col.shape, dtype),
+        )
 
 
 def test_reduction_over_no_axes_is_identity(rng):
@@ -265,7 +288,7 @@ def test_axis_of_zero_d_arrays_follows_numpy(name, axis):
         ds.vmap(lambda r: f(prep(r), axis=axis))(rows),
         np.stack([np_f(prep(r), axis=axis) for r in rows]),
     )
-    if logical or name == "std":  # std of one element is 0, where sqrt has no derivative
+    if logical:
         return
     assert np.shape(ds.grad(lambda a: dnp.sum(f(a, axis=axis)))(x)) == ()
     ds.check_grads(lambda a: f(a, axis=axis), (x,), order=2)

@@ -21,28 +21,15 @@ def rng(request) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32((salt + request.node.nodeid).encode()))
 
 
-def find_fixture(name: str) -> Path | None:
-    """``shared/fixtures/<name>``: from ``$DIFFSYS_FIXTURES``, else the first ``shared/fixtures``
-    (or ``fixtures`` beside a ``shared``-less checkout) found walking up from this file."""
-    env = os.environ.get("DIFFSYS_FIXTURES")
-    if env:
-        path = Path(env) / name
-        return path if path.is_file() else None
-    for parent in Path(__file__).resolve().parents:
-        path = parent / "shared" / "fixtures" / name
-        if path.is_file():
-            return path
-    return None
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
 def soft_sort_reference() -> dict:
-    """The torchsort reference values for soft_rank / soft_sort (skips when absent)."""
-    path = find_fixture("soft_sort_reference.json")
-    if path is None:
-        pytest.skip(
-            "soft_sort_reference.json not found: set DIFFSYS_FIXTURES to the folder holding it "
-            "(it lives in shared/fixtures beside the repository)"
-        )
-    with open(path) as f:
+    """The torchsort reference values for soft_rank / soft_sort, kept in ``tests/relax/data``.
+
+    A copy of ``shared/fixtures/soft_sort_reference.json`` (computed with torchsort 0.1.10 in
+    float64), stored in the repository so that every clone runs the check.
+    """
+    with open(DATA / "soft_sort_reference.json") as f:
         return json.load(f)

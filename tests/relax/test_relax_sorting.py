@@ -195,6 +195,92 @@ def test_ties_are_handled(rng):
     np.testing.assert_allclose(soft_sort(x, "l2", 1e-3), x)
 
 
+# --- exact far out: large |x| / eps, large shifts ------------------------------------------------
+
+
+def test_issue_examples_are_exact():
+    x = np.array([[3.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(soft_rank(x, "l2", 1e-30), x)
+    np.testing.assert_allclose(soft_rank(1.7e12 + 10 * x, "kl", 1e-3), x, rtol=1e-15)
+    np.testing.assert_array_equal(soft_sort(x, "l2", 1e-30), [[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(soft_sort(x, "kl", 1e-30), [[1.0, 2.0, 3.0]])
+
+
+def _spread(rng, n, shift):
+    """Distinct values ``shift + unit * k`` (k a random subset of integers), all exact: unit is
+    a power of two at least 4 ulps of ``shift``; returns the values and the unit."""
+    unit = 2.0 ** rng.integers(-12, 12)
+    unit = max(unit, 2.0 ** np.ceil(np.log2(4 * np.spacing(abs(shift) + 1.0))))
+    k = rng.choice(3 * n, size=n, replace=False).astype(np.float64)
+    return shift + unit * k, unit
+
+
+SHIFTS = [0.0, -3.5e6, 1.7e12, -2.0e15]
+
+
+@pytest.mark.parametrize("regularization", REGS)
+@pytest.mark.parametrize("shift", SHIFTS, ids=str)
+def test_hard_limit_is_exact_at_any_shift_and_tiny_strength(rng, regularization, shift):
+    """Distinct values whose gaps dwarf eps: hard ranks, sorted values and top-k masks come
+    out exactly (kl ranks as exp(log(rank)), within 2 ulps), with finite derivatives equal
+    to the hard operations' (zero for ranks and masks, a permutation for the sort)."""
+    n = 7
+    for _ in range(4):
+        x, unit = _spread(rng, n, shift)
+        hard_rank = np.argsort(np.argsort(x)) + 1.0
+        order = np.argsort(x)
+        top3 = (hard_rank > n - 3).astype(float)
+        ct = rng.standard_normal(n)
+        for f in (0.5, 1e-3, 1e-30):
+            eps = unit * f  # theta = x / eps has gaps >= 1 / f: every block is one element
+            rank, pull = ds.vjp(lambda x, eps=eps: soft_rank(x, regularization, eps), x)
+            np.testing.assert_allclose(rank, hard_rank, rtol=2 * np.finfo(float).eps, atol=0)
+            np.testing.assert_array_equal(pull(ct)[0], np.zeros(n))
+            if regularization == "l2" or f < 1e-2:  # the kl mask is exp(-gap / eps) off
+                mask, pull = ds.vjp(
+                    lambda x, eps=eps: soft_topk_mask(x, 3, regularization, eps), x
+                )
+                np.testing.assert_array_equal(mask, top3)
+                np.testing.assert_array_equal(pull(ct)[0], np.zeros(n))
+            # soft_sort projects rho / eps onto P(-x): exact once 1 / eps exceeds x's gaps
+            eps_sort = f / (unit * 3 * n)
+            out, pull = ds.vjp(lambda x, e=eps_sort: soft_sort(x, regularization, e), x)
+            np.testing.assert_array_equal(out, x[order])
+            want = np.zeros(n)
+            want[order] = ct
+            np.testing.assert_array_equal(pull(ct)[0], want)
+
+
+@pytest.mark.parametrize("regularization", REGS)
+@pytest.mark.parametrize("shift", SHIFTS[1:], ids=str)
+def test_shift_invariance_at_any_strength(rng, regularization, shift):
+    """soft_rank(shift + d) = soft_rank(d) and soft_sort(shift + d) = shift + soft_sort(d),
+    with pooled blocks too (eps of the order of the gaps), in values and in derivatives
+    (and those, at the offsets d, match finite differences)."""
+    n = 9
+    for _ in range(3):
+        d, unit = _spread(rng, n, shift)
+        d = d - shift  # exact: the offsets alone
+        x = shift + d
+        ct = rng.standard_normal(n)
+        for f in (0.37, 3.1, 29.3):  # away from exact ties, where the Jacobian has a kink
+            eps = unit * f
+            got, pull = ds.vjp(lambda x, eps=eps: soft_rank(x, regularization, eps), x)
+            want, pull0 = ds.vjp(lambda x, eps=eps: soft_rank(x, regularization, eps), d)
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+            np.testing.assert_allclose(pull(ct)[0], pull0(ct)[0], rtol=1e-11, atol=1e-11 / eps)
+            eps_sort = f / (unit * n)
+            got, pull = ds.vjp(lambda x, e=eps_sort: soft_sort(x, regularization, e), x)
+            want, pull0 = ds.vjp(lambda x, e=eps_sort: soft_sort(x, regularization, e), d)
+            # the values live at the magnitude of the shift: a few of its ulps
+            np.testing.assert_allclose(got - shift, want, rtol=0, atol=8 * np.spacing(abs(shift)))
+            np.testing.assert_allclose(pull(ct)[0], pull0(ct)[0], rtol=1e-9, atol=1e-9)
+    # the derivatives compared above are right: finite differences at the offsets, in x and eps
+    for op, e in ((soft_rank, unit * 3.1), (soft_sort, 3.1 / (unit * n))):
+        ds.check_grads(lambda d, op=op, e=e: op(d, regularization, e), (d,), order=2)
+        ds.check_grads(lambda e, op=op: op(d, regularization, e), (e,), order=1)
+
+
 # --- batching, axes and dtypes --------------------------------------------------------------------
 
 

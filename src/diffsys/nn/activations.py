@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import numpy as dnp
 from ..core.primitive import Primitive
+from ..numpy._softmax import log_softmax_cotangent, log_softmax_tangent, softmax_tangent
 from ..scipy import special as dsp
 from ._select import select_p
 
@@ -175,8 +176,9 @@ def _log_softmax_impl(x, axis):
 
 
 _log_softmax = Primitive("nn.log_softmax", _log_softmax_impl)
-_log_softmax.defvjp(lambda g, ans, x, axis: g - dnp.exp(ans) * dnp.sum(g, axis=axis, keepdims=True))
-_log_softmax.defjvp(lambda t, ans, x, axis: t - dnp.sum(dnp.exp(ans) * t, axis=axis, keepdims=True))
+# The rules are scipy.special's: accurate where one entry dominates (see numpy/_softmax.py).
+_log_softmax.defvjp(lambda g, ans, x, axis: log_softmax_cotangent(dnp.exp(ans), x, g, axis))
+_log_softmax.defjvp(lambda t, ans, x, axis: log_softmax_tangent(dnp.exp(ans), x, t, axis))
 _axis_batch(_log_softmax)
 
 
@@ -187,8 +189,8 @@ def _softmax_impl(x, axis):
 
 
 _softmax = Primitive("nn.softmax", _softmax_impl)
-_softmax.defvjp(lambda g, ans, x, axis: ans * (g - dnp.sum(g * ans, axis=axis, keepdims=True)))
-_softmax.defjvp(lambda t, ans, x, axis: ans * (t - dnp.sum(t * ans, axis=axis, keepdims=True)))
+_softmax.defvjp(lambda g, ans, x, axis: softmax_tangent(ans, x, g, axis))
+_softmax.defjvp(lambda t, ans, x, axis: softmax_tangent(ans, x, t, axis))
 _axis_batch(_softmax)
 
 
@@ -220,14 +222,6 @@ def softmax(x, axis: int = -1):
 
 
 def logsumexp(x, axis: int | None = None, keepdims: bool = False):
-    """``log(sum(exp(x), axis))`` without overflow; the gradient is the softmax."""
-    x = _as_float(x)
-    m = dnp.max(x, axis=axis, keepdims=True)
-    m = dnp.where(dnp.isfinite(m), m, 0.0)
-    from ..core.custom import stop_gradient
-
-    m = stop_gradient(m)
-    out = dnp.log(dnp.sum(dnp.exp(x - m), axis=axis, keepdims=True)) + m
-    if not keepdims:
-        out = dnp.squeeze(out, axis=axis) if axis is not None else dnp.reshape(out, ())
-    return out
+    """``log(sum(exp(x), axis))`` without overflow; the gradient is the softmax (this is
+    :func:`diffsys.scipy.special.logsumexp`, whose derivatives stay accurate to any order)."""
+    return dsp.logsumexp(_as_float(x), axis=axis, keepdims=keepdims)

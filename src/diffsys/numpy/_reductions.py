@@ -266,7 +266,13 @@ def std(a, axis=None, dtype=None, ddof: int = 0, keepdims: bool = False):
         a = _from_sequence(a)
     if not isinstance(a, Tracer):
         return np.std(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
-    return ew.sqrt(var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims))
+    v = var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
+    if ddof == 0 and _count(a.shape, _strict_axes(axis, a.ndim, "std")) == 1:
+        # One element per slice: the deviation is identically 0, and so is the variance,
+        # derivatives of every order included (its centred values are exactly 0); sqrt's
+        # derivative at 0 would turn those zeros into 0 * inf = NaN.
+        return v
+    return ew.sqrt(v)
 
 
 # --- cumulative sums and products -------------------------------------------------------------

@@ -44,8 +44,10 @@ def logsumexp(x: Array, axis: int | tuple[int, ...] | None = -1, keepdims: bool 
 
 
 def log_softmax(x: Array, axis: int = -1) -> Array:
-    """``x - logsumexp(x, axis)``: log-probabilities."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``x - logsumexp(x, axis)``: log-probabilities (derivatives accurate where one entry
+    dominates: :func:`diffsys.scipy.special.log_softmax`)."""
+    ndim = np.ndim(x) if not hasattr(x, "ndim") else x.ndim
+    return special.log_softmax(x, axis=_axes(axis, ndim))
 
 
 def softmax(x: Array, axis: int = -1) -> Array:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..numpy import equal, exp, reshape, unbroadcast, where
+from ..numpy import exp, greater, isfinite, reshape, unbroadcast, where
 
 # --- batching helper ----------------------------------------------------------------------------
 
@@ -54,6 +54,18 @@ sort_perm_p = Primitive("relax.sort_perm", _sort_perm_impl, zero_derivative=True
 sort_perm_p.defbatch(
     lambda args, batched, descending=False: sort_perm_p(args[0], descending=descending)
 )
+
+
+def _row_middle_impl(x):
+    x = np.asarray(x)
+    k = x.shape[-1] // 2
+    return x[..., k : k + 1].copy()
+
+
+# The middle entry of each row (the median of a sorted row), a constant: a centre for
+# shift-invariant operations, whose derivatives do not depend on it.
+row_middle_p = Primitive("relax.row_middle", _row_middle_impl, zero_derivative=True)
+row_middle_p.defbatch(lambda args, batched: row_middle_p(args[0]))
 
 
 # --- permutations -------------------------------------------------------------------------------
@@ -112,16 +124,23 @@ def _segment_reduce(x, starts, kind: str):
         return np.broadcast_to(x, shape).copy()
     idx, counts = _segments(shape, starts)
     flat = np.broadcast_to(x, shape).reshape(-1)
+    return np.repeat(_reduce_flat(flat, idx, counts, kind), counts).reshape(shape)
+
+
+def _reduce_flat(flat, idx, counts, kind: str):
+    """One value per block of the flat array ``flat`` (blocks start at ``idx``)."""
     if kind == "sum":
         red = np.add.reduceat(flat, idx)
     elif kind == "mean":
         red = np.add.reduceat(flat, idx) / counts.astype(flat.dtype)
+    elif kind == "max":
+        red = np.maximum.reduceat(flat, idx)
     else:  # logsumexp, stable, with -inf / +inf entries handled as in scipy.special.logsumexp
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             m = np.maximum.reduceat(flat, idx)
             m = np.where(np.isfinite(m), m, np.zeros_like(m))
             red = np.log(np.add.reduceat(np.exp(flat - np.repeat(m, counts)), idx)) + m
-    return np.repeat(red, counts).reshape(shape)
+    return red
 
 
 def _segment_batch(prim):
@@ -141,22 +160,98 @@ segment_mean_p.defjvp(lambda t, ans, x, starts: segment_mean_p(t, starts))
 segment_mean_p.defbatch(_segment_batch(segment_mean_p))
 
 
-def _block_softmax(ans, x):
+# The block maximum, a constant: the block softmax below does not depend on it.
+segment_max_p = Primitive(
+    "relax.segment_max", lambda x, starts: _segment_reduce(x, starts, "max"), zero_derivative=True
+)
+segment_max_p.defbatch(_segment_batch(segment_max_p))
+
+
+def _block_softmax(x, starts):
     """``exp(x - logsumexp_block(x))``: the weights of each element in its block (0 at -inf).
 
-    Written so that no NaN reaches a derivative: where ``x`` is -inf the exponent is -inf
-    (a constant), never ``-inf - (-inf)``.
+    As ``e / sum_block(e)`` with ``e = exp(x - max_block(x))``, not ``exp(x - ans)``: where
+    ``x`` is large (a soft sort of values near 1.7e12) ``ans`` is rounded to ``x``'s ulp, and
+    ``x - ans`` with it, while ``x - max`` is exact for the close values a block pools. No
+    NaN reaches a derivative: a block of -inf has weights 0, never ``-inf - (-inf)``.
     """
-    return exp(where(equal(x, -np.inf), -np.inf, x - ans))
+    m = segment_max_p(x, starts)
+    e = exp(x - where(isfinite(m), m, 0.0))
+    total = segment_sum_p(e, starts)
+    return e / where(greater(total, 0.0), total, 1.0)
 
 
 segment_logsumexp_p = Primitive(
     "relax.segment_logsumexp", lambda x, starts: _segment_reduce(x, starts, "logsumexp")
 )
 segment_logsumexp_p.defvjp(
-    lambda g, ans, x, starts: unbroadcast(_block_softmax(ans, x) * segment_sum_p(g, starts), x)
+    lambda g, ans, x, starts: unbroadcast(
+        _block_softmax(x, starts) * segment_sum_p(g, starts), x
+    )
 )
 segment_logsumexp_p.defjvp(
-    lambda t, ans, x, starts: segment_sum_p(_block_softmax(ans, x) * t, starts)
+    lambda t, ans, x, starts: segment_sum_p(_block_softmax(x, starts) * t, starts)
 )
 segment_logsumexp_p.defbatch(_segment_batch(segment_logsumexp_p))
+
+
+# --- the projection given its blocks --------------------------------------------------------------
+
+
+def _project_blocks_impl(s, w, starts, kind):
+    s, w, starts = np.asarray(s), np.asarray(w), np.asarray(starts)
+    shape = np.broadcast_shapes(s.shape, w.shape, starts.shape)
+    dtype = np.result_type(s, w)
+    out = np.array(np.broadcast_to(w, shape), dtype=dtype).reshape(-1)  # a block of one: w
+    if out.size == 0:
+        return out.reshape(shape)
+    idx, counts = _segments(shape, starts)
+    pooled = counts > 1
+    if pooled.any():  # only the pooled blocks are reduced (most are single at small eps)
+        idx, counts = idx[pooled], counts[pooled]
+        first = np.cumsum(counts) - counts  # where each pooled block starts among them
+        elements = np.arange(int(counts.sum())) + np.repeat(idx - first, counts)
+        fs = np.broadcast_to(s, shape).reshape(-1)[elements]
+        fw = out[elements]
+        reduce = "mean" if kind == "l2" else "logsumexp"
+        own = np.repeat(_reduce_flat(fs, first, counts, reduce), counts)
+        other = np.repeat(_reduce_flat(fw, first, counts, reduce), counts)
+        out[elements] = (fs - own) + other
+    return out.reshape(shape)
+
+
+def _project_blocks_vjp_s(g, ans, s, w, starts, kind):
+    if kind == "l2":
+        return unbroadcast(g - segment_mean_p(g, starts), s)
+    return unbroadcast(g - _block_softmax(s, starts) * segment_sum_p(g, starts), s)
+
+
+def _project_blocks_vjp_w(g, ans, s, w, starts, kind):
+    if kind == "l2":
+        return unbroadcast(segment_mean_p(g, starts), w)
+    return unbroadcast(_block_softmax(w, starts) * segment_sum_p(g, starts), w)
+
+
+def _project_blocks_jvp_s(t, ans, s, w, starts, kind):
+    # (the segment operations broadcast t to the blocks' shape, which is the output's)
+    if kind == "l2":
+        return t - segment_mean_p(t, starts)
+    return t - segment_sum_p(_block_softmax(s, starts) * t, starts)
+
+
+def _project_blocks_jvp_w(t, ans, s, w, starts, kind):
+    if kind == "l2":
+        return segment_mean_p(t, starts)
+    return segment_sum_p(_block_softmax(w, starts) * t, starts)
+
+
+# ``project_blocks_p(s, w, starts, kind)``: the projection of ``s`` onto the permutahedron of
+# ``w`` (both sorted descending) given the blocks of its isotonic regression, in the forms
+# that stay exact (see ``sorting.py``): ``mean_B(w) + (s - mean_B(s))`` for ``kind="l2"``,
+# ``(s - lse_B(s)) + lse_B(w)`` for ``"kl"``. One pass over the blocks for both arguments.
+project_blocks_p = Primitive("relax.project_blocks", _project_blocks_impl)
+project_blocks_p.defvjp(_project_blocks_vjp_s, _project_blocks_vjp_w, None)
+project_blocks_p.defjvp(_project_blocks_jvp_s, _project_blocks_jvp_w, None)
+project_blocks_p.defbatch(
+    lambda args, batched, kind: project_blocks_p(*align_rows(args, batched), kind=kind)
+)

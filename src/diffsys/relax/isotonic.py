@@ -36,9 +36,36 @@ isotonic_l2_p.defbatch(lambda args, batched: isotonic_l2_p(args[0]))
 starts_p = Primitive("relax.block_starts", starts_from_values, zero_derivative=True)
 starts_p.defbatch(lambda args, batched: starts_p(args[0]))
 
+def _centred(a) -> np.ndarray:
+    """Rows of ``a`` minus their middle entry (the median of a sorted row; the first entry
+    where that is -inf, 0 where both are). The blocks do not change when a row of ``s`` or
+    ``w`` shifts by a constant, and PAV on centred rows does not work at the magnitude of,
+    say, 1.7e12 / eps, where the differences it compares have lost their digits."""
+    a = np.asarray(a)
+    if not a.shape or a.shape[-1] == 0:
+        return a
+    k = a.shape[-1] // 2
+    c = a[..., k : k + 1]
+    c = np.where(np.isfinite(c), c, a[..., :1])
+    c = np.where(np.isfinite(c), c, 0.0)
+    with np.errstate(invalid="ignore"):
+        return a - c
+
+
+# The block structure alone, of the projection of ``s`` onto the permutahedron of ``w`` (for
+# the projections, which combine block means of their two arguments instead of subtracting a
+# PAV solution from its input): the isotonic regression of ``s - w`` (l2) or of ``(s, w)``
+# (kl), on centred rows.
+blocks_l2_p = Primitive(
+    "relax.isotonic_blocks_l2",
+    lambda s, w: isotonic_blocks(_centred(s) - _centred(w), None, "l2"),
+    zero_derivative=True,
+)
+blocks_l2_p.defbatch(lambda args, batched: blocks_l2_p(*align_rows(args, batched)))
+
 blocks_kl_p = Primitive(
     "relax.isotonic_blocks_kl",
-    lambda y, w: isotonic_blocks(y, w, "kl"),
+    lambda y, w: isotonic_blocks(_centred(y), _centred(w), "kl"),
     zero_derivative=True,
 )
 blocks_kl_p.defbatch(lambda args, batched: blocks_kl_p(*align_rows(args, batched)))

@@ -16,6 +16,13 @@ With ``rho = (n, n-1, ..., 1)`` and a regularization strength ``eps``:
 As ``eps -> 0`` they become the hard rank, sort and top-k indicator; as ``eps -> inf`` they
 collapse to the mean rank / the mean value. The conventions (ascending, ``kl`` variants)
 match torchsort and the reference implementation of the paper.
+
+Exactness in floating point. Given the blocks ``B`` of the isotonic regression, the
+projection is ``mean_B(w) + (s - mean_B(s))`` (``l2``) or ``(s - lse_B(s)) + lse_B(w)``
+(``kl``): computed in these forms, a block of one element gives ``w_i`` exactly, however large
+``s`` is (``s - v(s - w)`` gave ``s - fl(s - w)``, 0 at ``x / eps = 1e30``). The ranks are
+shift-invariant, so rows are centred on their median before the division by ``eps``
+(``1.7e12 + x`` ranks as ``x`` does, instead of PAV and log-sum-exps at magnitude ``1e15``).
 """
 
 from __future__ import annotations
@@ -26,8 +33,8 @@ import numpy as np
 
 from ..core.tracer import Tracer
 from ..numpy import exp, getitem, moveaxis, negative
-from ._prims import permute_p, segment_logsumexp_p, sort_perm_p
-from .isotonic import blocks_kl_p, isotonic_l2_p
+from ._prims import permute_p, project_blocks_p, row_middle_p, sort_perm_p
+from .isotonic import blocks_kl_p, blocks_l2_p
 
 Array = Any  # numpy.ndarray or a diffsys tracer
 
@@ -48,13 +55,22 @@ def _project_sorted_w(z: Array, w: Array, regularization: str, z_sorted: bool = 
     else:
         perm = sort_perm_p(z, descending=True)
         s = permute_p(z, perm)
-    if regularization == "l2":
-        v = isotonic_l2_p(s - w)
-    else:
-        starts = blocks_kl_p(s, w)
-        v = segment_logsumexp_p(s, starts) - segment_logsumexp_p(w, starts)
-    out = s - v
+    # s - v with v the isotonic regression of (s, w), written so that nothing of size s is
+    # subtracted from something of size s - w (see the module docstring): a block's output is
+    # the block's w-mean plus the deviations of s from its own mean (l2), or the block's
+    # log-softmax of s plus the log-sum-exp of w (kl). PAV runs on centred rows.
+    starts = (blocks_l2_p if regularization == "l2" else blocks_kl_p)(s, w)
+    out = project_blocks_p(s, w, starts, kind=regularization)
     return out if z_sorted else permute_p(out, perm, inverse=True)
+
+
+def _centred_sorted(x: Array, eps: float | Array):
+    """``(s - median) / eps`` with ``s`` the rows of ``x`` sorted descending, and the sorting
+    permutation. The median is held constant: the projections that use this are
+    shift-invariant, so their derivatives do not depend on it."""
+    perm = sort_perm_p(x, descending=True)
+    s = permute_p(x, perm)
+    return (s - row_middle_p(s)) / eps, perm
 
 
 def permutahedron_projection(z: Array, w: Array, regularization: str = "l2") -> Array:
@@ -102,13 +118,13 @@ def soft_rank(
     x, eps = _check_rows(x, name), _check_strength(regularization_strength, name)
     x, back = _to_last(x, axis, name)
     n = x.shape[-1]
-    theta = (negative(x) if descending else x) / eps
+    theta, perm = _centred_sorted(negative(x) if descending else x, eps)
     rho = np.arange(n, 0, -1, dtype=x.dtype)
     if regularization == "l2":
-        out = _project_sorted_w(theta, rho, "l2")
+        out = _project_sorted_w(theta, rho, "l2", z_sorted=True)
     else:
-        out = exp(_project_sorted_w(theta, np.log(rho), "kl"))
-    return back(out)
+        out = exp(_project_sorted_w(theta, np.log(rho), "kl", z_sorted=True))
+    return back(permute_p(out, perm, inverse=True))
 
 
 def soft_sort(
@@ -172,12 +188,14 @@ def soft_topk_mask(
     k = _check_k(k, n, name)
     w = np.zeros(n, dtype=x.dtype)
     w[:k] = 1.0
-    theta = x / eps
+    theta, perm = _centred_sorted(x, eps)
     if regularization == "l2":
-        return back(_project_sorted_w(theta, w, "l2"))
-    with np.errstate(divide="ignore"):
-        logw = np.log(w)
-    return back(exp(_project_sorted_w(theta, logw, "kl")))
+        out = _project_sorted_w(theta, w, "l2", z_sorted=True)
+    else:
+        with np.errstate(divide="ignore"):
+            logw = np.log(w)
+        out = exp(_project_sorted_w(theta, logw, "kl", z_sorted=True))
+    return back(permute_p(out, perm, inverse=True))
 
 
 def soft_topk(
