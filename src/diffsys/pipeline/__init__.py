@@ -66,6 +66,7 @@ starvation_steps=..)``). Contract violations raise :class:`ContractError` naming
 
 from .diagnostics import GradCheckReport, MismatchReport, check_grads, mismatch
 from .losses import Loss, Metric, Scheduled, accuracy, scheduled
+from .per_stage import per_stage, scale_stages
 from .pipeline import Pipeline, TrainState
 from .serialize import SerializationError, load, register, registered, save
 from .spec import ContractError, Spec
@@ -95,8 +96,10 @@ __all__ = [
     "check_grads",
     "load",
     "mismatch",
+    "per_stage",
     "register",
     "registered",
     "save",
+    "scale_stages",
     "scheduled",
 ]
