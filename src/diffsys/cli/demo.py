@@ -190,11 +190,8 @@ def _preprocessing_values(pipe: pl.Pipeline) -> dict[str, float]:
 
 def _evaluate(pipe: pl.Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Loss and accuracy at inference (hard threshold, nn layers in eval mode)."""
-    pipe.infer()
-    try:
+    with pipe.inference():
         logits = np.asarray(pipe({"x": x, "y": y}))
-    finally:
-        pipe.train()
     loss = float(nn.cross_entropy(logits, y))
     return {"loss": loss, "accuracy": float(np.mean(np.argmax(logits, axis=1) == y))}
 

@@ -29,7 +29,7 @@ Usage (the whole API in one sample; docs/pipeline.md is the guide)::
     # a stage (or a relaxed module's relaxed/hard) with a named key= argument gets an int
     # seed derived from the call's key (pipe.apply(..., key=0); pipe.step: from its seed)
     pipe.params                                # {"blur": module, "encoder": ..., ...}
-    pipe.named_parameters()                    # {"encoder.layers.0.weight": ..., ...}
+    pipe.named_parameters()                    # ("encoder.layers.0.weight", array), ...
 
     # Training with telemetry: the stateful helper ...
     trainer = pl.Trainer(pipe, optim.adam(1e-2), seed=0)
@@ -67,7 +67,7 @@ starvation_steps=..)``). Contract violations raise :class:`ContractError` naming
 from .diagnostics import GradCheckReport, MismatchReport, check_grads, mismatch
 from .losses import Loss, Metric, Scheduled, accuracy, scheduled
 from .per_stage import per_stage, scale_stages
-from .pipeline import Pipeline, TrainState
+from .pipeline import HardModeGradientWarning, Pipeline, TrainState
 from .serialize import SerializationError, load, register, registered, save
 from .spec import ContractError, Spec
 from .stage import KINDS, Stage
@@ -78,6 +78,7 @@ __all__ = [
     "KINDS",
     "ContractError",
     "GradCheckReport",
+    "HardModeGradientWarning",
     "Loss",
     "Metric",
     "MismatchReport",
