@@ -49,7 +49,8 @@ Usage (the whole API in one sample; docs/pipeline.md is the guide)::
     # aux = {"terms": {...}, "weights": {...}, "metrics": {...}, "state": new_state}
 
     # Modes and what the relaxation costs
-    pipe.train(); pipe.infer()                 # surrogate / hard op (and nn train / eval)
+    pipe.train(); pipe.infer()                 # in place: surrogate / hard op (nn train / eval)
+    with pipe.inference(): ...                 # for a block, then the mode is restored
     logits = pipe(batch)                       # the last stage's output, current mode
     outputs, state = pipe.apply(params, batch, mode="infer")   # every stage's output
     print(pipe.mismatch(batch))                # MismatchReport: per relaxed stage the
