@@ -152,6 +152,12 @@ def test_multisteps_schedule_and_gradient_transformation():
         u, state = tx.update({"w": np.array([g])}, state)
         steps.append(float(u["w"][0]))
     assert steps == [-1.0, 0.0, -3.0, 0.0, -12.0]
+    # a MultiSteps is itself a GradientTransformation: it chains
+    chained = optim.chain(optim.clip(1.5), optim.MultiSteps(optim.sgd(1.0), 2))
+    state = chained.init(params)
+    u1, state = chained.update({"w": np.array([1.0])}, state)
+    u2, state = chained.update({"w": np.array([4.0])}, state)
+    assert float(u1["w"][0]) == 0.0 and float(u2["w"][0]) == -1.25
 
 
 # --- apply_if_finite -----------------------------------------------------------------------------

@@ -100,3 +100,20 @@ def test_trainer_fit_shows_progress_like_train_fit(capsys):
     assert f"loss {mean:.4g}" in lines[0]
     trainer.fit(batches, epochs=1, progress=None)
     assert capsys.readouterr().out == ""
+
+
+def test_a_trainer_accumulates_gradients_with_multisteps():
+    trainer = pl.Trainer(_pipe(), optim.MultiSteps(optim.sgd(0.1), 2), telemetry=False)
+    p0 = trainer.params
+    trainer.step(_batch(0))
+    for a, b in zip(ds.tree_leaves(p0), ds.tree_leaves(trainer.params), strict=True):
+        np.testing.assert_array_equal(a, b)  # the first call only accumulates
+    trainer.step(_batch(1))
+    ref = pl.Trainer(_pipe(), optim.sgd(0.1), telemetry=False)
+    g = [
+        ds.grad(lambda p, b=b: ref.pipeline.loss(p, b, mode="train")[0])(p0)
+        for b in (_batch(0), _batch(1))
+    ]
+    want = ds.tree_map(lambda p, g0, g1: p - 0.1 * (g0 + (g1 - g0) / 2), p0, g[0], g[1])
+    for a, b in zip(ds.tree_leaves(want), ds.tree_leaves(trainer.params), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-12)

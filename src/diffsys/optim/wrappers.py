@@ -207,12 +207,14 @@ class MultiStepsState(NamedTuple):
     acc_grads: Any
 
 
-class MultiSteps:
+class MultiSteps(GradientTransformation):
     """Gradient accumulation: the inner optimizer steps once every ``every_k_schedule``
     calls, on the mean (or, with ``use_grad_mean=False``, the sum) of the gradients of
     those calls; the other calls return zero updates and leave its state alone.
 
-    ``every_k_schedule``: an int, or a function ``gradient_step -> k``.
+    ``every_k_schedule``: an int, or a function ``gradient_step -> k``. A ``MultiSteps`` is
+    a :class:`GradientTransformation` (it chains, and a pipeline or ``fit`` takes it), with
+    :meth:`has_updated` besides.
 
     >>> import numpy as np
     >>> from diffsys import optim
@@ -226,56 +228,58 @@ class MultiSteps:
     (array([-2.]), True)
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         opt: GradientTransformation,
         every_k_schedule: int | Callable[[Any], Any],
         use_grad_mean: bool = True,
-    ) -> None:
+    ) -> MultiSteps:
         if not isinstance(opt, GradientTransformation):
             raise TypeError(
                 f"MultiSteps: opt is a {type(opt).__name__}, not a GradientTransformation"
             )
         if not callable(every_k_schedule) and int(every_k_schedule) < 1:
             raise ValueError(f"MultiSteps: every_k_schedule must be >= 1, got {every_k_schedule}")
-        self.opt = opt
-        self.every_k_schedule = every_k_schedule
-        self.use_grad_mean = use_grad_mean
 
-    def _k(self, gradient_step) -> int:
-        s = self.every_k_schedule
-        k = int(s(gradient_step)) if callable(s) else int(s)
-        if k < 1:
-            raise ValueError(f"MultiSteps: every_k_schedule({int(gradient_step)}) = {k}, need >= 1")
-        return k
+        def k_at(gradient_step) -> int:
+            s = every_k_schedule
+            k = int(s(gradient_step)) if callable(s) else int(s)
+            if k < 1:
+                raise ValueError(
+                    f"MultiSteps: every_k_schedule({int(gradient_step)}) = {k}, need >= 1"
+                )
+            return k
 
-    def init(self, params) -> MultiStepsState:
-        zero = np.zeros((), dtype=np.int64)
-        return MultiStepsState(zero, zero, self.opt.init(params), tree_zeros_like(params))
+        def init(params) -> MultiStepsState:
+            zero = np.zeros((), dtype=np.int64)
+            return MultiStepsState(zero, zero, opt.init(params), tree_zeros_like(params))
 
-    def update(self, updates, state: MultiStepsState, params=None):
-        mini = int(state.mini_step)
-        if self.use_grad_mean:  # a running mean: acc + (g - acc) / (calls so far)
-            acc = tree_map(lambda a, g: a + (g - a) / (mini + 1), state.acc_grads, updates)
-        else:
-            acc = tree_map(lambda a, g: a + g, state.acc_grads, updates)
-        if mini + 1 < self._k(state.gradient_step):
-            new_state = state._replace(mini_step=np.asarray(mini + 1, np.int64), acc_grads=acc)
-            return tree_zeros_like(updates), new_state
-        out, inner = self.opt.update(acc, state.inner_opt_state, params)
-        return out, MultiStepsState(
-            np.zeros((), np.int64),
-            np.asarray(int(state.gradient_step) + 1, np.int64),
-            inner,
-            tree_zeros_like(acc),
-        )
+        def update(updates, state: MultiStepsState, params=None):
+            mini = int(state.mini_step)
+            if use_grad_mean:  # a running mean: acc + (g - acc) / (calls so far)
+                acc = tree_map(lambda a, g: a + (g - a) / (mini + 1), state.acc_grads, updates)
+            else:
+                acc = tree_map(lambda a, g: a + g, state.acc_grads, updates)
+            if mini + 1 < k_at(state.gradient_step):
+                new_state = state._replace(mini_step=np.asarray(mini + 1, np.int64), acc_grads=acc)
+                return tree_zeros_like(updates), new_state
+            out, inner = opt.update(acc, state.inner_opt_state, params)
+            return out, MultiStepsState(
+                np.zeros((), np.int64),
+                np.asarray(int(state.gradient_step) + 1, np.int64),
+                inner,
+                tree_zeros_like(acc),
+            )
 
-    def has_updated(self, state: MultiStepsState) -> bool:
+        return super().__new__(cls, init, update)
+
+    @staticmethod
+    def has_updated(state: MultiStepsState) -> bool:
         """Whether the last ``update`` stepped the inner optimizer."""
         return int(state.mini_step) == 0 and int(state.gradient_step) > 0
 
     def gradient_transformation(self) -> GradientTransformation:
-        """The same, as a plain ``(init, update)`` pair (to ``chain`` or hand to a trainer)."""
+        """The same as a plain ``GradientTransformation`` pair (Optax's spelling)."""
         return GradientTransformation(self.init, self.update)
 
 
