@@ -42,7 +42,7 @@ class Encoder(nn.Module):
 
 def test_named_parameters_use_dotted_paths_in_leaf_order():
     model = Encoder()
-    names = list(model.named_parameters())
+    names = [name for name, _ in model.named_parameters()]
     assert names == [
         "block.conv.weight",
         "block.conv.bias",
@@ -136,8 +136,8 @@ def test_generated_init_for_field_only_modules_and_subclasses_keep_parent_init()
 def test_partition_combine_and_training_only_the_unfrozen_part(rng):
     model = nn.Sequential([nn.Linear(3, 4, key=0), nn.tanh, nn.Linear(4, 1, key=1)])
     params, frozen = nn.partition(model, frozen="layers.0.*")
-    assert sorted(params.named_parameters()) == ["layers.2.bias", "layers.2.weight"]
-    assert sorted(frozen.named_parameters()) == ["layers.0.bias", "layers.0.weight"]
+    assert sorted(params.named_parameter_dict()) == ["layers.2.bias", "layers.2.weight"]
+    assert sorted(frozen.named_parameter_dict()) == ["layers.0.bias", "layers.0.weight"]
     x = rng.standard_normal((5, 3))
 
     def loss(p):

@@ -69,7 +69,7 @@ def test_parameters_are_namespaced_by_stage():
             pl.Stage("head", nn.Linear(3, 1, key=1)),
         ]
     )
-    assert list(pipe.named_parameters()) == [
+    assert list(pipe.named_parameter_dict()) == [
         "encoder.layers.0.weight",
         "encoder.layers.0.bias",
         "head.weight",
@@ -132,7 +132,7 @@ def test_function_stage_with_its_own_parameter_pytree(rng):
     g = ds.grad(lambda p: pipe.loss(p, {"x": x})[0])(pipe.params)
     assert float(g["aff"]["w"]) == pytest.approx(np.sum(x))
     assert float(g["aff"]["b"]) == pytest.approx(4.0)
-    assert list(pipe.named_parameters()) == ["aff.b", "aff.w"]
+    assert list(pipe.named_parameter_dict()) == ["aff.b", "aff.w"]
 
 
 def test_a_parameter_owned_by_two_stages_is_an_error_naming_both():

@@ -114,7 +114,7 @@ def test_round_trip_same_outputs_gradients_state_and_config(rng, tmp_path):
     assert again.losses[1].weight_at(4) == pipe.losses[1].weight_at(4)
     _assert_same(again.params, pipe.params)
     _assert_same(again.state, pipe.state)
-    assert again.named_parameters().keys() == pipe.named_parameters().keys()
+    assert again.named_parameter_dict().keys() == pipe.named_parameter_dict().keys()
     for mode in ("train", "infer"):
         _assert_same(
             again.apply(None, batch, mode=mode, key=3)[0],

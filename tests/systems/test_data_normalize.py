@@ -49,7 +49,7 @@ def test_gradients_order_two_both_modes(stats, rng):
 
 def test_statistics_are_settings_not_parameters():
     norm = Normalize(3, mean=1.0, std=2.0)
-    assert list(norm.named_parameters()) == ["scale", "shift"]
+    assert list(norm.named_parameter_dict()) == ["scale", "shift"]
 
 
 def test_feature_vectors_and_float32(rng):

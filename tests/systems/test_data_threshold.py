@@ -61,7 +61,7 @@ def test_hard_has_zero_gradient_and_straight_through_has_relaxed_gradient(rng):
 
 def test_fixed_sharpness_is_not_a_parameter(rng):
     st = Binarize(0.5, 20.0, learn_sharpness=False)
-    assert list(st.named_parameters()) == ["threshold"]
+    assert list(st.named_parameter_dict()) == ["threshold"]
     assert st.sharpness == pytest.approx(20.0)
     x = rng.random((2, 1, 3, 3))
     ds.check_grads(loss_of("relaxed"), (st, x), order=2)

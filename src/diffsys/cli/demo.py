@@ -29,7 +29,6 @@ import numpy as np
 
 from .. import __version__, nn, optim
 from .. import pipeline as pl
-from ..core.pytree import tree_map
 from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
 from ..train.progress import Progress, make_progress
@@ -176,23 +175,6 @@ def build_pipeline(config: DemoConfig, *, frozen: bool = False, steps: int = 1) 
 # --- training ----------------------------------------------------------------------------------
 
 
-def scale_stages(factors: dict[str, float]) -> optim.GradientTransformation:
-    """Multiply the updates of some stages (a per-stage learning rate): the pipeline's
-    parameters and updates are dicts by stage name."""
-
-    def init(params):
-        return optim.EmptyState()
-
-    def update(updates, state, params=None):
-        out = dict(updates)
-        for name, factor in factors.items():
-            if name in out:
-                out[name] = tree_map(lambda u, f=factor: None if u is None else u * f, out[name])
-        return out, state
-
-    return optim.GradientTransformation(init, update)
-
-
 def _noisy(x: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
     return x + noise * rng.standard_normal(x.shape) if noise > 0 else x
 
@@ -209,11 +191,8 @@ def _preprocessing_values(pipe: pl.Pipeline) -> dict[str, float]:
 
 def _evaluate(pipe: pl.Pipeline, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Loss and accuracy at inference (hard threshold, nn layers in eval mode)."""
-    pipe.infer()
-    try:
+    with pipe.inference():
         logits = np.asarray(pipe({"x": x, "y": y}))
-    finally:
-        pipe.train()
     loss = float(nn.cross_entropy(logits, y))
     return {"loss": loss, "accuracy": float(np.mean(np.argmax(logits, axis=1) == y))}
 
@@ -233,11 +212,12 @@ def train_run(
     total = config.epochs * steps_per_epoch
     pipe = build_pipeline(config, frozen=frozen, steps=total)
     schedule = optim.cosine_decay(config.learning_rate, total, alpha=0.1)
-    opt = optim.chain(
+    trainer = pl.Trainer(
+        pipe,
         optim.adam(schedule),
-        scale_stages({"blur": config.blur_lr_scale}),
+        seed=config.seed,
+        stage_lr_scale={"blur": config.blur_lr_scale},
     )
-    trainer = pl.Trainer(pipe, opt, seed=config.seed)
     run = RunResult(label, pipe)
     run.steps = {"loss": [], "cross_entropy": [], "sigma": [], "threshold": [], "sharpness": []}
     run.steps.update({f"grad_norm.{s}": [] for s in STAGES})

@@ -96,7 +96,7 @@ def partition(
     >>> from diffsys import nn
     >>> net = nn.Sequential([nn.Linear(2, 2, key=0), nn.Linear(2, 1, key=1)])
     >>> params, rest = nn.partition(net, frozen="layers.0.*")
-    >>> sorted(params.named_parameters())
+    >>> sorted(params.named_parameter_dict())
     ['layers.1.bias', 'layers.1.weight']
     >>> nn.combine(params, rest).layers[0].weight.shape
     (2, 2)

@@ -28,7 +28,9 @@ Non-trainable state (BatchNorm's running statistics) lives outside the module, i
 from __future__ import annotations
 
 import dataclasses
+import dis
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from types import BuiltinFunctionType, FunctionType, MethodType
 from typing import Any
@@ -242,13 +244,24 @@ class Module:
         return _replace_fields(self, changes)
 
     # --- introspection ----------------------------------------------------------------------
-    def named_parameters(self, prefix: str = "") -> dict[str, Any]:
-        """Every array leaf by dotted name (``"encoder.conv1.weight"``), in pytree order."""
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """``(dotted name, array)`` for every array leaf (``"encoder.conv1.weight"``), in
+        pytree order, as PyTorch's ``named_parameters``; :meth:`named_parameter_dict` gives
+        the same as a dict.
+
+        >>> from diffsys import nn
+        >>> [(name, p.shape) for name, p in nn.Linear(3, 2, key=0).named_parameters()]
+        [('weight', (2, 3)), ('bias', (2,))]
+        """
+        return iter(named_leaves(self, prefix))
+
+    def named_parameter_dict(self, prefix: str = "") -> dict[str, Any]:
+        """``{dotted name: array}`` for every array leaf, in pytree order."""
         return dict(named_leaves(self, prefix))
 
     def parameters(self) -> list:
         """Every array leaf, in pytree order (the order of ``ds.tree_leaves``)."""
-        return list(self.named_parameters().values())
+        return [p for _, p in named_leaves(self, "")]
 
     def num_parameters(self) -> int:
         """The number of scalar entries in all floating-point leaves."""
@@ -265,15 +278,61 @@ class Module:
         yield from _walk_modules(self, "")
 
     def eval(self) -> Module:
-        """A copy in evaluation mode (Dropout off, BatchNorm on running statistics)."""
+        """A copy in evaluation mode (Dropout off, BatchNorm on running statistics); the
+        module itself is unchanged, as modules are values. Use the result:
+        ``net = net.eval()``. A call whose result is thrown away (``net.eval()`` as a
+        statement, PyTorch's in-place habit) would change nothing, so it raises.
+
+        >>> from diffsys import nn
+        >>> net = nn.Dropout(0.5)
+        >>> net.eval().training, net.training
+        (False, True)
+        """
+        _check_result_used(self, "eval")
         return eval_mode(self)
 
     def train(self) -> Module:
-        """A copy in training mode."""
+        """A copy in training mode (``net = net.train()``); see :meth:`eval`."""
+        _check_result_used(self, "train")
         return train_mode(self)
 
     def __repr__(self) -> str:
         return _repr(self, 0)
+
+
+_DISCARDS: dict[tuple, bool] = {}  # (code object, instruction offset) -> result discarded
+
+
+def _result_discarded(frame) -> bool:
+    """Whether the call running at ``frame``'s current instruction has its result popped
+    unused (the next instruction is ``POP_TOP``: an expression statement). Read once per
+    call site from the bytecode; False where the layout is not recognised."""
+    key = (frame.f_code, frame.f_lasti)
+    hit = _DISCARDS.get(key)
+    if hit is None:
+        hit = False
+        previous = None  # f_lasti may point into the CALL's inline caches: take the last
+        for ins in dis.get_instructions(frame.f_code):  # instruction at or before it
+            if ins.offset > frame.f_lasti:
+                calls = previous is not None and previous.opname.startswith("CALL")
+                hit = calls and ins.opname == "POP_TOP"
+                break
+            previous = ins
+        _DISCARDS[key] = hit
+    return hit
+
+
+def _check_result_used(m: Module, method: str) -> None:
+    frame = sys._getframe(2)  # the caller of Module.eval / Module.train
+    if _result_discarded(frame):
+        mode = "evaluation" if method == "eval" else "training"
+        raise RuntimeError(
+            f"{type(m).__name__}.{method}() returns a copy in {mode} mode and leaves the module "
+            f"as it was (modules are immutable values), but the copy is thrown away here, so "
+            f"nothing changes: write `net = net.{method}()` (or `net = nn."
+            f"{method}_mode(net)`). For a pipeline, "
+            "`pipe.infer()`/`pipe.train()` switch in place, or use `with pipe.inference():`."
+        )
 
 
 def _plain(x):

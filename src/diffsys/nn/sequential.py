@@ -25,7 +25,7 @@ class Sequential(Module):
     >>> net = nn.Sequential([nn.Linear(4, 8, key=0), nn.relu, nn.Linear(8, 2, key=1)])
     >>> net(np.ones((3, 4))).shape
     (3, 2)
-    >>> list(net.named_parameters())
+    >>> [name for name, _ in net.named_parameters()]
     ['layers.0.weight', 'layers.0.bias', 'layers.2.weight', 'layers.2.bias']
     """
 

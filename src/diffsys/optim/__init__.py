@@ -49,7 +49,20 @@ from .transforms import (
     scale_by_rms,
     scale_by_schedule,
     scale_by_trust_ratio,
+    set_to_zero,
     trace,
+)
+from .wrappers import (
+    ApplyIfFiniteState,
+    InjectHyperparamsState,
+    MaskedState,
+    MultiSteps,
+    MultiStepsState,
+    MultiTransformState,
+    apply_if_finite,
+    inject_hyperparams,
+    masked,
+    multi_transform,
 )
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -28,6 +28,7 @@ __all__ = [
     "scale_by_rms",
     "scale_by_schedule",
     "scale_by_trust_ratio",
+    "set_to_zero",
     "trace",
 ]
 
@@ -74,6 +75,15 @@ def scale(step_size: float) -> GradientTransformation:
 
     def update(updates, state, params=None):
         return _map(lambda g: step_size * g, updates), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def set_to_zero() -> GradientTransformation:
+    """Replace the updates by zeros (a frozen group in :func:`multi_transform`)."""
+
+    def update(updates, state, params=None):
+        return tree_zeros_like(updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update)
 

@@ -29,7 +29,7 @@ Usage (the whole API in one sample; docs/pipeline.md is the guide)::
     # a stage (or a relaxed module's relaxed/hard) with a named key= argument gets an int
     # seed derived from the call's key (pipe.apply(..., key=0); pipe.step: from its seed)
     pipe.params                                # {"blur": module, "encoder": ..., ...}
-    pipe.named_parameters()                    # {"encoder.layers.0.weight": ..., ...}
+    pipe.named_parameters()                    # ("encoder.layers.0.weight", array), ...
 
     # Training with telemetry: the stateful helper ...
     trainer = pl.Trainer(pipe, optim.adam(1e-2), seed=0)
@@ -49,7 +49,8 @@ Usage (the whole API in one sample; docs/pipeline.md is the guide)::
     # aux = {"terms": {...}, "weights": {...}, "metrics": {...}, "state": new_state}
 
     # Modes and what the relaxation costs
-    pipe.train(); pipe.infer()                 # surrogate / hard op (and nn train / eval)
+    pipe.train(); pipe.infer()                 # in place: surrogate / hard op (nn train / eval)
+    with pipe.inference(): ...                 # for a block, then the mode is restored
     logits = pipe(batch)                       # the last stage's output, current mode
     outputs, state = pipe.apply(params, batch, mode="infer")   # every stage's output
     print(pipe.mismatch(batch))                # MismatchReport: per relaxed stage the
@@ -66,7 +67,8 @@ starvation_steps=..)``). Contract violations raise :class:`ContractError` naming
 
 from .diagnostics import GradCheckReport, MismatchReport, check_grads, mismatch
 from .losses import Loss, Metric, Scheduled, accuracy, scheduled
-from .pipeline import Pipeline, TrainState
+from .per_stage import per_stage, scale_stages
+from .pipeline import HardModeGradientWarning, Pipeline, TrainState
 from .serialize import SerializationError, load, register, registered, save
 from .spec import ContractError, Spec
 from .stage import KINDS, Stage
@@ -77,6 +79,7 @@ __all__ = [
     "KINDS",
     "ContractError",
     "GradCheckReport",
+    "HardModeGradientWarning",
     "Loss",
     "Metric",
     "MismatchReport",
@@ -95,8 +98,10 @@ __all__ = [
     "check_grads",
     "load",
     "mismatch",
+    "per_stage",
     "register",
     "registered",
     "save",
+    "scale_stages",
     "scheduled",
 ]

@@ -9,10 +9,11 @@ has a functional form that takes the parameters explicitly: :meth:`Pipeline.appl
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..core.custom import stop_gradient
 from ..core.pytree import tree_leaves
-from ..core.tracer import concrete
+from ..core.tracer import Tracer, concrete
 from ..core.transforms import value_and_grad
 from ..nn._tree import combine, is_inexact_array, named_leaves, partition
 from ..nn.module import State, eval_mode, train_mode, with_state
@@ -28,7 +29,7 @@ from ..optim.base import GradientTransformation, apply_updates
 from ._text import table
 from .losses import Loss, Metric
 from .spec import ContractError, Spec
-from .stage import Stage
+from .stage import RELAXED_KINDS, Stage
 from .telemetry import (
     Monitor,
     NonFiniteError,
@@ -40,9 +41,13 @@ from .telemetry import (
     sq_norm,
 )
 
-__all__ = ["Pipeline", "TrainState"]
+__all__ = ["HardModeGradientWarning", "Pipeline", "TrainState"]
 
 MODES = ("train", "infer")
+
+
+class HardModeGradientWarning(UserWarning):
+    """A pipeline's loss was differentiated in inference mode without asking for it."""
 
 
 @dataclass
@@ -252,8 +257,13 @@ class Pipeline:
             )
         return params
 
-    def named_parameters(self, params: dict | None = None) -> dict[str, Any]:
-        """Every parameter by dotted name, namespaced by stage (``encoder.0.weight``)."""
+    def named_parameters(self, params: dict | None = None) -> Iterator[tuple[str, Any]]:
+        """``(dotted name, array)`` for every parameter, namespaced by stage
+        (``encoder.0.weight``), as PyTorch's ``named_parameters``."""
+        return iter(named_leaves(self._params if params is None else params))
+
+    def named_parameter_dict(self, params: dict | None = None) -> dict[str, Any]:
+        """``{dotted name: array}`` for every parameter, namespaced by stage."""
         return dict(named_leaves(self._params if params is None else params))
 
     def trainable_stages(self) -> tuple[str, ...]:
@@ -284,17 +294,48 @@ class Pipeline:
             raise KeyError(f"no stage {name!r}; the stages are {list(self.stages)}") from None
 
     def train(self) -> Pipeline:
-        """Training mode: relaxed stages use their surrogates, nn layers train (dropout on,
-        BatchNorm on batch statistics). Returns the pipeline."""
+        """Training mode, in place: relaxed stages use their surrogates, nn layers train
+        (dropout on, BatchNorm on batch statistics). Returns the pipeline, so
+        ``pipe = pipe.train()`` reads as it does for a module (whose ``train()`` is a copy).
+        """
         self.mode = "train"
         return self
 
     def infer(self) -> Pipeline:
-        """Inference mode: relaxed stages use their hard operations, nn layers evaluate."""
+        """Inference mode, in place: relaxed stages use their hard operations, nn layers
+        evaluate. Returns the pipeline; :meth:`inference` switches for a block only."""
         self.mode = "infer"
         return self
 
     eval = infer
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[Pipeline]:
+        """``with pipe.inference():`` runs the block in inference mode and restores the
+        mode it had, also when the block raises.
+
+        >>> from diffsys import nn, pipeline as pl
+        >>> pipe = pl.Pipeline([pl.Stage("lin", nn.Linear(2, 1, key=0))])
+        >>> with pipe.inference():
+        ...     inside = pipe.mode
+        >>> inside, pipe.mode
+        ('infer', 'train')
+        """
+        yield from self._in_mode("infer")
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[Pipeline]:
+        """``with pipe.training():`` runs the block in training mode, then restores the
+        mode (the counterpart of :meth:`inference`)."""
+        yield from self._in_mode("train")
+
+    def _in_mode(self, mode: str) -> Iterator[Pipeline]:
+        previous = self.mode
+        self.mode = mode
+        try:
+            yield self
+        finally:
+            self.mode = previous
 
     def _flags(self, mode: str | None) -> tuple[str, bool]:
         mode = self.mode if mode is None else mode
@@ -478,8 +519,27 @@ class Pipeline:
         ``aux`` holds ``terms`` (each term, unweighted), ``weights`` (at ``step``, default
         ``pipe.steps_done``), ``metrics`` and the new ``state``. Frozen stages get no
         gradient.
+
+        ``mode`` defaults to the pipeline's. Differentiated while the pipeline is in
+        inference mode (after ``pipe.infer()``), the relaxed stages run their hard
+        operations, whose gradient is zero or meaningless upstream: that warns. Pass
+        ``mode="train"`` (or ``mode="infer"`` when that is what you mean) to say which.
         """
+        if mode is None and self.mode == "infer" and params is not None:
+            self._warn_if_differentiated_hard(params)
         return self._loss(params, batch, state=state, step=step, key=key, mode=mode)
+
+    def _warn_if_differentiated_hard(self, params) -> None:
+        relaxed = [n for n, s in self.stages.items() if s.kind in RELAXED_KINDS]
+        if relaxed and any(isinstance(x, Tracer) for x in tree_leaves(params)):
+            warnings.warn(
+                f"Pipeline.loss is differentiated in inference mode (the pipeline's mode, set "
+                f"by pipe.infer()): the relaxed stage(s) {relaxed} run their hard operations, "
+                "so the gradient upstream of them is zero or meaningless. Pass mode='train' "
+                "(or train inside `with pipe.training():`), or mode='infer' if you mean it.",
+                HardModeGradientWarning,
+                stacklevel=3,
+            )
 
     def _loss(self, params, batch, *, state, step, key, mode, monitor=None):
         relax, nn_training = self._flags(mode)

@@ -65,17 +65,27 @@ _defaults_done = False
 def register(obj=None, name: str | None = None):
     """Register a module class or a function under ``name`` (default
     ``module.qualname``) so pipelines using it can be saved and loaded. Usable as a
-    decorator. Returns ``obj``.
+    decorator, bare (``@pl.register``) or with the name (``@pl.register("my.double")``,
+    ``@pl.register(name=...)``). Returns ``obj``.
 
     >>> from diffsys import pipeline as pl
-    >>> @pl.register(name="my.double")
+    >>> @pl.register("my.double")
     ... def double(x):
     ...     return 2 * x
     >>> pl.registered()["my.double"] is double
     True
     """
+    if isinstance(obj, str):  # @register("name"): the decorator-factory spelling
+        if name is not None:
+            raise TypeError(f"register: two names given, {obj!r} and name={name!r}")
+        return lambda o: register(o, obj)
     if obj is None:
         return lambda o: register(o, name)
+    if not callable(obj):
+        raise TypeError(
+            f"register: expected a module class or a function, got {type(obj).__name__} "
+            f"{obj!r}"
+        )
     _ensure_defaults()
     return _register(obj, name)
 

@@ -10,9 +10,13 @@ bit-identical to one that was never interrupted.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
-from ..optim.base import GradientTransformation
+import numpy as np
+
+from ..optim.base import GradientTransformation, chain
+from ..train.progress import make_progress
+from .per_stage import scale_stages
 from .pipeline import Pipeline, TrainState
 from .telemetry import StepReport, Telemetry
 
@@ -33,6 +37,11 @@ class Trainer:
     ...     report = trainer.step({"x": x, "y": y})
     >>> report.loss < first / 10, sorted(report.grad_norms)
     (True, ['lin'])
+
+    ``stage_lr_scale={"blur": 5.0}`` multiplies the named stages' updates after the
+    optimizer's (a per-stage learning rate: ``optim.chain(optimizer,
+    pl.scale_stages(...))``); for a different optimizer per stage pass
+    ``pl.per_stage({...})`` as ``optimizer``.
     """
 
     def __init__(
@@ -42,7 +51,16 @@ class Trainer:
         *,
         seed: int = 0,
         telemetry: Telemetry | bool | None = None,
+        stage_lr_scale: Mapping[str, float] | None = None,
     ) -> None:
+        if stage_lr_scale:
+            unknown = sorted(set(stage_lr_scale) - set(pipeline.stages))
+            if unknown:
+                raise ValueError(
+                    f"Trainer: stage_lr_scale names {unknown}, which are not stages; the "
+                    f"stages are {list(pipeline.stages)}"
+                )
+            optimizer = chain(optimizer, scale_stages(stage_lr_scale))
         self.pipeline = pipeline
         self.telemetry = telemetry
         self.ts: TrainState = pipeline.init(optimizer, seed=seed)
@@ -70,16 +88,35 @@ class Trainer:
         *,
         epochs: int = 1,
         callback: Callable[[StepReport], bool | None] | None = None,
+        progress: str | bool | None = "auto",
     ) -> list[StepReport]:
         """Step through ``batches`` (re-iterated each epoch: pass a list or a re-iterable);
-        ``callback(report)`` may return True to stop. Returns the reports."""
+        ``callback(report)`` may return True to stop. Returns the reports.
+
+        ``progress`` as in ``train.fit``: ``"auto"`` (a rich bar on a terminal, else one
+        line per epoch), ``"rich"``, ``"plain"`` or ``None``; it shows the epoch's mean loss
+        and metrics."""
         reports = []
-        for _ in range(epochs):
-            for batch in batches:
-                report = self.step(batch)
-                reports.append(report)
-                if callback is not None and callback(report):
-                    return reports
+        steps = len(batches) if hasattr(batches, "__len__") else None
+        bar = make_progress(progress, epochs, steps)
+        try:
+            for epoch in range(epochs):
+                if bar is not None:
+                    bar.start_epoch(epoch)
+                seen: list[StepReport] = []
+                for batch in batches:
+                    report = self.step(batch)
+                    reports.append(report)
+                    seen.append(report)
+                    if bar is not None:
+                        bar.advance(_epoch_logs(seen))
+                    if callback is not None and callback(report):
+                        return reports
+                if bar is not None:
+                    bar.end_epoch(epoch, _epoch_logs(seen))
+        finally:
+            if bar is not None:
+                bar.close()
         return reports
 
     def save(self, directory: str | os.PathLike, *, metadata: dict | None = None) -> None:
@@ -109,13 +146,17 @@ class Trainer:
         optimizer: GradientTransformation,
         *,
         telemetry: Telemetry | bool | None = None,
+        stage_lr_scale: Mapping[str, float] | None = None,
     ) -> Trainer:
         """A trainer that goes on from a :meth:`save`: the pipeline (in the mode it was
         saved in), its parameters and state, and the optimizer state, step and seed.
-        ``optimizer`` must be built as the saved run's was (it is code, not saved); a state
-        of another structure is a :class:`~diffsys.pipeline.SerializationError`."""
+        ``optimizer`` and ``stage_lr_scale`` must be given as the saved run's were (they are
+        code, not saved); a state of another structure is a
+        :class:`~diffsys.pipeline.SerializationError`."""
         from .serialize import load_training
 
+        if stage_lr_scale:
+            optimizer = chain(optimizer, scale_stages(stage_lr_scale))
         pipeline, ts = load_training(directory, optimizer)
         trainer = cls(pipeline, optimizer, seed=ts.seed, telemetry=telemetry)
         trainer.ts = ts
@@ -126,3 +167,14 @@ class Trainer:
         self.ts = self.pipeline.init(
             self.ts.optimizer, params=self.ts.params, state=self.ts.state, seed=self.ts.seed
         )
+
+
+def _epoch_logs(reports: list[StepReport]) -> dict[str, float]:
+    """The mean loss and metrics of the steps so far (skipped steps left out)."""
+    done = [r for r in reports if not r.skipped]
+    if not done:
+        return {}
+    logs = {"loss": float(np.mean([r.loss for r in done]))}
+    for k in done[-1].metrics:
+        logs[k] = float(np.mean([r.metrics[k] for r in done if k in r.metrics]))
+    return logs

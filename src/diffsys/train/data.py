@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
 
 
 def iterate_batches(
-    arrays: Sequence[np.ndarray],
+    arrays: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     batch_size: int,
     *,
     seed: int | None = None,
@@ -33,7 +33,19 @@ def iterate_batches(
     >>> x, y = np.arange(10), np.arange(10) * 2
     >>> [b[0].tolist() for b in iterate_batches((x, y), 4)]
     [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+    A dict of arrays gives dicts of mini-batches with the same keys:
+
+    >>> [b["y"].tolist() for b in iterate_batches({"x": x, "y": y}, 5)]
+    [[0, 2, 4, 6, 8], [10, 12, 14, 16, 18]]
     """
+    if isinstance(arrays, Mapping):
+        keys = list(arrays)
+        for batch in iterate_batches(
+            [arrays[k] for k in keys], batch_size, seed=seed, epoch=epoch, drop_last=drop_last
+        ):
+            yield dict(zip(keys, batch, strict=True))
+        return
     arrays = tuple(np.asarray(a) for a in arrays)
     if not arrays:
         raise ValueError("iterate_batches: give at least one array")

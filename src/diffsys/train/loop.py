@@ -12,8 +12,9 @@ stopping.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,15 +93,32 @@ def _split_loss(out, has_aux: bool) -> tuple[Any, dict]:
     return out, {}
 
 
+def _takes_rng(loss_fn: Callable) -> bool:
+    """Whether ``loss_fn`` accepts a third positional argument (the ``rng``)."""
+    try:
+        params = inspect.signature(loss_fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: pass it
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
+def _num_samples(data, who: str) -> int:
+    first = next(iter(data.values() if isinstance(data, Mapping) else data), None)
+    if first is None:
+        raise ValueError(f"{who}: data is empty; give a tuple or a dict of aligned arrays")
+    return len(first)
+
+
 def fit(
     loss_fn: Callable[..., Any],
     params: Any,
     optimizer: GradientTransformation,
-    data: Sequence[np.ndarray],
+    data: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     *,
     batch_size: int,
     epochs: int,
-    seed: int,
+    seed: int = 0,
     has_aux: bool = False,
     opt_state: Any = None,
     start_epoch: int = 0,
@@ -112,9 +130,10 @@ def fit(
     """Train ``params`` on the arrays ``data`` for ``epochs`` epochs.
 
     ``loss_fn(params, batch, rng) -> loss`` (or ``(loss, metrics)`` with ``has_aux``), where
-    ``batch`` is a tuple of aligned mini-batches and ``rng`` a Generator seeded from
-    ``(seed, epoch)`` for dropout and other randomness. Batches are shuffled from
-    ``(seed, epoch)`` as well, so a run resumed at ``start_epoch`` (with the saved
+    ``batch`` is a tuple of aligned mini-batches (a dict of them when ``data`` is a dict of
+    arrays) and ``rng`` a Generator seeded from ``(seed, epoch)`` for dropout and other
+    randomness; a ``loss_fn(params, batch)`` without it is called without it. Batches are
+    shuffled from ``(seed, epoch)`` as well, so a run resumed at ``start_epoch`` (with the saved
     ``opt_state``) repeats an uninterrupted one exactly. ``eval_fn(params) -> dict`` adds
     metrics after each epoch; each callback ``cb(epoch, logs, params)`` may return ``True``
     to stop.
@@ -129,7 +148,8 @@ def fit(
     >>> res.history[-1]["loss"] < 1e-3
     True
     """
-    n = len(data[0])
+    n = _num_samples(data, "fit")
+    takes_rng = _takes_rng(loss_fn)
     steps = num_batches(n, batch_size, drop_last)
     if opt_state is None:
         opt_state = optimizer.init(params)
@@ -147,12 +167,12 @@ def fit(
             for batch in iterate_batches(
                 data, batch_size, seed=seed, epoch=epoch, drop_last=drop_last
             ):
-                out, grads = vg(params, batch, rng)
+                out, grads = vg(params, batch, rng) if takes_rng else vg(params, batch)
                 loss, aux = _split_loss(out, has_aux)
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 params = apply_updates(params, updates)
                 step += 1
-                m = len(batch[0])
+                m = _num_samples(batch, "fit")
                 total += float(loss) * m
                 count += m
                 for k, v in aux.items():
@@ -164,8 +184,8 @@ def fit(
             if eval_fn is not None:
                 logs.update({k: float(v) for k, v in eval_fn(params).items()})
             history.append(logs)
-            if bar is not None:
-                bar.end_epoch(epoch, logs)
+            if bar is not None:  # the bar names the epoch itself
+                bar.end_epoch(epoch, {k: v for k, v in logs.items() if k != "epoch"})
             if any([bool(cb(epoch, logs, params)) for cb in callbacks]):  # call them all
                 stopped = True
                 break
