@@ -43,6 +43,7 @@ def piecewise(m, x):
 def mixed_operands(m, x):
     ones = np.ones(3)  # a NumPy array on the left of a tracer: __array_ufunc__
     y = ones * x + np.arange(3.0) - x / np.float64(2.5) + np.float32(1.5) * x
+    y = y + m.multiply(ones, x) - m.subtract(np.arange(3.0), x) + m.maximum(np.zeros(3), x)
     return y + 2.0**x + np.float64(1.3) ** x + (np.linspace(1, 2, 3) > x) * x
 
 
@@ -229,7 +230,9 @@ TRANSFORMS = {
     "jacrev": lambda f: ds.jacrev(f, argnums=1)(W, XS),
     "hessian": lambda f: ds.hessian(f)(W, XS),
     "grad_of_grad": lambda f: ds.grad(lambda w: ds.grad(f)(w, XS)[1, 1])(W),
-    "third_order": lambda f: ds.grad(lambda w: ds.grad(lambda v: ds.grad(f)(v, XS)[0, 0])(w)[0, 1])(W),
+    "third_order": lambda f: ds.grad(
+        lambda w: ds.grad(lambda v: ds.grad(f)(v, XS)[0, 0])(w)[0, 1]
+    )(W),
     "vmap": lambda f: ds.vmap(f, in_axes=(None, 0))(W, XS[:, None, :]),
     "vmap_of_grad": lambda f: ds.vmap(ds.grad(f), in_axes=(None, 0))(W, XS[:, None, :]),
     "elementwise_grad": lambda f: ds.elementwise_grad(lambda w: f(w, XS) * w)(W),
@@ -250,7 +253,15 @@ def test_ndarray_on_the_left_gives_a_tracer():
     seen = []
 
     def f(x):
-        for y in (np.ones(3) * x, np.float64(2.0) * x, np.arange(3.0) - x, np.ones(3) @ x):
+        for y in (
+            np.ones(3) * x,
+            np.float64(2.0) * x,
+            np.arange(3.0) - x,
+            np.ones(3) @ x,
+            np.multiply(np.ones(3), x),
+            np.power(np.float32(2.0), x),
+            np.hypot(3.0, x),
+        ):
             seen.append(y)
         return x.sum()
 
@@ -408,8 +419,14 @@ def _in(m, name):
 
 
 @pytest.mark.parametrize("name", FUNCTION_PAIRS)
-def test_every_dispatched_function_runs_traced(name):
+def test_every_dispatched_function_runs_traced(name, monkeypatch):
     call = CALLS.get(name, lambda m, x: _in(m, name)(x))
+    theirs = PAIRS[name][0]
+    adapter = _dispatch.FUNCTIONS[theirs]
+    dispatched = []
+    monkeypatch.setitem(
+        _dispatch.FUNCTIONS, theirs, lambda a, k: dispatched.append(1) or adapter(a, k)
+    )
     x0 = A @ A.T  # symmetric positive definite, distinct eigenvalues
     expected = call(np, x0)
     seen = {}
@@ -419,6 +436,7 @@ def test_every_dispatched_function_runs_traced(name):
         return x.sum()
 
     ds.grad(f)(x0)
+    assert dispatched, f"{name} did not go through __array_function__"
     got, twin = ds.tree_leaves(seen["np"]), ds.tree_leaves(seen["dnp"])
     want = ds.tree_leaves(expected)
     assert len(got) == len(twin) == len(want), name
@@ -446,3 +464,144 @@ def test_adapters_pass_the_common_calls_straight_through():
                 and adapter.dnp_params[n].kind in keywords
             }
             assert adapter.kw >= shared - {"out"}, name
+
+
+# --- what would leave the traced world fails loudly -------------------------------------------
+
+
+def _grad_error(f, x=X3) -> str:
+    with pytest.raises(TypeError) as info:
+        ds.grad(f)(x)
+    return str(info.value)
+
+
+def test_asarray_of_a_tracer_names_the_call_and_stop_gradient():
+    def f(x):
+        y = np.asarray(x)  # would detach x
+        return y.sum()
+
+    message = _grad_error(f)
+    assert "numpy.asarray" in message and "ds.stop_gradient(x)" in message
+    assert "y = np.asarray(x)  # would detach x" in message  # the user's line
+    message = _grad_error(lambda x: np.array(x).sum())
+    assert "numpy.array" in message
+    # The explicit detach: x * const(x) has derivative const(x).
+    g = ds.grad(lambda x: np.sum(x * np.asarray(ds.stop_gradient(x))))(X3)
+    np.testing.assert_allclose(g, X3)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda mu: np.random.default_rng(0).normal(mu, 1.0),
+        lambda mu: np.random.normal(mu, 1.0),
+        lambda mu: np.random.default_rng(0).uniform(0.0, mu),
+    ],
+)
+def test_random_draws_from_traced_parameters_fail(draw):
+    message = _grad_error(lambda mu: np.sum(draw(mu)), np.ones(3))
+    assert "np.random with traced parameters" in message and "stop_gradient" in message
+    # Reparameterized: plain noise, transformed by differentiable operations.
+    eps = np.random.default_rng(0).standard_normal(3)
+    g = ds.grad(lambda mu: np.sum(np.square(mu + 2.0 * eps)))(np.ones(3))
+    np.testing.assert_allclose(g, 2.0 * (1.0 + 2.0 * eps))
+
+
+def _plain_iadd(x):
+    a = np.ones(3)
+    a += x  # NumPy: np.add(a, x, out=(a,))
+    return a.sum()
+
+
+OUT_CALLS = {
+    "ufunc": lambda x: np.exp(x, out=np.empty(3)).sum(),
+    "function": lambda x: np.sum(x, out=np.empty(())),
+    "iadd": _plain_iadd,
+    "ufunc_method": lambda x: np.add.accumulate(x, out=np.empty(3)).sum(),
+}
+
+
+@pytest.mark.parametrize("kind", list(OUT_CALLS))
+def test_out_fails_with_the_functional_alternative(kind):
+    message = _grad_error(OUT_CALLS[kind])
+    assert "out=" in message and "immutable" in message and "a.at[idx].set(v)" in message
+
+
+def test_out_none_is_accepted():
+    g = ds.grad(lambda x: np.sum(np.exp(x, out=None), out=None))(X3)
+    np.testing.assert_allclose(g, np.exp(X3))
+
+
+def test_ufunc_at_names_the_functional_update():
+    message = _grad_error(lambda x: np.add.at(np.zeros(3), [0, 0], x[:2]))
+    assert "numpy.add.at" in message and "a.at[indices].add(b)" in message
+    message = _grad_error(lambda x: np.add.reduceat(x, [0, 2]).sum())
+    assert "numpy.add.reduceat" in message
+
+
+def test_a_numpy_function_diffsys_lacks_is_named():
+    message = _grad_error(lambda x: np.trapezoid(x))
+    assert "numpy.trapezoid" in message and "ds.custom_vjp" in message
+    assert "ds.stop_gradient" in message
+    message = _grad_error(lambda x: np.ldexp(x, 2).sum())
+    assert "numpy.ldexp" in message and "diffsys.numpy has no differentiable ldexp" in message
+    message = _grad_error(lambda x: np.linalg.cond(np.outer(x, x) + np.eye(3)))
+    assert "numpy.linalg.cond" in message
+
+
+def test_scipy_special_ufuncs_point_to_diffsys_scipy():
+    import scipy.special
+
+    message = _grad_error(lambda x: scipy.special.erf(x).sum())
+    assert "erf" in message and "diffsys.scipy.special" in message
+
+
+def test_in_place_numpy_functions_fail():
+    message = _grad_error(lambda x: np.copyto(np.zeros(3), x))
+    assert "numpy.copyto" in message and "a.at[idx].set(x)" in message
+    message = _grad_error(
+        lambda x: np.put_along_axis(x, np.array([0]), 1.0, axis=0) or x.sum()
+    )
+    assert "dnp.put_along_axis(a, indices, values, axis)" in message
+
+
+def test_np_vectorize_fails_at_the_conversion():
+    message = _grad_error(lambda x: np.vectorize(lambda v: v * 2.0)(x).sum())
+    assert "np.vectorize" in message and "np.vectorize(lambda v: v * 2.0)(x)" in message
+
+
+@pytest.mark.parametrize(
+    "call, keyword",
+    [
+        (lambda x: np.sum(x, where=x > 0), "where"),
+        (lambda x: np.exp(x, where=x > 0).sum(), "where"),
+        (lambda x: np.add(x, 1.0, dtype=np.float32).sum(), "dtype"),
+        (lambda x: np.max(x, initial=5.0), "initial"),
+        (lambda x: np.add.reduce(x, where=x > 0), "where"),
+    ],
+)
+def test_unsupported_keywords_are_named(call, keyword):
+    message = _grad_error(call)
+    assert f"{keyword}=" in message and f"{keyword!r}" in message
+
+
+class Foreign:
+    """Another library's array type, with its own NumPy protocols."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return "foreign ufunc"
+
+    def __array_function__(self, func, types, args, kwargs):
+        return "foreign function"
+
+
+def test_other_libraries_arrays_get_their_turn():
+    seen = []
+
+    def f(x):
+        seen.extend([np.add(x, Foreign()), np.multiply(Foreign(), x), np.stack([x, Foreign()])])
+        seen.append(np.concatenate([x, Foreign()]))
+        return x.sum()
+
+    ds.grad(f)(X3)
+    assert seen == ["foreign ufunc", "foreign ufunc", "foreign function", "foreign function"]

@@ -132,11 +132,12 @@ class Tracer:
     def __array__(self, dtype=None, copy=None):
         raise TypeError(
             f"a traced value ({type(self).__name__}, shape {self.shape}, dtype {self.dtype}) "
-            f"cannot become a plain numpy.ndarray{_call_site()}: numpy.asarray / numpy.array, "
-            "and what calls them (np.random with traced parameters, np.vectorize, SciPy's "
-            "compiled routines, storing into an ndarray), would drop its derivative. Keep it "
-            "traced with NumPy's functions or diffsys.numpy (dnp.stack, dnp.array, "
-            "x.at[i].set(v)), or detach it explicitly: ds.stop_gradient(x) is a constant"
+            f"cannot become a plain numpy.ndarray{_call_site()}: numpy.asarray and numpy.array "
+            "(also when np.random with traced parameters, np.vectorize, SciPy's compiled "
+            "routines or storing into an ndarray call them) would drop its derivative. Pass "
+            "the traced value to NumPy's functions as it is (they run diffsys.numpy's: "
+            "np.exp(x) is dnp.exp(x)), np.stack a list of traced values, update one with "
+            "x.at[i].set(v), or detach it explicitly with ds.stop_gradient(x) (a constant)"
         )
 
     def __repr__(self) -> str:
@@ -177,17 +178,15 @@ def _call_site() -> str:
     while frame is not None and any(d in frame.f_code.co_filename for d in _LIBRARY_DIRS):
         inner = inner or frame
         frame = frame.f_back
-    sites = [_frame_text(f) for f in (frame, inner) if f is not None]
-    sites = [site for site in sites if site]
-    if not sites:
-        return ""
-    return f" (at {sites[0]}" + (f", inside {sites[1]})" if len(sites) > 1 else ")")
+    if frame is None:
+        return f" (inside {_frame_text(inner)})" if inner is not None else ""
+    return f" (at {_frame_text(frame)}" + (f", inside {_frame_text(inner)})" if inner else ")")
 
 
 def _frame_text(frame) -> str:
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     line = linecache.getline(filename, lineno).strip()
-    return f"{filename}:{lineno}: {line}" if line else ""
+    return f"{filename}:{lineno}: {line}" if line else f"{filename}:{lineno}"
 
 
 def concrete(x):
