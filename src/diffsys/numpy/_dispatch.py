@@ -127,7 +127,7 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if _foreign(inputs):
         return NotImplemented
     if method == "__call__":
-        return fn_call(ufunc, inputs, kwargs)
+        return _call_with_keywords(ufunc, inputs, kwargs)
     handler = _UFUNC_METHODS.get(method)
     if handler is None:
         raise TypeError(
@@ -200,7 +200,7 @@ def _out_message(call: str, inputs) -> str:
     )
 
 
-def fn_call(ufunc, inputs, kwargs):
+def _call_with_keywords(ufunc, inputs, kwargs):
     """``ufunc(*inputs, **kwargs)`` with keywords (or a ufunc diffsys lacks)."""
     fn = _ufunc_fn(ufunc, inputs, "")
     _check_ufunc_kwargs(ufunc, "", inputs, kwargs)
@@ -584,21 +584,25 @@ def install() -> None:
     _register_namespace(np.fft, dnp.fft)
     # NumPy changes the array in place where dnp returns a new one: an error, not a silent
     # no-op (the caller would ignore the result).
-    del FUNCTIONS[np.put_along_axis]
+    FUNCTIONS.pop(np.put_along_axis, None)
     # NumPy functions that read only shapes and dtypes.
     register(np.result_type, _result_type)
     register(np.can_cast, _can_cast)
     for func in (np.iscomplexobj, np.isrealobj):
         register(func, func._implementation)
-    # The same operation under another NumPy name.
-    register(np.divmod, _divmod)
-    register(np.modf, _modf)
-    register(np.copy, _copy)
-    register(np.permute_dims, dnp.transpose)
-    register(np.matrix_transpose, _matrix_transpose)
-    register(np.linalg.matrix_transpose, _matrix_transpose)
-    register(np.linalg.matmul, dnp.matmul)
-    register(np.linalg.tensordot, dnp.tensordot)
+    # The same operation under another NumPy name (some are NumPy 2's only).
+    for module, name, fn in (
+        (np, "divmod", _divmod),
+        (np, "modf", _modf),
+        (np, "copy", _copy),
+        (np, "permute_dims", dnp.transpose),
+        (np, "matrix_transpose", _matrix_transpose),
+        (np.linalg, "matrix_transpose", _matrix_transpose),
+        (np.linalg, "matmul", dnp.matmul),
+        (np.linalg, "tensordot", dnp.tensordot),
+    ):
+        if hasattr(module, name):
+            register(getattr(module, name), fn)
     _REDUCTIONS.update(
         {
             np.add: dnp.sum,
