@@ -269,6 +269,15 @@ def test_ndarray_on_the_left_gives_a_tracer():
     assert all(isinstance(y, ds.Tracer) for y in seen)
 
 
+def test_creation_like_a_tracer_makes_a_constant():
+    def f(x):
+        z = np.zeros(3, like=x)
+        assert type(z) is np.ndarray
+        return np.sum((np.ones(3, like=x) + z) * x)
+
+    np.testing.assert_allclose(ds.grad(f)(X3), np.ones(3))
+
+
 def test_numpy_scalar_types_keep_float32():
     x32 = X3.astype(np.float32)
 

@@ -468,8 +468,22 @@ def array_function(self, func, types, args, kwargs):
         if not issubclass(t, Tracer | np.ndarray):
             return NotImplemented  # another library's array: let it (or NumPy) decide
     if adapter is None:
+        if func in _LIKE:  # np.zeros(3, like=x): a constant, the plain array NumPy makes
+            return func(*args, **kwargs)
         return _unsupported(func, args)
     return adapter(args, kwargs)
+
+
+# NumPy's creation functions that take ``like=`` (NEP 35) and hand it the call.
+_LIKE = frozenset(
+    getattr(np, name)
+    for name in (
+        "array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray", "require",
+        "zeros", "ones", "empty", "full", "arange", "eye", "identity", "tri", "fromfunction",
+        "fromiter", "frombuffer", "fromstring", "fromfile", "loadtxt", "genfromtxt",
+    )
+    if hasattr(np, name)
+)
 
 
 _IN_PLACE = ("copyto", "place", "put", "putmask", "fill_diagonal", "put_along_axis")
