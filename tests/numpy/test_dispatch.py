@@ -304,6 +304,8 @@ def _dispatched_pairs():
 
 
 PAIRS = {name: (theirs, ours) for name, theirs, ours in _dispatched_pairs()}
+# NumPy changes its argument in place, diffsys returns a new array: not dispatched (an error).
+IN_PLACE = {"numpy.put_along_axis"}
 
 
 def test_every_numpy_name_diffsys_has_is_dispatched_to_it():
@@ -315,6 +317,26 @@ def test_every_numpy_name_diffsys_has_is_dispatched_to_it():
             assert _dispatch.UFUNCS.get(theirs) is ours, name
         else:
             assert _dispatch.FUNCTIONS[theirs].fn is ours, name
+
+
+def test_functions_of_shapes_and_dtypes_read_the_tracer():
+    seen = {}
+
+    def f(x):
+        seen.update(
+            result_type=np.result_type(x, np.float32),  # dnp.result_type is NumPy's own
+            can_cast=np.can_cast(x, np.float32),
+            shape=np.shape(x),
+            ndim=np.ndim(x),
+            size=np.size(x, 0),
+            iscomplexobj=np.iscomplexobj(x),
+        )
+        return x.sum()
+
+    ds.grad(f)(X23)
+    assert seen == dict(
+        result_type=np.float64, can_cast=False, shape=(2, 3), ndim=2, size=2, iscomplexobj=False
+    )
 
 
 def _ufunc_dtype(ufunc):
@@ -409,9 +431,6 @@ CALLS = {
     "numpy.linalg.tensorsolve": lambda m, x: m.linalg.tensorsolve(x, x[0]),
     "numpy.clip": lambda m, x: m.clip(x, 1.0, 5.0),
 }
-# NumPy changes its argument in place, diffsys returns a new array: not dispatched (an error).
-IN_PLACE = {"numpy.put_along_axis"}
-
 FUNCTION_PAIRS = [
     name
     for name, (theirs, _) in PAIRS.items()
