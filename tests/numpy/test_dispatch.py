@@ -510,7 +510,7 @@ def test_asarray_of_a_tracer_names_the_call_and_stop_gradient():
 
     message = _grad_error(f)
     assert "numpy.asarray" in message and "ds.stop_gradient(x)" in message
-    assert "y = np.asarray(x)  # would detach x" in message  # the user's line
+    assert "y = np.asarray(x)  # would detach x" in message, message  # the user's line
     message = _grad_error(lambda x: np.array(x).sum())
     assert "numpy.array" in message
     # The explicit detach: x * const(x) has derivative const(x).
