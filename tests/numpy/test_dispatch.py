@@ -269,6 +269,37 @@ def test_ndarray_on_the_left_gives_a_tracer():
     assert all(isinstance(y, ds.Tracer) for y in seen)
 
 
+SIGNATURE_CALLS = {
+    # NumPy's positional order, where diffsys's differs (np.std: a, axis, dtype, out, ddof)
+    "std_positional_ddof": (
+        lambda m, x: m.std(x, None, None, None, 1),
+        lambda x: np.std(x, ddof=1),
+    ),
+    "sum_positional_keepdims": (
+        lambda m, x: m.sum(x, 0, None, None, True),
+        lambda x: np.sum(x, axis=0, keepdims=True),
+    ),
+    "first_parameter_by_name": (
+        lambda m, x: m.ones(m.shape(m.empty_like(prototype=x))) + m.reshape(x, shape=(3, 2)).T,
+        lambda x: 1.0 + np.reshape(x, (3, 2)).T,
+    ),
+    "defaults_spelled_out": (
+        lambda m, x: m.mean(x, axis=0, out=None, where=True) + m.exp(x, casting="same_kind"),
+        lambda x: np.mean(x, axis=0) + np.exp(x),
+    ),
+    "size_along_an_axis": (lambda m, x: m.size(x, 1) * x, lambda x: 3 * x),
+}
+
+
+def test_numpy_signatures_are_honoured():
+    x = X23
+    for name, (call, reference) in SIGNATURE_CALLS.items():
+        out, _ = ds.vjp(lambda x, call=call: call(np, x), x)
+        np.testing.assert_allclose(out, reference(x), rtol=1e-14, err_msg=name)
+        w = RNG.standard_normal(np.shape(out))
+        ds.check_grads(lambda x, call=call, w=w: np.sum(call(np, x) * w), (x,), order=2)
+
+
 def test_creation_like_a_tracer_makes_a_constant():
     def f(x):
         z = np.zeros(3, like=x)
@@ -319,7 +350,16 @@ def test_every_numpy_name_diffsys_has_is_dispatched_to_it():
             assert _dispatch.FUNCTIONS[theirs].fn is ours, name
 
 
-def test_functions_of_shapes_and_dtypes_read_the_tracer():
+def test_functions_of_shapes_and_dtypes_read_the_tracer(monkeypatch):
+    dispatched = []
+    funcs = (np.result_type, np.can_cast, np.shape, np.ndim, np.size, np.iscomplexobj)
+    for func in funcs:
+        adapter = _dispatch.FUNCTIONS[func]
+        monkeypatch.setitem(
+            _dispatch.FUNCTIONS,
+            func,
+            lambda a, k, adapter=adapter: dispatched.append(adapter.func) or adapter(a, k),
+        )
     seen = {}
 
     def f(x):
@@ -337,6 +377,7 @@ def test_functions_of_shapes_and_dtypes_read_the_tracer():
     assert seen == dict(
         result_type=np.float64, can_cast=False, shape=(2, 3), ndim=2, size=2, iscomplexobj=False
     )
+    assert set(dispatched) == set(funcs)  # each through __array_function__
 
 
 def _ufunc_dtype(ufunc):

@@ -356,35 +356,37 @@ def _is_default(value, default) -> bool:
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+# Values that change nothing, for keywords whose NumPy default is "not given".
+_NEUTRAL = {"where": True, "keepdims": False}
 
 
 class _Adapter:
     """Runs the diffsys version of a NumPy function with the arguments NumPy was given.
 
     The common call (positional arguments that mean the same in both signatures, keywords
-    that both take) goes straight through. Otherwise the call is bound to NumPy's signature:
-    arguments at NumPy's default are dropped, the rest are passed by name, and an argument
-    the diffsys version lacks is an error naming it.
+    that both take) goes straight through. Otherwise the call is matched against NumPy's
+    signature: arguments at NumPy's default are dropped, the rest are passed by name, and an
+    argument the diffsys version lacks is an error naming it.
     """
 
-    __slots__ = ("func", "fn", "npos", "kw", "np_sig", "np_index", "dnp_params")
+    __slots__ = ("func", "fn", "npos", "kw", "np_names", "np_defaults", "dnp_params")
 
     def __init__(self, func, fn) -> None:
         self.func = func
         self.fn = fn
-        self.npos = 1 << 30
-        self.kw = None  # None: every keyword goes through (a primitive, no signature)
-        self.np_sig = None
-        self.np_index: dict[str, int] = {}
+        self.npos = 1 << 30  # leading positional arguments passed as they are
+        self.kw = None  # keywords passed as they are (None: all of them)
+        self.np_names: tuple[str, ...] = ()  # NumPy's positional parameters, in order
+        self.np_defaults: dict = {}
         self.dnp_params: dict = {}
-        if isinstance(fn, Primitive):
+        if isinstance(fn, Primitive):  # a primitive takes NumPy's own arguments
             return
         try:
-            self.np_sig = inspect.signature(func)
+            np_params = list(inspect.signature(func).parameters.values())
             self.dnp_params = dict(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # no signature to go by: pass calls through
             return
-        np_params = list(self.np_sig.parameters.values())
+        self.np_defaults = {p.name: p.default for p in np_params}
         if not np_params or np_params[0].kind is not inspect.Parameter.VAR_POSITIONAL:
             # Leading positional parameters that mean the same (same name; the first is
             # the array whatever each calls it, and NumPy's positional-only ones have no
@@ -397,7 +399,7 @@ class _Adapter:
                     break
                 npos += 1
             self.npos = npos
-            self.np_index = {p.name: i for i, p in enumerate(np_pos)}
+            self.np_names = tuple(p.name for p in np_pos)
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in self.dnp_params.values()):
             return
         by_name = {
@@ -405,7 +407,7 @@ class _Adapter:
             for n, p in self.dnp_params.items()
             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         }
-        self.kw = frozenset(n for n in self.np_sig.parameters if n in by_name and n != "out")
+        self.kw = frozenset(n for n in self.np_defaults if n in by_name and n != "out")
 
     def __call__(self, args, kwargs):
         kw = self.kw
@@ -414,43 +416,47 @@ class _Adapter:
                 self._check_out(kwargs["out"], args)
                 kwargs = {k: v for k, v in kwargs.items() if k != "out"}
             return self.fn(*args, **kwargs)
-        return self._bound_call(args, kwargs)
+        return self._matched_call(args, kwargs)
 
     def _check_out(self, out, args) -> None:
         if out is not None:
             raise TypeError(_out_message(_name(self.func), args))
 
-    def _bound_call(self, args, kwargs):
-        try:
-            bound = self.np_sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{_name(self.func)}: {exc}") from None
-        call_args: list = []
+    def _matched_call(self, args, kwargs):
+        """Positional arguments past ``npos`` take NumPy's names; then every named argument
+        is passed on, dropped (at NumPy's default) or refused."""
+        npos = self.npos
+        extra = args[npos:]
+        if len(extra) > len(self.np_names) - npos:
+            raise TypeError(
+                f"{_name(self.func)}() takes at most {len(self.np_names)} positional "
+                f"arguments, got {len(args)}"
+            )
+        named = dict(zip(self.np_names[npos:], extra, strict=False))
+        for key, value in kwargs.items():
+            if key in named:
+                raise TypeError(f"{_name(self.func)}() got multiple values for {key!r}")
+            named[key] = value
+        # Leading parameters given by name (np.empty_like(prototype=x)) go by position.
+        positional = list(args[:npos])
+        lead = min(npos, len(self.np_names))
+        while len(positional) < lead and self.np_names[len(positional)] in named:
+            positional.append(named.pop(self.np_names[len(positional)]))
         call_kwargs: dict = {}
-        params = self.np_sig.parameters
-        for key, value in bound.arguments.items():
-            param = params[key]
-            if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                call_args.extend(value)
-            elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                for k, v in value.items():
-                    self._keyword(k, v, _NO_VALUE, call_kwargs, args)
-            elif self.np_index.get(key, self.npos) < self.npos and len(call_args) == (
-                self.np_index[key]
-            ):
-                call_args.append(value)
-            else:
-                self._keyword(key, value, param.default, call_kwargs, args)
-        return self.fn(*call_args, **call_kwargs)
+        for key, value in named.items():
+            self._keyword(key, value, call_kwargs, args)
+        return self.fn(*positional, **call_kwargs)
 
-    def _keyword(self, key, value, default, call_kwargs, args) -> None:
+    def _keyword(self, key, value, call_kwargs, args) -> None:
         if key == "out":
             self._check_out(value, args)
             return
         if self.kw is None or key in self.kw:
             call_kwargs[key] = value
             return
-        if _is_default(value, default):
+        if _is_default(value, self.np_defaults.get(key, _NO_VALUE)) or _is_default(
+            value, _NEUTRAL.get(key, _NO_VALUE)
+        ):
             return
         fn_name = getattr(self.fn, "__name__", "its diffsys version")
         takes = ", ".join(self.dnp_params) or "no keywords"
