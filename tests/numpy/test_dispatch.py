@@ -625,6 +625,18 @@ def test_scipy_special_ufuncs_point_to_diffsys_scipy():
     assert "erf" in message and "diffsys.scipy.special" in message
 
 
+def test_scipy_routines_fail_at_the_conversion_naming_both_lines():
+    import scipy.linalg
+
+    def f(x):
+        return np.sum(scipy.linalg.expm(np.diag(x)))  # SciPy's own expm
+
+    message = _grad_error(f)
+    assert "return np.sum(scipy.linalg.expm(np.diag(x)))  # SciPy's own expm" in message
+    assert f"inside {scipy.linalg.__file__.rsplit('__init__', 1)[0]}" in message
+    assert "SciPy's compiled routines" in message
+
+
 def test_in_place_numpy_functions_fail():
     message = _grad_error(lambda x: np.copyto(np.zeros(3), x))
     assert "numpy.copyto" in message and "a.at[idx].set(x)" in message

@@ -164,7 +164,11 @@ def _protocols_missing(func):
 
 
 # Frames in these folders are the libraries that converted a tracer, not the user's code.
-_LIBRARY_DIRS = (os.path.dirname(np.__file__) + os.sep, f"{os.sep}scipy{os.sep}")
+_LIBRARY_DIRS = (
+    os.path.dirname(np.__file__) + os.sep,
+    f"{os.sep}site-packages{os.sep}scipy{os.sep}",
+    f"{os.sep}dist-packages{os.sep}scipy{os.sep}",
+)
 
 
 def _call_site() -> str:
