@@ -15,6 +15,9 @@ in several threads do not interfere.
 from __future__ import annotations
 
 import itertools
+import linecache
+import os
+import sys
 
 import numpy as np
 
@@ -57,9 +60,18 @@ class Tracer:
     """
 
     __slots__ = ("_trace", "_value")
-    # NumPy must defer to our reflected operators: ``ndarray * tracer`` -> ``tracer.__rmul__``.
-    __array_ufunc__ = None
+    # NumPy's own functions and operators on tracers (``np.exp(x)``, ``np.sum(x)``,
+    # ``ndarray * x``) reach diffsys through NumPy's dispatch protocols: ``__array_ufunc__``
+    # (NEP 13) and ``__array_function__`` (NEP 18). The engine knows no NumPy names, so the
+    # handlers come from diffsys.numpy, which installs them (``set_array_protocols``).
     __array_priority__ = 1000.0
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _protocols_missing(ufunc)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _protocols_missing(func)
+
     __hash__ = None  # like ndarray: mutable-looking values are unhashable
     # True for tracers recorded into a replayable graph (``ds.trace``): reading their value
     # while tracing would fix the graph to the example value, so operations that can keep a
@@ -124,13 +136,65 @@ class Tracer:
             return np.asarray(self.concrete(), dtype=dtype)
         raise TypeError(
             f"a traced value ({type(self).__name__}, shape {self.shape}, dtype {self.dtype}) "
-            "cannot be converted to a numpy array inside a transform: use diffsys.numpy "
-            "(import diffsys.numpy as dnp) instead of numpy for traced computations, or "
-            "diffsys.stop_gradient / .concrete() if you really want the plain value"
+            f"cannot become a plain numpy.ndarray{_call_site()}: numpy.asarray and numpy.array "
+            "(also when np.random with traced parameters, np.vectorize, SciPy's compiled "
+            "routines or storing into an ndarray call them) would drop its derivative. Pass "
+            "the traced value to NumPy's functions as it is (they run diffsys.numpy's: "
+            "np.exp(x) is dnp.exp(x)), np.stack a list of traced values, update one with "
+            "x.at[i].set(v), or detach it explicitly with ds.stop_gradient(x) (a constant)"
         )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self._trace.level}, value={self._value!r})"
+
+
+def set_array_protocols(array_ufunc, array_function) -> None:
+    """Install NumPy's dispatch handlers on :class:`Tracer` (and so on every tracer class).
+
+    ``array_ufunc(self, ufunc, method, *inputs, **kwargs)`` and ``array_function(self, func,
+    types, args, kwargs)`` have the signatures of ``__array_ufunc__`` and
+    ``__array_function__``; :mod:`diffsys.numpy` installs its own when it is imported.
+    """
+    Tracer.__array_ufunc__ = array_ufunc
+    Tracer.__array_function__ = array_function
+
+
+def _protocols_missing(func):
+    name = getattr(func, "__name__", repr(func))
+    raise TypeError(
+        f"{name} was called on a traced value, but no NumPy dispatch handlers are installed: "
+        "import diffsys.numpy (importing diffsys does) to run NumPy's functions on tracers"
+    )
+
+
+# Frames in these folders are the libraries that converted a tracer, not the user's code.
+_LIBRARY_DIRS = (
+    os.path.dirname(np.__file__) + os.sep,
+    f"{os.sep}site-packages{os.sep}scipy{os.sep}",
+    f"{os.sep}dist-packages{os.sep}scipy{os.sep}",
+)
+
+
+def _call_site() -> str:
+    """`` (at file:line: code)``: the line of the user's code that made NumPy (or SciPy)
+    convert a tracer, and the library line that did, if it is another."""
+    try:
+        frame = sys._getframe(2)  # 0: this helper, 1: __array__, 2: the NumPy call's caller
+    except ValueError:  # called with no Python caller
+        return ""
+    inner = None
+    while frame is not None and any(d in frame.f_code.co_filename for d in _LIBRARY_DIRS):
+        inner = inner or frame
+        frame = frame.f_back
+    if frame is None:
+        return f" (inside {_frame_text(inner)})" if inner is not None else ""
+    return f" (at {_frame_text(frame)}" + (f", inside {_frame_text(inner)})" if inner else ")")
+
+
+def _frame_text(frame) -> str:
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    line = linecache.getline(filename, lineno).strip()
+    return f"{filename}:{lineno}: {line}" if line else f"{filename}:{lineno}"
 
 
 def concrete(x):

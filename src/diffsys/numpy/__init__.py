@@ -284,9 +284,11 @@ def ndim(a) -> int:
 
 
 @_array_like("a")
-def size(a) -> int:
-    """The number of elements of an array, tracer or scalar."""
-    return a.size if isinstance(a, _Tracer) else _np.size(a)
+def size(a, axis: int | None = None) -> int:
+    """The number of elements of an array, tracer or scalar (along ``axis`` if given)."""
+    if not isinstance(a, _Tracer):
+        return _np.size(a, axis)
+    return a.size if axis is None else a.shape[axis]
 
 
 def isscalar(a) -> bool:
@@ -294,3 +296,8 @@ def isscalar(a) -> bool:
 
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+
+# NumPy's own functions on tracers run the functions above (np.exp(x) is dnp.exp(x)).
+from . import _dispatch  # noqa: E402 - builds its tables from the names above
+
+_dispatch.install()

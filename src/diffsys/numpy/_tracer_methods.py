@@ -199,8 +199,8 @@ def _item(self, *args):
 
 
 def _no_out(fn, name: str):
-    """A method that also takes NumPy's ``out=None``, so ``np.sum(x)``, ``np.mean(x)``,
-    ``np.clip(x, ...)`` ... (which call the method with ``out=``) work on tracers."""
+    """A method that also takes NumPy's ``out=None``, as ``ndarray``'s does (code written for
+    NumPy may pass it); any other ``out`` is refused: traced arrays are immutable."""
 
     def method(self, *args, out=None, **kwargs):
         if out is not None:
