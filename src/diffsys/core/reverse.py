@@ -21,6 +21,8 @@ When no outer transform is active the rules see plain arrays and run at NumPy sp
 
 from __future__ import annotations
 
+import numpy as np
+
 from .ad_util import add_values, zeros_like_value
 from .tracer import _NO_PARAMS, Trace, Tracer
 
@@ -40,6 +42,7 @@ class ReverseTrace(Trace):
     """Records primitives applied to its tracers for one reverse-mode transform."""
 
     __slots__ = ("tape", "nslots", "ops", "_op_index")
+    differentiates = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -183,6 +186,31 @@ class ReverseTrace(Trace):
         self.tape.append((op, tuple(vals), out, tuple(parents), slot, 0))
         return ReverseTracer(self, out, slot)
 
+    def own_constants(self) -> None:
+        """Give the tape private copies of the constant arrays it reads that code outside
+        could still change: writeable ndarrays an operation took as a constant operand or
+        in its parameters (a closure's array, an index array), not made by the trace. Run
+        once when a backward pass may come later (a ``vjp`` function), so that it sees the
+        values the forward pass saw. The traced values are the trace's own already."""
+        copies: dict[int, object] = {}
+        tape = self.tape
+        for k, node in enumerate(tape):
+            parents = node[3]
+            if None not in parents:
+                continue
+            vals = node[1]
+            new = tuple(
+                _owned(v, copies) if p is None else v for v, p in zip(vals, parents, strict=True)
+            )
+            if any(a is not b for a, b in zip(new, vals, strict=True)):
+                tape[k] = (node[0], new) + node[2:]
+        ops = self.ops
+        for k, (prim, params) in enumerate(ops):
+            if params:
+                new_params = {key: _owned(v, copies) for key, v in params.items()}
+                if any(new_params[key] is not v for key, v in params.items()):
+                    ops[k] = (prim, new_params)
+
     def backward(
         self, seeds: list[tuple[int, object]], n_inputs: int, consume: bool = False
     ) -> list:
@@ -254,6 +282,33 @@ class _CustomNode:
     @property
     def name(self) -> str:
         return self.prim.name
+
+
+def mutable(x) -> bool:
+    """Whether code holding ``x`` (or the array it is a view of) can still change its
+    values: a writeable ndarray, or a view of one."""
+    while isinstance(x, np.ndarray):
+        if x.flags.writeable:
+            return True
+        x = x.base
+    return False
+
+
+def _owned(v, copies: dict):
+    """``v`` with every array in it that is :func:`mutable` replaced by a copy (one copy
+    per array: ``copies`` maps ids to copies); tuples and lists are searched."""
+    if isinstance(v, np.ndarray):
+        if not mutable(v):
+            return v
+        c = copies.get(id(v))
+        if c is None:
+            c = copies[id(v)] = (v.copy(), v)  # keeps v alive: its id stays unique
+        return c[0]
+    if isinstance(v, tuple | list) and v:
+        new = [_owned(x, copies) for x in v]
+        if any(a is not b for a, b in zip(new, v, strict=True)):
+            return type(v)(new) if type(v) in (tuple, list) else v
+    return v
 
 
 def _is_mine(trace, a) -> bool:

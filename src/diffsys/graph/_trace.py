@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tracer import _NO_PARAMS, Trace, Tracer
+from ..core.warn import warn_user
 from ._graph import ArgSpec, Graph, Node, VarInfo, spec_of
 
 _new = object.__new__
@@ -142,14 +142,13 @@ class GraphTrace(Trace):
         if not self._warned:
             self._warned = True
             info = self.vars[tracer._var]
-            warnings.warn(
+            warn_user(
                 f"ds.trace: a traced value (%{tracer._var}, {info.describe()}) was converted "
                 "to a Python value (bool/int/float/index/.item(), e.g. by an `if` on it); the "
                 f"graph is specialised to the value it had while tracing ({_short(value)}) and "
                 "replays the same path for every input. Use dnp.where for data-dependent "
                 "choices, or pass the value as a static Python int/bool argument",
                 GraphSpecializationWarning,
-                stacklevel=4,
             )
 
     # --- recording -----------------------------------------------------------------------------
