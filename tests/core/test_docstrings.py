@@ -12,6 +12,7 @@ MODULES = [
     "diffsys.core.primitive",
     "diffsys.core.pytree",
     "diffsys.core.transforms",
+    "diffsys.core.warn",
     "diffsys.numpy._indexing",
 ]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ad_util import add_values, zeros_like_value
+from .owned import mutable
 from .tracer import _NO_PARAMS, Trace, Tracer
 
 _new = object.__new__
@@ -282,16 +283,6 @@ class _CustomNode:
     @property
     def name(self) -> str:
         return self.prim.name
-
-
-def mutable(x) -> bool:
-    """Whether code holding ``x`` (or the array it is a view of) can still change its
-    values: a writeable ndarray, or a view of one."""
-    while isinstance(x, np.ndarray):
-        if x.flags.writeable:
-            return True
-        x = x.base
-    return False
 
 
 def _owned(v, copies: dict):

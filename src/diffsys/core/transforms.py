@@ -15,8 +15,9 @@ import numpy as np
 from . import ad_util
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer, split_tangents
+from .owned import mutable, read_only
 from .pytree import same_structure, tree_flatten, tree_map, tree_unflatten
-from .reverse import ReverseTrace, ReverseTracer, mutable
+from .reverse import ReverseTrace, ReverseTracer
 from .tracer import Tracer
 
 # --- argument handling ---------------------------------------------------------------------
@@ -177,10 +178,7 @@ def _handed_out(trace, tree):
 
     def leaf(x):
         if isinstance(x, Tracer) and x._trace is trace:
-            x = x._value
-            if mutable(x):
-                x = x.view()
-                x.flags.writeable = False
+            return read_only(x._value)
         return x
 
     return tree_map(leaf, tree)
@@ -279,10 +277,17 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
 def vjp(fun: Callable, *primals, has_aux: bool = False):
     """``(fun(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
 
+    ``vjp_fn`` computes with the values of this call whatever the caller does to its arrays
+    afterwards: primals the caller can still change (writeable arrays) are copied, and the
+    outputs (and aux) are returned read-only. A cotangent must have its output's shape and
+    convert to its dtype without loss (Python numbers and lower precisions are cast).
+
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> out, f_vjp = ds.vjp(lambda x: x * 3.0, dnp.ones(2))
     >>> f_vjp(dnp.array([1.0, 2.0]))
     (array([3., 6.]),)
+    >>> out.flags.writeable  # out -= 1 would raise instead of changing f_vjp
+    False
     """
     nums = tuple(range(len(primals)))
     trace, leaves, treedefs, out, aux = _reverse_pass(
@@ -318,27 +323,26 @@ def _as_cotangent(c, out, k: int):
     without loss (a lower precision) are cast; anything else is refused. A plain array is
     copied: the pass then holds nothing the caller can change (caches keyed by identity)."""
     shape = np.shape(out)
-    if isinstance(c, bool | int | float | complex) and not isinstance(c, bool):
-        c_dtype = np.result_type(c) if isinstance(c, complex) else None
+    dtype = _dtype_of(out)
+    if isinstance(c, int | float | complex) and not isinstance(c, bool):
+        # weakly typed, as in NumPy: only a complex number into a real output loses
+        c_dtype = np.dtype(complex) if isinstance(c, complex) and dtype.kind != "c" else dtype
     elif isinstance(c, Tracer | np.ndarray | np.generic):
         c_dtype = c.dtype
     else:
         raise TypeError(
-            f"vjp_fn: cotangent {k} must be an array or a number, got an object of type "
-            f"{type(c).__name__} ({_short(c)}) for the function's output {k} of shape {shape} "
-            f"and dtype {_dtype_of(out)}"
+            f"vjp_fn: cotangent {k} must be a numeric array or a Python int, float or "
+            f"complex, got {type(c).__name__} ({_short(c)}), for the function's output {k} of "
+            f"shape {shape} and dtype {dtype}"
         )
     if np.shape(c) != shape:
         raise ValueError(
             f"vjp_fn: cotangent {k} has shape {np.shape(c)}, but the function's output {k} has "
             f"shape {shape}; they must match"
         )
-    dtype = _dtype_of(out)
     if dtype.kind not in "fc":  # an integer or boolean output: its cotangent is unused
         return c
-    if c_dtype is not None and c_dtype != dtype and (
-        c_dtype.kind not in "biufc" or not np.can_cast(c_dtype, dtype, "safe")
-    ):
+    if c_dtype != dtype and (c_dtype.kind not in "biufc" or not np.can_cast(c_dtype, dtype)):
         if c_dtype.kind == "c":
             fix = "take its real part (np.real) if the function is real"
         elif c_dtype.kind in "biuf":

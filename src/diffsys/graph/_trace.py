@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..core.owned import frozen
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tracer import _NO_PARAMS, Trace, Tracer
 from ..core.warn import warn_user
@@ -103,7 +104,7 @@ class GraphTrace(Trace):
         vid = self._const_keys.get(key)
         if vid is None:
             vid = self.new_var(CONST, value)
-            self.consts[vid] = value
+            self.consts[vid] = frozen(value)  # the caller may change its array later
             self._const_keys[key] = vid
             self._keep.append(value)
         return vid
@@ -379,7 +380,7 @@ def trace(
             boxed = []
             for leaf, lname in zip(leaves, names, strict=True):
                 if _is_traced_leaf(leaf):
-                    value = leaf
+                    value = frozen(leaf)  # kept as the graph's example (its params)
                     if isinstance(leaf, float | complex):
                         value = np.asarray(leaf)
                     t = trace_.new_input(kind, value, lname)
