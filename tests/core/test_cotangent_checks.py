@@ -82,6 +82,8 @@ def test_grad_of_a_function_returning_none():
         ds.grad(lambda x: None)(1.0)
     with pytest.raises(TypeError, match=r"returned None.*has_aux"):
         ds.value_and_grad(lambda x: None)(1.0)
+    with pytest.raises(TypeError, match=r"returned None"):
+        ds.elementwise_grad(lambda x: None)(np.ones(2))
 
 
 @pytest.mark.parametrize(

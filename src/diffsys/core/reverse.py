@@ -192,23 +192,36 @@ class ReverseTrace(Trace):
         could still change: writeable ndarrays an operation took as a constant operand or
         in its parameters (a closure's array, an index array), not made by the trace. Run
         once when a backward pass may come later (a ``vjp`` function), so that it sees the
-        values the forward pass saw. The traced values are the trace's own already."""
-        copies: dict[int, object] = {}
+        values the forward pass saw. The traced values are the trace's own already.
+
+        One walk of the tape; a constant used by many nodes is copied once."""
+        memo: dict[int, tuple] = {}  # id -> (replacement, original: keeps the id unique)
         tape = self.tape
         for k, node in enumerate(tape):
             parents = node[3]
             if None not in parents:
                 continue
             vals = node[1]
-            new = tuple(
-                _owned(v, copies) if p is None else v for v, p in zip(vals, parents, strict=True)
-            )
-            if any(a is not b for a, b in zip(new, vals, strict=True)):
-                tape[k] = (node[0], new) + node[2:]
+            new = None
+            for i, p in enumerate(parents):
+                if p is not None:
+                    continue
+                v = vals[i]
+                if not isinstance(v, _CONTAINERS):  # Python numbers, np.generic, functions
+                    continue
+                entry = memo.get(id(v))
+                if entry is None:
+                    entry = memo[id(v)] = (_owned(v, memo), v)
+                if entry[0] is not v:
+                    if new is None:
+                        new = list(vals)
+                    new[i] = entry[0]
+            if new is not None:
+                tape[k] = (node[0], tuple(new)) + node[2:]
         ops = self.ops
         for k, (prim, params) in enumerate(ops):
             if params:
-                new_params = {key: _owned(v, copies) for key, v in params.items()}
+                new_params = {key: _owned(v, memo) for key, v in params.items()}
                 if any(new_params[key] is not v for key, v in params.items()):
                     ops[k] = (prim, new_params)
 
@@ -285,18 +298,21 @@ class _CustomNode:
         return self.prim.name
 
 
-def _owned(v, copies: dict):
+_CONTAINERS = (np.ndarray, tuple, list)
+
+
+def _owned(v, memo: dict):
     """``v`` with every array in it that is :func:`mutable` replaced by a copy (one copy
-    per array: ``copies`` maps ids to copies); tuples and lists are searched."""
+    per array: ``memo`` maps ids to ``(copy, original)``); tuples and lists are searched."""
     if isinstance(v, np.ndarray):
         if not mutable(v):
             return v
-        c = copies.get(id(v))
-        if c is None:
-            c = copies[id(v)] = (v.copy(), v)  # keeps v alive: its id stays unique
-        return c[0]
+        entry = memo.get(id(v))
+        if entry is None:
+            entry = memo[id(v)] = (v.copy(), v)
+        return entry[0]
     if isinstance(v, tuple | list) and v:
-        new = [_owned(x, copies) for x in v]
+        new = [_owned(x, memo) for x in v]
         if any(a is not b for a, b in zip(new, v, strict=True)):
             return type(v)(new) if type(v) in (tuple, list) else v
     return v

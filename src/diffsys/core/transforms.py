@@ -382,6 +382,11 @@ def elementwise_grad(fun: Callable, argnums: int | Sequence[int] = 0):
         trace, leaves, treedefs, out, _ = _reverse_pass(
             fun, args, kwargs, nums, False, "elementwise_grad"
         )
+        if out is None:
+            raise TypeError(
+                "elementwise_grad requires a function that returns an array, but it returned "
+                "None (a missing `return`?)"
+            )
         seeds = [
             (o._slot, ad_util.ones_like_value(o))
             for o in tree_flatten(out)[0]
