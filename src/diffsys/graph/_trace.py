@@ -380,7 +380,8 @@ def trace(
             boxed = []
             for leaf, lname in zip(leaves, names, strict=True):
                 if _is_traced_leaf(leaf):
-                    value = frozen(leaf)  # kept as the graph's example (its params)
+                    # a parameter's value is the graph's own (Graph.params, save): a copy
+                    value = frozen(leaf) if kind == PARAM else leaf
                     if isinstance(leaf, float | complex):
                         value = np.asarray(leaf)
                     t = trace_.new_input(kind, value, lname)
