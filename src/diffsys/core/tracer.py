@@ -105,9 +105,10 @@ class Tracer:
     def __bool__(self) -> bool:
         return bool(self.concrete())
 
-    # float(), int(), complex() and indexing also read the current value, but the Python
-    # number they make has no derivative: they warn (once per line of user code) when the
-    # value is being differentiated. ``bool`` and comparisons are control flow: silent.
+    # float(), int() and complex() also read the current value, but the Python number they
+    # make has no derivative: they warn (once per line of user code) when the value is being
+    # differentiated. ``bool`` and comparisons are control flow: silent. ``__index__`` takes
+    # integer values only, which have no derivative to lose (a float index is an error).
     def __float__(self) -> float:
         _check_dropped(self, "float()")
         return float(self.concrete())
@@ -121,7 +122,6 @@ class Tracer:
         return complex(self.concrete())
 
     def __index__(self) -> int:
-        _check_dropped(self, "an index (__index__)")
         value = self.concrete()
         if not np.issubdtype(np.asarray(value).dtype, np.integer):
             raise TypeError(
