@@ -14,6 +14,7 @@ from . import (
 )
 from .check import GradientCheckError, check_grads
 from .core import (
+    DroppedDerivativeWarning,
     Primitive,
     Tracer,
     checkpoint,
@@ -49,6 +50,7 @@ __version__ = "0.1.0"
 _malloc.tune_at_import()
 
 __all__ = [
+    "DroppedDerivativeWarning",
     "Graph",
     "GradientCheckError",
     "Primitive",

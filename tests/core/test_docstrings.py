@@ -15,6 +15,7 @@ MODULES = [
     "diffsys.core.primitive",
     "diffsys.core.pytree",
     "diffsys.core.transforms",
+    "diffsys.core.warn",
     "diffsys.graph._jit",
     "diffsys.numpy._indexing",
 ]

@@ -25,8 +25,10 @@ from .transforms import (
     vjp,
     vmap,
 )
+from .warn import DroppedDerivativeWarning
 
 __all__ = [
+    "DroppedDerivativeWarning",
     "Primitive",
     "Tracer",
     "checkpoint",

@@ -23,6 +23,7 @@ class JVPTrace(Trace):
     """Carries a tangent beside each traced value for one forward-mode transform."""
 
     __slots__ = ()
+    differentiates = True
 
     def process(self, prim, args, params):
         if len(args) == 1:  # this trace is the top one, so the only argument is ours

@@ -21,7 +21,10 @@ When no outer transform is active the rules see plain arrays and run at NumPy sp
 
 from __future__ import annotations
 
+import numpy as np
+
 from .ad_util import add_values, zeros_like_value
+from .owned import mutable
 from .tracer import _NO_PARAMS, Trace, Tracer
 
 _new = object.__new__
@@ -40,6 +43,7 @@ class ReverseTrace(Trace):
     """Records primitives applied to its tracers for one reverse-mode transform."""
 
     __slots__ = ("tape", "nslots", "ops", "_op_index")
+    differentiates = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -183,6 +187,44 @@ class ReverseTrace(Trace):
         self.tape.append((op, tuple(vals), out, tuple(parents), slot, 0))
         return ReverseTracer(self, out, slot)
 
+    def own_constants(self) -> None:
+        """Give the tape private copies of the constant arrays it reads that code outside
+        could still change: writeable ndarrays an operation took as a constant operand or
+        in its parameters (a closure's array, an index array), not made by the trace. Run
+        once when a backward pass may come later (a ``vjp`` function), so that it sees the
+        values the forward pass saw. The traced values are the trace's own already.
+
+        One walk of the tape; a constant used by many nodes is copied once."""
+        memo: dict[int, tuple] = {}  # id -> (replacement, original: keeps the id unique)
+        tape = self.tape
+        for k, node in enumerate(tape):
+            parents = node[3]
+            if None not in parents:
+                continue
+            vals = node[1]
+            new = None
+            for i, p in enumerate(parents):
+                if p is not None:
+                    continue
+                v = vals[i]
+                if not isinstance(v, _CONTAINERS):  # Python numbers, np.generic, functions
+                    continue
+                entry = memo.get(id(v))
+                if entry is None:
+                    entry = memo[id(v)] = (_owned(v, memo), v)
+                if entry[0] is not v:
+                    if new is None:
+                        new = list(vals)
+                    new[i] = entry[0]
+            if new is not None:
+                tape[k] = (node[0], tuple(new)) + node[2:]
+        ops = self.ops
+        for k, (prim, params) in enumerate(ops):
+            if params:
+                new_params = {key: _owned(v, memo) for key, v in params.items()}
+                if any(new_params[key] is not v for key, v in params.items()):
+                    ops[k] = (prim, new_params)
+
     def backward(
         self, seeds: list[tuple[int, object]], n_inputs: int, consume: bool = False
     ) -> list:
@@ -254,6 +296,26 @@ class _CustomNode:
     @property
     def name(self) -> str:
         return self.prim.name
+
+
+_CONTAINERS = (np.ndarray, tuple, list)
+
+
+def _owned(v, memo: dict):
+    """``v`` with every array in it that is :func:`mutable` replaced by a copy (one copy
+    per array: ``memo`` maps ids to ``(copy, original)``); tuples and lists are searched."""
+    if isinstance(v, np.ndarray):
+        if not mutable(v):
+            return v
+        entry = memo.get(id(v))
+        if entry is None:
+            entry = memo[id(v)] = (v.copy(), v)
+        return entry[0]
+    if isinstance(v, tuple | list) and v:
+        new = [_owned(x, memo) for x in v]
+        if any(a is not b for a, b in zip(new, v, strict=True)):
+            return type(v)(new) if type(v) in (tuple, list) else v
+    return v
 
 
 def _is_mine(trace, a) -> bool:

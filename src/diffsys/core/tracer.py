@@ -21,6 +21,8 @@ import sys
 
 import numpy as np
 
+from .warn import DroppedDerivativeWarning, warn_user
+
 _level_counter = itertools.count(1)
 
 
@@ -33,6 +35,9 @@ class Trace:
     """One transform's recording context. Subclasses implement :meth:`process`."""
 
     __slots__ = ("level",)
+    # True for traces that carry derivatives (reverse and forward mode): turning one of
+    # their tracers into a Python number loses the derivative (see ``Tracer.__float__``).
+    differentiates = False
 
     def __init__(self) -> None:
         self.level = new_level()
@@ -112,13 +117,20 @@ class Tracer:
     def __bool__(self) -> bool:
         return bool(self.concrete())
 
+    # float(), int() and complex() also read the current value, but the Python number they
+    # make has no derivative: they warn (once per line of user code) when the value is being
+    # differentiated. ``bool`` and comparisons are control flow: silent. ``__index__`` takes
+    # integer values only, which have no derivative to lose (a float index is an error).
     def __float__(self) -> float:
+        _check_dropped(self, "float()")
         return float(self.concrete())
 
     def __int__(self) -> int:
+        _check_dropped(self, "int()")
         return int(self.concrete())
 
     def __complex__(self) -> complex:
+        _check_dropped(self, "complex()")
         return complex(self.concrete())
 
     def __index__(self) -> int:
@@ -202,6 +214,27 @@ def concrete(x):
     while isinstance(x, Tracer):
         x = x.concrete()
     return x
+
+
+def _check_dropped(x: Tracer, how: str) -> None:
+    """Warn with :class:`DroppedDerivativeWarning` when ``x`` carries a derivative (an
+    inexact value traced, at some level, by a differentiating transform) that turning it
+    into a Python number with ``how`` drops. The message depends only on ``how`` and the
+    transform, so the warning registry shows it once per line of user code."""
+    if x.dtype.kind not in "fc":  # integers and booleans have no derivative to lose
+        return
+    while isinstance(x, Tracer):
+        if x._trace.differentiates:
+            warn_user(
+                f"{how} of a value being differentiated ({type(x).__name__}) makes a "
+                "Python number that carries no derivative: the gradient through it is lost "
+                "(silently 0). Keep the computation in diffsys.numpy (e.g. dnp.exp instead "
+                "of math.exp, no float()), or wrap the value in ds.stop_gradient first if "
+                "it is meant to be a constant",
+                DroppedDerivativeWarning,
+            )
+            return
+        x = x._value
 
 
 def top_trace(args):

@@ -16,6 +16,7 @@ import numpy as np
 from . import ad_util
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer, split_tangents
+from .owned import mutable, read_only
 from .pytree import key_paths, same_structure, tree_flatten, tree_map, tree_unflatten
 from .reverse import ReverseTrace, ReverseTracer
 from .tracer import Tracer
@@ -150,17 +151,55 @@ def _finish_cotangent(ct, leaf):
 # --- reverse mode ---------------------------------------------------------------------------
 
 
-def _reverse_pass(fun, args, kwargs, argnums, has_aux, fname):
-    """Run ``fun`` under a new reverse trace; return what the VJP needs."""
+def _reverse_pass(fun, args, kwargs, argnums, has_aux, fname, own=False):
+    """Run ``fun`` under a new reverse trace; return what the VJP needs.
+
+    With ``own`` (the tape outlives the call: ``vjp``), input leaves that the caller could
+    change afterwards are copied first, and so are the constants the tape reads
+    (:meth:`ReverseTrace.own_constants`): a later backward pass sees the forward pass's
+    values whatever the caller does to its arrays.
+    """
     leaves, treedefs = _flatten_diff_args(args, argnums, fname)
+    if own:
+        leaves = [x.copy() if mutable(x) else x for x in leaves]
     trace = ReverseTrace()
     boxed = [trace.new_input(x) for x in leaves]
     out = fun(*_rebuild_args(args, argnums, treedefs, boxed), **kwargs)
     out, aux = _split_aux(out, has_aux, fname)
+    if own:
+        trace.own_constants()
     return trace, leaves, treedefs, out, aux
 
 
+def _handed_out(trace, tree):
+    """``tree`` with ``trace``'s tracers replaced by their values, for the caller. The tape
+    holds these values too, so arrays are handed out as read-only views: ``y -= 1`` on a
+    ``vjp`` output raises instead of changing what its ``vjp_fn`` computes (no copy, no
+    memory: a ``vjp`` under ``checkpoint`` still holds only its output)."""
+
+    def leaf(x):
+        if isinstance(x, Tracer) and x._trace is trace:
+            return read_only(x._value)
+        return x
+
+    return tree_map(leaf, tree)
+
+
 def _check_scalar_output(out, fname: str):
+    if out is None or isinstance(out, tuple | list | dict):
+        if out is None:
+            what = "None"
+        else:
+            items = out.values() if isinstance(out, dict) else out
+            shapes = ", ".join(_shape_or_type(x) for x in items)
+            what = f"a {type(out).__name__} of {len(out)} item(s) ({shapes})"
+        raise TypeError(
+            f"{fname} requires a function that returns a scalar, but it returned {what}"
+            + (" (a missing `return`?)" if out is None else "")
+            + f". To return auxiliary data beside the value, use {fname}(fun, has_aux=True) "
+            "and return a pair (value, aux); to differentiate several outputs use "
+            "diffsys.jacrev or diffsys.vjp"
+        )
     shape = np.shape(out)
     if shape != ():
         raise TypeError(
@@ -181,6 +220,12 @@ def _check_scalar_output(out, fname: str):
                 else ""
             )
         )
+
+
+def _shape_or_type(x) -> str:
+    if isinstance(x, Tracer | np.ndarray | np.generic | float | int | complex):
+        return f"shape {np.shape(x)}"
+    return type(x).__name__
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
@@ -233,13 +278,22 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
 def vjp(fun: Callable, *primals, has_aux: bool = False):
     """``(fun(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
 
+    ``vjp_fn`` computes with the values of this call whatever the caller does to its arrays
+    afterwards: primals the caller can still change (writeable arrays) are copied, and the
+    outputs (and aux) are returned read-only. A cotangent must have its output's shape and
+    convert to its dtype without loss (Python numbers and lower precisions are cast).
+
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> out, f_vjp = ds.vjp(lambda x: x * 3.0, dnp.ones(2))
     >>> f_vjp(dnp.array([1.0, 2.0]))
     (array([3., 6.]),)
+    >>> out.flags.writeable  # out -= 1 would raise instead of changing f_vjp
+    False
     """
     nums = tuple(range(len(primals)))
-    trace, leaves, treedefs, out, aux = _reverse_pass(fun, primals, {}, nums, has_aux, "vjp")
+    trace, leaves, treedefs, out, aux = _reverse_pass(
+        fun, primals, {}, nums, has_aux, "vjp", own=True
+    )
     out_leaves, out_def = tree_flatten(out)
 
     def vjp_fn(cotangent):
@@ -251,21 +305,68 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
             )
         seeds = []
         for k, (o, c) in enumerate(zip(out_leaves, ct_leaves, strict=True)):
-            if np.shape(c) != np.shape(o):
-                raise ValueError(
-                    f"vjp_fn: cotangent {k} has shape {np.shape(c)}, but the function's "
-                    f"output {k} has shape {np.shape(o)}; they must match"
-                )
+            c = _as_cotangent(c, o, k)
             if isinstance(o, ReverseTracer) and o._trace is trace:
                 seeds.append((o._slot, c))
         cts = trace.backward(seeds, len(leaves)) if seeds else [None] * len(leaves)
         grads = [_finish_cotangent(ct, leaf) for ct, leaf in zip(cts, leaves, strict=True)]
         return _group(grads, treedefs, single=False)
 
-    primal_out = _unbox(trace, out)
+    primal_out = _handed_out(trace, out)
     if has_aux:
-        return primal_out, vjp_fn, _unbox(trace, aux)
+        return primal_out, vjp_fn, _handed_out(trace, aux)
     return primal_out, vjp_fn
+
+
+def _as_cotangent(c, out, k: int):
+    """The cotangent ``c`` for output leaf ``k`` (``out``) as a seed of the backward pass:
+    an array of the output's shape and dtype. Python numbers and dtypes that convert
+    without loss (a lower precision) are cast; anything else is refused. A plain array is
+    copied: the pass then holds nothing the caller can change (caches keyed by identity)."""
+    shape = np.shape(out)
+    dtype = _dtype_of(out)
+    if isinstance(c, int | float | complex) and not isinstance(c, bool):
+        # weakly typed, as in NumPy: only a complex number into a real output loses
+        c_dtype = np.dtype(complex) if isinstance(c, complex) and dtype.kind != "c" else dtype
+    elif isinstance(c, Tracer | np.ndarray | np.generic):
+        c_dtype = c.dtype
+    else:
+        raise TypeError(
+            f"vjp_fn: cotangent {k} must be a numeric array or a Python int, float or "
+            f"complex, got {type(c).__name__} ({_short(c)}), for the function's output {k} of "
+            f"shape {shape} and dtype {dtype}"
+        )
+    if np.shape(c) != shape:
+        raise ValueError(
+            f"vjp_fn: cotangent {k} has shape {np.shape(c)}, but the function's output {k} has "
+            f"shape {shape}; they must match"
+        )
+    if dtype.kind not in "fc":  # an integer or boolean output: its cotangent is unused
+        return c
+    if c_dtype != dtype and (c_dtype.kind not in "biufc" or not np.can_cast(c_dtype, dtype)):
+        if c_dtype.kind == "c":
+            fix = "take its real part (np.real) if the function is real"
+        elif c_dtype.kind in "biuf":
+            fix = f"convert it with .astype(np.{dtype.name}) if the loss is intended"
+        else:
+            fix = "a cotangent is a number or an array of numbers"
+        raise TypeError(
+            f"vjp_fn: cotangent {k} has dtype {c_dtype}, but the function's output {k} has "
+            f"dtype {dtype}, and {c_dtype} does not convert to {dtype} without loss: {fix}"
+        )
+    if isinstance(c, Tracer):
+        return c if c_dtype == dtype else ad_util.cast(c, dtype=dtype)
+    return np.array(c, dtype=dtype)  # a private copy
+
+
+def _dtype_of(x) -> np.dtype:
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(x) if dtype is None else dtype
+
+
+def _short(x) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def elementwise_grad(fun: Callable, argnums: int | Sequence[int] = 0):
@@ -282,6 +383,11 @@ def elementwise_grad(fun: Callable, argnums: int | Sequence[int] = 0):
         trace, leaves, treedefs, out, _ = _reverse_pass(
             fun, args, kwargs, nums, False, "elementwise_grad"
         )
+        if out is None:
+            raise TypeError(
+                "elementwise_grad requires a function that returns an array, but it returned "
+                "None (a missing `return`?)"
+            )
         seeds = [
             (o._slot, ad_util.ones_like_value(o))
             for o in tree_flatten(out)[0]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.owned import frozen
 from ..core.pytree import tree_flatten
 from ..core.tracer import Tracer
 from ._graph import Graph, GraphCallError, Node, VarInfo
@@ -190,7 +191,7 @@ def freeze(graph: Graph, argnums: int | Sequence[int] | dict[int, Any]) -> Graph
                         "a dict {argnum: value}"
                     )
                 leaf = graph.examples[v]
-            consts[v] = leaf
+            consts[v] = frozen(leaf)  # the caller may change its array later
             vars_[v] = VarInfo("const", info.shape, info.dtype, info.name)
     return graph._rebuilt(args=args, consts=consts, vars=vars_)
 

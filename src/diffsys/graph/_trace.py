@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..core.owned import frozen
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tracer import _NO_PARAMS, Trace, Tracer
+from ..core.warn import warn_user
 from ._graph import ArgSpec, Graph, Node, VarInfo, spec_of
 
 _new = object.__new__
@@ -103,7 +104,7 @@ class GraphTrace(Trace):
         vid = self._const_keys.get(key)
         if vid is None:
             vid = self.new_var(CONST, value)
-            self.consts[vid] = value
+            self.consts[vid] = frozen(value)  # the caller may change its array later
             self._const_keys[key] = vid
             self._keep.append(value)
         return vid
@@ -142,14 +143,13 @@ class GraphTrace(Trace):
         if not self._warned:
             self._warned = True
             info = self.vars[tracer._var]
-            warnings.warn(
+            warn_user(
                 f"ds.trace: a traced value (%{tracer._var}, {info.describe()}) was converted "
                 "to a Python value (bool/int/float/index/.item(), e.g. by an `if` on it); the "
                 f"graph is specialised to the value it had while tracing ({_short(value)}) and "
                 "replays the same path for every input. Use dnp.where for data-dependent "
                 "choices, or pass the value as a static Python int/bool argument",
                 GraphSpecializationWarning,
-                stacklevel=4,
             )
 
     # --- recording -----------------------------------------------------------------------------
@@ -380,7 +380,8 @@ def trace(
             boxed = []
             for leaf, lname in zip(leaves, names, strict=True):
                 if _is_traced_leaf(leaf):
-                    value = leaf
+                    # a parameter's value is the graph's own (Graph.params, save): a copy
+                    value = frozen(leaf) if kind == PARAM else leaf
                     if isinstance(leaf, float | complex):
                         value = np.asarray(leaf)
                     t = trace_.new_input(kind, value, lname)

@@ -35,8 +35,6 @@ every case) when
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -45,6 +43,7 @@ from ..core import remat
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.reverse import ReverseTracer
 from ..core.transforms import vjp
+from ..core.warn import user_stacklevel
 from ._scan import _Node
 
 
@@ -102,18 +101,9 @@ def _fallback(warn: bool, reason: str):
         warnings.warn(
             f"scan(replay=True): running the step eagerly instead of replaying graphs: {reason}",
             ReplayFallbackWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=user_stacklevel(),
         )
     return None
-
-
-def _user_stacklevel() -> int:
-    """The stack level of the first caller outside this package (for warnings)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 class _Graphs:
