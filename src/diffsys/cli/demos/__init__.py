@@ -1,0 +1,31 @@
+"""The component demos: ``diffsys demo NAME`` (the bare ``diffsys demo`` is cli/demo.py).
+
+Each demo is a module here with ``main(args) -> int``: it reads the shared ``diffsys demo``
+options (``--seed``, ``--out``, ``--quick``, ``--no-plots``), prints short named steps,
+writes a report folder (``summary.json``, PNG plots) and returns the exit code (1 when it
+did not learn). A demo is listed in :data:`DEMOS`, so ``diffsys demo --help`` describes it
+without importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+__all__ = ["DEMOS", "report_folder", "run_named"]
+
+#: ``name: (one-line description, module in this package)``.
+DEMOS: dict[str, tuple[str, str]] = {}
+
+
+def report_folder(name: str, args: argparse.Namespace) -> str:
+    """The report folder of demo ``name``: ``--out`` when given, else ``diffsys-demo-NAME``."""
+    return args.out if args.out != "diffsys-demo-report" else f"diffsys-demo-{name}"
+
+
+def run_named(name: str, args: argparse.Namespace) -> int:
+    """Run demo ``name`` with the parsed ``diffsys demo`` options; its exit code."""
+    if name not in DEMOS:
+        raise ValueError(f"diffsys demo: unknown demo {name!r}; known: {sorted(DEMOS)}")
+    module = importlib.import_module(f".{DEMOS[name][1]}", __name__)
+    return module.main(args)
