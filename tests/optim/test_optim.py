@@ -333,3 +333,37 @@ def test_minimize_rosenbrock_over_a_pytree_and_bounds():
     assert res.x["xy"].dtype == np.float64
     with pytest.raises(TypeError, match="dtype"):
         optim.minimize(rosen, {"xy": np.array([1, 2]), "z": np.array(1.0)}, args=(1.0,))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        optim.linear(1.0, 0.0, 4, transition_begin=1),
+        optim.cosine_decay(1.0, 5, alpha=0.1),
+        optim.exponential_decay(1.0, 0.5, staircase=True, end_value=0.2),
+        optim.piecewise_constant({2: 0.5, 4: 0.1}, 1.0),
+        optim.warmup_cosine_decay(1.0, warmup_steps=2, decay_steps=6),
+    ],
+)
+def test_schedules_follow_a_traced_step_inside_jit(schedule):
+    """A jitted optimizer step traces the count: the schedule must be evaluated at each
+    replayed step, not frozen at the value it had while tracing (nor refuse the tracer)."""
+    import diffsys as ds
+
+    params = {"w": np.array([1.0, -2.0])}
+    grads = {"w": np.array([0.5, 0.25])}
+    opt = optim.adam(schedule)
+
+    def step(p, s):
+        updates, s = opt.update(grads, s, p)
+        return optim.apply_updates(p, updates), s
+
+    fast = ds.jit(step)
+    p_eager, s_eager = params, opt.init(params)
+    p_jit, s_jit = params, opt.init(params)
+    for _ in range(7):
+        p_eager, s_eager = step(p_eager, s_eager)
+        p_jit, s_jit = fast(p_jit, s_jit)
+        np.testing.assert_allclose(p_jit["w"], p_eager["w"], rtol=1e-12, atol=1e-15)
+    assert fast.cache_info().misses == 1  # traced once, replayed at every later step
+    assert [schedule(s) for s in range(3)] == [float(schedule(s)) for s in range(3)]

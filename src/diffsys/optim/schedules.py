@@ -1,5 +1,9 @@
 """Learning-rate schedules: functions ``step -> value``, usable wherever a learning rate is.
 
+A plain step gives a Python float. A traced step (the optimizer's count inside ``ds.jit`` or
+``ds.trace``) gives a traced value, so a jitted training step replays with the schedule
+evaluated at each step instead of the one it was traced with.
+
 >>> from diffsys import optim
 >>> sched = optim.warmup_cosine_decay(peak_value=1.0, warmup_steps=10, decay_steps=100)
 >>> [round(float(sched(s)), 3) for s in (0, 5, 10, 100)]
@@ -12,6 +16,9 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from .. import numpy as dnp
+from ..core.tracer import Tracer
 
 __all__ = [
     "Schedule",
@@ -28,8 +35,14 @@ __all__ = [
 Schedule = Callable[[int], float]
 
 
-def _step(step) -> int:
-    return int(np.asarray(step))
+def _step(step):
+    """The step count: an int, or the traced count as it is (a jitted optimizer's)."""
+    return step if isinstance(step, Tracer) else int(np.asarray(step))
+
+
+def _value(v):
+    """A schedule's value: a Python float for a plain step, the traced value otherwise."""
+    return v if isinstance(v, Tracer) else float(v)
 
 
 def constant(value: float) -> Schedule:
@@ -43,8 +56,8 @@ def linear(init_value: float, end_value: float, transition_steps: int, transitio
         return constant(end_value)
 
     def schedule(step):
-        frac = min(max(_step(step) - transition_begin, 0) / transition_steps, 1.0)
-        return init_value + frac * (end_value - init_value)
+        frac = dnp.clip((_step(step) - transition_begin) / transition_steps, 0.0, 1.0)
+        return _value(init_value + frac * (end_value - init_value))
 
     return schedule
 
@@ -60,9 +73,9 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Sch
         raise ValueError(f"cosine_decay: decay_steps must be positive, got {decay_steps}")
 
     def schedule(step):
-        frac = min(_step(step), decay_steps) / decay_steps
-        cos = 0.5 * (1.0 + math.cos(math.pi * frac))
-        return init_value * ((1.0 - alpha) * cos + alpha)
+        frac = dnp.minimum(_step(step), decay_steps) / decay_steps
+        cos = 0.5 * (1.0 + dnp.cos(math.pi * frac))
+        return _value(init_value * ((1.0 - alpha) * cos + alpha))
 
     return schedule
 
@@ -106,14 +119,14 @@ def exponential_decay(
     def schedule(step):
         p = _step(step) / transition_steps
         if staircase:
-            p = math.floor(p)
-        v = init_value * decay_rate**p
+            p = dnp.floor(p)
+        v = init_value * dnp.power(float(decay_rate), p)
         if end_value is not None:
             if direction < 0:
-                v = max(v, end_value)
+                v = dnp.maximum(v, end_value)
             elif direction > 0:
-                v = min(v, end_value)
-        return v
+                v = dnp.minimum(v, end_value)
+        return _value(v)
 
     return schedule
 
@@ -126,9 +139,8 @@ def piecewise_constant(boundaries_and_scales: dict[int, float], init_value: floa
         s = _step(step)
         v = init_value
         for b, scale in items:
-            if s >= b:
-                v *= scale
-        return v
+            v = v * dnp.where(s >= b, scale, 1.0)
+        return _value(v)
 
     return schedule
 
@@ -143,12 +155,19 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
 
     def schedule(step):
         s = _step(step)
-        start = 0
-        for sched, b in zip(schedules, boundaries, strict=False):
-            if s < b:
-                return sched(s - start)
-            start = b
-        return schedules[-1](s - start)
+        if not isinstance(s, Tracer):
+            start = 0
+            for sched, b in zip(schedules, boundaries, strict=False):
+                if s < b:
+                    return sched(s - start)
+                start = b
+            return schedules[-1](s - start)
+        # traced: every piece is evaluated, the one whose interval holds s is kept
+        starts = [0, *boundaries]
+        value = schedules[-1](s - starts[-1])
+        for sched, start, b in reversed(list(zip(schedules, starts, boundaries, strict=False))):
+            value = dnp.where(s < b, sched(s - start), value)
+        return value
 
     return schedule
 
