@@ -44,6 +44,8 @@ def test_issue_examples_warn_at_the_users_line():
         (lambda w: complex(w).real, "complex()"),
         (lambda w: math.sin(w), "float()"),
         (lambda w: float(dnp.sin(w) * 2.0), "float()"),
+        (lambda w: w.item(), ".item()"),
+        (lambda w: dnp.reshape(w, (1,)).tolist()[0], ".tolist()"),
     ],
 )
 @pytest.mark.parametrize(

@@ -122,15 +122,15 @@ class Tracer:
     # differentiated. ``bool`` and comparisons are control flow: silent. ``__index__`` takes
     # integer values only, which have no derivative to lose (a float index is an error).
     def __float__(self) -> float:
-        _check_dropped(self, "float()")
+        warn_if_dropped(self, "float()")
         return float(self.concrete())
 
     def __int__(self) -> int:
-        _check_dropped(self, "int()")
+        warn_if_dropped(self, "int()")
         return int(self.concrete())
 
     def __complex__(self) -> complex:
-        _check_dropped(self, "complex()")
+        warn_if_dropped(self, "complex()")
         return complex(self.concrete())
 
     def __index__(self) -> int:
@@ -216,7 +216,7 @@ def concrete(x):
     return x
 
 
-def _check_dropped(x: Tracer, how: str) -> None:
+def warn_if_dropped(x: Tracer, how: str) -> None:
     """Warn with :class:`DroppedDerivativeWarning` when ``x`` carries a derivative (an
     inexact value traced, at some level, by a differentiating transform) that turning it
     into a Python number with ``how`` drops. The message depends only on ``how`` and the

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import ad_util
 from ..core.primitive import Primitive
-from ..core.tracer import Tracer
+from ..core.tracer import Tracer, warn_if_dropped
 from . import _elementwise as ew
 from . import _indexing as ix
 from . import _products as pr
@@ -195,7 +195,13 @@ def _transpose_method(self, *axes):
 
 
 def _item(self, *args):
+    warn_if_dropped(self, ".item()")
     return self.concrete().item(*args)
+
+
+def _tolist(self):
+    warn_if_dropped(self, ".tolist()")
+    return self.concrete().tolist()
 
 
 def _no_out(fn, name: str):
@@ -258,7 +264,7 @@ _METHODS = {
     "argmin": _no_out(ix.argmin, "argmin"),
     "copy": lambda self: self,
     "item": _item,
-    "tolist": lambda self: self.concrete().tolist(),
+    "tolist": _tolist,
     "any": _no_out(
         lambda self, axis=None, keepdims=False: red.any(self, axis, keepdims=keepdims), "any"
     ),
