@@ -162,6 +162,7 @@ def test_main_runs_the_demo_from_the_command_line(tmp_path, capsys):
     final = summary["runs"]["learned"]["final"]
     assert float(again.params["blur"].sigma) == pytest.approx(final["sigma"], rel=1e-12)
     assert list(again.stages) == ["blur", "threshold", "encoder", "classifier"]
+    assert again.mode == "infer"  # saved ready to use: the hard threshold, as evaluated
 
 
 def test_without_matplotlib_the_plots_are_skipped_with_a_message(tmp_path, monkeypatch):

@@ -72,11 +72,12 @@ def write_report(out_dir: Path, summary: dict, learned, frozen, config) -> tuple
         except ImportError:
             notes.append("trained pipeline: not saved, safetensors is not installed")
         else:
-            learned.pipeline.save(out_dir / "pipeline")
+            with learned.pipeline.inference():  # it loads as it was evaluated: hard
+                learned.pipeline.save(out_dir / "pipeline")
             files.append("pipeline/")
             notes.append(
-                "trained pipeline saved to pipeline/ (import diffsys.systems.data; "
-                "diffsys.pipeline.load(path))"
+                "trained pipeline saved to pipeline/ in inference mode (import "
+                "diffsys.systems.data; diffsys.pipeline.load(path); .train() to go on training)"
             )
     summary["plots"] = [p for p in PLOTS if p in files]
     return files, notes
