@@ -22,6 +22,7 @@ except ImportError as exc:
     ) from exc
 
 from .exact import COMPARISONS, NULL_POLICIES, Database, Filter, Param, QueryError
+from .modules import LinearScorer, SoftGroupBy, SoftPredicate, SoftTopK
 from .ops import (
     AGGREGATES,
     PREDICATE_OPS,
@@ -40,20 +41,34 @@ from .ops import (
     soft_predicate,
     soft_select,
 )
-from .query import Candidates, Query, QueryResult
+from .query import Candidates, CompiledQuery, Query, QueryResult
+from .stages import (
+    RANKING_LOSSES,
+    query_stage,
+    ranking_loss,
+    relaxed_stage,
+    scoring_stage,
+    sql_query_stage,
+)
 
 __all__ = [
     "AGGREGATES",
     "COMPARISONS",
     "NULL_POLICIES",
     "PREDICATE_OPS",
+    "RANKING_LOSSES",
     "Candidates",
+    "CompiledQuery",
     "Database",
     "Filter",
     "Param",
     "Query",
     "QueryError",
     "QueryResult",
+    "LinearScorer",
+    "SoftGroupBy",
+    "SoftPredicate",
+    "SoftTopK",
     "hard_group_aggregate",
     "hard_predicate",
     "hard_select",
@@ -63,9 +78,14 @@ __all__ = [
     "log_soft_predicate",
     "ndcg",
     "pairwise_logistic_loss",
+    "query_stage",
+    "ranking_loss",
+    "relaxed_stage",
+    "scoring_stage",
     "soft_group_aggregate",
     "soft_ndcg",
     "soft_ndcg_loss",
     "soft_predicate",
     "soft_select",
+    "sql_query_stage",
 ]

@@ -36,7 +36,7 @@ from .exact import (
     quote,
 )
 
-__all__ = ["Candidates", "Query", "QueryResult"]
+__all__ = ["Candidates", "CompiledQuery", "Query", "QueryResult"]
 
 FORMAT = "diffsys.systems.db.Query"
 VERSION = 1
@@ -563,3 +563,54 @@ class Query(Module):
     @classmethod
     def load(cls, path: str | os.PathLike) -> Query:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+class CompiledQuery(Module):
+    """A :class:`Query` whose hard form is DuckDB's: ``relaxed(x, keys[, groups])`` is
+    :meth:`Query.relaxed` over the candidates; ``hard(...)`` compiles the query, lets DuckDB
+    execute it on ``db`` (exact part bound with ``params``) and returns the result in the
+    relaxed form's shape: a 0/1 indicator over the candidate ``keys`` (top-k queries), or the
+    value per group of ``query.groups`` (aggregate queries; NaN for a group SQL left out).
+    ``db`` and ``params`` are configuration, not parameters."""
+
+    query: Query
+    db: Database = static()
+    params: tuple = static()
+
+    def __init__(self, query: Query, db: Database, params: Mapping[str, Any] | None = None):
+        if query.aggregate is not None and query.groups is None:
+            raise QueryError(
+                f"{query._describe()}: a compiled aggregate query needs groups=(...) fixed, so "
+                "the SQL result lines up with the relaxed one"
+            )
+        query.check(db)
+        self.query, self.db = query, db
+        self.params = tuple(sorted((params or {}).items()))
+
+    def relaxed(self, x, keys, groups=None):
+        return self.query.relaxed(x, groups)
+
+    __call__ = relaxed
+
+    def hard(self, x, keys, groups=None):
+        result = self.query.execute(self.db, dict(self.params))
+        if self.query.aggregate is None:
+            keys = np.asarray(keys)
+            pos = np.searchsorted(keys, result.keys)
+            pos = np.minimum(pos, keys.size - 1)
+            if not np.array_equal(keys[pos], result.keys):
+                raise QueryError(
+                    f"{self.query._describe()}: DuckDB returned keys that are not among the "
+                    "candidate keys (were the candidates fetched with the same filters and "
+                    "params, sorted by key?)"
+                )
+            out = np.zeros(keys.size)
+            out[pos] = 1.0
+            return out
+        index = {g: i for i, g in enumerate(self.query.groups)}
+        out = np.full(len(self.query.groups), np.nan)
+        for g, v in zip(result.groups, result.values, strict=True):
+            out[index[g]] = v
+        if self.query.aggregate[1] == "count":
+            out = np.nan_to_num(out, nan=0.0)
+        return out
