@@ -57,7 +57,7 @@ NUMERIC_TYPES = (
     "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "BOOLEAN",
 )  # fmt: skip
 _DECIMAL = re.compile(r"^DECIMAL\(\d+,\d+\)$")
-_STRING_TYPES = ("VARCHAR",)
+_STRING_TYPES = ("VARCHAR", "ENUM(")
 _NEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -361,7 +361,7 @@ def bind_value(value: Any, params: Mapping[str, Any] | None, sql_type: str, wher
         if ok and isinstance(value, float) and np.isnan(value):
             raise QueryError(f"{where}: NaN is not a filter value (it compares false with all)")
     elif isinstance(value, str):
-        ok = sql_type in _STRING_TYPES or sql_type.startswith("VARCHAR")
+        ok = sql_type.startswith(_STRING_TYPES)
     else:
         raise QueryError(
             f"{where}: a filter value is a number, a string or a bool, got {type(value).__name__}"

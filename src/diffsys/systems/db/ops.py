@@ -170,8 +170,9 @@ def soft_group_aggregate(
     if values is None:
         raise ValueError(f"soft_group_aggregate: {how!r} needs values")
     if how == "max":
-        tiny = np.finfo(np.float64).tiny
-        logm = dnp.log(dnp.maximum(membership, tiny))
+        # log m, -inf where m == 0 (the double where keeps the gradient finite there)
+        member = membership > 0
+        logm = dnp.where(member, dnp.log(dnp.where(member, membership, 1.0)), -np.inf)
         return temperature * logsumexp(values[:, None] / temperature + logm, axis=0)
     total = dnp.matmul(values, membership)
     if how == "sum":

@@ -66,8 +66,13 @@ class QueryResult:
 
 
 def _floats(x, shape, what: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.shape != shape or not np.all(np.isfinite(a)):
+    try:
+        raw = np.asarray(x)
+        ok = raw.dtype.kind in "iuf" and raw.shape == shape
+        a = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or not np.all(np.isfinite(a)):
         raise QueryError(f"{what}: expected finite numbers of shape {shape}, got {x!r}")
     return a
 
