@@ -80,11 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress display (default auto: rich on a terminal, plain lines otherwise)",
     )
     demo.add_argument("--no-plots", action="store_true", help="do not write the PNG plots")
+    from .demos import DEMOS
+
+    demo.add_argument(
+        "name",
+        nargs="?",
+        choices=sorted(DEMOS),
+        help="a component demo instead: "
+        + "; ".join(f"{k}: {v}" for k, v in sorted(DEMOS.items())),
+    )
     demo.set_defaults(func=_run_demo)
     return parser
 
 
 def _run_demo(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.name is not None:
+        from .demos import run_named
+
+        return run_named(args.name, args)
     from .demo import DemoConfig, run_demo
 
     config = DemoConfig(
