@@ -45,3 +45,15 @@ def test_aggregate_demo_quick(tmp_path):
     assert summary["duckdb_equals_numpy"] is True
     assert summary["loss"]["last"] < 0.1 * summary["loss"]["first"]
     assert not any(f.endswith(".png") for f in summary["files"])
+
+
+def test_search_demo_quick(tmp_path):
+    out = tmp_path / "s"
+    assert main(["demo", "search", "--quick", "--no-plots", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    acc = summary["accuracy"]
+    assert acc["end to end"] > acc["untrained encoders"] + 0.1
+    stale = summary["staleness"]
+    assert stale["1"]["max_staleness"] < 1e-12
+    assert stale["40"]["mean_staleness"] > stale["10"]["mean_staleness"] > 0
+    assert summary["duckdb_topk_equals_numpy"] == "20/20"

@@ -14,6 +14,7 @@ __all__ = ["DEMOS", "run_named"]
 DEMOS = {
     "retrieval": "learn product-ranking weights from clicks; the learned query runs in DuckDB",
     "aggregate": "learn a WHERE threshold and value weights so a GROUP BY SUM hits targets",
+    "search": "retrieval + reader trained end to end; index staleness measured",
 }
 
 
@@ -42,6 +43,18 @@ def run_named(name: str, args: argparse.Namespace) -> int:
         summary = run(cfg)
         err = summary["max_relative_error"]
         ok = err["learned"] < err["start"]
+    elif name == "search":
+        from .search import SearchConfig, run
+
+        cfg = SearchConfig(seed=args.seed, out=out, plots=plots)
+        if args.quick:
+            cfg = SearchConfig(
+                seed=args.seed, out=out, plots=plots, questions=1200, held_out=200, steps=120,
+                refresh_every=10, staleness_sweep=(1, 10, 40),
+            )  # fmt: skip
+        summary = run(cfg)
+        acc = summary["accuracy"]
+        ok = acc["end to end"] > acc["untrained encoders"]
     else:  # argparse's choices keep other names out
         raise ValueError(f"diffsys demo: unknown demo {name!r}; known: {sorted(DEMOS)}")
     return 0 if ok else 1
