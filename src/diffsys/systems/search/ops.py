@@ -22,8 +22,8 @@ def marginal_nll(retrieval_scores: Array, reader_log_likelihood: Array) -> Array
     encoder, the document encoder (through the fresh scores) and the reader.
 
     >>> import numpy as np
-    >>> round(float(marginal_nll(np.zeros((1, 2)), np.log(np.array([[1.0, 0.0]])))), 6)
-    0.693147
+    >>> round(float(marginal_nll(np.zeros((1, 2)), np.log(np.array([[1.0, 0.5]])))), 6)
+    0.287682
     """
     if tuple(retrieval_scores.shape) != tuple(reader_log_likelihood.shape):
         raise ValueError(
