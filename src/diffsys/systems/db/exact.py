@@ -179,8 +179,8 @@ class Database:
         """``{column: DuckDB type}`` of ``table``, in table order; :class:`QueryError` when
         there is no such table."""
         rows = self.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema "
-            "= current_schema() AND table_name = ? ORDER BY ordinal_position",
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = "
+            "current_schema() AND table_name = ? ORDER BY column_index",
             [table],
         ).fetchall()
         if not rows:

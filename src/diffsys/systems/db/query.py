@@ -361,7 +361,9 @@ class Query(Module):
     def compile(self, db: Database, params: Mapping[str, Any] | None = None) -> tuple[str, list]:
         """The hard query as one SQL statement and its bound values (learned weights, bias and
         thresholds included): identifiers checked and quoted, values bound."""
-        schema = self.check(db)
+        return self._compile(db, self.check(db), params)
+
+    def _compile(self, db, schema, params) -> tuple[str, list]:
         where, args = self._exact_where(db, schema, params)
         for i, (c, op) in enumerate(zip(self.predicate_columns, self.predicate_ops, strict=True)):
             where.append(f"CAST({quote(c)} AS DOUBLE) {op} ?")
@@ -412,9 +414,10 @@ class Query(Module):
     def execute(self, db: Database, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Compile and let DuckDB run the hard query; NULLs follow :attr:`nulls` (``"error"``
         raises when a read column of a filtered row is NULL or NaN)."""
-        sql, args = self.compile(db, params)
+        schema = self.check(db)
+        sql, args = self._compile(db, schema, params)
         if self.nulls == "error":
-            self._check_no_nulls(db, params)
+            self._check_no_nulls(db, schema, params)
         cursor = db.con.execute(sql, args)
         if self.aggregate is None:
             out = cursor.fetchnumpy()
@@ -423,8 +426,7 @@ class Query(Module):
         values = np.array([np.nan if v is None else v for _, v in rows], dtype=np.float64)
         return QueryResult(groups=tuple(g for g, _ in rows), values=values)
 
-    def _check_no_nulls(self, db, params) -> None:
-        schema = self.check(db)
+    def _check_no_nulls(self, db, schema, params) -> None:
         where, args = db.where_clause(self.table, schema, self.filters, params)
         read = list(
             dict.fromkeys(
