@@ -43,16 +43,17 @@ def _topk_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def numpy_topk_vjp(x: np.ndarray, w: np.ndarray, gain: np.ndarray):
     """mask = soft_topk_mask(x @ w, K) (l2, strength 1) and d sum(mask * gain) / dw."""
     s = x @ w
+    n = s.shape[0]
     perm = np.argsort(-s)
     sorted_s = s[perm]
-    target = np.zeros(N_CAND)
+    target = np.zeros(n)
     target[:K] = 1.0
     sol = _isotonic_decreasing((sorted_s - target)[None])[0]
-    mask = np.empty(N_CAND)
+    mask = np.empty(n)
     mask[perm] = sorted_s - sol
     g = gain[perm][None]
     g = (g - _block_mean(g, sol[None]))[0]
-    ds_ = np.empty(N_CAND)
+    ds_ = np.empty(n)
     ds_[perm] = g
     return mask, x.T @ ds_
 

@@ -160,3 +160,21 @@ def test_pairwise_logistic_against_a_loop(rng):
 def test_ranking_losses_reject_mismatched_shapes():
     with pytest.raises(ValueError, match=r"listnet_loss: scores \(3,\) and relevance \(4,\)"):
         listnet_loss(np.zeros(3), np.zeros(4))
+
+
+def test_soft_topk_gradient_matches_the_benchmarks_hand_written_numpy(rng):
+    """The hand-written NumPy derivative of the db_soft_topk benchmark (sort, SciPy's
+    isotonic regression, block averages) agrees with diffsys's VJP."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        from workloads.db import K, numpy_topk_vjp
+    finally:
+        sys.path.pop(0)
+    x, w, gain = rng.normal(size=(300, 5)), rng.normal(size=5), rng.random(300)
+    mask, pull = ds.vjp(lambda w: soft_topk_mask(x @ w, K, "l2", 1.0), w)
+    ref_mask, ref_grad = numpy_topk_vjp(x, w, gain)
+    np.testing.assert_allclose(mask, ref_mask, atol=1e-12)
+    np.testing.assert_allclose(pull(gain)[0], ref_grad, rtol=1e-10, atol=1e-12)
