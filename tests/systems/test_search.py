@@ -113,3 +113,20 @@ def test_staleness_is_the_relative_frobenius_distance():
     fresh = np.array([[3.0, 0.0], [0.0, 4.0]])
     assert staleness(fresh, fresh) == 0.0
     assert staleness(fresh + np.array([[0.0, 0.5], [0.0, 0.0]]), fresh) == pytest.approx(0.1)
+
+
+def test_import_without_duckdb_names_the_extra():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.modules['duckdb'] = None\n"
+        "try:\n    import diffsys.systems.search\nexcept ImportError as e:\n    print(e)\n"
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={"PYTHONPATH": str(src)}, check=True,
+    ).stdout  # fmt: skip
+    assert "'db' extra" in out and "diffsys[db]" in out
