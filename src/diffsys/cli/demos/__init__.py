@@ -15,7 +15,17 @@ import importlib
 __all__ = ["DEMOS", "report_folder", "run_named"]
 
 #: ``name: (one-line description, module in this package)``.
-DEMOS: dict[str, tuple[str, str]] = {}
+DEMOS: dict[str, tuple[str, str]] = {
+    "retrieval": (
+        "learn product-ranking weights from clicks; the learned query runs in DuckDB",
+        "retrieval",
+    ),
+    "aggregate": (
+        "learn a WHERE threshold and value weights so a GROUP BY SUM hits targets",
+        "aggregate",
+    ),
+    "search": ("retrieval + reader trained end to end; index staleness measured", "search"),
+}
 
 
 def report_folder(name: str, args: argparse.Namespace) -> str:
