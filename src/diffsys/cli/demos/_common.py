@@ -26,15 +26,12 @@ class Report:
         self.files: list[str] = []
         self.notes: list[str] = []
         self.start = time.perf_counter()
-        self.plt = None
+        self.Figure = None  # matplotlib.figure.Figure: no pyplot, no backend switch
         if plots:
             try:
-                import matplotlib
+                from matplotlib.figure import Figure
 
-                matplotlib.use("Agg")
-                import matplotlib.pyplot as plt
-
-                self.plt = plt
+                self.Figure = Figure
             except ImportError:
                 self.notes.append("no PNG plots: matplotlib is not installed (the 'plot' extra)")
         else:
@@ -45,15 +42,12 @@ class Report:
 
     def figure(self, filename: str, draw) -> None:
         """``draw(fig)`` fills a new figure, saved as ``filename`` in the report folder."""
-        if self.plt is None:
+        if self.Figure is None:
             return
-        fig = self.plt.figure(figsize=(6.4, 4.2))
-        try:
-            draw(fig)
-            fig.tight_layout()
-            fig.savefig(self.dir / filename, dpi=90)
-        finally:
-            self.plt.close(fig)
+        fig = self.Figure(figsize=(6.4, 4.2))
+        draw(fig)
+        fig.tight_layout()
+        fig.savefig(self.dir / filename, dpi=90)
         self.files.append(filename)
 
     def finish(self, summary: dict) -> dict:
