@@ -3,7 +3,8 @@
 Three layers:
 
 - exact (:mod:`.exact`): :class:`Database` runs SQL in DuckDB with schema-checked
-  identifiers and bound values only; rows come back as NumPy arrays.
+  identifiers and bound values only (filters, and joins of tables on key columns); rows
+  come back as NumPy arrays.
 - differentiable (:mod:`.ops`): linear scoring, soft predicates, soft top-k selection, soft
   group-by aggregation, ranking losses (soft NDCG, ListNet, ListMLE, pairwise logistic),
   each with its hard form.
@@ -21,7 +22,17 @@ except ImportError as exc:
         "pip install 'diffsys[db]' (or pip install duckdb)"
     ) from exc
 
-from .exact import COMPARISONS, NULL_POLICIES, Database, Filter, Param, QueryError
+from .exact import (
+    COMPARISONS,
+    JOIN_KINDS,
+    NULL_POLICIES,
+    Database,
+    Filter,
+    Join,
+    Param,
+    QueryError,
+    Source,
+)
 from .modules import LinearScorer, SoftGroupBy, SoftPredicate, SoftTopK
 from .ops import (
     AGGREGATES,
@@ -54,6 +65,7 @@ from .stages import (
 __all__ = [
     "AGGREGATES",
     "COMPARISONS",
+    "JOIN_KINDS",
     "NULL_POLICIES",
     "PREDICATE_OPS",
     "RANKING_LOSSES",
@@ -61,10 +73,12 @@ __all__ = [
     "CompiledQuery",
     "Database",
     "Filter",
+    "Join",
     "Param",
     "Query",
     "QueryError",
     "QueryResult",
+    "Source",
     "LinearScorer",
     "SoftGroupBy",
     "SoftPredicate",

@@ -16,13 +16,21 @@ rows: fetching 100k rows x 16 columns costs a few milliseconds.
 {'id': 'BIGINT', 'price': 'DOUBLE'}
 >>> db.fetch("items", ["id", "price"], [("price", "<", 3.0)])["id"]
 array([1, 2])
+
+Joins (:class:`Join`) put more tables in the ``FROM`` clause, keyed on columns checked
+against both tables' schemas; a column is then named ``"table.column"`` (or plainly, when
+only one table has it): :class:`Source` resolves every name.
+
+>>> db.create_table("stock", {"item": np.array([0, 2, 3]), "qty": np.array([7, 0, 4])})
+>>> db.fetch("items", ["id", "stock.qty"], joins=[Join("stock", [("id", "item")])])["stock.qty"]
+array([7, 0, 4])
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,17 +44,25 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 
 __all__ = [
     "COMPARISONS",
+    "JOIN_KINDS",
     "NULL_POLICIES",
     "NUMERIC_TYPES",
+    "Column",
     "Database",
     "Filter",
+    "Join",
     "Param",
     "QueryError",
+    "Source",
     "quote",
 ]
 
 #: The comparison operators an exact filter may use (a closed vocabulary: never SQL text).
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=", "in")
+#: The joins a query may use: ``"inner"`` keeps matched rows, ``"left"`` keeps every row of
+#: the tables before it (the joined table's columns NULL where nothing matched: the NULL
+#: policy then applies to the columns the query reads).
+JOIN_KINDS = ("inner", "left")
 #: What to do with NULL or NaN in a column a query reads: ``"error"`` raises, naming the
 #: column and the query part; ``"drop"`` keeps only rows where every read column is present
 #: and not NaN (in SQL and in NumPy alike).
@@ -86,6 +102,15 @@ class Param:
 
     def __repr__(self) -> str:
         return f"Param({self.name!r})"
+
+    def to_config(self) -> str:
+        """The placeholder as JSON data (its name), for ``pl.save``."""
+        return self.name
+
+    @classmethod
+    def from_config(cls, config) -> Param:
+        """:meth:`to_config`'s data back (checked: a non-empty string)."""
+        return cls(config)
 
 
 class Filter:
@@ -134,6 +159,216 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.column!r}, {self.op!r}, {self.value!r})"
+
+    def to_config(self) -> list:
+        """``[column, op, value]`` (a :class:`Param` stays one: the pipeline saver encodes it
+        as a registered value); :meth:`from_config` checks it as the constructor does."""
+        return [self.column, self.op, list(self.value) if self.op == "in" else self.value]
+
+    @classmethod
+    def from_config(cls, config) -> Filter:
+        if not isinstance(config, list | tuple) or len(config) != 3:
+            raise QueryError(f"Filter: expected [column, op, value], got {config!r}")
+        values = config[2] if isinstance(config[2], list | tuple) else [config[2]]
+        for v in values:
+            if isinstance(v, float) and not np.isfinite(v) or not isinstance(
+                v, bool | int | float | str | Param
+            ):
+                raise QueryError(
+                    f"Filter({config[0]!r}): a value is a finite number, a string, a bool or a "
+                    f"Param, got {v!r}"
+                )
+        return cls(*config)
+
+
+class Join:
+    """``how JOIN table ON left = right AND ...``: ``on`` is a sequence of ``(left, right)``
+    column pairs (``left`` a column of a table already in the query, ``right`` one of
+    ``table``; either may be qualified, ``"table.column"``), or one column name both tables
+    share; ``how`` from :data:`JOIN_KINDS`. Every name is checked against the schema
+    (:class:`Source`) before any SQL is written.
+
+    >>> Join("brands", [("brand_id", "id")])
+    Join('brands', [('brand_id', 'id')], how='inner')
+    """
+
+    __slots__ = ("how", "on", "table")
+
+    def __init__(self, table: str, on: str | Sequence[Sequence[str]], how: str = "inner"):
+        if not isinstance(table, str):
+            raise QueryError(f"Join: table must be a string, got {type(table).__name__}")
+        if how not in JOIN_KINDS:
+            raise QueryError(f"Join({table!r}): how must be one of {JOIN_KINDS}, got {how!r}")
+        if isinstance(on, str):
+            on = [(on, on)]
+        if not isinstance(on, list | tuple) or not on:
+            raise QueryError(
+                f"Join({table!r}): on must be a column name or a non-empty list of "
+                f"(left, right) column pairs, got {on!r}"
+            )
+        pairs = []
+        for pair in on:
+            if (
+                not isinstance(pair, list | tuple)
+                or len(pair) != 2
+                or not all(isinstance(c, str) for c in pair)
+            ):
+                raise QueryError(
+                    f"Join({table!r}): each on entry is a (left, right) pair of column names, "
+                    f"got {pair!r}"
+                )
+            pairs.append((pair[0], pair[1]))
+        self.table, self.on, self.how = table, tuple(pairs), how
+
+    @classmethod
+    def of(cls, spec: Join | Sequence, where: str) -> Join:
+        """A :class:`Join` from ``(table, on)`` or ``(table, on, how)`` (or a Join)."""
+        if isinstance(spec, Join):
+            return spec
+        if not isinstance(spec, list | tuple) or len(spec) not in (2, 3):
+            raise QueryError(f"{where}: expected (table, on[, how]), got {spec!r}")
+        try:
+            return cls(*spec)
+        except (QueryError, TypeError) as exc:
+            raise QueryError(f"{where}: {exc}") from None
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Join) and (self.table, self.on, self.how) == (
+            other.table,
+            other.on,
+            other.how,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.table, self.on, self.how))
+
+    def __repr__(self) -> str:
+        return f"Join({self.table!r}, {list(self.on)!r}, how={self.how!r})"
+
+    def to_config(self) -> list:
+        """``[table, [[left, right], ...], how]``: JSON data for ``pl.save`` and
+        ``Query.save``."""
+        return [self.table, [list(p) for p in self.on], self.how]
+
+    @classmethod
+    def from_config(cls, config) -> Join:
+        """:meth:`to_config`'s data back, checked as the constructor checks."""
+        if not isinstance(config, list | tuple) or len(config) != 3:
+            raise QueryError(f"Join: expected [table, on, how], got {config!r}")
+        return cls(*config)
+
+
+class Column(NamedTuple):
+    """A column reference resolved against a :class:`Source`: ``ref`` as written,
+    ``table`` and ``name`` it names, its DuckDB ``type``, and ``sql``, the quoted
+    expression (``"name"`` over one table, ``"table"."name"`` over joins)."""
+
+    ref: str
+    table: str
+    name: str
+    type: str
+    sql: str
+
+
+class Source:
+    """The ``FROM`` clause of a query: ``table`` and its ``joins``, every table and join
+    column checked against ``db``'s schema. :meth:`column` resolves a column reference
+    (``"column"`` or ``"table.column"``); an unknown or ambiguous one is an error naming
+    ``where``.
+
+    >>> import numpy as np
+    >>> db = Database()
+    >>> db.create_table("a", {"id": np.arange(2), "x": np.ones(2)})
+    >>> db.create_table("b", {"id": np.arange(2), "y": np.ones(2)})
+    >>> src = Source(db, "a", [Join("b", "id")])
+    >>> src.sql(), src.column("y", "features[0]").sql
+    ('"a" INNER JOIN "b" ON "a"."id" = "b"."id"', '"b"."y"')
+    """
+
+    def __init__(self, db: Database, table: str, joins: Sequence[Join | Sequence] = ()):
+        self.db, self.table = db, table
+        self.schemas: dict[str, dict[str, str]] = {table: db.check_table(table)}
+        self.joins: list[tuple[Join, list[tuple[Column, Column]]]] = []
+        for i, spec in enumerate(joins):
+            where = f"joins[{i}]"
+            j = Join.of(spec, where)
+            if j.table in self.schemas:
+                raise QueryError(
+                    f"{where}: table {j.table!r} is already in the query (a table appears "
+                    "once: self-joins are not supported; make a view under another name)"
+                )
+            schema = db.check_table(j.table, where)
+            before = dict(self.schemas)
+            self.schemas[j.table] = schema
+            on = []
+            for k, (left, right) in enumerate(j.on):
+                lc = self._resolve(left, f"{where} on[{k}] left", before)
+                rc = self._resolve(right, f"{where} on[{k}] right", {j.table: schema})
+                if is_numeric(lc.type) != is_numeric(rc.type):
+                    raise QueryError(
+                        f"{where} on[{k}]: type mismatch: {lc.table}.{lc.name} is {lc.type}, "
+                        f"{rc.table}.{rc.name} is {rc.type}; join columns must both be "
+                        "numbers or both text"
+                    )
+                on.append((lc, rc))
+            self.joins.append((j, on))
+
+    @property
+    def qualified(self) -> bool:
+        """Whether columns are written ``"table"."column"`` (the query has joins)."""
+        return len(self.schemas) > 1
+
+    def _resolve(self, ref: str, where: str, schemas: Mapping[str, Mapping[str, str]]):
+        if not isinstance(ref, str):
+            raise QueryError(f"{where}: a column name is a string, got {type(ref).__name__}")
+        hits = [(t, ref) for t, s in schemas.items() if ref in s]
+        hits += [
+            (t, ref[len(t) + 1 :])
+            for t, s in schemas.items()
+            if ref.startswith(t + ".") and ref[len(t) + 1 :] in s
+        ]
+        if not hits:
+            if len(schemas) == 1:  # one table: the message names it plainly
+                (t, s), = schemas.items()
+                raise QueryError(
+                    f"{where}: no column {ref!r} in table {t!r} (columns: {', '.join(s)})"
+                )
+            known = ", ".join(f"{t}.{c}" for t, s in schemas.items() for c in s)
+            names = ", ".join(repr(t) for t in schemas)
+            raise QueryError(f"{where}: no column {ref!r} in tables {names} (columns: {known})")
+        if len(hits) > 1:
+            raise QueryError(
+                f"{where}: column {ref!r} is ambiguous: it is "
+                + " and ".join(f"{t}.{c}" for t, c in hits)
+                + "; qualify it as 'table.column'"
+            )
+        t, c = hits[0]
+        sql = f"{quote(t)}.{quote(c)}" if self.qualified else quote(c)
+        return Column(ref, t, c, schemas[t][c], sql)
+
+    def column(self, ref: str, where: str, *, numeric: bool = False) -> Column:
+        """``ref`` resolved over every table of the query (see the class docstring)."""
+        col = self._resolve(ref, where, self.schemas)
+        if self.qualified:  # later joins may have changed how earlier ones were written
+            col = col._replace(sql=f"{quote(col.table)}.{quote(col.name)}")
+        if numeric and not is_numeric(col.type):
+            raise QueryError(
+                f"{where}: column {col.name!r} of table {col.table!r} has type {col.type}; a "
+                "feature, threshold or aggregated column must be numeric (INTEGER, BIGINT, "
+                "DOUBLE, ...): cast it in a view, or encode it as numbers"
+            )
+        return col
+
+    def sql(self) -> str:
+        """The ``FROM`` clause's text (after ``FROM``): quoted, checked names only."""
+        out = quote(self.table)
+        for j, on in self.joins:
+            conds = " AND ".join(
+                f"{quote(lc.table)}.{quote(lc.name)} = {quote(rc.table)}.{quote(rc.name)}"
+                for lc, rc in on
+            )
+            out += f" {j.how.upper()} JOIN {quote(j.table)} ON {conds}"
+        return out
 
 
 def quote(identifier: str) -> str:
@@ -251,50 +486,54 @@ class Database:
         *,
         nulls: str = "error",
         order_by: str | None = None,
+        joins: Sequence[Join | Sequence] = (),
     ) -> dict[str, np.ndarray]:
-        """Columns of the rows of ``table`` that pass ``filters``, as NumPy arrays.
+        """Columns of the rows of ``table`` (joined with ``joins``) that pass ``filters``, as
+        NumPy arrays keyed by the names as given.
 
         Identifiers are checked against the schema; filter values (and :class:`Param` values
         from ``params``) are bound. ``nulls`` (:data:`NULL_POLICIES`) applies to ``columns``.
         """
-        schema = self.check_table(table)
-        cols = list(columns)
-        for i, c in enumerate(cols):
-            self.check_column(schema, table, c, f"columns[{i}]")
-        where, args = self.where_clause(table, schema, filters, params)
+        source = Source(self, table, joins)
+        refs = list(dict.fromkeys(columns))
+        cols = [source.column(c, f"columns[{list(columns).index(c)}]") for c in refs]
+        where, args = self.where_clause(source, filters, params)
         if nulls == "drop":
-            where += [present(c, schema[c]) for c in dict.fromkeys(cols)]
+            where += [present(c.sql, c.type) for c in cols]
         elif nulls not in NULL_POLICIES:
             raise QueryError(f"nulls: expected one of {NULL_POLICIES}, got {nulls!r}")
         # DuckDB's NumPy fetch of text columns goes through pandas: fetch text as codes
         # (DENSE_RANK over the kept rows) and its few distinct values apart.
-        text = [c for c in dict.fromkeys(cols) if not is_numeric(schema[c])]
+        text = [i for i, c in enumerate(cols) if not is_numeric(c.type)]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         picks = [
-            f"CAST(DENSE_RANK() OVER (ORDER BY {quote(c)}) - 1 AS BIGINT) AS {quote(c)}"
-            if c in text
-            else quote(c)
-            for c in dict.fromkeys(cols)
+            f"CAST(DENSE_RANK() OVER (ORDER BY {c.sql}) - 1 AS BIGINT) AS c{i}"
+            if i in text
+            else f"{c.sql} AS c{i}"
+            for i, c in enumerate(cols)
         ]
-        sql = f"SELECT {', '.join(picks)} FROM {quote(table)}{cond}"
+        sql = f"SELECT {', '.join(picks)} FROM {source.sql()}{cond}"
         if order_by is not None:
-            self.check_column(schema, table, order_by, "order_by")
-            sql += f" ORDER BY {quote(order_by)}"
-        out = self.con.execute(sql, args).fetchnumpy()
-        for c in text:
+            sql += f" ORDER BY {source.column(order_by, 'order_by').sql}"
+        raw = self.con.execute(sql, args).fetchnumpy()
+        out = {c.ref: raw[f"c{i}"] for i, c in enumerate(cols)}
+        for i in text:
+            c = cols[i]
             levels = self.con.execute(
-                f"SELECT DISTINCT {quote(c)} FROM {quote(table)}{cond} ORDER BY 1", args
+                f"SELECT DISTINCT {c.sql} FROM {source.sql()}{cond} ORDER BY 1", args
             ).fetchall()
             levels = np.asarray([r[0] for r in levels], dtype=object)
             if nulls == "error" and any(v is None for v in levels):
                 raise QueryError(
-                    f"columns[{cols.index(c)}] ({c!r}): NULL value(s) in table {table!r} under "
-                    "nulls='error'; use nulls='drop' to skip those rows"
+                    f"columns[{list(columns).index(c.ref)}] ({c.ref!r}): NULL value(s) in table "
+                    f"{c.table!r} under nulls='error'; use nulls='drop' to skip those rows"
                 )
-            out[c] = levels[np.asarray(out[c], dtype=np.intp)] if levels.size else levels
+            codes = np.asarray(out[c.ref], dtype=np.intp)
+            out[c.ref] = levels[codes] if levels.size else levels
         result = {}
-        for i, c in enumerate(cols):
+        for i, c in enumerate(columns):
             a = out[c]
+            table = cols[refs.index(c)].table
             if isinstance(a, np.ma.MaskedArray):
                 if np.ma.is_masked(a):
                     raise QueryError(
@@ -313,32 +552,31 @@ class Database:
 
     def where_clause(
         self,
-        table: str,
-        schema: Mapping[str, str],
+        source: Source,
         filters: Sequence[Filter | Sequence],
         params: Mapping[str, Any] | None,
     ) -> tuple[list[str], list]:
-        """SQL conditions (``"col" op ?``) and their bound values for ``filters``."""
+        """SQL conditions (``col op ?``) and their bound values for ``filters`` over the
+        tables of ``source`` (a :class:`Source`)."""
         conds, args = [], []
         for i, spec in enumerate(filters):
             where = f"filters[{i}]"
             f = Filter.of(spec, where)
-            sql_type = self.check_column(schema, table, f.column, where)
+            col = source.column(f.column, where)
             values = [
-                bind_value(v, params, sql_type, f"{where} ({f.column!r})") for v in f.values()
+                bind_value(v, params, col.type, f"{where} ({f.column!r})") for v in f.values()
             ]
-            col = quote(f.column)
             if f.op == "in":
-                conds.append(f"{col} IN ({', '.join('?' * len(values))})")
+                conds.append(f"{col.sql} IN ({', '.join('?' * len(values))})")
             else:
-                conds.append(f"{col} {f.op} ?")
+                conds.append(f"{col.sql} {f.op} ?")
             args.extend(values)
         return conds, args
 
 
-def present(column: str, sql_type: str) -> str:
-    """The SQL condition "``column`` is not NULL (and not NaN, for floating types)"."""
-    q = quote(column)
+def present(q: str, sql_type: str) -> str:
+    """The SQL condition "column ``q`` (a quoted expression, :attr:`Column.sql`) is not NULL
+    (and not NaN, for floating types)"."""
     if sql_type in ("DOUBLE", "FLOAT", "REAL"):
         return f"({q} IS NOT NULL AND NOT isnan({q}))"
     return f"{q} IS NOT NULL"

@@ -1,6 +1,6 @@
-"""``Query``: a small differentiable query over one DuckDB table.
+"""``Query``: a small differentiable query over DuckDB tables.
 
-    SELECT key, score FROM table
+    SELECT key, score FROM table [INNER|LEFT JOIN other ON table.a = other.b ...]
     WHERE <exact filters, bound values> AND <soft predicates: column op threshold>
     ORDER BY score DESC, key LIMIT k                    -- score = bias + sum_j w_j * feature_j
     -- or, with an aggregate:
@@ -11,6 +11,10 @@ The exact part (table, filters) runs in DuckDB and yields the candidates as NumP
 evaluated relaxed over the candidates in training (:meth:`Query.relaxed`), exactly in NumPy
 (:meth:`Query.hard`), or compiled to SQL and executed by DuckDB (:meth:`Query.execute`):
 the learned values travel as bound parameters, never as SQL text.
+
+With ``joins`` the exact part joins more tables (DuckDB does the join, in training and at
+inference alike); a column is then named ``"table.column"``, or plainly when only one of the
+tables has it, and the key must identify the joined rows.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from .exact import (
     NULL_POLICIES,
     Database,
     Filter,
+    Join,
     Param,
     QueryError,
+    Source,
     present,
-    quote,
 )
 
 __all__ = ["Candidates", "CompiledQuery", "Query", "QueryResult"]
@@ -97,6 +102,7 @@ class Query(Module):
     key: str = static()
     features: tuple = static()
     filters: tuple = static()
+    joins: tuple = static()
     predicate_columns: tuple = static()
     predicate_ops: tuple = static()
     k: int | None = static()
@@ -117,6 +123,7 @@ class Query(Module):
         filters: Sequence[Filter | Sequence] = (),
         predicates: Sequence[Sequence] = (),
         k: int | None = None,
+        joins: Sequence[Join | Sequence] = (),
         aggregate: Sequence | None = None,
         groups: Sequence | None = None,
         temperature: float = 1.0,
@@ -132,6 +139,7 @@ class Query(Module):
                 raise QueryError(f"features[{i}]: expected a column name, got {f!r}")
         self.table, self.key, self.features = table, key, features
         self.filters = tuple(Filter.of(f, f"filters[{i}]") for i, f in enumerate(filters))
+        self.joins = tuple(Join.of(j, f"joins[{i}]") for i, j in enumerate(joins))
         cols, op_list, ts = [], [], []
         for i, p in enumerate(predicates):
             if not isinstance(p, list | tuple) or len(p) != 3:
@@ -202,47 +210,62 @@ class Query(Module):
         return tuple(dict.fromkeys((*self.features, *self.predicate_columns, *extra)))
 
     def _describe(self) -> str:
-        return f"Query({self.table!r}, k={self.k}, aggregate={self.aggregate})"
+        joins = "".join(f" {j.how} join {j.table!r}" for j in self.joins)
+        return f"Query({self.table!r}{joins}, k={self.k}, aggregate={self.aggregate})"
 
     # --- the exact part ----------------------------------------------------------------------
-    def check(self, db: Database) -> dict[str, str]:
-        """Check every identifier against ``db``'s schema; the table's columns."""
-        schema = db.check_table(self.table)
-        db.check_column(schema, self.table, self.key, "key")
+    def check(self, db: Database) -> Source:
+        """Check every identifier against ``db``'s schema; the query's :class:`Source` (its
+        tables and joins, which resolves the column names)."""
+        source = Source(db, self.table, self.joins)
+        source.column(self.key, "key")
         for i, f in enumerate(self.features):
-            db.check_column(schema, self.table, f, f"features[{i}]", numeric=True)
+            source.column(f, f"features[{i}]", numeric=True)
         for i, c in enumerate(self.predicate_columns):
-            db.check_column(schema, self.table, c, f"predicates[{i}]", numeric=True)
+            source.column(c, f"predicates[{i}]", numeric=True)
         if self.aggregate is not None:
-            db.check_column(schema, self.table, self.aggregate[0], "aggregate group_by")
+            source.column(self.aggregate[0], "aggregate group_by")
             if self.value_column is not None:
-                db.check_column(
-                    schema, self.table, self.value_column, "aggregate value", numeric=True
-                )
-        return schema
+                source.column(self.value_column, "aggregate value", numeric=True)
+        return source
 
-    def _exact_where(self, db, schema, params) -> tuple[list[str], list]:
-        where, args = db.where_clause(self.table, schema, self.filters, params)
-        read = [self.key, *self.columns]
-        if self.aggregate is not None:
-            read.append(self.aggregate[0])
+    def _read(self) -> list[str]:
+        """The columns the query reads (key, candidate columns, group-by), each once."""
+        extra = [] if self.aggregate is None else [self.aggregate[0]]
+        return list(dict.fromkeys([self.key, *self.columns, *extra]))
+
+    def _exact_where(self, db, source, params) -> tuple[list[str], list]:
+        where, args = db.where_clause(source, self.filters, params)
         if self.nulls == "drop":
-            where = where + [present(c, schema[c]) for c in dict.fromkeys(read)]
+            cols = [source.column(c, "columns") for c in self._read()]
+            where = where + [present(c.sql, c.type) for c in cols]
         return where, args
 
     def candidates(self, db: Database, params: Mapping[str, Any] | None = None) -> Candidates:
         """Run the exact part in DuckDB: the candidate rows (sorted by key) as arrays."""
         self.check(db)
-        read = [self.key, *self.columns]
         group_by = None if self.aggregate is None else self.aggregate[0]
-        if group_by is not None and group_by not in read:
-            read.append(group_by)
-        data = db.fetch(self.table, read, self.filters, params, nulls=self.nulls, order_by=self.key)
+        data = db.fetch(
+            self.table,
+            self._read(),
+            self.filters,
+            params,
+            nulls=self.nulls,
+            order_by=self.key,
+            joins=self.joins,
+        )
         keys = data[self.key]
         if keys.size == 0:
             raise QueryError(
                 f"{self._describe()} filters: no candidate rows in table {self.table!r} for "
                 f"filters {list(self.filters)} with params {dict(params or {})}"
+            )
+        if self.joins and keys.size > 1 and np.any(keys[1:] == keys[:-1]):
+            dup = keys[1:][keys[1:] == keys[:-1]]
+            raise QueryError(
+                f"{self._describe()} key: {self.key!r} is not unique over the joined rows "
+                f"({dup.size} repeats, e.g. {dup[0]!r}): a join matched several rows per key; "
+                "key by a column that identifies the joined rows (of the joined table)"
             )
         x = np.empty((keys.size, len(self.columns)), dtype=np.float64)
         for j, c in enumerate(self.columns):
@@ -363,36 +386,38 @@ class Query(Module):
         thresholds included): identifiers checked and quoted, values bound."""
         return self._compile(db, self.check(db), params)
 
-    def _compile(self, db, schema, params) -> tuple[str, list]:
-        where, args = self._exact_where(db, schema, params)
+    def _compile(self, db, source, params) -> tuple[str, list]:
+        def col(ref: str) -> str:
+            return source.column(ref, "columns").sql
+
+        where, args = self._exact_where(db, source, params)
         for i, (c, op) in enumerate(zip(self.predicate_columns, self.predicate_ops, strict=True)):
-            where.append(f"CAST({quote(c)} AS DOUBLE) {op} ?")
+            where.append(f"CAST({col(c)} AS DOUBLE) {op} ?")
             args.append(float(self.thresholds[i]))
         score_sql, score_args = "", []
         if self.features:
             score_sql = (
-                "(? + " + " + ".join(f"? * CAST({quote(f)} AS DOUBLE)" for f in self.features) + ")"
+                "(? + " + " + ".join(f"? * CAST({col(f)} AS DOUBLE)" for f in self.features) + ")"
             )
             score_args = [float(self.bias), *map(float, self.weights)]
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        table = quote(self.table)
+        table = source.sql()
+        key = col(self.key)
         if self.aggregate is None:
+            limit = "" if self.k is None else f" LIMIT {int(self.k)}"
             sql = (
-                f"SELECT {quote(self.key)} AS key, {score_sql} AS score FROM {table}{cond} "
-                f"ORDER BY score DESC, key LIMIT {int(self.k)}"
-                if self.k is not None
-                else f"SELECT {quote(self.key)} AS key, {score_sql} AS score FROM {table}{cond} "
-                "ORDER BY score DESC, key"
+                f"SELECT {key} AS key, {score_sql} AS score FROM {table}{cond} "
+                f"ORDER BY score DESC, key{limit}"
             )
             return sql, score_args + args
         group_by, how, value = self.aggregate
-        g = quote(group_by)
+        g = col(group_by)
         if value == "score":
             v_sql, v_args = score_sql, score_args
         elif value is None:
             v_sql, v_args = "1", []
         else:
-            v_sql, v_args = f"CAST({quote(value)} AS DOUBLE)", []
+            v_sql, v_args = f"CAST({col(value)} AS DOUBLE)", []
         fn = {
             "sum": "SUM(v)",
             "count": "CAST(COUNT(*) AS DOUBLE)",
@@ -401,7 +426,7 @@ class Query(Module):
         }[how]
         if self.k is not None:
             inner = (
-                f"SELECT {g} AS g, {v_sql} AS v, {score_sql} AS score, {quote(self.key)} AS key "
+                f"SELECT {g} AS g, {v_sql} AS v, {score_sql} AS score, {key} AS key "
                 f"FROM {table}{cond} ORDER BY score DESC, key LIMIT {int(self.k)}"
             )
             inner_args = v_args + score_args + args
@@ -414,10 +439,12 @@ class Query(Module):
     def execute(self, db: Database, params: Mapping[str, Any] | None = None) -> QueryResult:
         """Compile and let DuckDB run the hard query; NULLs follow :attr:`nulls` (``"error"``
         raises when a read column of a filtered row is NULL or NaN)."""
-        schema = self.check(db)
-        sql, args = self._compile(db, schema, params)
+        source = self.check(db)
+        sql, args = self._compile(db, source, params)
         if self.nulls == "error":
-            self._check_no_nulls(db, schema, params)
+            self._check_no_nulls(db, source, params)
+        if self.joins:
+            self._check_unique_key(db, source, params)
         cursor = db.con.execute(sql, args)
         if self.aggregate is None:
             out = cursor.fetchnumpy()
@@ -426,24 +453,33 @@ class Query(Module):
         values = np.array([np.nan if v is None else v for _, v in rows], dtype=np.float64)
         return QueryResult(groups=tuple(g for g, _ in rows), values=values)
 
-    def _check_no_nulls(self, db, schema, params) -> None:
-        where, args = db.where_clause(self.table, schema, self.filters, params)
-        read = list(
-            dict.fromkeys(
-                [self.key, *self.columns] + ([self.aggregate[0]] if self.aggregate else [])
-            )
-        )
-        bad = " OR ".join(f"NOT {present(c, schema[c])}" for c in read)
+    def _check_no_nulls(self, db, source, params) -> None:
+        where, args = db.where_clause(source, self.filters, params)
+        read = [source.column(c, "columns") for c in self._read()]
+        bad = " OR ".join(f"NOT {present(c.sql, c.type)}" for c in read)
         cond = " AND ".join([*where, f"({bad})"])
-        counts = ", ".join(f"COUNT(*) FILTER (WHERE NOT {present(c, schema[c])})" for c in read)
-        sql = f"SELECT {counts} FROM {quote(self.table)} WHERE {cond}"
+        counts = ", ".join(f"COUNT(*) FILTER (WHERE NOT {present(c.sql, c.type)})" for c in read)
+        sql = f"SELECT {counts} FROM {source.sql()} WHERE {cond}"
         counts = db.con.execute(sql, args).fetchone()
         for c, n in zip(read, counts, strict=True):
             if n:
                 raise QueryError(
-                    f"{self._describe()} column {c!r}: {n} NULL/NaN value(s) among the filtered "
-                    "rows under nulls='error'; use nulls='drop' to skip them"
+                    f"{self._describe()} column {c.ref!r}: {n} NULL/NaN value(s) among the "
+                    "filtered rows under nulls='error'; use nulls='drop' to skip them"
                 )
+
+    def _check_unique_key(self, db, source, params) -> None:
+        where, args = self._exact_where(db, source, params)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        key = source.column(self.key, "key").sql
+        sql = f"SELECT COUNT(*) - COUNT(DISTINCT {key}) FROM {source.sql()}{cond}"
+        (repeats,) = db.con.execute(sql, args).fetchone()
+        if repeats:
+            raise QueryError(
+                f"{self._describe()} key: {self.key!r} is not unique over the joined rows "
+                f"({repeats} repeats): a join matched several rows per key; key by a column "
+                "that identifies the joined rows (of the joined table)"
+            )
 
     # --- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -465,6 +501,7 @@ class Query(Module):
             "weights": [float(w) for w in self.weights],
             "bias": float(self.bias),
             "filters": [[f.column, f.op, enc(f.value)] for f in self.filters],
+            "joins": [j.to_config() for j in self.joins],
             "predicates": [
                 [c, op, float(t)]
                 for c, op, t in zip(
@@ -490,7 +527,7 @@ class Query(Module):
             ).to_dict()
         )
         unknown = set(doc) - fields
-        missing = fields - set(doc)
+        missing = fields - set(doc) - {"joins"}  # a query saved before joins has none
         if unknown or missing:
             raise QueryError(
                 f"query JSON: unknown fields {sorted(unknown)}, missing {sorted(missing)}"
@@ -529,6 +566,14 @@ class Query(Module):
                     f"query JSON filters[{i}]: expected [column, op, value], got {f!r}"
                 )
             filters.append((f[0], f[1], dec(f[2], f"filters[{i}]")))
+        joins = []
+        if not isinstance(doc.get("joins", []), list):
+            raise QueryError(f"query JSON joins: expected a list, got {doc['joins']!r}")
+        for i, j in enumerate(doc.get("joins", [])):
+            try:
+                joins.append(Join.from_config(j))
+            except QueryError as exc:
+                raise QueryError(f"query JSON joins[{i}]: {exc}") from None
         for name in ("weights", "predicates"):
             lst(name)
         if any(isinstance(w, bool) or not isinstance(w, int | float) for w in doc["weights"]):
@@ -540,6 +585,7 @@ class Query(Module):
             weights=doc["weights"],
             bias=doc["bias"],
             filters=filters,
+            joins=joins,
             predicates=doc["predicates"],
             k=doc["k"],
             aggregate=doc["aggregate"],
