@@ -6,8 +6,16 @@ static fields -- its contract, kind and flags; the loss terms, weights and metri
 tensor file holds the parameters and the state. Types and functions are saved by their
 registered name and looked up in a registry when loading: nothing named by the file is
 imported, evaluated or unpickled. ``diffsys.nn`` layers and functions, ``diffsys.numpy`` and
-``diffsys.relax`` functions are registered, and ``diffsys.systems.data`` stages are imported
-on demand; register your own with :func:`register`.
+``diffsys.relax`` functions are registered, and ``diffsys.systems.data`` and
+``diffsys.systems.db`` stages are imported on demand; register your own with
+:func:`register`.
+
+Configuration values other than JSON's (a module's static fields) are saved when their class
+is registered and has the value protocol: ``x.to_config()`` returns JSON-able configuration
+and the classmethod ``cls.from_config(config)`` rebuilds (and checks) the value; the file
+holds ``{"value": registered name, "config": ...}``. After a module is rebuilt, its class's
+``__check_init__(module)`` runs when it defines one, so a file cannot hold a configuration its
+constructor would refuse.
 
 >>> import tempfile, numpy as np
 >>> from diffsys import nn, pipeline as pl
@@ -66,7 +74,8 @@ def register(obj=None, name: str | None = None):
     """Register a module class or a function under ``name`` (default
     ``module.qualname``) so pipelines using it can be saved and loaded. Usable as a
     decorator, bare (``@pl.register``) or with the name (``@pl.register("my.double")``,
-    ``@pl.register(name=...)``). Returns ``obj``.
+    ``@pl.register(name=...)``). Returns ``obj``. A value class with ``to_config()`` and a
+    classmethod ``from_config(config)`` (see the module docstring) registers the same way.
 
     >>> from diffsys import pipeline as pl
     >>> @pl.register("my.double")
@@ -158,7 +167,7 @@ def _name_of(obj, what: str) -> str:
 # Stage types of diffsys's own higher layers register themselves when their module is
 # imported; loading a saved pipeline imports them on demand. The module names come from this
 # table, never from the file being loaded.
-_PROVIDERS = {"systems.data.": "diffsys.systems.data"}
+_PROVIDERS = {"systems.data.": "diffsys.systems.data", "systems.db.": "diffsys.systems.db"}
 
 
 def _import_provider(name: str) -> None:
@@ -244,6 +253,13 @@ def _enc_static(x, where: str):
         return {"dict": {k: _enc_static(v, f"{where}[{k!r}]") for k, v in x.items()}}
     if isinstance(x, type):
         return {"type": _name_of(x, where)}
+    if hasattr(type(x), "from_config") and hasattr(x, "to_config"):
+        name = _name_of(type(x), where)
+        try:
+            config = x.to_config()
+        except (ValueError, TypeError) as exc:
+            raise SerializationError(f"{where}: {exc}") from exc
+        return {"value": name, "config": _enc_static(config, f"{where}.config")}
     if callable(x):
         return {"fn": _name_of(x, where)}
     raise SerializationError(
@@ -272,7 +288,27 @@ def _dec_static(x, path: str, where: str):
         return {k: _dec_static(v, f"{path}.dict.{k}", where) for k, v in x["dict"].items()}
     if "type" in x:
         return _lookup(x["type"], f"{where}: field '{path}.type'")
+    if "value" in x:
+        return _dec_value(x, path, where)
     return _lookup(x["fn"], f"{where}: field '{path}.fn'")
+
+
+def _dec_value(x: dict, path: str, where: str):
+    """A registered value (``{"value": name, "config": ...}``), rebuilt by its class's
+    ``from_config``, which checks the configuration."""
+    cls = _lookup(x["value"], f"{where}: field '{path}.value'")
+    if not (isinstance(cls, type) and hasattr(cls, "from_config") and hasattr(cls, "to_config")):
+        raise SerializationError(
+            f"{where}: field '{path}.value': {x['value']!r} is registered as {cls!r}, not a "
+            "value class (one with to_config and from_config)"
+        )
+    config = _dec_static(x["config"], f"{path}.config", where)
+    try:
+        return cls.from_config(config)
+    except (ValueError, TypeError) as exc:
+        raise SerializationError(
+            f"{where}: field '{path}.config': not a valid {x['value']}: {exc}"
+        ) from exc
 
 
 def _dec_tree(x, path: str, where: str):
@@ -325,6 +361,14 @@ def _dec_module(doc: dict, path: str, where: str) -> Module:
         d[n] = _dec_static(v, f"{path}.static.{n}", where)
     for n, v in doc["children"].items():
         d[n] = _dec_tree(v, f"{path}.children.{n}", where)
+    check = getattr(cls, "__check_init__", None)
+    if check is not None:
+        try:
+            check(obj)
+        except (ValueError, TypeError) as exc:
+            raise SerializationError(
+                f"{where}: field {path!r}: not a valid {doc['module']}: {exc}"
+            ) from exc
     d["_ds_frozen"] = True
     return obj
 
@@ -482,6 +526,7 @@ _STATIC_TAGGED = fio.tagged(
         "dict": fio.record({"dict": fio.mapping(_static)}),
         "type": fio.record({"type": _NAME}),
         "fn": fio.record({"fn": _NAME}),
+        "value": fio.record({"value": _NAME, "config": _static}),
     }
 )
 _STATICS = fio.mapping(_static)

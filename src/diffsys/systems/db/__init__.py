@@ -103,3 +103,27 @@ __all__ = [
     "soft_select",
     "sql_query_stage",
 ]
+
+
+def _register_stage_types() -> None:
+    """Register the query, its parts, the modules and the ranking losses with
+    ``diffsys.pipeline`` (once), so pipelines holding them save and load by name."""
+    from ...pipeline import register
+
+    for obj in (
+        Query,
+        CompiledQuery,
+        Database,
+        Filter,
+        Join,
+        Param,
+        LinearScorer,
+        SoftGroupBy,
+        SoftPredicate,
+        SoftTopK,
+        *RANKING_LOSSES.values(),
+    ):
+        register(obj, name=f"systems.db.{obj.__name__}")
+
+
+_register_stage_types()

@@ -401,6 +401,18 @@ class Database:
     def close(self) -> None:
         self.con.close()
 
+    def to_config(self):
+        """Refused: a live connection is not configuration (``pl.save`` calls this)."""
+        raise QueryError(
+            f"{self!r}: a database connection is not saved with a pipeline; save the query "
+            "as query_stage(name, query) (its hard form in NumPy equals DuckDB's row for row) "
+            "and after pl.load make it sql_query_stage(name, query, db) again"
+        )
+
+    @classmethod
+    def from_config(cls, config):
+        raise QueryError("Database: a saved pipeline holds no database connection")
+
     # --- schema -----------------------------------------------------------------------------
     def tables(self) -> tuple[str, ...]:
         """The names of the tables and views of the main schema."""

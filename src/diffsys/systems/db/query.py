@@ -193,6 +193,58 @@ class Query(Module):
         if nulls not in NULL_POLICIES:
             raise QueryError(f"nulls: expected one of {NULL_POLICIES}, got {nulls!r}")
         self.nulls = nulls
+        self.__check_init__()
+
+    def __check_init__(self) -> None:
+        """The structure's invariants, checked after construction and again when a saved
+        pipeline rebuilds the query from its file (``pl.load``): every name a string, every
+        operator from its closed list, shapes that agree."""
+
+        def names(what, xs):
+            if not isinstance(xs, tuple) or not all(isinstance(x, str) for x in xs):
+                raise QueryError(f"{what}: expected a tuple of names, got {xs!r}")
+
+        names("table and key", (self.table, self.key))
+        names("features", self.features)
+        names("predicates columns", self.predicate_columns)
+        for what, xs, cls in (("filters", self.filters, Filter), ("joins", self.joins, Join)):
+            if not isinstance(xs, tuple) or not all(isinstance(x, cls) for x in xs):
+                raise QueryError(f"{what}: expected a tuple of {cls.__name__}, got {xs!r}")
+        ops_ = self.predicate_ops
+        if not isinstance(ops_, tuple) or not all(o in ops.PREDICATE_OPS for o in ops_):
+            raise QueryError(f"predicates: ops must be in {ops.PREDICATE_OPS}, got {ops_!r}")
+        shapes = {
+            "weights": (tuple(self.weights.shape), (len(self.features),)),
+            "bias": (tuple(self.bias.shape), ()),
+            "thresholds": (tuple(self.thresholds.shape), (len(ops_),)),
+        }
+        for what, (got, want) in shapes.items():
+            if got != want:
+                raise QueryError(f"{what}: expected shape {want}, got {got}")
+        if len(self.predicate_columns) != len(ops_):
+            raise QueryError(f"predicates: {len(self.predicate_columns)} columns, {len(ops_)} ops")
+        k = self.k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise QueryError(f"k: expected a whole number >= 1 or None, got {k!r}")
+        agg = self.aggregate
+        if agg is not None and not (
+            isinstance(agg, tuple)
+            and len(agg) == 3
+            and isinstance(agg[0], str)
+            and agg[1] in ops.AGGREGATES
+            and (agg[2] is None or isinstance(agg[2], str))
+        ):
+            raise QueryError(
+                f"aggregate: expected (group_by, how in {ops.AGGREGATES}, value), got {agg!r}"
+            )
+        if self.groups is not None and not isinstance(self.groups, tuple):
+            raise QueryError(f"groups: expected a tuple or None, got {self.groups!r}")
+        for what in ("temperature", "regularization_strength"):
+            v = getattr(self, what)
+            if not (isinstance(v, float) and np.isfinite(v) and v > 0):
+                raise QueryError(f"{what}: expected a finite number > 0, got {v!r}")
+        if self.nulls not in NULL_POLICIES:
+            raise QueryError(f"nulls: expected one of {NULL_POLICIES}, got {self.nulls!r}")
 
     # --- layout of the candidate matrix ------------------------------------------------------
     @property
