@@ -22,7 +22,13 @@ def test_the_guide_runs_in_order():
 
 @pytest.mark.parametrize(
     "name",
-    ["diffsys.systems.search", "diffsys.systems.search.ops", "diffsys.systems.search.index"],
+    [
+        "diffsys.systems.search",
+        "diffsys.systems.search.ops",
+        "diffsys.systems.search.index",
+        "diffsys.systems.search.modules",
+        "diffsys.systems.search.stages",
+    ],
 )
 def test_docstring_examples(name):
     module = importlib.import_module(name)

@@ -6,8 +6,8 @@ static fields -- its contract, kind and flags; the loss terms, weights and metri
 tensor file holds the parameters and the state. Types and functions are saved by their
 registered name and looked up in a registry when loading: nothing named by the file is
 imported, evaluated or unpickled. ``diffsys.nn`` layers and functions, ``diffsys.numpy`` and
-``diffsys.relax`` functions are registered, and ``diffsys.systems.data`` and
-``diffsys.systems.db`` stages are imported on demand; register your own with
+``diffsys.relax`` functions are registered, and the stages of ``diffsys.systems.data``,
+``.db`` and ``.search`` are imported on demand; register your own with
 :func:`register`.
 
 Configuration values other than JSON's (a module's static fields) are saved when their class
@@ -167,7 +167,11 @@ def _name_of(obj, what: str) -> str:
 # Stage types of diffsys's own higher layers register themselves when their module is
 # imported; loading a saved pipeline imports them on demand. The module names come from this
 # table, never from the file being loaded.
-_PROVIDERS = {"systems.data.": "diffsys.systems.data", "systems.db.": "diffsys.systems.db"}
+_PROVIDERS = {
+    "systems.data.": "diffsys.systems.data",
+    "systems.db.": "diffsys.systems.db",
+    "systems.search.": "diffsys.systems.search",
+}
 
 
 def _import_provider(name: str) -> None:

@@ -7,7 +7,10 @@ extra: the document index lives in DuckDB).
   likelihood of the answer over the retrieved documents); :func:`staleness`.
 - :class:`RetrievalQA` (query encoder, document encoder, reader) and :func:`train_search`,
   which refreshes the index every N steps and records the index's staleness and its effect
-  on the loss and on recall. See docs/search.md.
+  on the loss and on recall.
+- pipelines (:mod:`.stages`): :class:`SoftRetrieval` (soft top-k retrieval, a relaxed
+  stage, or the softmax over the exact top k), :class:`Reader`, stage builders and
+  :func:`search_pipeline`. See docs/search.md.
 """
 
 try:
@@ -20,14 +23,52 @@ except ImportError as exc:
 
 from .index import EmbeddingIndex, top_k
 from .model import RetrievalQA, SearchHistory, train_search
-from .ops import marginal_nll, staleness
+from .modules import Reader, SoftRetrieval
+from .ops import (
+    RETRIEVALS,
+    inner_product_scores,
+    marginal_nll,
+    mixture_nll,
+    retrieval_weights,
+    staleness,
+)
+from .stages import (
+    marginal_loss,
+    reader_stage,
+    retrieval_stage,
+    scores_stage,
+    search_pipeline,
+)
 
 __all__ = [
+    "RETRIEVALS",
     "EmbeddingIndex",
+    "Reader",
     "RetrievalQA",
     "SearchHistory",
+    "SoftRetrieval",
+    "inner_product_scores",
+    "marginal_loss",
     "marginal_nll",
+    "mixture_nll",
+    "reader_stage",
+    "retrieval_stage",
+    "retrieval_weights",
+    "scores_stage",
+    "search_pipeline",
     "staleness",
     "top_k",
     "train_search",
 ]
+
+
+def _register_stage_types() -> None:
+    """Register the search modules and functions with ``diffsys.pipeline`` so pipelines
+    holding them save and load by name."""
+    from ...pipeline import register
+
+    for obj in (Reader, RetrievalQA, SoftRetrieval, inner_product_scores, mixture_nll):
+        register(obj, name=f"systems.search.{obj.__name__}")
+
+
+_register_stage_types()

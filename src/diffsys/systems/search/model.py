@@ -3,6 +3,7 @@ marginal likelihood over the documents retrieved from a periodically refreshed i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,7 @@ from ...nn.module import Module
 from ...optim import GradientTransformation, apply_updates
 from ...relax import log_softmax
 from .index import EmbeddingIndex
-from .ops import marginal_nll, staleness
+from .ops import RETRIEVALS, marginal_nll, staleness
 
 __all__ = ["RetrievalQA", "SearchHistory", "train_search"]
 
@@ -42,17 +43,35 @@ class RetrievalQA(Module):
     def embed_docs(self, content):
         return self.doc_encoder(content[..., : self.text_dim])
 
-    def loss(self, x, y, content, candidates):
+    def loss(
+        self,
+        x,
+        y,
+        content,
+        candidates,
+        *,
+        retrieval: str = "softmax",
+        k: int | None = None,
+        regularization_strength: float = 1.0,
+    ):
         """The marginal NLL of answers ``y`` ``(B,)`` for questions ``x`` over ``candidates``
-        ``(B, k)`` (document rows, from the index); scores recomputed with the current
-        encoders, so the document encoder gets gradients too."""
+        ``(B, m)`` (document rows, from the index); scores recomputed with the current
+        encoders, so the document encoder gets gradients too. ``retrieval``, ``k`` and
+        ``regularization_strength`` choose ``p(z | x)`` (:func:`~.ops.marginal_nll`): the
+        softmax over the candidates (default), or soft top-``k`` among them."""
         q = self.query_encoder(x)  # (B, e)
         docs = content[candidates]  # (B, k, doc_dim): exact, constant
         d = self.embed_docs(docs)  # (B, k, e)
         scores = dnp.sum(q[:, None, :] * d, axis=-1)
         logp = log_softmax(self.reader(docs), axis=-1)  # (B, k, answers)
         reader_ll = dnp.take_along_axis(logp, np.asarray(y)[:, None, None], axis=-1)[..., 0]
-        return marginal_nll(scores, reader_ll)
+        return marginal_nll(
+            scores,
+            reader_ll,
+            retrieval=retrieval,
+            k=k,
+            regularization_strength=regularization_strength,
+        )
 
     def predict(self, x, content, candidates) -> np.ndarray:
         """``argmax_y sum_z p(z | x) p(y | z)`` over the candidates."""
@@ -94,12 +113,31 @@ def train_search(
     refresh_every: int = 10,
     trainable: tuple[str, ...] = ("query_encoder", "doc_encoder", "reader"),
     seed: int = 0,
+    retrieval: str = "softmax",
+    pool: int | None = None,
+    regularization_strength: float = 1.0,
 ) -> tuple[RetrievalQA, SearchHistory]:
     """Train end to end with Adam-like ``optimizer`` on the marginal likelihood over the
     ``k`` documents the index returns. The index is rewritten (in DuckDB) from the current
     document encoder every ``refresh_every`` steps; between refreshes the encoder moves under
     it, and every step records its staleness and the loss and precision a fresh index would
-    give. ``trainable`` names the parts that learn (the others keep their values)."""
+    give. ``trainable`` names the parts that learn (the others keep their values).
+
+    ``retrieval="softmax"`` (REALM/RAG) marginalizes over the ``k`` retrieved documents with
+    a softmax of their scores; ``"soft_topk"`` fetches ``pool`` candidates (default ``2k``)
+    and marginalizes with the relaxed top-k weights ``soft_topk_mask(scores, k) / k``
+    (``regularization_strength``), so documents near the cut get gradient too. Precision@k
+    is measured on the ``k`` best candidates either way."""
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"train_search: retrieval must be one of {RETRIEVALS}, got {retrieval!r}")
+    fetch = k if retrieval == "softmax" else (2 * k if pool is None else int(pool))
+    if fetch < k:
+        raise ValueError(f"train_search: pool ({fetch}) must be at least k ({k})")
+    how = dict(
+        retrieval=retrieval,
+        k=None if retrieval == "softmax" else k,
+        regularization_strength=regularization_strength,
+    )
     rng = np.random.default_rng(seed)
     ids = np.arange(len(content))
     state = optimizer.init(model)
@@ -115,16 +153,19 @@ def train_search(
         rows = rng.choice(len(x), size=min(batch, len(x)), replace=False)
         xb, yb = x[rows], y[rows]
         q = np.asarray(model.query_encoder(xb))
-        cand = index.search(q, k)
+        cand = index.search(q, fetch)
         fresh = np.asarray(model.embed_docs(content))
-        cand_fresh = _top_k(q @ fresh.T, k)
-        loss, g = value_and_grad(RetrievalQA.loss)(model, xb, yb, content, cand)
+        cand_fresh = _top_k(q @ fresh.T, fetch)
+        loss, g = value_and_grad(functools.partial(RetrievalQA.loss, **how))(
+            model, xb, yb, content, cand
+        )
         hist.loss.append(float(loss))
-        hist.loss_fresh.append(float(model.loss(xb, yb, content, cand_fresh)))
+        hist.loss_fresh.append(float(model.loss(xb, yb, content, cand_fresh, **how)))
         hist.staleness.append(staleness(index.matrix, fresh))
         if doc_labels is not None:
-            hist.precision.append(float(np.mean(doc_labels[cand] == yb[:, None])))
-            hist.precision_fresh.append(float(np.mean(doc_labels[cand_fresh] == yb[:, None])))
+            top, top_fresh = cand[:, :k], cand_fresh[:, :k]
+            hist.precision.append(float(np.mean(doc_labels[top] == yb[:, None])))
+            hist.precision_fresh.append(float(np.mean(doc_labels[top_fresh] == yb[:, None])))
         g = _tree_mul(g, mask)
         updates, state = optimizer.update(g, state, model)
         model = apply_updates(model, updates)
