@@ -26,7 +26,7 @@ MODULES = [
 
 def test_the_guide_runs_in_order():
     namespace = GUIDE.run()
-    assert namespace["db"].tables() == ("products",)
+    assert namespace["db"].tables() == ("categories", "products")
 
 
 @pytest.mark.parametrize("name", MODULES)
