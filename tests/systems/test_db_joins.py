@@ -193,6 +193,17 @@ def test_a_key_repeated_by_a_join_is_an_error(db):
         q.candidates(db)
     with pytest.raises(QueryError, match=r"key: 'products\.id' is not unique .*\(50 repeats\)"):
         q.execute(db)
+    # keyed by the joined table's column: the join matches one product per review, yet the
+    # key repeats, since reviews repeat products
+    q = Query("reviews", key="products.id", features=["stars"], k=3,
+              joins=[("products", [("product_id", "id")])])  # fmt: skip
+    for run in (q.candidates, q.execute):
+        with pytest.raises(QueryError, match=r"key: 'products\.id' is not unique"):
+            run(db)
+    # a many-to-one join keeps the first table's key unique: no error, same rows both ways
+    q = Query("reviews", key="stars", features=["rating"], k=3,
+              joins=[("products", [("product_id", "id")])])  # fmt: skip
+    np.testing.assert_array_equal(q.execute(db).keys, q.hard_result(q.candidates(db)).keys)
 
 
 HOSTILE = [

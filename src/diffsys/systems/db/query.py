@@ -39,6 +39,7 @@ from .exact import (
     QueryError,
     Source,
     present,
+    quote,
 )
 
 __all__ = ["Candidates", "CompiledQuery", "Query", "QueryResult"]
@@ -521,6 +522,13 @@ class Query(Module):
                 )
 
     def _check_unique_key(self, db, source, params) -> None:
+        # The key of the first table stays unique (as it is without joins) when every join
+        # matches at most one row: a scan of the joined tables (often small) settles that;
+        # otherwise count the repeated keys over the joined rows.
+        if source.column(self.key, "key").table == self.table and all(
+            _matches_at_most_one(db, on) for _, on in source.joins
+        ):
+            return
         where, args = self._exact_where(db, source, params)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         key = source.column(self.key, "key").sql
@@ -668,6 +676,18 @@ class Query(Module):
     @classmethod
     def load(cls, path: str | os.PathLike) -> Query:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+def _matches_at_most_one(db: Database, on) -> bool:
+    """Whether the right-hand join columns ``on`` (pairs of resolved columns) identify the
+    rows of their table (no non-NULL combination repeats)."""
+    cols = [f"{quote(rc.table)}.{quote(rc.name)}" for _, rc in on]
+    present_all = " AND ".join(f"{c} IS NOT NULL" for c in cols)
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {quote(on[0][1].table)} WHERE {present_all} "
+        f"GROUP BY {', '.join(cols)} HAVING COUNT(*) > 1)"
+    )
+    return db.con.execute(sql).fetchone()[0] == 0
 
 
 class CompiledQuery(Module):
