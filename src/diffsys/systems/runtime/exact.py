@@ -99,7 +99,8 @@ def dispatch_policy(servers: int, kind: str = "least_loaded") -> np.ndarray:
         theta[:2] = 1.0
     elif kind != "zero":
         raise ValueError(
-            f"dispatch_policy: kind must be 'least_loaded', 'earliest_finish' or 'zero', got {kind!r}"
+            "dispatch_policy: kind must be 'least_loaded', 'earliest_finish' or 'zero', "
+            f"got {kind!r}"
         )
     return theta
 
@@ -129,7 +130,7 @@ def simulate_dispatch(jobs: Jobs, theta) -> QueueResult:
     w = np.zeros(len(mu))
     n = len(jobs)
     lat, wait, server = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-    for i, (gap, x) in enumerate(zip(jobs.gaps, jobs.sizes)):
+    for i, (gap, x) in enumerate(zip(jobs.gaps, jobs.sizes, strict=True)):
         w = np.maximum(w - gap, 0.0)
         service = x / mu
         s = int(np.argmax(dispatch_scores(theta, w, service, np.log(x / scale), scale)))
@@ -167,7 +168,9 @@ def simulate_events(
     def begin(s: int, now: float) -> None:
         if running[s] is None and queues[s]:
             q = queues[s]
-            k = 0 if discipline == "fifo" else min(range(len(q)), key=lambda j: (jobs.sizes[q[j]], j))
+            k = 0
+            if discipline == "sjf":
+                k = min(range(len(q)), key=lambda j: (jobs.sizes[q[j]], j))
             job = q.pop(k)
             end = now + jobs.sizes[job] / mu[s]
             running[s], start[job] = (job, now, end), now
@@ -241,11 +244,15 @@ def simulate_cache(requests: Requests, capacity: int, theta) -> CacheResult:
         hit[t] = j in resident
         last[j], count[j] = t, count.get(j, 0) + 1
         if not hit[t]:
-            def score(i: int) -> float:
-                f = (np.log1p(t - last.get(i, never)), np.log1p(count.get(i, 0)), logsize[i])
-                return float(theta[0] * f[0] + theta[1] * f[1] + theta[2] * f[2])
-
-            victim = min(resident, key=lambda i: (score(i), i))
+            scores = {
+                i: float(
+                    theta[0] * np.log1p(t - last.get(i, never))
+                    + theta[1] * np.log1p(count.get(i, 0))
+                    + theta[2] * logsize[i]
+                )
+                for i in resident
+            }
+            victim = min(resident, key=lambda i: (scores[i], i))
             resident.remove(victim)
             resident.add(j)
     return CacheResult(hit, np.where(hit, 0.0, requests.sizes[requests.items]))

@@ -27,7 +27,7 @@ from ... import numpy as dnp
 from ...core import stop_gradient
 from ...relax import relaxation, soft_sort, soft_topk_mask, softmax, softplus
 from ...scan import scan
-from .exact import check_theta, service_scale, dispatch_scores
+from .exact import check_theta, dispatch_scores, service_scale
 from .workload import Jobs, Requests
 
 __all__ = ["relaxed_cache", "smooth_dispatch", "smooth_quantile", "soft_relu"]
@@ -52,6 +52,7 @@ def smooth_dispatch(
     wait_temperature: float | Array = 0.05,
     assign_temperature: float | Array = 0.1,
     checkpoint=None,
+    replay: bool | str = "auto",
 ) -> Array:
     """The latency of every job (shape ``(n,)``) under the relaxed dispatch policy ``theta``;
     ``wait_temperature`` is in units of the mean service time.
@@ -73,7 +74,7 @@ def smooth_dispatch(
         p = softmax(dispatch_scores(theta, w, service, log_size, scale), assign_temperature)
         return w + p * service, dnp.sum(p * (w + service))
 
-    _, latency = scan(step, np.zeros(len(mu)), xs, checkpoint=checkpoint)
+    _, latency = scan(step, np.zeros(len(mu)), xs, checkpoint=checkpoint, replay=replay)
     return latency
 
 
@@ -101,6 +102,7 @@ def relaxed_cache(
     temperature: float | Array = 0.1,
     features: np.ndarray | None = None,
     checkpoint=None,
+    replay: bool | str = "auto",
 ) -> Array:
     """The relaxed miss cost of every request (shape ``(T,)``) under eviction score
     ``features @ theta``; ``temperature`` is soft top-k's regularization strength.
@@ -124,8 +126,9 @@ def relaxed_cache(
     def step(m, x):
         score, e, c = x
         paid = (1.0 - dnp.sum(m * e)) * c
-        keep = soft_topk_mask(score + big * m + 2 * big * e, capacity, regularization_strength=temperature)
+        ranked = score + big * m + 2 * big * e
+        keep = soft_topk_mask(ranked, capacity, regularization_strength=temperature)
         return keep, paid
 
-    _, paid = scan(step, m0, (scores, onehot, cost), checkpoint=checkpoint)
+    _, paid = scan(step, m0, (scores, onehot, cost), checkpoint=checkpoint, replay=replay)
     return paid
