@@ -25,6 +25,8 @@ def test_the_guide_runs_in_order():
         "diffsys.systems.runtime.exact",
         "diffsys.systems.runtime.ops",
         "diffsys.systems.runtime.train",
+        "diffsys.systems.runtime.modules",
+        "diffsys.systems.runtime.stages",
     ],
 )
 def test_docstring_examples(name):

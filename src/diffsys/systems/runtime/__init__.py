@@ -10,6 +10,7 @@ items) learned by gradient through a relaxed simulation, deployed hard.
   dispatch; :func:`relaxed_cache`: soft top-k eviction), :func:`smooth_quantile`.
 - :mod:`.train`: :func:`gradient_search`, :func:`random_search`, :func:`cma_search` (the
   ``tune`` extra) at equal evaluation budgets, :func:`compare` on held-out traces.
+- :mod:`.modules`: :class:`DispatchPolicy`, :class:`EvictionPolicy` (``relaxed``/``hard``).
 - :mod:`.stages`: :func:`dispatch_stage`, :func:`cache_stage` (``pl.Stage``, kind
   ``relaxed``: the relaxed simulator in training, the exact one at inference).
 
@@ -30,7 +31,9 @@ from .exact import (
     simulate_dispatch,
     simulate_events,
 )
+from .modules import DispatchPolicy, EvictionPolicy
 from .ops import relaxed_cache, smooth_dispatch, smooth_quantile, soft_relu
+from .stages import cache_stage, dispatch_stage
 from .train import (
     Problem,
     SearchResult,
@@ -46,6 +49,8 @@ from .workload import Jobs, Requests, make_jobs, make_requests
 __all__ = [
     "CACHE_FEATURES",
     "CacheResult",
+    "DispatchPolicy",
+    "EvictionPolicy",
     "Jobs",
     "Problem",
     "QueueResult",
@@ -54,11 +59,13 @@ __all__ = [
     "cache_features",
     "cache_policy",
     "cache_problem",
+    "cache_stage",
     "cma_search",
     "compare",
     "dispatch_policy",
     "dispatch_problem",
     "dispatch_scores",
+    "dispatch_stage",
     "evaluate",
     "gradient_search",
     "make_jobs",

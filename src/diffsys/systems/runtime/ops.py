@@ -47,8 +47,8 @@ Array = Any
 def soft_relu(x: Array, temperature: float | Array = 1.0) -> Array:
     """``T * softplus(x / T)``: a smooth ``max(x, 0)``, above it by at most ``T log 2``.
 
-    >>> float(soft_relu(0.0, temperature=0.1)) == 0.1 * np.log(2)
-    True
+    >>> round(float(soft_relu(0.0, temperature=0.1)), 6), float(soft_relu.hard(-1.0))
+    (0.069315, 0.0)
     """
     return temperature * softplus(x / temperature)
 
@@ -90,7 +90,7 @@ def smooth_quantile(x: Array, q: float, regularization_strength: float | Array =
     """A smooth ``q``-quantile of ``x`` (1-d): the soft-sorted values (``relax.soft_sort``,
     l2) interpolated at position ``q (n - 1)``; the exact quantile as the strength -> 0.
 
-    >>> smooth_quantile(np.arange(11.0), 0.9, 1e-3)
+    >>> round(float(smooth_quantile(np.arange(11.0), 0.9, 1e-3)), 6)
     9.0
     """
     if not 0.0 <= q <= 1.0:
