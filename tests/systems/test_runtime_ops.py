@@ -139,3 +139,12 @@ def test_replayed_scan_gives_the_same_gradient():
     ]
     np.testing.assert_allclose(g[0], g[1], rtol=1e-12, atol=1e-14)
     assert np.abs(g[0]).max() > 0
+
+
+def test_relaxed_cache_protects_the_requested_item():
+    # "evict the most recent" (MRU) scores the item just requested lowest: the cache must
+    # still keep it (the exact cache chooses its victim among the other residents)
+    req = make_requests(300, catalogue=30, seed=5)
+    mru = np.array([1.0, 0.0, 1e-3])
+    hard = simulate_cache(req, 5, mru).cost
+    np.testing.assert_allclose(relaxed_cache(req, 5, mru, temperature=1e-5), hard, atol=1e-9)
