@@ -8,6 +8,7 @@ from .db import WORKLOADS as DB
 from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .replay import WORKLOAD as REPLAY
+from .runtime import WORKLOAD as RUNTIME
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -29,6 +30,7 @@ WORKLOADS: dict[str, Workload] = {
         *JIT,
         *soft_sort.SCALING,
         *DB,
+        RUNTIME,
     )
 }
 

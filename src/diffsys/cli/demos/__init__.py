@@ -25,6 +25,8 @@ DEMOS: dict[str, tuple[str, str]] = {
         "aggregate",
     ),
     "search": ("retrieval + reader trained end to end; index staleness measured", "search"),
+    "scheduler": ("dispatch and eviction policies learned through relaxed simulation", "scheduler"),
+    "tiling": ("a stencil's tile shape chosen by gradient through a learned cost model", "tiling"),
 }
 
 
