@@ -1,0 +1,25 @@
+"""``diffsys.systems.render``: a differentiable renderer on the CPU (NumPy).
+
+2-D: :class:`Circles`, :class:`Polygons`, :class:`Strokes` with colour and opacity,
+soft-rasterized by :func:`rasterize` (coverage ``sigmoid(signed distance / sigma)``, ``over``
+compositing in draw order), a relaxation whose ``.hard`` form is exact centre sampling.
+Work and memory grow with the pixel-shape pairs within ``margin * sigma`` of a shape's
+bounding box (:func:`raster_cost` reports them). See docs/render.md.
+"""
+
+from .exact import bbox_pairs, even_odd_inside, layer_plan, rasterize_exact_2d
+from .ops import RasterCost, raster_cost, rasterize
+from .shapes import Circles, Polygons, Strokes
+
+__all__ = [
+    "Circles",
+    "Polygons",
+    "RasterCost",
+    "Strokes",
+    "bbox_pairs",
+    "even_odd_inside",
+    "layer_plan",
+    "raster_cost",
+    "rasterize",
+    "rasterize_exact_2d",
+]
