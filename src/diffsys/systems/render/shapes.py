@@ -35,7 +35,7 @@ def _norm(v: Array) -> Array:
 
 
 def _segment_distance(p: np.ndarray, a: Array, b: Array) -> Array:
-    """Distance from points ``p`` (``(P, 2)``) to segments ``a -> b`` (``(P, S, 2)``), ``(P, S)``."""
+    """Distances ``(P, S)`` from points ``p`` ``(P, 2)`` to segments ``a -> b`` ``(P, S, 2)``."""
     e = b - a
     d = p[:, None, :] - a
     ee = dnp.sum(e * e, axis=-1) + _TINY
