@@ -183,5 +183,6 @@ def main(args: argparse.Namespace) -> int:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"[4/4] report: {out}/ ({', '.join(summary['files'])}); pixel-shape pairs "
-          f"{cost.pairs} of {cost.dense_pairs} dense; soft-hard gap {mean_gap:.4f} mean, {gap:.3f} max")
+          f"{cost.pairs} of {cost.dense_pairs} dense; soft-hard gap {mean_gap:.4f} mean, "
+          f"{gap:.3f} max")
     return 0 if improved else 1
