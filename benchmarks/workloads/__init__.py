@@ -6,6 +6,8 @@ from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhea
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
+from .render import SCALING as RENDER_2D
+from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .replay import WORKLOAD as REPLAY
 
 WORKLOADS: dict[str, Workload] = {
@@ -27,6 +29,7 @@ WORKLOADS: dict[str, Workload] = {
         *MASS_SPRING,
         *JIT,
         *soft_sort.SCALING,
+        *RENDER_2D, RENDER_2D_DENSE,
     )
 }
 
