@@ -8,18 +8,46 @@ bounding box (:func:`raster_cost` reports them). See docs/render.md.
 """
 
 from .exact import bbox_pairs, even_odd_inside, layer_plan, rasterize_exact_2d
+from .mesh import (
+    Camera,
+    box,
+    face_normals,
+    icosphere,
+    look_at,
+    pose,
+    project,
+    quaternion_matrix,
+    rotation_matrix,
+    torus,
+)
+from .mesh_ops import Light, MeshCost, mesh_cost, rasterize_mesh, segment_sum
 from .ops import RasterCost, raster_cost, rasterize
 from .shapes import Circles, Polygons, Strokes
 
 __all__ = [
+    "Camera",
     "Circles",
+    "Light",
+    "MeshCost",
     "Polygons",
     "RasterCost",
     "Strokes",
     "bbox_pairs",
+    "box",
     "even_odd_inside",
+    "face_normals",
+    "icosphere",
     "layer_plan",
+    "look_at",
+    "mesh_cost",
+    "pose",
+    "project",
+    "quaternion_matrix",
     "raster_cost",
     "rasterize",
     "rasterize_exact_2d",
+    "rasterize_mesh",
+    "rotation_matrix",
+    "segment_sum",
+    "torus",
 ]
