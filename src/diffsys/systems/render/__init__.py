@@ -20,7 +20,7 @@ from .mesh import (
     rotation_matrix,
     torus,
 )
-from .mesh_ops import Light, MeshCost, mesh_cost, rasterize_mesh, segment_sum
+from .mesh_ops import Light, MeshCost, gather_rows, mesh_cost, rasterize_mesh, segment_sum
 from .ops import RasterCost, raster_cost, rasterize
 from .shapes import Circles, Polygons, Strokes
 
@@ -36,6 +36,7 @@ __all__ = [
     "box",
     "even_odd_inside",
     "face_normals",
+    "gather_rows",
     "icosphere",
     "layer_plan",
     "look_at",
