@@ -8,6 +8,7 @@ from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
+from .render3d import WORKLOADS as RENDER_3D
 from .replay import WORKLOAD as REPLAY
 
 WORKLOADS: dict[str, Workload] = {
@@ -29,7 +30,7 @@ WORKLOADS: dict[str, Workload] = {
         *MASS_SPRING,
         *JIT,
         *soft_sort.SCALING,
-        *RENDER_2D, RENDER_2D_DENSE,
+        *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
     )
 }
 

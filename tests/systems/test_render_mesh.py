@@ -202,3 +202,19 @@ def test_bad_meshes(rng):
     said = [str(w.message) for w in caught if "dropped" in str(w.message)]
     assert said and "1 face(s) with a vertex behind" in said[0] and "1 degenerate" in said[0]
     assert np.all(np.isfinite(g)) and np.all(g[n:] == 0)
+
+
+def test_cutoff_is_smooth_and_independent_of_culling(rng):
+    v, f, cam, col, light = _scene(rng, 1)
+    args = (v, f, cam, (16, 16), col, light, 0.5)
+    culled = R.rasterize_mesh(*args, gamma=0.01)
+    np.testing.assert_allclose(R.rasterize_mesh(*args, gamma=0.01, dense=True), culled,
+                               atol=1e-12)
+    # a short cutoff puts many pairs in the taper: still smooth
+    v0, f0, cam0, col0, light0 = _scene(rng)
+
+    def loss(v, sigma):
+        img = R.rasterize_mesh(v, f0, cam0, (8, 8), col0, light0, sigma, gamma=0.1, margin=1.5)
+        return (img**2).sum()
+
+    ds.check_grads(loss, (v0, 0.8), order=2)

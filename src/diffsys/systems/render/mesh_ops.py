@@ -256,6 +256,22 @@ class _Pairs:
         return col, zinv
 
 
+def _coverage(x: Array, margin: float | None) -> tuple[Array, Array]:
+    """``D = sigmoid(x) * taper`` and ``-log(1 - D)``. The taper (a smoothstep from 0 at
+    ``x = -margin`` to 1 at ``x = -margin + 1``) makes faces beyond ``margin * sigma`` count
+    exactly 0, smoothly, so the result does not depend on which pairs the culling kept (as
+    SoftRas's threshold on ``D``, without its jump)."""
+    if margin is None:
+        return sigmoid(x), softplus(x)
+    t = dnp.clip(x + margin, 0.0, 1.0)
+    taper = t * t * (3 - 2 * t)
+    full = np.asarray(concrete(x)) >= 1 - margin
+    tail = dnp.minimum(x, 1.0 - margin)  # the tapered branch, kept finite where unused
+    d_tail = sigmoid(tail) * taper
+    cov = dnp.where(full, sigmoid(x), d_tail)
+    return cov, dnp.where(full, softplus(x), -dnp.log1p(-d_tail))
+
+
 def _inputs(vertices, faces, camera, size, colors, near):
     faces = _check_mesh(vertices, faces, colors)
     if not isinstance(camera, Camera):
@@ -270,7 +286,7 @@ def _empty(bg_rows, h, w, channels):
 
 
 def _soft(vertices, faces, camera, size, colors, light, temperature, gamma, background,
-          near, far, margin, cull_backfaces):
+          near, far, margin, cull_backfaces, dense=False):
     who = "rasterize_mesh"
     faces, h, w, uv, z = _inputs(vertices, faces, camera, size, colors, near)
     channels = 1 if colors is None else int(np.shape(colors)[1])
@@ -280,7 +296,7 @@ def _soft(vertices, faces, camera, size, colors, light, temperature, gamma, back
         raise ValueError(f"{who}: temperature (sigma) and gamma must be > 0")
     keep = (_visible_faces(uv, z, faces, near, who, cull_backfaces) if len(faces)
             else np.zeros(0, np.int64))
-    grow = math.inf if margin is None else margin * float(concrete(sigma))
+    grow = math.inf if margin is None or dense else margin * float(concrete(sigma))
     if math.isinf(grow):
         face = np.tile(keep, h * w)
         pixel = np.repeat(np.arange(h * w), len(keep))
@@ -295,7 +311,7 @@ def _soft(vertices, faces, camera, size, colors, light, temperature, gamma, back
     inside = np.all([np.asarray(concrete(b)) >= 0 for b in bary], axis=0)
     dist = pairs.edge_distance()
     x = dnp.where(inside, dist, -dist) / sigma
-    cov = sigmoid(x)
+    cov, neg_log_uncovered = _coverage(x, margin)
     clipped = [dnp.clip(b, 0.0, 1.0) for b in bary]
     total = clipped[0] + clipped[1] + clipped[2]
     col, zinv = pairs.colour([c / total for c in clipped], channels)
@@ -306,7 +322,7 @@ def _soft(vertices, faces, camera, size, colors, light, temperature, gamma, back
     m = np.full(n, _EPS_BG)
     m[pixel[starts]] = np.maximum(np.maximum.reduceat(s_np, starts), _EPS_BG)
     e = cov * dnp.exp((s - m[pixel]) / gamma)
-    stacked = dnp.concatenate([e[:, None], e[:, None] * col, softplus(x)[:, None]], axis=1)
+    stacked = dnp.concatenate([e[:, None], e[:, None] * col, neg_log_uncovered[:, None]], axis=1)
     sums = segment_sum(stacked, pixel, n)
     e_bg = dnp.exp((_EPS_BG - m) / gamma)
     den = sums[:, 0] + e_bg
@@ -316,7 +332,8 @@ def _soft(vertices, faces, camera, size, colors, light, temperature, gamma, back
 
 
 def _hard(vertices, faces, camera, size, colors=None, light=None, *, gamma=1e-2,
-          background=None, near=0.1, far=100.0, margin=8.0, cull_backfaces=False):
+          background=None, near=0.1, far=100.0, margin=8.0, cull_backfaces=False,
+          dense=False):
     who = "rasterize_mesh.hard"
     faces, h, w, uv, z = _inputs(vertices, faces, camera, size, colors, near)
     channels = 1 if colors is None else int(np.shape(colors)[1])
@@ -365,6 +382,7 @@ def rasterize_mesh(
     far: float = 100.0,
     margin: float | None = 8.0,
     cull_backfaces: bool = False,
+    dense: bool = False,
 ) -> Array:
     """Soft-rasterize a triangle mesh into ``(H, W, C + 1)``: shaded colour, then silhouette.
 
@@ -375,7 +393,11 @@ def rasterize_mesh(
     light, background, ``temperature`` and ``gamma``. ``rasterize_mesh.hard(...)`` is the
     z-buffer (gradients to colours, light and, through the barycentrics of the visible
     face, vertices). ``cull_backfaces=True`` drops the faces turned away from the camera
-    (closed meshes: about half the work, the same silhouette).
+    (closed meshes: about half the work, the same silhouette). Faces farther than
+    ``margin * sigma`` from a pixel centre do not count (their coverage is tapered smoothly to
+    0 over the last sigma), so only pixels in each face's bounding box grown by that much are
+    evaluated; ``dense=True`` evaluates every pixel-face pair anyway (the SoftRas algorithm,
+    the same result), ``margin=None`` has no cutoff (and is dense).
 
     >>> import numpy as np
     >>> from diffsys.systems.render import icosphere, look_at
@@ -385,7 +407,7 @@ def rasterize_mesh(
     ((16, 16, 2), 0.994, 0.0)
     """
     return _soft(vertices, faces, camera, size, colors, light, temperature, gamma, background,
-                 near, far, margin, cull_backfaces)
+                 near, far, margin, cull_backfaces, dense)
 
 
 def mesh_cost(vertices, faces, camera: Camera, size: tuple[int, int], temperature: float = 0.5,
