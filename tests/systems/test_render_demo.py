@@ -13,9 +13,19 @@ def test_render_demo_quick(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["learned"] and summary["psnr_final_hard_db"] > summary["psnr_initial_db"] + 3
     assert summary["pairs"] < summary["dense_pairs"]
-    for name in ("images.png", "target.png", "initial.png", "fitted.png", "psnr.png"):
+    assert len(summary["pose_errors_deg"]) == 2 and 0 <= summary["pose_success_rate"] <= 1
+    for name in ("images.png", "target.png", "initial.png", "fitted.png", "psnr.png", "pose.png"):
         assert (out / name).stat().st_size > 0
-    assert "[4/4] report" in capsys.readouterr().out
+    assert "[6/6] report" in capsys.readouterr().out
+
+
+def test_pose_recovery_converges():
+    import numpy as np
+
+    from diffsys.cli.demos.render_pose import recover_poses
+
+    result = recover_poses(np.random.default_rng(1), starts=1, steps=100)
+    assert result["errors"][0] < 5.0  # from a 20-45 degree turn
 
 
 def test_render_demo_no_plots(tmp_path):
