@@ -7,7 +7,7 @@ import pytest
 
 from doc_samples import Guide
 
-GUIDE = Guide("render.md", min_blocks=7)
+GUIDE = Guide("render.md", min_blocks=8)
 
 
 def test_the_guide_has_samples():

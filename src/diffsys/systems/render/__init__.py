@@ -4,7 +4,14 @@
 soft-rasterized by :func:`rasterize` (coverage ``sigmoid(signed distance / sigma)``, ``over``
 compositing in draw order), a relaxation whose ``.hard`` form is exact centre sampling.
 Work and memory grow with the pixel-shape pairs within ``margin * sigma`` of a shape's
-bounding box (:func:`raster_cost` reports them). See docs/render.md.
+bounding box (:func:`raster_cost` reports them).
+
+3-D: triangle meshes (:func:`icosphere`, :func:`box`, :func:`torus`), a pinhole
+:class:`Camera` (:func:`look_at`), poses (:func:`pose`, :func:`rotation_matrix`,
+:func:`quaternion_matrix`), and :func:`rasterize_mesh` (SoftRas-style coverage, softmax depth
+aggregation, perspective-correct colours, Lambert + ambient :class:`Light`, silhouette), whose
+``.hard`` form is a z-buffer. :func:`raster_stage` and :func:`mesh_stage` make pipeline stages
+(kind ``relaxed``). See docs/render.md.
 """
 
 from .exact import bbox_pairs, even_odd_inside, layer_plan, rasterize_exact_2d
@@ -23,6 +30,7 @@ from .mesh import (
 from .mesh_ops import Light, MeshCost, gather_rows, mesh_cost, rasterize_mesh, segment_sum
 from .ops import RasterCost, raster_cost, rasterize
 from .shapes import Circles, Polygons, Strokes
+from .stages import mesh_stage, raster_stage
 
 __all__ = [
     "Camera",
@@ -41,10 +49,12 @@ __all__ = [
     "layer_plan",
     "look_at",
     "mesh_cost",
+    "mesh_stage",
     "pose",
     "project",
     "quaternion_matrix",
     "raster_cost",
+    "raster_stage",
     "rasterize",
     "rasterize_exact_2d",
     "rasterize_mesh",
