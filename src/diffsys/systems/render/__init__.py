@@ -27,8 +27,9 @@ from .mesh import (
     rotation_matrix,
     torus,
 )
-from .mesh_ops import Light, MeshCost, gather_rows, mesh_cost, rasterize_mesh, segment_sum
+from .mesh_ops import Light, MeshCost, mesh_cost, rasterize_mesh
 from .ops import RasterCost, raster_cost, rasterize
+from .prims import gather_rows, segment_sum
 from .shapes import Circles, Polygons, Strokes
 from .stages import mesh_stage, raster_stage
 

@@ -171,7 +171,7 @@ def layer_plan(pixel: np.ndarray, n_pixels: int) -> LayerPlan:
     where = np.full(n_pixels, len(pixels), dtype=np.int64)
     where[pixels] = np.arange(len(pixels))
     pos = where[pixel]
-    order = np.lexsort((pos, rank))
+    order = np.argsort(rank * (len(pixels) + 1) + pos, kind="stable")  # by rank, then pos
     depth = int(counts.max()) if len(counts) else 0
     bounds = np.searchsorted(rank[order], np.arange(depth + 1))
     return LayerPlan(order=order, bounds=bounds, pixels=pixels, where=where)

@@ -27,6 +27,7 @@ from ... import numpy as dnp
 from ...core.tracer import concrete
 from ...relax import relaxation, sigmoid
 from .exact import bbox_pairs, layer_plan, pixel_centres
+from .prims import gather_rows
 from .shapes import Circles, Polygons, Shape, Strokes
 
 Array = Any
@@ -180,8 +181,8 @@ def _render(shapes, size, temperature, background, margin, hard: bool) -> Array:
             p = np.stack([cx[pixel[mine]], cy[pixel[mine]]], axis=-1)
             d = s.signed_distance(idx, p)
             cov = _coverage_hard(d) if hard else sigmoid(d / temperature)
-            alphas.append(cov if s.opacity is None else s.opacity[idx] * cov)
-            colours.append(s.color[idx])
+            alphas.append(cov if s.opacity is None else gather_rows(s.opacity, idx) * cov)
+            colours.append(gather_rows(s.color, idx))
             rows.append(mine)
         if len(alphas) == 1:
             a, col = alphas[0], colours[0]

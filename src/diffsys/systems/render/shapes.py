@@ -21,6 +21,7 @@ import numpy as np
 from ... import numpy as dnp
 from ...core.tracer import concrete
 from .exact import even_odd_inside
+from .prims import gather_rows
 
 Array = Any
 
@@ -65,7 +66,9 @@ class Circles:
         return c - r[:, None], c + r[:, None]
 
     def signed_distance(self, index: np.ndarray, p: np.ndarray) -> Array:
-        return self.radius[index] - _norm(p - self.center[index])
+        dx = p[:, 0] - gather_rows(self.center[:, 0], index)  # columns: no tiny-axis sums
+        dy = p[:, 1] - gather_rows(self.center[:, 1], index)
+        return gather_rows(self.radius, index) - dnp.sqrt(dx * dx + dy * dy + _TINY)
 
     def geometry(self) -> dict[str, Array]:
         return {"center": self.center, "radius": self.radius}
@@ -96,7 +99,7 @@ class Polygons:
         return v.min(axis=1), v.max(axis=1)
 
     def signed_distance(self, index: np.ndarray, p: np.ndarray) -> Array:
-        v = self.vertices[index]
+        v = gather_rows(self.vertices, index)
         dist = dnp.min(_segment_distance(p, v, dnp.roll(v, -1, axis=1)), axis=-1)
         inside = even_odd_inside(p[:, 0], p[:, 1], np.asarray(concrete(v)))
         return dnp.where(inside, dist, -dist)
@@ -128,9 +131,9 @@ class Strokes:
         return v.min(axis=1) - w[:, None] / 2, v.max(axis=1) + w[:, None] / 2
 
     def signed_distance(self, index: np.ndarray, p: np.ndarray) -> Array:
-        v = self.points[index]
+        v = gather_rows(self.points, index)
         dist = dnp.min(_segment_distance(p, v[:, :-1], v[:, 1:]), axis=-1)
-        return self.width[index] / 2 - dist
+        return gather_rows(self.width, index) / 2 - dist
 
     def geometry(self) -> dict[str, Array]:
         return {"points": self.points, "width": self.width}
