@@ -7,7 +7,8 @@ with Adam through :func:`diffsys.systems.render.rasterize`, the blur ``sigma`` a
 2 px to 0.5 px. The report: target / initial / fitted (soft and hard) PNGs, PSNR over the
 iterations, a GIF of the optimisation (when Pillow is installed), summary.json; for the pose
 recovery: pose.png (target, initial, fitted for the first start), pose.gif, and the success
-rate (angle error < 5 degrees) over 20 random starts (2 with ``--quick``).
+rate (angle error < 5 degrees) over 20 random starts (2 with ``--quick``); for shape from
+silhouettes (:mod:`.render_shape`): shape.png and the held-out IoU before and after.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ...relax import sigmoid
 from ...systems import render as R
 from . import report_folder
 from .render_pose import recover_poses
+from .render_shape import fit_shape
 
 SIZE = (64, 64)
 
@@ -126,10 +128,10 @@ def main(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     steps = 40 if args.quick else 300
     n_discs, n_tris = (8, 4) if args.quick else (16, 8)
-    print(f"[1/6] target: {SIZE[0]}x{SIZE[1]} image of 5 discs and 3 triangles (hidden scene)")
+    print(f"[1/8] target: {SIZE[0]}x{SIZE[1]} image of 5 discs and 3 triangles (hidden scene)")
     target = _target(rng)
     params = _init(rng, n_discs, n_tris)
-    print(f"[2/6] model: {n_discs} discs + {n_tris} triangles at random places, "
+    print(f"[2/8] model: {n_discs} discs + {n_tris} triangles at random places, "
           f"{steps} Adam steps, sigma 2.0 -> 0.5 px")
     opt = optim.adam(0.3)
     state = opt.init(params)
@@ -155,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
         updates, state = opt.update(g, state, params)
         params = optim.apply_updates(params, updates)
     elapsed = time.perf_counter() - t0
-    print(f"[3/6] fitted in {elapsed:.1f} s: PSNR {history[0]['psnr_hard']:.1f} dB -> "
+    print(f"[3/8] fitted in {elapsed:.1f} s: PSNR {history[0]['psnr_hard']:.1f} dB -> "
           f"{history[-1]['psnr_hard']:.1f} dB (hard render), "
           f"{history[-1]['psnr_soft']:.1f} dB (soft, sigma {history[-1]['sigma']:.2f})")
     shapes, bg = _scene(params)
@@ -186,23 +188,55 @@ def main(args: argparse.Namespace) -> int:
         "files": ["summary.json", *files],
         "learned": improved,
     }
-    print("[4/6] pose recovery: a box with coloured corners, one 40x40 image, "
+    print("[4/8] pose recovery: a box with coloured corners, one 40x40 image, "
           f"{pose_starts} random starts (turned 20-45 degrees) x {pose_steps} Adam steps")
     t1 = time.perf_counter()
     pose = recover_poses(rng, pose_starts, pose_steps)
     errors = np.asarray(pose["errors"])
     success = float(np.mean(errors < 5.0))
-    print(f"[5/6] pose: success (error < 5 deg) {success:.0%}, median error "
+    print(f"[5/8] pose: success (error < 5 deg) {success:.0%}, median error "
           f"{np.median(errors):.2f} deg, in {time.perf_counter() - t1:.1f} s")
     summary["pose_errors_deg"] = errors.tolist()
     summary["pose_success_rate"] = success
+    shape_steps, views = (4, 2) if args.quick else (60, 8)
+    print(f"[6/8] shape from silhouettes: icosphere (320 faces) -> a bent ellipsoid, {views} "
+          f"views, {shape_steps} Adam steps, Laplacian smoothness")
+    t2 = time.perf_counter()
+    shape = fit_shape(shape_steps, train_views=views)
+    before, after = float(np.mean(shape["iou_before"])), float(np.mean(shape["iou_after"]))
+    print(f"[7/8] held-out silhouette IoU {before:.3f} -> {after:.3f} "
+          f"in {time.perf_counter() - t2:.1f} s")
+    summary["shape_iou_before"] = shape["iou_before"]
+    summary["shape_iou_after"] = shape["iou_after"]
     if not args.no_plots:
-        summary["files"] += _pose_plots(out, pose)
+        summary["files"] += _pose_plots(out, pose) + _shape_plot(out, shape)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[6/6] report: {out}/ ({', '.join(summary['files'])}); pixel-shape pairs "
+    print(f"[8/8] report: {out}/ ({', '.join(summary['files'])}); pixel-shape pairs "
           f"{cost.pairs} of {cost.dense_pairs} dense; soft-hard gap {mean_gap:.4f} mean, "
           f"{gap:.3f} max")
-    return 0 if improved and (args.quick or success >= 0.5) else 1
+    shape_ok = args.quick or after > before
+    return 0 if improved and shape_ok and (args.quick or success >= 0.5) else 1
+
+
+def _shape_plot(out: Path, shape: dict) -> list[str]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 2.8))
+    for i, (img, title) in enumerate(
+        [(shape["target"], "target (held-out view)"), (shape["initial"], "icosphere"),
+         (shape["fitted"], "fitted")]
+    ):
+        ax = fig.add_subplot(1, 4, i + 1)
+        ax.imshow(img, cmap="gray", interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    ax = fig.add_subplot(1, 4, 4)
+    ax.plot(shape["losses"])
+    ax.set_yscale("log")
+    ax.set_title("loss", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "shape.png", dpi=100)
+    return ["shape.png"]
 
 
 def _pose_plots(out: Path, pose: dict) -> list[str]:
