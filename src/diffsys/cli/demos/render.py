@@ -8,7 +8,8 @@ with Adam through :func:`diffsys.systems.render.rasterize`, the blur ``sigma`` a
 iterations, a GIF of the optimisation (when Pillow is installed), summary.json; for the pose
 recovery: pose.png (target, initial, fitted for the first start), pose.gif, and the success
 rate (angle error < 5 degrees) over 20 random starts (2 with ``--quick``); for shape from
-silhouettes (:mod:`.render_shape`): shape.png and the held-out IoU before and after.
+silhouettes (:mod:`.render_shape`): shape.png, shape.gif and the held-out IoU before and
+after.
 """
 
 from __future__ import annotations
@@ -236,7 +237,14 @@ def _shape_plot(out: Path, shape: dict) -> list[str]:
     ax.set_title("loss", fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "shape.png", dpi=100)
-    return ["shape.png"]
+    try:
+        from PIL import Image
+    except ImportError:
+        return ["shape.png"]
+    pics = [Image.fromarray((np.clip(f, 0, 1) * 255).astype(np.uint8)).resize((128, 128), 0)
+            for f in [*shape["frames"], shape["fitted"], shape["target"]]]
+    pics[0].save(out / "shape.gif", save_all=True, append_images=pics[1:], duration=150, loop=0)
+    return ["shape.png", "shape.gif"]
 
 
 def _pose_plots(out: Path, pose: dict) -> list[str]:

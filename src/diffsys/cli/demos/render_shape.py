@@ -69,11 +69,13 @@ def fit_shape(steps: int, train_views: int = 8, smooth: float = 0.5) -> dict:
     offset = np.zeros_like(v0)
     opt = optim.adam(0.01)
     state = opt.init(offset)
-    losses = []
+    losses, frames = [], []
     for i in range(steps):
         sigma = 1.0 * 0.3 ** (i / max(steps - 1, 1))
         value, g = step_fn(offset, sigma)
         losses.append(float(value))
+        if i % max(steps // 12, 1) == 0:
+            frames.append(_silhouettes(v0 + offset, f, held[:1])[0])
         updates, state = opt.update(g, state, offset)
         offset = optim.apply_updates(offset, updates)
     held_target = _silhouettes(target_v, f, held)
@@ -82,4 +84,4 @@ def fit_shape(steps: int, train_views: int = 8, smooth: float = 0.5) -> dict:
                                         strict=True)]
     return {"iou_before": before, "iou_after": after, "losses": losses,
             "target": held_target[0], "initial": _silhouettes(v0, f, held[:1])[0],
-            "fitted": _silhouettes(v0 + offset, f, held[:1])[0]}
+            "fitted": _silhouettes(v0 + offset, f, held[:1])[0], "frames": frames}
