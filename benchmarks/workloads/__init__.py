@@ -7,6 +7,9 @@ from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .db import WORKLOADS as DB
 from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
+from .render import SCALING as RENDER_2D
+from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
+from .render3d import WORKLOADS as RENDER_3D
 from .replay import WORKLOAD as REPLAY
 from .runtime import WORKLOAD as RUNTIME
 
@@ -31,6 +34,7 @@ WORKLOADS: dict[str, Workload] = {
         *soft_sort.SCALING,
         *DB,
         RUNTIME,
+        *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
     )
 }
 

@@ -9,9 +9,13 @@ import pkgutil
 import pytest
 
 import diffsys.systems.data
+import diffsys.systems.render
 
 MODULES = ["diffsys.systems", "diffsys.systems.data"] + sorted(
     f"diffsys.systems.data.{m.name}" for m in pkgutil.iter_modules(diffsys.systems.data.__path__)
+) + sorted(
+    f"diffsys.systems.render.{m.name}"
+    for m in pkgutil.iter_modules(diffsys.systems.render.__path__)
 )
 
 

@@ -3,10 +3,12 @@
 - :mod:`diffsys.systems.data`: data-pipeline stages (learnable blur, soft threshold,
   learnable normalization, bilinear resize and affine warps, colour jitter with learnable
   ranges), each an ``nn.Module`` and, where it has one, a relaxed/hard pair.
+- :mod:`diffsys.systems.render`: a differentiable renderer on the CPU (soft rasterization of
+  2-D shapes and triangle meshes, with exact hard forms); see docs/render.md.
 
 See docs/systems-data.md for the guide.
 """
 
-from . import data
+from . import data, render
 
-__all__ = ["data"]
+__all__ = ["data", "render"]
