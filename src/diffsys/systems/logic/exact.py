@@ -115,7 +115,9 @@ class Grounder:
                         syms.setdefault(c, len(syms))
         fact_rows = {}
         for name, tuples in facts.items():
-            tuples = [tuple(t) if isinstance(t, tuple | list | np.ndarray) else (t,) for t in tuples]
+            tuples = [
+                tuple(t) if isinstance(t, tuple | list | np.ndarray) else (t,) for t in tuples
+            ]
             n = self.arities.setdefault(name, len(tuples[0]) if tuples else 0)
             for t in tuples:
                 if len(t) != n:
@@ -322,8 +324,8 @@ def ground(rules: list[Rule], facts: dict[str, list]) -> Grounding:
 
 def closure(rules: list[Rule], facts: dict[str, list], relation: str) -> set[tuple]:
     """The tuples of ``relation`` under the exact (boolean, all facts true) semantics."""
-    from .semirings import BOOLEAN
     from .ops import evaluate
+    from .semirings import BOOLEAN
 
     g = ground(rules, facts)
     res = evaluate(g, {}, BOOLEAN)

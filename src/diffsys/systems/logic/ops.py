@@ -242,15 +242,23 @@ def _topk(g: Grounding, weights: dict, sr: TopKProofs, max_iter: int) -> Result:
 
 def wmc(dnfs: list[list[frozenset]], p: Array) -> Array:
     """Probability of each DNF (a list of proofs, each a set of literals ``+(i+1)`` for fact
-    ``i`` true, ``-(i+1)`` for false) under independent facts of probability ``p``, by
-    inclusion-exclusion over the proofs: exact and differentiable in ``p``."""
+    ``i`` true, ``-(i+1)`` for false) under independent facts of probability ``p``: exact and
+    differentiable in ``p``. Per DNF, the cheaper of inclusion-exclusion over its proofs
+    (``2^proofs`` terms) and a sum over the assignments of its facts (``2^facts`` terms)."""
     terms: list[tuple[int, int, list]] = []  # (tuple, sign, literals)
     for t, proofs in enumerate(dnfs):
-        for r in range(1, len(proofs) + 1):
-            for sub in itertools.combinations(proofs, r):
-                u = frozenset().union(*sub)
-                if not any(-lit in u for lit in u):
-                    terms.append((t, 1 if r % 2 else -1, sorted(u)))
+        facts = sorted({abs(lit) for proof in proofs for lit in proof})
+        if len(proofs) <= len(facts):
+            for r in range(1, len(proofs) + 1):
+                for sub in itertools.combinations(proofs, r):
+                    u = frozenset().union(*sub)
+                    if not any(-lit in u for lit in u):
+                        terms.append((t, 1 if r % 2 else -1, sorted(u)))
+            continue
+        for bits in itertools.product((1, -1), repeat=len(facts)):
+            world = {b * f for b, f in zip(bits, facts, strict=True)}
+            if any(proof <= world for proof in proofs):
+                terms.append((t, 1, sorted(world)))
     n = len(p)
     width = max((len(lits) for _, _, lits in terms), default=0)
     lit = np.full((len(terms), max(width, 1)), n, dtype=np.int64)  # index n: the constant 1

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ... import numpy as dnp
+from ...core import concrete
 from ...relax import logsumexp
 
 Array = Any
@@ -145,8 +146,13 @@ class LogSumExp(Semiring):
         return a + b
 
     def add_reduce(self, x, axis):
+        # rows with no derivation yet (all -inf) give -inf with a zero gradient, not NaN
+        dead = np.all(np.isneginf(np.asarray(concrete(x))), axis=axis)
+        if dead.any():
+            x = dnp.where(np.expand_dims(dead, axis), 0.0, x)
         t = self.temperature
-        return t * logsumexp(x / t, axis=axis) if t != 1.0 else logsumexp(x, axis=axis)
+        out = t * logsumexp(x / t, axis=axis) if t != 1.0 else logsumexp(x, axis=axis)
+        return dnp.where(dead, -np.inf, out) if dead.any() else out
 
 
 class TopKProofs(Semiring):

@@ -160,11 +160,17 @@ def parse(text: str) -> tuple[list[Rule], list[tuple[Atom, float | None]]]:
     """Rules and facts (with their weights or ``None``) of a program text. ``%`` comments."""
     text = "\n".join(line.split("%")[0] for line in text.splitlines())
     rules, facts = [], []
-    for clause in re.split(r"\.(?=\s|$)", text):
-        if not clause.strip():
+    clauses: list[list] = [[]]
+    for tok in _tokens(text, "logic: program text"):
+        if tok == ("op", "."):
+            clauses.append([])
+        else:
+            clauses[-1].append(tok)
+    for toks in clauses:
+        if not toks:
             continue
-        where = f"logic: clause {clause.strip()!r}"
-        toks = _tokens(clause, where) + [("end", None)]
+        where = f"logic: clause {' '.join(str(v) for _, v in toks)!r}"
+        toks = toks + [("end", None)]
         weight = None
         i = 0
         if toks[0][0] == "num" and toks[1] == ("op", "::"):
