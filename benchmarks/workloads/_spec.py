@@ -29,6 +29,7 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework("torch", "PyTorch (eager)", ("torch",)),
         Framework("jax", "JAX eager (no jit)", ("jax", "jaxlib")),
         Framework("jax-jit", "JAX jit", ("jax", "jaxlib")),
+        Framework("duckdb", "DuckDB", ("duckdb",)),
     )
 }
 """Every framework, in table order."""
