@@ -94,3 +94,12 @@ def test_ground_once_evaluate_many():
     a = logic.evaluate(g, {"edge": np.array([0.5, 0.5])}, logic.ADD_MULT).weight("path", (0, 2))
     b = logic.evaluate(g, {"edge": np.array([0.9, 0.5])}, logic.ADD_MULT).weight("path", (0, 2))
     assert (float(a), float(b)) == pytest.approx((0.25, 0.45))
+
+
+@pytest.mark.parametrize("name", ["", ".syntax", ".exact", ".semirings", ".ops"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module("diffsys.systems.logic" + name)
+    assert doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE).failed == 0

@@ -3,10 +3,11 @@
 - :mod:`diffsys.systems.data`: data-pipeline stages (learnable blur, soft threshold,
   learnable normalization, bilinear resize and affine warps, colour jitter with learnable
   ranges), each an ``nn.Module`` and, where it has one, a relaxed/hard pair.
+- :mod:`diffsys.systems.logic`: Datalog with provenance semirings (docs/logic.md).
 
 See docs/systems-data.md for the guide.
 """
 
-from . import data
+from . import data, logic
 
-__all__ = ["data"]
+__all__ = ["data", "logic"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .exact import Grounding, closure, ground
-from .ops import Result, evaluate, wmc
+from .ops import Result, evaluate, neural_facts, wmc
 from .semirings import (
     ADD_MULT,
     BOOLEAN,
@@ -127,6 +127,7 @@ __all__ = [
     "closure",
     "evaluate",
     "ground",
+    "neural_facts",
     "parse",
     "relations",
     "variables",

@@ -174,6 +174,24 @@ def evaluate(
     return Result(g, values, semiring)
 
 
+def neural_facts(ids: Any, probs: Array, labels: Any = None) -> tuple[list[tuple], Array]:
+    """Facts ``(id, label)`` for every row of ``probs`` ``(n, C)`` and every class, with the
+    model's probabilities as their weights (a neural predicate, as in DeepProbLog).
+
+    >>> facts, w = neural_facts(["a", "b"], np.array([[0.9, 0.1], [0.2, 0.8]]))
+    >>> facts[:3], w.shape
+    ([('a', 0), ('a', 1), ('b', 0)], (4,))
+    """
+    n, c = np.shape(probs)
+    if len(ids) != n:
+        raise LogicError(f"neural_facts: {len(ids)} ids but probs has {n} rows (shape {(n, c)})")
+    labels = list(range(c)) if labels is None else list(labels)
+    if len(labels) != c:
+        raise LogicError(f"neural_facts: {len(labels)} labels but probs has {c} columns")
+    facts = [(i, lab) for i in ids for lab in labels]
+    return facts, dnp.reshape(probs, (n * c,))
+
+
 # --- top-k proofs ----------------------------------------------------------------------------
 
 
