@@ -203,7 +203,11 @@ def alignment(args: argparse.Namespace, out: str) -> dict:
 def main(args: argparse.Namespace) -> int:
     out = report_folder("logic", args)
     os.makedirs(out, exist_ok=True)
-    summary = {"digit_sums": digit_sums(args, out), "learned_graph": learned_graph(args, out), "alignment": alignment(args, out)}
+    summary = {
+        "digit_sums": digit_sums(args, out),
+        "learned_graph": learned_graph(args, out),
+        "alignment": alignment(args, out),
+    }
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"report: {out}")
