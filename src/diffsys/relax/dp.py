@@ -114,28 +114,51 @@ def _diag_cells(k: int, n: int, m: int) -> tuple[int, int]:
     return max(1, k - m), min(n, k - 1)
 
 
+def _skew(A: np.ndarray, fill: float) -> np.ndarray:
+    """``A`` ``(n+2, m+2)`` (1-based grid with borders) in diagonal-major layout:
+    ``S[k, i] = A[i, k - i]`` for ``k = i + j``, ``fill`` outside ``A``."""
+    n2, m2 = A.shape
+    k = np.arange(n2 + m2 - 1)[:, None]
+    i = np.arange(n2)[None, :]
+    j = k - i
+    ok = (j >= 0) & (j < m2)
+    return np.where(ok, A[i, np.clip(j, 0, m2 - 1)], fill)
+
+
+def _unskew(S: np.ndarray, n2: int, m2: int) -> np.ndarray:
+    i = np.arange(n2)[:, None]
+    j = np.arange(m2)[None, :]
+    return S[i + j, i]
+
+
+def _softmin3(a, b, c, gamma):
+    z = np.stack([a, b, c])
+    mn = z.min(axis=0)
+    with np.errstate(invalid="ignore"):
+        out = mn - gamma * np.log(np.exp((mn - z) / gamma).sum(axis=0))
+    return np.where(np.isinf(mn), mn, out)
+
+
 def _sdtw_numpy(D: np.ndarray, gamma: float, hard: bool = False) -> np.ndarray:
-    """The DP table ``R`` (``(n+2, m+2)``, borders ``inf``), by anti-diagonals."""
+    """The DP table ``R`` (``(n+2, m+2)``, borders ``inf``), by anti-diagonals. Each diagonal
+    is a contiguous row of a diagonal-major copy, so a step is a few slices, not gathers."""
     n, m = D.shape
-    R = np.full((n + 2, m + 2), np.inf)
-    R[0, 0] = 0.0
+    Dp = np.zeros((n + 2, m + 2))
+    Dp[1 : n + 1, 1 : m + 1] = D
+    Dk = _skew(Dp, 0.0)
+    Q = np.full(Dk.shape, np.inf)
+    Q[0, 0] = 0.0
     for k in range(2, n + m + 1):
         lo, hi = _diag_cells(k, n, m)
-        i = np.arange(lo, hi + 1)
-        j = k - i
-        a, b, c = R[i - 1, j - 1], R[i - 1, j], R[i, j - 1]
-        if hard:
-            best = np.minimum(np.minimum(a, b), c)
-        else:
-            z = np.stack([a, b, c]) / -gamma
-            mx = z.max(axis=0)
-            best = -gamma * (mx + np.log(np.exp(z - mx).sum(axis=0)))
-        R[i, j] = D[i - 1, j - 1] + best
-    return R
+        a, b, c = Q[k - 2, lo - 1 : hi], Q[k - 1, lo - 1 : hi], Q[k - 1, lo : hi + 1]
+        best = np.minimum(np.minimum(a, b), c) if hard else _softmin3(a, b, c, gamma)
+        Q[k, lo : hi + 1] = Dk[k, lo : hi + 1] + best
+    return _unskew(Q, n + 2, m + 2)
 
 
 def _sdtw_grad_numpy(D: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
-    """``d R[n, m] / d D`` by the reverse recursion of Cuturi & Blondel (2017, Alg. 2)."""
+    """``d R[n, m] / d D`` by the reverse recursion of Cuturi & Blondel (2017, Alg. 2), by
+    anti-diagonals in the diagonal-major layout."""
     n, m = D.shape
     Dp = np.zeros((n + 2, m + 2))
     Dp[1 : n + 1, 1 : m + 1] = D
@@ -143,20 +166,21 @@ def _sdtw_grad_numpy(D: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
     R[:, m + 1] = -np.inf
     R[n + 1, :] = -np.inf
     R[n + 1, m + 1] = R[n, m]
-    E = np.zeros((n + 2, m + 2))
-    E[n + 1, m + 1] = 1.0
+    Q, Dk = _skew(R, -np.inf), _skew(Dp, 0.0)
+    E = np.zeros(Q.shape)
+    E[n + m + 2, n + 1] = 1.0
     with np.errstate(invalid="ignore", over="ignore"):
         for k in range(n + m, 1, -1):
             lo, hi = _diag_cells(k, n, m)
-            i = np.arange(lo, hi + 1)
-            j = k - i
-            r = R[i, j]
-            a = np.exp((R[i + 1, j] - r - Dp[i + 1, j]) / gamma)
-            b = np.exp((R[i, j + 1] - r - Dp[i, j + 1]) / gamma)
-            c = np.exp((R[i + 1, j + 1] - r - Dp[i + 1, j + 1]) / gamma)
-            E[i, j] = (np.nan_to_num(E[i + 1, j] * a) + np.nan_to_num(E[i, j + 1] * b)
-                       + np.nan_to_num(E[i + 1, j + 1] * c))
-    return E[1 : n + 1, 1 : m + 1]
+            r = Q[k, lo : hi + 1]
+            # (i + 1, j): diagonal k + 1, row i + 1; (i, j + 1): k + 1, row i; (i+1, j+1): k + 2
+            a = np.exp((Q[k + 1, lo + 1 : hi + 2] - r - Dk[k + 1, lo + 1 : hi + 2]) / gamma)
+            b = np.exp((Q[k + 1, lo : hi + 1] - r - Dk[k + 1, lo : hi + 1]) / gamma)
+            c = np.exp((Q[k + 2, lo + 1 : hi + 2] - r - Dk[k + 2, lo + 1 : hi + 2]) / gamma)
+            E[k, lo : hi + 1] = (np.nan_to_num(E[k + 1, lo + 1 : hi + 2] * a)
+                                 + np.nan_to_num(E[k + 1, lo : hi + 1] * b)
+                                 + np.nan_to_num(E[k + 2, lo + 1 : hi + 2] * c))
+    return _unskew(E, n + 2, m + 2)[1 : n + 1, 1 : m + 1]
 
 
 def _sdtw_traced(D: Array, gamma: float) -> Array:
