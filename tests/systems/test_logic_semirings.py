@@ -203,4 +203,4 @@ def test_top_1_proof_is_the_best_proof_and_k_grows_to_the_exact_probability():
     for k in (1, 2, 4):
         approx = PATH.run({"edge": edges}, {"edge": p}, logic.TopKProofs(k)).as_dict("path")
         errs.append(max(exact[t] - approx[t] for t in exact))
-    assert errs[0] > 0 and errs[0] >= errs[1] >= errs[2] >= 0
+    assert errs[0] > 0 and errs[0] >= errs[1] - 1e-12 >= errs[2] - 2e-12 >= -3e-12
