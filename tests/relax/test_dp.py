@@ -14,6 +14,7 @@ from diffsys.relax import (
     smoothed_min,
     soft_dtw,
     soft_dtw_cost,
+    soft_edit_distance,
     soft_shortest_path,
     soft_viterbi,
 )
@@ -152,3 +153,27 @@ def test_soft_shortest_path_on_a_dag():
     assert gaps[1] < gaps[0] or gaps[0] == 0
     ds.check_grads(lambda w: soft_shortest_path(w, 0.5), (np.where(np.isfinite(W), W, 0.0),),
                    order=2)
+
+
+def _edit_reference(C, ins, dele, gamma):
+    """Wagner-Fischer, cell by cell, with a soft minimum (gamma = 0: the hard one)."""
+    n, m = C.shape
+    R = np.zeros((n + 1, m + 1))
+    R[:, 0] = np.arange(n + 1) * dele
+    R[0, :] = np.arange(m + 1) * ins
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            z = np.array([R[i - 1, j] + dele, R[i, j - 1] + ins, R[i - 1, j - 1] + C[i - 1, j - 1]])
+            R[i, j] = z.min() if gamma == 0 else -gamma * np.log(np.exp(-z / gamma).sum())
+    return R[n, m]
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (3, 6), (6, 4)])
+def test_soft_edit_distance_against_wagner_fischer(n, m):
+    x, y = RNG.integers(0, 3, n), RNG.integers(0, 3, m)
+    C = (x[:, None] != y[None, :]).astype(float)
+    assert float(soft_edit_distance.hard(C, 1.0, 1.5)) == _edit_reference(C, 1.0, 1.5, 0)
+    for gamma in (1.0, 0.2):
+        want = _edit_reference(C, 1.0, 1.5, gamma)
+        assert float(soft_edit_distance(C, 1.0, 1.5, gamma)) == pytest.approx(want, rel=1e-12)
+    ds.check_grads(lambda c, i, d: soft_edit_distance(c, i, d, 0.5), (C + 0.1, 1.0, 1.5), order=2)

@@ -14,8 +14,8 @@
   score-function gradients (:func:`score_function`) with baselines and
   :func:`gradient_variance`.
 - Differentiable dynamic programming (Mensch & Blondel 2018): :func:`smoothed_max`,
-  :func:`smoothed_min` (entropy or l2), :func:`soft_dtw`, :func:`soft_viterbi`,
-  :func:`soft_shortest_path` (docs/dp.md).
+  :func:`smoothed_min` (entropy or l2), :func:`soft_dtw`, :func:`soft_edit_distance`,
+  :func:`soft_viterbi`, :func:`soft_shortest_path` (docs/dp.md).
 - Soft quantization: :func:`noisy_quantize`, :func:`soft_round`, :func:`quantization_gap`.
 
 See docs/relax.md for the guide.
@@ -27,6 +27,7 @@ from .dp import (
     smoothed_min,
     soft_dtw,
     soft_dtw_cost,
+    soft_edit_distance,
     soft_shortest_path,
     soft_viterbi,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "soft_clip",
     "soft_dtw",
     "soft_dtw_cost",
+    "soft_edit_distance",
     "soft_gate",
     "soft_max",
     "soft_min",

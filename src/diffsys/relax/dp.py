@@ -19,6 +19,7 @@ exact DP, ``temperature -> 0``):
   matrix: O(n m) time; the backward pass is the DP's own reverse recursion over
   anti-diagonals (NumPy, no tape of every cell); under forward mode or nested transforms the
   same recursion is traced instead, so every derivative order works;
+- :func:`soft_edit_distance` (smoothed Wagner-Fischer, prices may be traced);
 - :func:`soft_viterbi` (the forward algorithm at ``temperature = 1``, entropy) and
   :func:`soft_shortest_path` on a DAG.
 """
@@ -273,6 +274,60 @@ def soft_dtw(x: Array, y: Array, temperature: float = 1.0) -> Array:
     """soft-DTW between series ``x`` ``(n,)``/``(n, d)`` and ``y`` ``(m,)``/``(m, d)`` with the
     squared Euclidean cost (tslearn's ``soft_dtw``); ``.hard`` is DTW with that cost."""
     return soft_dtw_cost(_sq_dists(x, y), temperature)
+
+
+# --- edit distance ------------------------------------------------------------------------------
+
+
+def _edit(cost, insertion, deletion, temperature, regularization, hard):
+    """Anti-diagonal recursion of ``R[i, j] = min(R[i-1, j] + deletion, R[i, j-1] +
+    insertion, R[i-1, j-1] + cost[i-1, j-1])`` with ``R[i, 0] = i deletion``,
+    ``R[0, j] = j insertion``; diagonal ``k`` is a vector over ``i = 0..n``."""
+    n, m = np.shape(cost)
+    diags = []  # diagonal k: (lo, values for i = lo..hi)
+    for k in range(0, n + m + 1):
+        lo, hi = max(0, k - m), min(n, k)
+        vals = []
+        inner_lo, inner_hi = max(1, k - m), min(n, k - 1)
+        if lo == 0:  # R[0, k] = k insertion
+            vals.append(asarray(np.zeros(1)) + k * insertion if k else asarray(np.zeros(1)))
+        if inner_lo <= inner_hi:
+            i = np.arange(inner_lo, inner_hi + 1)
+            p_lo, p_vals = diags[k - 1]
+            q_lo, q_vals = diags[k - 2]
+            up = p_vals[i - 1 - p_lo] + deletion  # R[i-1, j]
+            left = p_vals[i - p_lo] + insertion  # R[i, j-1]
+            diag = q_vals[i - 1 - q_lo] + cost[i - 1, k - i - 1]  # R[i-1, j-1]
+            z = stack([up, left, diag])
+            vals.append(_hard_min(z, axis=0) if hard
+                        else smoothed_min(z, temperature, regularization, axis=0))
+        if hi == k and k > 0:  # R[k, 0] = k deletion
+            vals.append(asarray(np.zeros(1)) + k * deletion)
+        diags.append((lo, concatenate(vals) if len(vals) > 1 else vals[0]))
+    lo, vals = diags[n + m]
+    return vals[n - lo]
+
+
+@relaxation(hard=lambda cost, insertion=1.0, deletion=1.0, regularization="entropy": _edit(
+    np.asarray(concrete(cost)), float(concrete(insertion)), float(concrete(deletion)), 1.0,
+    "entropy", True))
+def soft_edit_distance(
+    cost: Array, insertion: float | Array = 1.0, deletion: float | Array = 1.0,
+    temperature: float | Array = 1.0, regularization: str = "entropy",
+) -> Array:
+    """Smoothed edit distance: ``cost[i, j]`` the price of substituting ``x[i]`` by ``y[j]``
+    (0 for a match), ``insertion`` and ``deletion`` per symbol (all may be traced).
+    ``.hard`` is the Levenshtein-style DP (Wagner-Fischer) with these prices.
+
+    >>> import numpy as np
+    >>> from diffsys.relax import soft_edit_distance
+    >>> x, y = np.array(list("kitten")), np.array(list("sitting"))
+    >>> float(soft_edit_distance.hard((x[:, None] != y[None, :]).astype(float)))
+    3.0
+    """
+    _check_reg(regularization, "soft_edit_distance")
+    _check_cost(cost, "soft_edit_distance")
+    return _edit(cost, insertion, deletion, temperature, regularization, False)
 
 
 # --- Viterbi and shortest paths --------------------------------------------------------------
