@@ -12,7 +12,9 @@
 - :mod:`.syntax`: rules (text syntax and Python builder), safety/arity/stratification checks.
 - :mod:`.exact`: grounding by semi-naive evaluation with vectorised NumPy joins.
 - :mod:`.semirings`: BOOLEAN, MAX_PRODUCT, MAX_PLUS, ADD_MULT, LogSumExp(T), TopKProofs(k).
-- :mod:`.ops`: the tags of every tuple as diffsys values (gradients to every fact weight).
+- :mod:`.ops`: the tags of every tuple as diffsys values (gradients to every fact weight),
+  :func:`neural_facts` (a model's probabilities as fact weights).
+- :mod:`.stages`: a query as a relaxed pipeline stage (semiring / exact Datalog).
 
 See docs/logic.md.
 """
@@ -37,6 +39,7 @@ from .semirings import (
     Semiring,
     TopKProofs,
 )
+from .stages import query_functions, query_stage
 from .syntax import Atom, LogicError, Relation, Rule, Var, parse, relations, variables
 
 
@@ -129,6 +132,8 @@ __all__ = [
     "ground",
     "neural_facts",
     "parse",
+    "query_functions",
+    "query_stage",
     "relations",
     "variables",
     "wmc",
