@@ -83,6 +83,8 @@ def test_weights_of_the_wrong_shape_and_negation_without_negate():
     prog = logic.Program.parse(TEXT)
     with pytest.raises(logic.LogicError, match=r"weights of edge have shape \(3,\) but edge has 2"):
         prog.run({"edge": [(0, 1), (1, 2)]}, {"edge": np.ones(3)}, logic.ADD_MULT)
+    with pytest.raises(logic.LogicError, match=r"unknown relation\(s\) \[.edges.\]"):
+        prog.run({"edge": [(0, 1)]}, {"edges": np.ones(1)}, logic.ADD_MULT)
     neg = logic.Program.parse("p(x) :- e(x), not q(x).")
     with pytest.raises(TypeError, match="MAX_PLUS has no negation"):
         neg.run({"e": [(1,)], "q": [(1,)]}, None, logic.MAX_PLUS)

@@ -141,6 +141,11 @@ def evaluate(
     """Tags of every tuple of ``g`` with fact weights ``weights`` (``{relation: (n_facts,)}``,
     traced or not; relations left out get ``semiring.one``)."""
     weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(g.relations))
+    if unknown:
+        raise LogicError(
+            f"logic: weights given for unknown relation(s) {unknown}; known: {sorted(g.relations)}"
+        )
     if isinstance(semiring, TopKProofs):
         return _topk(g, weights, semiring, max_iter)
     base = _base(g, weights, semiring)
