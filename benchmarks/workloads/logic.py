@@ -8,6 +8,7 @@
   probability of every reachable pair, the edge probabilities as traced weights), forward and
   the gradient of the sum of all path probabilities. Reference: SciPy's Dijkstra on
   ``-log p`` (values).
+- ``logic_topk``: the same closure in ``TopKProofs(1)`` (values).
 - ``soft_dtw``: soft-DTW of two 512-step series (gamma 1), forward + gradient wrt the cost
   matrix. Reference: an independent NumPy version of Cuturi & Blondel's two recursions;
   peer: the same anti-diagonal recursion in PyTorch with autograd. (tslearn is not
@@ -135,6 +136,21 @@ def _diffsys_max_product() -> Thunk:
     return run
 
 
+def _diffsys_top1() -> Thunk:
+    from diffsys.systems import logic
+
+    edges, p = _graph()
+    g = logic.Program.parse(RULES).ground({"edge": edges})
+    sym = np.asarray(g.symbols)
+    order = np.lexsort((sym[g.relations["path"][:, 1]], sym[g.relations["path"][:, 0]]))
+
+    def run() -> Any:
+        res = logic.evaluate(g, {"edge": p}, logic.TopKProofs(1))
+        return (np.asarray(res.weights("path"))[order],)
+
+    return run
+
+
 # --- soft-DTW ------------------------------------------------------------------------------------
 
 
@@ -245,6 +261,24 @@ WORKLOAD_MAX_PRODUCT = Workload(
     tolerance=1e-10,
 )
 
+WORKLOAD_TOP1 = Workload(
+    name="logic_topk",
+    title="Datalog closure, top-k proofs (k = 1)",
+    description=(
+        "The same program and graph in `TopKProofs(1)` (Scallop's differentiable top-k "
+        "proofs): proofs are kept per rule instance in Python, then each tuple's probability "
+        "is a weighted model count. With k = 1 it is the best proof's probability, so the "
+        "reference is SciPy Dijkstra on -log p. ProbLog does not finish at this size."
+    ),
+    unit="ms",
+    scale=1e3,
+    target=float("inf"),
+    own_target=True,
+    reference=_reference_max_product,
+    impls={"diffsys": Impl(_diffsys_top1, "`logic.evaluate(.., TopKProofs(1))`")},
+    tolerance=1e-10,
+)
+
 WORKLOAD_SOFT_DTW = Workload(
     name="soft_dtw",
     title=f"soft-DTW {N_DTW} x {N_DTW}, forward + backward",
@@ -268,4 +302,4 @@ WORKLOAD_SOFT_DTW = Workload(
     tolerance=1e-9,
 )
 
-WORKLOADS = [WORKLOAD_CLOSURE, WORKLOAD_MAX_PRODUCT, WORKLOAD_SOFT_DTW]
+WORKLOADS = [WORKLOAD_CLOSURE, WORKLOAD_MAX_PRODUCT, WORKLOAD_TOP1, WORKLOAD_SOFT_DTW]
