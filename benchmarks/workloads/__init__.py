@@ -6,6 +6,7 @@ from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhea
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .db import WORKLOADS as DB
 from .jit import WORKLOADS as JIT
+from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
@@ -35,6 +36,7 @@ WORKLOADS: dict[str, Workload] = {
         *DB,
         RUNTIME,
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
+        *LOGIC,
     )
 }
 

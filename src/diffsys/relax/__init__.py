@@ -13,12 +13,24 @@
 - Sampling: :func:`gumbel_softmax`, :func:`relaxed_bernoulli`, :func:`normal_rsample`, and
   score-function gradients (:func:`score_function`) with baselines and
   :func:`gradient_variance`.
+- Differentiable dynamic programming (Mensch & Blondel 2018): :func:`smoothed_max`,
+  :func:`smoothed_min` (entropy or l2), :func:`soft_dtw`, :func:`soft_edit_distance`,
+  :func:`soft_viterbi`, :func:`soft_shortest_path` (docs/dp.md).
 - Soft quantization: :func:`noisy_quantize`, :func:`soft_round`, :func:`quantization_gap`.
 
 See docs/relax.md for the guide.
 """
 
 from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus
+from .dp import (
+    smoothed_max,
+    smoothed_min,
+    soft_dtw,
+    soft_dtw_cost,
+    soft_edit_distance,
+    soft_shortest_path,
+    soft_viterbi,
+)
 from .isotonic import isotonic_kl, isotonic_l2, isotonic_regression
 from .neuralsort import neural_sort, neural_sort_values, neuralsort_reference
 from .quantization import QuantizationGap, noisy_quantize, quantization_gap, soft_round
@@ -100,20 +112,27 @@ __all__ = [
     "sinkhorn_plan",
     "sinkhorn_rank",
     "sinkhorn_sort",
+    "smoothed_max",
+    "smoothed_min",
     "soft_abs",
     "soft_argmax",
     "soft_argmin",
     "soft_clip",
+    "soft_dtw",
+    "soft_dtw_cost",
+    "soft_edit_distance",
     "soft_gate",
     "soft_max",
     "soft_min",
     "soft_rank",
     "soft_round",
+    "soft_shortest_path",
     "soft_sign",
     "soft_sort",
     "soft_step",
     "soft_topk",
     "soft_topk_mask",
+    "soft_viterbi",
     "softmax",
     "softplus",
     "ste_argmax_onehot",

@@ -5,10 +5,11 @@
   ranges), each an ``nn.Module`` and, where it has one, a relaxed/hard pair.
 - :mod:`diffsys.systems.render`: a differentiable renderer on the CPU (soft rasterization of
   2-D shapes and triangle meshes, with exact hard forms); see docs/render.md.
+- :mod:`diffsys.systems.logic`: Datalog with provenance semirings (docs/logic.md).
 
 See docs/systems-data.md for the guide.
 """
 
-from . import data, render
+from . import data, logic, render
 
-__all__ = ["data", "render"]
+__all__ = ["data", "logic", "render"]
