@@ -9,7 +9,7 @@ import numpy as np
 import diffsys.numpy as dnp
 
 
-def make_data(n: int = 60, seed: int = 0) -> dict:
+def make_data(n: int = 61, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 3))
     y = np.sin(x @ np.array([1.0, -2.0, 0.5])) + 0.1 * rng.normal(size=n)
@@ -35,7 +35,7 @@ def loss(params, batch):
 class Loader:
     """Shard ``i`` of ``n_shards`` of ``make_data(n)``: made on the worker that holds it."""
 
-    def __init__(self, n_shards: int, n: int = 60) -> None:
+    def __init__(self, n_shards: int, n: int = 61) -> None:
         self.n_shards, self.n = n_shards, n
 
     def __call__(self, i: int) -> dict:
