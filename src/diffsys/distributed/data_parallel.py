@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..core.pytree import tree_flatten, tree_leaves, tree_unflatten
+from ..core.tracer import concrete
 from ..core.transforms import value_and_grad
 from ._wire import add_packed, pack, unpack
 from .cluster import check_serialisable, check_versions
@@ -268,7 +269,7 @@ class _Plain:
         out = self.loss(params, batch)
         if self.has_aux:
             value, aux = out
-            return value, {k: float(v) for k, v in aux.items()}
+            return value, {k: float(concrete(v)) for k, v in aux.items()}
         return out, {}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.tracer import concrete
 from ..nn import combine, is_inexact_array, partition
 from ..optim.base import GradientTransformation, apply_updates, global_norm
 from ..pipeline import Pipeline, StepReport, Telemetry
@@ -168,9 +169,9 @@ class _PipelineObjective:
         total, aux = self.pipe.loss(
             params, batch, state=self.state, step=step, key=key, mode="train"
         )
-        out = {f"term.{k}": float(v) for k, v in aux["terms"].items()}
-        out.update({f"metric.{k}": float(v) for k, v in aux["metrics"].items()})
-        out.update({f"weight.{k}": float(v) for k, v in aux["weights"].items()})
+        out = {f"term.{k}": float(concrete(v)) for k, v in aux["terms"].items()}
+        out.update({f"metric.{k}": float(concrete(v)) for k, v in aux["metrics"].items()})
+        out.update({f"weight.{k}": float(concrete(v)) for k, v in aux["weights"].items()})
         return total, out
 
 
