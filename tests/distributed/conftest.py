@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("dask.distributed", reason="needs the 'distributed' extra")
-
 
 @pytest.fixture(scope="module")
 def client():

@@ -3,7 +3,6 @@ by value (cloudpickle), as a script's would, since this folder is not importable
 
 from __future__ import annotations
 
-import cloudpickle
 import numpy as np
 
 import diffsys.numpy as dnp
@@ -45,4 +44,6 @@ class Loader:
 
 
 def register_by_value(module) -> None:
+    import cloudpickle
+
     cloudpickle.register_pickle_by_value(module)

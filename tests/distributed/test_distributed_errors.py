@@ -4,6 +4,7 @@ clear errors."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import threading
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 
 import diffsys
-from diffsys import distributed as dist
 from diffsys import optim
+
+pytest.importorskip("dask.distributed")  # the distributed extra (in the test extra)
+dist = importlib.import_module("diffsys.distributed")
 
 h.register_by_value(h)
 h.register_by_value(sys.modules[__name__])

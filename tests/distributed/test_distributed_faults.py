@@ -3,6 +3,7 @@ update is lost or applied twice, the run equals an uninterrupted one bit for bit
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import dp_helpers as h
 import numpy as np
+import pytest
 
 import diffsys as ds
-from diffsys import distributed as dist
 from diffsys import optim
+
+pytest.importorskip("dask.distributed")  # the distributed extra (in the test extra)
+dist = importlib.import_module("diffsys.distributed")
 
 h.register_by_value(h)
 h.register_by_value(sys.modules[__name__])

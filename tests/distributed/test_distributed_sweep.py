@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 
 import diffsys as ds
 import diffsys.numpy as dnp
-from diffsys import distributed as dist
+
+pytest.importorskip("dask.distributed")  # the distributed extra (in the test extra)
+dist = importlib.import_module("diffsys.distributed")
 
 h.register_by_value(h)
 h.register_by_value(sys.modules[__name__])

@@ -3,6 +3,7 @@ concatenated data, reproducible, shards kept on the workers, pipelines with tele
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import dp_helpers as h
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 
 import diffsys as ds
-from diffsys import distributed as dist
 from diffsys import nn, optim
 from diffsys import pipeline as pl
+
+pytest.importorskip("dask.distributed")  # the distributed extra (in the test extra)
+dist = importlib.import_module("diffsys.distributed")
 
 h.register_by_value(h)
 h.register_by_value(sys.modules[__name__])
