@@ -1,4 +1,4 @@
-"""``diffsys demo distributed --quick``: it trains, matches the single process, writes its report."""
+"""``diffsys demo distributed --quick``: it trains, matches one process, writes its report."""
 
 from __future__ import annotations
 
