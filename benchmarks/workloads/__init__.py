@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
+from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .replay import WORKLOAD as REPLAY
@@ -27,6 +28,7 @@ WORKLOADS: dict[str, Workload] = {
         *MASS_SPRING,
         *JIT,
         *soft_sort.SCALING,
+        *DISTRIBUTED,
     )
 }
 
