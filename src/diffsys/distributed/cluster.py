@@ -28,7 +28,7 @@ def local_cluster(
     """
     from dask.distributed import Client, LocalCluster
 
-    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("dashboard_address", ":0")  # a free port, never a clash
     cluster = LocalCluster(
         n_workers=n_workers, threads_per_worker=threads_per_worker, processes=processes, **kwargs
     )
