@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +168,7 @@ class DataParallel:
         job = _Job(objective, treedef)
         check_serialisable(job, "the objective (loss function) or the parameters' structure")
         tag = uuid.uuid4().hex[:8]
+        self._job_value = job
         self._job = client.scatter(job, broadcast=True, hash=False)
         try:
             client.submit(_check_job, self._job, pure=False).result()
@@ -205,17 +207,37 @@ class DataParallel:
     def n_shards(self) -> int:
         return len(self._shards)
 
-    def round(self, params, step: int = 0) -> RoundResult:
-        """Loss, gradients and aux of the objective at ``params`` over all shards."""
+    def round(self, params, step: int = 0, *, max_retries: int = 3) -> RoundResult:
+        """Loss, gradients and aux of the objective at ``params`` over all shards.
+
+        A round that loses data to a dying worker beyond what Dask recomputes by itself
+        (the broadcast parameters or the job, which have no lineage) is run again from the
+        start, up to ``max_retries`` times: it is a pure function of the parameters and
+        shards, so the result is the same. Exceptions of the user's code
+        (:class:`WorkerError`) are not retried."""
+        from dask.distributed import KilledWorker
+
+        lost = (KilledWorker, CancelledError, OSError)
+        for attempt in range(max_retries + 1):
+            try:
+                return self._round(params, step)
+            except lost:
+                if attempt == max_retries:
+                    raise
+                if self._job.status != "finished":
+                    self._job = self.client.scatter(self._job_value, broadcast=True, hash=False)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _round(self, params, step: int) -> RoundResult:
         t0 = time.perf_counter()
         leaves, treedef = tree_flatten(params)
         payload = pack([np.asarray(x) for x in leaves])
         sent = self.client.scatter(payload, broadcast=True, hash=False)
+        held = []  # every future of the round stays referenced until its sum is in
         parts = [
             self.client.submit(_shard_grad, self._job, s, sent, i, w, step, pure=False)
             for i, (s, w) in enumerate(zip(self._shards, self.weights, strict=True))
         ]
-        grad_bytes = None
         while len(parts) > 1:  # pairwise, in shard order: a fixed summation tree
             nxt = [
                 self.client.submit(_reduce_pair, parts[j], parts[j + 1], pure=False)
@@ -223,9 +245,11 @@ class DataParallel:
             ]
             if len(parts) % 2:
                 nxt.append(parts[-1])
+            held += parts
             parts = nxt
         data = parts[0].result()
         grad_bytes = len(data)
+        del held
         g_leaves, scalars = unpack(data)
         return RoundResult(
             loss=scalars.pop("loss"),
