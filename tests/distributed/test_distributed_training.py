@@ -177,3 +177,36 @@ def test_checkpoint_restart_continues_bit_identically(client, tmp_path):
         np.testing.assert_array_equal(a, b)
     tr.close()
     again.close()
+
+
+class NanShard(h.Loader):
+    """Shard 1 has a NaN target."""
+
+    def __call__(self, i: int) -> dict:
+        batch = super().__call__(i)
+        if i == 1:
+            batch["y"] = batch["y"].copy()
+            batch["y"][0] = np.nan
+        return batch
+
+
+def test_pipeline_non_finite_gradient_names_the_stage_and_skips_the_update(client):
+    pipe = make_pipeline()
+    before = np.array(pipe.params["head"].weight)
+    tr = dist.PipelineTrainer(pipe, optim.sgd(0.1), NanShard(3), n_shards=3, client=client)
+    with pytest.raises(pl.NonFiniteError) as info:
+        tr.step()
+    assert info.value.stage == "head" and info.value.where == "parameter gradient"
+    assert "['head', 'enc']" in str(info.value)
+    np.testing.assert_array_equal(pipe.params["head"].weight, before)
+    assert tr.ts.step == 0
+    tr.close()
+
+
+def test_wire_docstring():
+    import doctest
+
+    from diffsys.distributed import _wire
+
+    result = doctest.testmod(_wire)
+    assert result.failed == 0 and result.attempted > 0

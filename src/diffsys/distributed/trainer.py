@@ -18,7 +18,7 @@ import numpy as np
 from ..core.tracer import concrete
 from ..nn import combine, is_inexact_array, partition
 from ..optim.base import GradientTransformation, apply_updates, global_norm
-from ..pipeline import Pipeline, StepReport, Telemetry
+from ..pipeline import NonFiniteError, Pipeline, StepReport, Telemetry
 from .data_parallel import DataParallel, RoundResult, plain_objective
 
 __all__ = ["PipelineTrainer", "RoundReport", "Trainer"]
@@ -250,6 +250,7 @@ class PipelineTrainer:
         ts = self.ts
         diff = self._diff
         res = self.engine.round(diff, ts.step)
+        self._check_finite(res)
         t0 = _now()
         updates, opt_state = ts.optimizer.update(res.grads, ts.opt_state, diff)
         new_diff = apply_updates(diff, updates)
@@ -281,6 +282,21 @@ class PipelineTrainer:
         grad_norm = float(global_norm(res.grads))
         self.history_rounds.append(_report(report.step, res, grad_norm, update_s))
         return report
+
+    def _check_finite(self, res: RoundResult) -> None:
+        """Refuse a round whose reduced gradient is not finite (no update applied), naming the
+        stages, last first (the backward order), as ``pl.Trainer`` does."""
+        bad = [n for n in reversed(self.pipeline.order) if n in res.grads
+               and not np.isfinite(float(global_norm(res.grads[n])))]
+        if bad:
+            raise NonFiniteError(
+                f"distributed.PipelineTrainer: the gradient of stage(s) {bad} summed over the "
+                f"{res.n_shards} shards is not finite at step {self.ts.step} (loss "
+                f"{res.loss}); no update applied. Find the shard with dist.DataParallel.round "
+                "on each shard alone, or pl.Trainer on it, which names where the NaN starts",
+                bad[0],
+                "parameter gradient",
+            )
 
     def fit(self, rounds: int) -> list[StepReport]:
         """``rounds`` steps; their reports."""
