@@ -41,7 +41,8 @@ from .errors import WorkerError, wrap_worker_exception
 
 __all__ = ["DataParallel", "RoundResult", "batch_size"]
 
-_TIMINGS = ("compute_s", "reduce_s")
+_TIMINGS = ("reduce_s",)  # the critical path of the tree; per-worker compute adds up
+_BUSY = "busy."  # + worker address: the compute time of that worker's shards, summed
 
 
 def batch_size(batch) -> int:
@@ -60,11 +61,11 @@ def batch_size(batch) -> int:
 class RoundResult:
     """One round's reduced loss, gradients and aux values, with its costs.
 
-    ``compute_s``: the slowest shard's ``value_and_grad``; ``reduce_s``: the summing on the
-    critical path of the reduction tree; ``wall_s``: the round on the driver, so ``wall_s -
-    compute_s - reduce_s`` is transfer and scheduling. ``param_bytes`` / ``grad_bytes``: one
-    message each way (the parameters reach every worker once, each shard's gradient moves
-    once).
+    ``compute_s``: the busiest worker's ``value_and_grad`` time (its shards' summed);
+    ``reduce_s``: the summing on the critical path of the reduction tree; ``wall_s``: the
+    round on the driver, so ``wall_s - compute_s - reduce_s`` is transfer and scheduling.
+    ``param_bytes`` / ``grad_bytes``: one message each way (the parameters reach every worker
+    once, each shard's gradient moves once).
     """
 
     loss: float
@@ -116,7 +117,9 @@ def _shard_grad(job: _Job, shard, payload: bytes, index: int, weight: float, ste
         g_leaves = [weight * np.asarray(g) for g in tree_flatten(grads)[0]]
         scalars = {"loss": weight * float(loss)}
         scalars.update({f"aux.{k}": weight * float(v) for k, v in sorted(aux.items())})
-        scalars["compute_s"] = time.perf_counter() - t0
+        from dask.distributed import get_worker
+
+        scalars[_BUSY + get_worker().address] = time.perf_counter() - t0
         scalars["reduce_s"] = 0.0
         return pack(g_leaves, scalars)
     except WorkerError:
@@ -255,7 +258,7 @@ class DataParallel:
             loss=scalars.pop("loss"),
             grads=tree_unflatten(treedef, g_leaves),
             aux={k[4:]: v for k, v in scalars.items() if k.startswith("aux.")},
-            compute_s=scalars["compute_s"],
+            compute_s=max(v for k, v in scalars.items() if k.startswith(_BUSY)),
             reduce_s=scalars["reduce_s"],
             wall_s=time.perf_counter() - t0,
             param_bytes=len(payload),
