@@ -119,3 +119,19 @@ def test_import_without_the_extra_names_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PYTHONPATH": ":".join(sys.path)})
     assert "'distributed' extra" in out.stdout
+
+
+def test_loss_from_a_module_workers_cannot_import_is_explained(client, tmp_path, monkeypatch):
+    (tmp_path / "driver_only_losses.py").write_text(
+        "def loss(params, batch):\n    return (params['w1'] ** 2).sum()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # on the driver only: the workers run already
+    module = importlib.import_module("driver_only_losses")
+    try:
+        with pytest.raises(dist.SerializationError) as info:
+            dist.Trainer(module.loss, h.init_params(), optim.sgd(0.1), h.Loader(2), n_shards=2,
+                         client=client)
+    finally:
+        sys.modules.pop("driver_only_losses", None)
+    msg = str(info.value)
+    assert "driver_only_losses" in msg and "importable on every worker" in msg
