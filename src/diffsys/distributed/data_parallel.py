@@ -172,8 +172,8 @@ class DataParallel:
         check_serialisable(job, "the objective (loss function) or the parameters' structure")
         tag = uuid.uuid4().hex[:8]
         self._job_value = job
-        self._job = client.scatter(job, broadcast=True, hash=False)
-        try:
+        try:  # the workers unpickle the job as it arrives: a missing module shows here
+            self._job = client.scatter(job, broadcast=True, hash=False)
             client.submit(_check_job, self._job, pure=False).result()
         except Exception as exc:
             raise _setup_error(exc) from exc
@@ -275,9 +275,12 @@ class DataParallel:
 def _setup_error(exc: BaseException) -> Exception:
     from .errors import SerializationError
 
-    if isinstance(exc, ImportError | AttributeError):
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ImportError | AttributeError) or any(
+        name in text for name in ("ModuleNotFoundError", "ImportError", "Can't get attribute")
+    ):
         return SerializationError(
-            f"distributed: a worker could not load the objective ({type(exc).__name__}: {exc}). "
+            f"distributed: a worker could not load the objective ({text}). "
             "Functions defined in a module travel by reference: that module must be importable "
             "on every worker (install your package there, or define the function in the "
             "script so it travels by value)."
