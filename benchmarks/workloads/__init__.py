@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .db import WORKLOADS as DB
+from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
 from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
@@ -37,6 +38,7 @@ WORKLOADS: dict[str, Workload] = {
         RUNTIME,
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
         *LOGIC,
+        *DISTRIBUTED,
     )
 }
 

@@ -29,6 +29,7 @@ DEMOS: dict[str, tuple[str, str]] = {
     "tiling": ("a stencil's tile shape chosen by gradient through a learned cost model", "tiling"),
     "render": ("fit coloured discs and triangles to an image with the soft rasterizer", "render"),
     "logic": ("learn edge probabilities through a recursive Datalog program; soft-DTW", "logic"),
+    "distributed": ("data-parallel training and a sweep on a local Dask cluster", "distributed"),
 }
 
 

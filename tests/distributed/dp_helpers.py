@@ -1,0 +1,49 @@
+"""A small regression problem for the data-parallel tests; its functions travel to the workers
+by value (cloudpickle), as a script's would, since this folder is not importable there."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import diffsys.numpy as dnp
+
+
+def make_data(n: int = 61, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3))
+    y = np.sin(x @ np.array([1.0, -2.0, 0.5])) + 0.1 * rng.normal(size=n)
+    return {"x": x, "y": y}
+
+
+def init_params(seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "w1": rng.normal(size=(3, 8)) / 2,
+        "b1": np.zeros(8),
+        "w2": rng.normal(size=(8,)) / 3,
+        "b2": np.zeros(()),
+    }
+
+
+def loss(params, batch):
+    h = dnp.tanh(batch["x"] @ params["w1"] + params["b1"])
+    pred = h @ params["w2"] + params["b2"]
+    return dnp.mean((pred - batch["y"]) ** 2) + 1e-3 * dnp.sum(params["w1"] ** 2)
+
+
+class Loader:
+    """Shard ``i`` of ``n_shards`` of ``make_data(n)``: made on the worker that holds it."""
+
+    def __init__(self, n_shards: int, n: int = 61) -> None:
+        self.n_shards, self.n = n_shards, n
+
+    def __call__(self, i: int) -> dict:
+        data = make_data(self.n)
+        parts = np.array_split(np.arange(self.n), self.n_shards)
+        return {k: v[parts[i]] for k, v in data.items()}
+
+
+def register_by_value(module) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
