@@ -7,6 +7,6 @@
 See docs/systems-data.md for the guide.
 """
 
-from . import data
+from . import data, physics
 
-__all__ = ["data"]
+__all__ = ["data", "physics"]
