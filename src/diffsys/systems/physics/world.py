@@ -145,7 +145,7 @@ class World(Module):
         n = mass.shape[0]
         if not isinstance(mass, Tracer) and np.any(mass <= 0):
             i = int(np.argmax(mass <= 0))
-            raise ValueError(f"World: particle {i} has mass {mass[i]!r}; masses must be > 0")
+            raise ValueError(f"World: particle {i} has mass {float(mass[i])}; masses must be > 0")
         if dim is None:
             dim = (
                 np.shape(positions)[-1]
@@ -175,7 +175,7 @@ class World(Module):
             s = int(np.argmax(rest_length <= 0))
             i, j = springs[s]
             raise ValueError(
-                f"World: spring {s} (particles {i}-{j}) has rest length {rest_length[s]!r}; "
+                f"World: spring {s} (particles {i}-{j}) has rest length {float(rest_length[s])}; "
                 "zero-length springs have no direction: give a rest length > 0"
             )
         self.mass = mass
@@ -303,7 +303,8 @@ def _warn_if_unstable(world: World) -> None:
 def check_state(world: World, state: State) -> None:
     """Check a state against a world (plain arrays only): shapes, NaN or infinite values (an
     error naming the particle), springs whose ends coincide (an error naming the spring),
-    particles overlapping each other or a collider (a warning naming them).
+    particles overlapping each other, or a collider by more than ``10 * contact_smoothing``
+    (a warning naming them).
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import World, State, check_state
@@ -342,9 +343,12 @@ def check_state(world: World, state: State) -> None:
                 f"simulate: particles {i} and {j} are created overlapping by {-gap:.3g}",
                 stacklevel=3,
             )
-    dist = x @ world.plane_normal.T - world.plane_offset - r[:, None]
-    if dist.size and np.any(dist < 0):
-        i, p = np.unravel_index(int(np.argmin(dist)), dist.shape)
+    depth = r[:, None] + world.plane_offset - x @ world.plane_normal.T
+    tolerance = 10.0 * float(np.asarray(_plain(world.contact_smoothing)))
+    if depth.size and np.any(depth > tolerance):
+        i, p = np.unravel_index(int(np.argmax(depth)), depth.shape)
         warnings.warn(
-            f"simulate: particle {i} starts inside collider {p} by {-dist[i, p]:.3g}", stacklevel=3
+            f"simulate: particle {i} starts inside collider {p} by {depth[i, p]:.3g} (more than "
+            f"10 x contact_smoothing = {tolerance:.3g}): the first steps push it out hard",
+            stacklevel=3,
         )
