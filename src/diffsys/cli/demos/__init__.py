@@ -15,7 +15,9 @@ import importlib
 __all__ = ["DEMOS", "report_folder", "run_named"]
 
 #: ``name: (one-line description, module in this package)``.
-DEMOS: dict[str, tuple[str, str]] = {}
+DEMOS: dict[str, tuple[str, str]] = {
+    "physics": ("billiards shot and system identification through smooth contact", "physics"),
+}
 
 
 def report_folder(name: str, args: argparse.Namespace) -> str:
