@@ -152,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"      {successes}/{starts} shots end within {2 * RADIUS:g} of the pocket")
 
     # 2. system identification
-    sysid_steps = 120 if quick else 300
+    sysid_steps = 200 if quick else 300
     print(f"[2/3] system identification from a noisy {sysid_steps}-step trajectory")
     found, path, observed, fit, initial, result = identify(sysid_steps, 1e-3, rng)
     errors = {k: abs(found[k] - TRUE[k]) / TRUE[k] for k in TRUE}
