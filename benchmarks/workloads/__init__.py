@@ -6,6 +6,7 @@ from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhea
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .jit import WORKLOADS as JIT
 from .mass_spring import WORKLOADS as MASS_SPRING
+from .physics import WORKLOADS as PHYSICS
 from .replay import WORKLOAD as REPLAY
 
 WORKLOADS: dict[str, Workload] = {
@@ -25,6 +26,7 @@ WORKLOADS: dict[str, Workload] = {
         neuralsort.WORKLOAD_FORWARD,
         neuralsort.WORKLOAD,
         *MASS_SPRING,
+        *PHYSICS,
         *JIT,
         *soft_sort.SCALING,
     )
