@@ -193,8 +193,8 @@ _PROBLEM = (
     f"{N} balls (radius {RADIUS}) on a {TABLE[0]:g} x {TABLE[1]:g} table with 4 cushions, smooth "
     f"penalty contacts between all {len(PAIR_I)} pairs and with the cushions, drag, "
     f"semi-implicit Euler, dt = {DT}, {T} steps; `(loss, dloss/dv0)`. Reference: NumPy forward "
-    "pass differentiated by complex steps. Peak memory: tracemalloc (diffsys), the PyTorch profiler's "
-    "CPU allocations (PyTorch), as in `mass_spring`. "
+    "pass differentiated by complex steps. Peak memory: tracemalloc (diffsys), the PyTorch "
+    "profiler's CPU allocations (PyTorch), as in `mass_spring`. "
 )
 
 WORKLOAD_ALL = Workload(
