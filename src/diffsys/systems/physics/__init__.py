@@ -12,6 +12,8 @@ contact and friction constants, control sequences and controller parameters.
   :class:`diffsys.relax.Relaxation` (smooth law, ``.hard`` limit, ``.gap``).
 - :func:`forces`, :func:`step`, :func:`energy`: the equations of motion.
 - :func:`simulate`: a rollout; :func:`mismatch`: smooth vs hard contact over a rollout.
+- :class:`RigidWorld`, :class:`RigidState`, :func:`simulate_rigid`: 2-D discs and boxes
+  with inertia, in contact with the colliders.
 - :func:`gradient_report`: per-step gradient norms, explosion and contact-induced jumps.
 
 See docs/physics.md.
@@ -29,6 +31,7 @@ from .dynamics import (
     step,
 )
 from .health import GradientReport, gradient_report
+from .rigid import RigidState, RigidWorld, rigid_step, simulate_rigid
 from .simulate import RECORD, mismatch, simulate
 from .world import INTEGRATORS, StabilityWarning, State, World, check_state, stability_limit
 
@@ -36,6 +39,8 @@ __all__ = [
     "GradientReport",
     "INTEGRATORS",
     "RECORD",
+    "RigidState",
+    "RigidWorld",
     "StabilityWarning",
     "State",
     "World",
@@ -50,7 +55,9 @@ __all__ = [
     "gradient_report",
     "mismatch",
     "pair_forces",
+    "rigid_step",
     "simulate",
+    "simulate_rigid",
     "spring_forces",
     "stability_limit",
     "step",
