@@ -95,3 +95,27 @@ def test_relaxed_contact_tends_to_the_hard_one():
         _, soft = simulate(world, s0, steps=400)
         gaps.append(np.max(np.abs(soft - hard)))
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-2 * gaps[0], gaps
+
+
+def test_controls_act_as_forces_and_muscles():
+    # actuation a sets the rest length to L0 (1 + a): a damped spring settles there
+    w = World(
+        mass=[1.0, 1.0],
+        springs=[(0, 1)],
+        stiffness=100.0,
+        damping=5.0,
+        rest_length=[1.0],
+        planes=[],
+        gravity=[0.0, 0.0],
+        dt=1e-3,
+    )
+    s0 = State(np.array([[0.0, 0.0], [1.0, 0.0]]), np.zeros((2, 2)))
+    steps = 3000
+    end, _ = simulate(w, s0, {"actuation": np.full((steps, 1), 0.2)})
+    np.testing.assert_allclose(np.linalg.norm(end.position[1] - end.position[0]), 1.2, rtol=1e-6)
+    # a force control F on a free unit mass: semi-implicit Euler gives x_T = dt^2 F T (T + 1) / 2
+    free = World(mass=[1.0], planes=[], gravity=[0.0, 0.0], dt=1e-2)
+    force = np.zeros((50, 1, 2))
+    force[:, 0, 0] = 3.0
+    end, _ = simulate(free, State(np.zeros((1, 2)), np.zeros((1, 2))), {"force": force})
+    np.testing.assert_allclose(end.position[0], [1e-4 * 3.0 * 50 * 51 / 2, 0.0], rtol=1e-12)
