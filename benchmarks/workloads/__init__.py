@@ -9,6 +9,7 @@ from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
 from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
+from .physics import WORKLOADS as PHYSICS
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .render3d import WORKLOADS as RENDER_3D
@@ -32,6 +33,7 @@ WORKLOADS: dict[str, Workload] = {
         neuralsort.WORKLOAD_FORWARD,
         neuralsort.WORKLOAD,
         *MASS_SPRING,
+        *PHYSICS,
         *JIT,
         *soft_sort.SCALING,
         *DB,

@@ -222,7 +222,9 @@ def closure_tracers(fun) -> list:
             stack.append(obj.__func__)
             stack.append(obj.__self__)
         elif isinstance(obj, list | tuple | set | frozenset):
-            stack.extend(obj)
+            # through iter(): list.extend preallocates a sequence's len(), and a tuple subclass
+            # may report more than it holds (a primitive's VariadicRules says 2**30: 8 GiB)
+            stack.extend(iter(obj))
         elif isinstance(obj, dict):
             stack.extend(obj.values())
         else:

@@ -10,6 +10,6 @@
 See docs/systems-data.md for the guide.
 """
 
-from . import data, logic, render
+from . import data, logic, physics, render
 
-__all__ = ["data", "logic", "render"]
+__all__ = ["data", "logic", "physics", "render"]

@@ -30,6 +30,7 @@ DEMOS: dict[str, tuple[str, str]] = {
     "render": ("fit coloured discs and triangles to an image with the soft rasterizer", "render"),
     "logic": ("learn edge probabilities through a recursive Datalog program; soft-DTW", "logic"),
     "distributed": ("data-parallel training and a sweep on a local Dask cluster", "distributed"),
+    "physics": ("billiards shot and system identification through smooth contact", "physics"),
 }
 
 

@@ -1,0 +1,25 @@
+"""The examples in the docstrings of diffsys.systems.physics run and give what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import diffsys.systems.physics
+
+MODULES = ["diffsys.systems.physics"] + sorted(
+    f"diffsys.systems.physics.{m.name}"
+    for m in pkgutil.iter_modules(diffsys.systems.physics.__path__)
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+    if name.endswith(("contact", "world", "simulate", "health", "rigid")):
+        assert result.attempted > 0, f"{name} has no docstring examples"
