@@ -6,6 +6,10 @@
 - :mod:`diffsys.systems.render`: a differentiable renderer on the CPU (soft rasterization of
   2-D shapes and triangle meshes, with exact hard forms); see docs/render.md.
 - :mod:`diffsys.systems.logic`: Datalog with provenance semirings (docs/logic.md).
+- :mod:`diffsys.systems.physics`: particles, springs and 2-D rigid bodies with smooth contact,
+  simulated under ``ds.scan`` (docs/physics.md).
+- ``diffsys.systems.db``, ``search`` (DuckDB, the ``db`` extra), ``runtime`` and ``compiler``
+  are imported on their own.
 
 See docs/systems-data.md for the guide.
 """
