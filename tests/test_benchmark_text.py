@@ -82,3 +82,13 @@ def test_linalg_factors_a_once_per_timed_call(monkeypatch):
         thunk()
         assert len(calls) == 2, (framework, len(calls))
     assert np.isfinite(relative_error(to_numpy(thunk()), WORKLOADS["linalg"].reference()))
+
+
+@pytest.mark.parametrize("name", ["jit_mlp_step_f64", "jit_hvp", "jit_overhead"])
+def test_jit_workloads_return_what_their_reference_returns(name):
+    """A ds.jit workload must compute what its eager twin's reference computes (the MLP
+    step's reference returns gradients and updated parameters): a check that differs in
+    structure reports a mismatch (relative error inf) and times nothing meaningful."""
+    w = WORKLOADS[name]
+    got = to_numpy(w.impls["diffsys"].build()())
+    assert relative_error(got, w.reference()) <= w.tolerance

@@ -43,9 +43,13 @@ def _mlp_diffsys(dtype) -> Thunk:
     def step(model, opt_state, x, y):
         _, grads = ds.value_and_grad(lambda m, x, y: nn.cross_entropy(m(x), y))(model, x, y)
         updates, opt_state = opt.update(grads, opt_state, model)
-        return optim.apply_updates(model, updates), opt_state
+        return optim.apply_updates(model, updates), opt_state, grads
 
-    return lambda: tuple(ds.tree_leaves(step(model, opt_state, x, y)[0]))
+    def run():  # gradients and updated parameters, as mlp_step's reference
+        new, _, grads = step(model, opt_state, x, y)
+        return tuple(ds.tree_leaves(grads)) + tuple(ds.tree_leaves(new))
+
+    return run
 
 
 def _mlp_jax(dtype) -> Thunk:
@@ -64,7 +68,7 @@ def _mlp_jax(dtype) -> Thunk:
     @jax.jit
     def step(params, x, y):
         g = jax.grad(loss)(params, x, y)
-        return tuple(p - mlp_step.LR * gp for p, gp in zip(params, g, strict=True))
+        return tuple(g) + tuple(p - mlp_step.LR * gp for p, gp in zip(params, g, strict=True))
 
     f = jax_blocking(step)
     params = tuple(jnp.asarray(p) for p in params)
