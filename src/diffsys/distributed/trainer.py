@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ..core.tracer import concrete
-from ..nn import combine, is_inexact_array, partition
 from ..optim.base import GradientTransformation, apply_updates, global_norm
 from ..pipeline import NonFiniteError, Pipeline, StepReport, Telemetry
+from ..pipeline.pipeline import combine_trainable, split_trainable
 from .data_parallel import DataParallel, RoundResult, plain_objective
 
 __all__ = ["PipelineTrainer", "RoundReport", "Trainer"]
@@ -164,7 +164,7 @@ class _PipelineObjective:
         self.pipe, self.rest, self.state, self.seed = pipe, rest, state, seed
 
     def __call__(self, diff, batch, step):
-        params = _combine(diff, self.rest)
+        params = combine_trainable(diff, self.rest)
         key = (self.seed * 1_000_003 + step) % 2**63
         total, aux = self.pipe.loss(
             params, batch, state=self.state, step=step, key=key, mode="train"
@@ -173,21 +173,6 @@ class _PipelineObjective:
         out.update({f"metric.{k}": float(concrete(v)) for k, v in aux["metrics"].items()})
         out.update({f"weight.{k}": float(concrete(v)) for k, v in aux["weights"].items()})
         return total, out
-
-
-def _split(params: dict, trainable: tuple[str, ...]) -> tuple[dict, dict]:
-    """``(diff, rest)``: the floating-point leaves of the trainable stages, and the rest."""
-    diff, rest = {}, {}
-    for name, tree in params.items():
-        if name in trainable:
-            diff[name], rest[name] = partition(tree, is_inexact_array)
-        else:
-            rest[name] = tree
-    return diff, rest
-
-
-def _combine(diff: dict, rest: dict) -> dict:
-    return {n: combine(diff[n], t) if n in diff else t for n, t in rest.items()}
 
 
 class PipelineTrainer:
@@ -224,7 +209,7 @@ class PipelineTrainer:
                 "merged across shards yet: train it with pl.Trainer"
             )
         self.telemetry = telemetry
-        self._diff, rest = _split(self.ts.params, self.ts.trainable)
+        self._diff, rest = split_trainable(self.ts.params, self.ts.trainable)
         self.engine = DataParallel(
             _PipelineObjective(pipeline, rest, self.ts.state, seed),
             self._diff,
@@ -274,7 +259,7 @@ class PipelineTrainer:
                 )
             tel.record(report)
         self._diff = new_diff
-        self.ts.params = _combine(new_diff, self._rest)
+        self.ts.params = combine_trainable(new_diff, self._rest)
         self.ts.opt_state = opt_state
         self.ts.step = ts.step + 1
         self.pipeline.params = self.ts.params

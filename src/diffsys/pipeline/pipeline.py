@@ -41,7 +41,13 @@ from .telemetry import (
     sq_norm,
 )
 
-__all__ = ["HardModeGradientWarning", "Pipeline", "TrainState"]
+__all__ = [
+    "HardModeGradientWarning",
+    "Pipeline",
+    "TrainState",
+    "combine_trainable",
+    "split_trainable",
+]
 
 MODES = ("train", "infer")
 
@@ -564,29 +570,6 @@ class Pipeline:
         return total, aux
 
     # --- training ------------------------------------------------------------------------------
-    def _split(self, params: dict, trainable: tuple[str, ...]):
-        """``(diff, rest)``: the floating-point leaves of the trainable stages, and everything
-        else (``rest[name]`` is None for a stage whose leaves all went to ``diff``)."""
-        diff, rest = {}, {}
-        for name, tree in params.items():
-            if name not in trainable:
-                rest[name] = tree
-            elif all(is_inexact_array(x) for x in tree_leaves(tree)):
-                diff[name], rest[name] = tree, None  # the common case: no partition needed
-            else:
-                diff[name], rest[name] = partition(tree, is_inexact_array)
-        return diff, rest
-
-    @staticmethod
-    def _combine(diff: dict, rest: dict) -> dict:
-        out = {}
-        for name, tree in rest.items():
-            if name not in diff:
-                out[name] = tree
-            else:
-                out[name] = diff[name] if tree is None else combine(diff[name], tree)
-        return out
-
     def init(
         self,
         optimizer: GradientTransformation,
@@ -604,7 +587,7 @@ class Pipeline:
             )
         params = self._validate_params(self._params if params is None else params, "init")
         trainable = self.trainable_stages()
-        diff, _ = self._split(params, trainable)
+        diff, _ = split_trainable(params, trainable)
         return TrainState(
             params=params,
             opt_state=optimizer.init(diff),
@@ -638,12 +621,12 @@ class Pipeline:
         if tel is not None and not tel.enabled:
             tel = None
         monitor = Monitor(self._shared_outputs()) if tel is not None else None
-        diff, rest = self._split(ts.params, ts.trainable)
+        diff, rest = split_trainable(ts.params, ts.trainable)
         key = (ts.seed * 1_000_003 + ts.step) % 2**63
 
         def objective(diff):
             return self._loss(
-                self._combine(diff, rest),
+                combine_trainable(diff, rest),
                 batch,
                 state=ts.state,
                 step=ts.step,
@@ -689,7 +672,7 @@ class Pipeline:
         self.steps_done = ts.step + 1
         new_ts = _replace_ts(
             ts,
-            params=self._combine(new_diff, rest),
+            params=combine_trainable(new_diff, rest),
             opt_state=opt_state,
             state=aux["state"],
             step=ts.step + 1,
@@ -914,3 +897,29 @@ def _topological_order(stages: list[Stage]) -> list[str]:
                 + "; ".join(f"{n} reads {sorted(deps[n] - done)}" for n in remaining)
             )
     return order
+
+
+def split_trainable(params: dict, trainable) -> tuple[dict, dict]:
+    """``(diff, rest)`` of a pipeline's per-stage ``params``: the floating-point leaves of the
+    ``trainable`` stages, and everything else (``rest[name]`` is None for a stage whose
+    leaves all went to ``diff``). :func:`combine_trainable` puts them back together."""
+    diff, rest = {}, {}
+    for name, tree in params.items():
+        if name not in trainable:
+            rest[name] = tree
+        elif all(is_inexact_array(x) for x in tree_leaves(tree)):
+            diff[name], rest[name] = tree, None  # the common case: no partition needed
+        else:
+            diff[name], rest[name] = partition(tree, is_inexact_array)
+    return diff, rest
+
+
+def combine_trainable(diff: dict, rest: dict) -> dict:
+    """The per-stage parameters that :func:`split_trainable` split into ``diff`` and ``rest``."""
+    out = {}
+    for name, tree in rest.items():
+        if name not in diff:
+            out[name] = tree
+        else:
+            out[name] = diff[name] if tree is None else combine(diff[name], tree)
+    return out
