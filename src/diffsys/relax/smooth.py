@@ -45,6 +45,7 @@ from ..numpy import (
     expand_dims,
     greater,
     max,
+    maximum,
     min,
     negative,
     sign,
@@ -269,6 +270,16 @@ def soft_step(x: Array, temperature: float | Array = 1.0) -> Array:
     array([0. , 0.5, 1. ])
     """
     return sigmoid(x / temperature)
+
+
+@relaxation(hard=lambda x: maximum(x, 0.0))
+def soft_relu(x: Array, temperature: float | Array = 1.0) -> Array:
+    """``T * softplus(x / T)``: a smooth ``max(x, 0)``, above it by at most ``T log 2``.
+
+    >>> round(float(soft_relu(0.0, temperature=0.1)), 6), float(soft_relu.hard(-1.0))
+    (0.069315, 0.0)
+    """
+    return temperature * softplus(x / temperature)
 
 
 @relaxation(hard=sign)

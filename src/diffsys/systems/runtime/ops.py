@@ -33,7 +33,7 @@ import numpy as np
 
 from ... import numpy as dnp
 from ...core import stop_gradient
-from ...relax import relaxation, soft_sort, soft_topk_mask, softmax, softplus
+from ...relax import soft_relu, soft_sort, soft_topk_mask, softmax
 from ...scan import scan
 from .exact import check_theta, dispatch_scores, service_scale
 from .workload import Jobs, Requests
@@ -41,16 +41,6 @@ from .workload import Jobs, Requests
 __all__ = ["relaxed_cache", "smooth_dispatch", "smooth_quantile", "soft_relu"]
 
 Array = Any
-
-
-@relaxation(hard=lambda x: dnp.maximum(x, 0.0))
-def soft_relu(x: Array, temperature: float | Array = 1.0) -> Array:
-    """``T * softplus(x / T)``: a smooth ``max(x, 0)``, above it by at most ``T log 2``.
-
-    >>> round(float(soft_relu(0.0, temperature=0.1)), 6), float(soft_relu.hard(-1.0))
-    (0.069315, 0.0)
-    """
-    return temperature * softplus(x / temperature)
 
 
 def smooth_dispatch(
