@@ -79,12 +79,65 @@ def check_grads(
             raise ValueError(f"check_grads: modes must be 'fwd' and/or 'rev', got {mode!r}")
     if order < 1:
         raise ValueError(f"check_grads: order must be at least 1, got {order}")
+    flat_fun, xs = _float64_leaves(fun, args, "check_grads")
+    name = getattr(fun, "__name__", type(fun).__name__)
+    rng = np.random.default_rng(seed)
+    _check(flat_fun, xs, order, tuple(modes), eps, rtol, atol, rng, name, 1)
+
+
+def gradient_errors(
+    fun: Callable,
+    args: Sequence | object,
+    *,
+    modes: Sequence[str] = ("fwd", "rev"),
+    eps: float = 1e-6,
+    atol: float = 1e-6,
+    seed: int = 0,
+) -> tuple[float | None, float | None]:
+    """First-order relative errors ``(forward, reverse)`` of ``fun``'s JVP and VJP against
+    central finite differences in float64, along one random direction (``None`` for a mode
+    not in ``modes``). :func:`check_grads` raises on a disagreement; this measures it, for
+    reports that compare many functions.
+
+    >>> import diffsys.numpy as dnp
+    >>> fwd, rev = gradient_errors(dnp.sin, (dnp.array([0.1, 0.2]),))
+    >>> fwd < 1e-8 and rev < 1e-8
+    True
+    """
+    for mode in modes:
+        if mode not in ("fwd", "rev"):
+            raise ValueError(f"gradient_errors: modes must be 'fwd' and/or 'rev', got {mode!r}")
+    flat, xs = _float64_leaves(fun, args, "gradient_errors")
+    rng = np.random.default_rng(seed)
+    vs = [_random_like(rng, x) for x in xs]
+    numeric = _central_difference(flat, xs, vs, eps)
+    fwd = rev = None
+    if "fwd" in modes:
+        _, t_out = jvp(flat, tuple(xs), tuple(vs))
+        t_leaves, _ = tree_flatten(t_out)
+        t = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in t_leaves])
+        n = np.concatenate([np.ravel(a) for a in numeric])
+        fwd = float(np.max(np.abs(t - n), initial=0.0) / max(np.max(np.abs(n), initial=0.0), atol))
+    if "rev" in modes:
+        out, vjp_fn = vjp(flat, *xs)
+        out_leaves, out_def = tree_flatten(out)
+        us = [_random_like(rng, o) for o in out_leaves]
+        cts = vjp_fn(tree_unflatten(out_def, us))
+        a = float(np.real(_inner(cts, vs)))
+        n = float(np.real(_inner(us, numeric)))
+        rev = abs(a - n) / max(abs(n), atol)
+    return fwd, rev
+
+
+def _float64_leaves(fun, args, caller: str):
+    """``fun`` as a function of its floating-point leaves only (cast to float64), and those
+    leaves; integer and boolean leaves stay fixed."""
     args = tuple(args) if isinstance(args, tuple | list) else (args,)
     leaves, treedef = tree_flatten(args)
     leaves = [_to_float64(x) for x in leaves]
     diff_pos = [i for i, x in enumerate(leaves) if _is_diff(x)]
     if not diff_pos:
-        raise ValueError("check_grads: no floating-point argument to differentiate")
+        raise ValueError(f"{caller}: no floating-point argument to differentiate")
 
     def flat_fun(*diff_leaves):
         full = list(leaves)
@@ -92,11 +145,7 @@ def check_grads(
             full[i] = x
         return fun(*tree_unflatten(treedef, full))
 
-    name = getattr(fun, "__name__", type(fun).__name__)
-    rng = np.random.default_rng(seed)
-    _check(
-        flat_fun, [leaves[i] for i in diff_pos], order, tuple(modes), eps, rtol, atol, rng, name, 1
-    )
+    return flat_fun, [leaves[i] for i in diff_pos]
 
 
 def _central_difference(fun, xs, vs, eps):

@@ -73,3 +73,19 @@ def test_mixed_outputs_still_catch_a_wrong_rule():
     wrong = _wrong("wrong_sin_mixed_outputs", vjp_factor=1.5)
     with pytest.raises(ds.GradientCheckError, match="reverse"):
         ds.check_grads(lambda z: (wrong(dnp.abs(z)), z * z), (z,), order=1, modes=("rev",))
+
+
+def test_gradient_errors_measures_each_mode_separately():
+    from diffsys.check import gradient_errors
+
+    x = np.array([0.3, -0.7, 1.1])
+    fwd, rev = gradient_errors(_wrong("ge_ok"), (x,))
+    assert fwd < 1e-8 and rev < 1e-8
+    fwd, rev = gradient_errors(_wrong("ge_bad_vjp", vjp_factor=1.5), (x,))
+    assert fwd < 1e-8 and 0.1 < rev  # only the reverse rule is wrong
+    fwd, rev = gradient_errors(_wrong("ge_bad_jvp", jvp_factor=2.0), (x,), modes=("fwd",))
+    assert 0.5 < fwd and rev is None
+    with pytest.raises(ValueError, match="no floating-point argument"):
+        gradient_errors(_wrong("ge_int"), (np.arange(3),))
+    with pytest.raises(ValueError, match="modes must be"):
+        gradient_errors(_wrong("ge_mode"), (x,), modes=("backward",))

@@ -206,3 +206,47 @@ def test_missing_key_is_a_clear_error():
 def test_repr_shows_structure_and_shapes():
     text = repr(nn.Sequential([nn.Linear(3, 4, key=0), nn.relu]))
     assert "Linear(weight=float64[4, 3]" in text and "Lambda(fn=relu)" in text
+
+
+class Clipped(nn.Module):
+    limit: float
+    weight: np.ndarray
+
+    def __check_init__(self):
+        if self.limit <= 0:
+            raise ValueError(f"limit must be positive, got {self.limit}")
+
+
+def test_module_fields_round_trip_through_module_from_fields():
+    block = Block(key=0)
+    static, children = nn.module_fields(block)
+    assert nn.field_names(Block) == ("conv", "norm", "scale", "activation")
+    assert list(children) == ["conv", "norm", "scale"] and list(static) == ["activation"]
+    copy = nn.module_from_fields(Block, static, children)
+    assert type(copy) is Block and copy is not block
+    x = np.ones((1, 2, 4, 4))
+    np.testing.assert_array_equal(copy(x), block(x))
+    with pytest.raises(AttributeError, match="immutable"):
+        copy.scale = np.zeros(3)  # rebuilt modules are frozen like constructed ones
+    assert ds.tree_structure(copy) == ds.tree_structure(block)
+
+
+def test_module_from_fields_names_missing_unknown_and_invalid_fields():
+    static, children = nn.module_fields(Clipped(limit=1.0, weight=np.ones(2)))
+    with pytest.raises(TypeError, match=r"no field\(s\) \['extra'\].*\['weight'\] not given"):
+        nn.module_from_fields(Clipped, static, {"extra": 1})
+    with pytest.raises(TypeError, match="both static and child"):
+        nn.module_from_fields(Clipped, {**static, "weight": 1}, children)
+    with pytest.raises(ValueError, match="limit must be positive"):
+        nn.module_from_fields(Clipped, {"limit": -1.0}, children)
+    with pytest.raises(TypeError, match="not an nn.Module class"):
+        nn.module_from_fields(dict, static, children)
+
+
+def test_module_docstring_examples():
+    import doctest
+
+    import diffsys.nn.module as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

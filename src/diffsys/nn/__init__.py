@@ -62,7 +62,19 @@ from .losses import (
     nll,
     smooth_l1,
 )
-from .module import Lambda, Module, State, eval_mode, field, static, train_mode, with_state
+from .module import (
+    Lambda,
+    Module,
+    State,
+    eval_mode,
+    field,
+    field_names,
+    module_fields,
+    module_from_fields,
+    static,
+    train_mode,
+    with_state,
+)
 from .normalization import BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .pooling import (
     AdaptiveAvgPool1d,

@@ -47,6 +47,9 @@ __all__ = [
     "State",
     "eval_mode",
     "field",
+    "field_names",
+    "module_fields",
+    "module_from_fields",
     "static",
     "train_mode",
     "with_state",
@@ -197,6 +200,74 @@ def _unflatten_module(cls, aux: _Static, children) -> Module:
         d[name] = v
     d["_ds_frozen"] = True
     d["_ds_aux"] = aux  # the same structure: children stay children whatever they hold now
+    return obj
+
+
+def field_names(cls: type[Module]) -> tuple[str, ...]:
+    """The declared fields of a Module class, in declaration order.
+
+    >>> from diffsys import nn
+    >>> nn.field_names(nn.Linear)
+    ('weight', 'bias', 'in_features', 'out_features')
+    """
+    return tuple(name for name, _ in _field_specs(cls))
+
+
+def module_fields(m: Module) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a module into ``(static, children)``: its configuration values and its pytree
+    children, each a dict by field name in declaration order. :func:`module_from_fields`
+    puts them back together; serializers and tree tools use the pair.
+
+    >>> import numpy as np
+    >>> from diffsys import nn
+    >>> static, children = nn.module_fields(nn.Linear(3, 2, key=0))
+    >>> sorted(children), static
+    (['bias', 'weight'], {'in_features': 3, 'out_features': 2})
+    """
+    children, aux = _flatten_module(m)
+    return dict(aux.items), dict(zip(aux.dynamic, children, strict=True))
+
+
+def module_from_fields(
+    cls: type[Module], static: dict[str, Any], children: dict[str, Any]
+) -> Module:
+    """Rebuild a module of class ``cls`` from the two halves :func:`module_fields` returns,
+    without calling ``__init__``: every field must be given once. A class may define
+    ``__check_init__(self)`` to validate such a rebuilt instance (it raises
+    ``ValueError``/``TypeError`` on a configuration it cannot hold).
+
+    >>> import numpy as np
+    >>> from diffsys import nn
+    >>> lin = nn.Linear(3, 2, key=0)
+    >>> copy = nn.module_from_fields(nn.Linear, *nn.module_fields(lin))
+    >>> bool(np.array_equal(copy.weight, lin.weight))
+    True
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise TypeError(f"module_from_fields: {cls!r} is not an nn.Module class")
+    names = field_names(cls)
+    both = sorted(set(static) & set(children))
+    unknown = sorted((set(static) | set(children)) - set(names))
+    missing = [n for n in names if n not in static and n not in children]
+    if both or unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"no field(s) {unknown}")
+        if missing:
+            parts.append(f"field(s) {missing} not given")
+        if both:
+            parts.append(f"field(s) {both} given as both static and child")
+        raise TypeError(
+            f"module_from_fields({cls.__name__}): {'; '.join(parts)} (its fields: {list(names)})"
+        )
+    obj = object.__new__(cls)
+    d = obj.__dict__
+    for name in names:
+        d[name] = static[name] if name in static else children[name]
+    check = getattr(cls, "__check_init__", None)
+    if check is not None:
+        check(obj)
+    d["_ds_frozen"] = True
     return obj
 
 

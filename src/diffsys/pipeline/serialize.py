@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .. import fileio as fio
-from ..nn.module import Module, State, _field_specs, _flatten_module
+from ..nn.module import Module, State, field_names, module_fields, module_from_fields
 from ..train.checkpoint import (
     LEAF_DTYPES,
     CheckpointError,
@@ -223,13 +223,11 @@ def _enc_tree(x, where: str):
 
 
 def _enc_module(m: Module, where: str) -> dict:
-    children, aux = _flatten_module(m)
+    static, children = module_fields(m)
     return {
         "module": _name_of(type(m), f"{where} ({type(m).__name__})"),
-        "static": {n: _enc_static(v, f"{where}.{n}") for n, v in aux.items},
-        "children": {
-            n: _enc_tree(v, f"{where}.{n}") for n, v in zip(aux.dynamic, children, strict=True)
-        },
+        "static": {n: _enc_static(v, f"{where}.{n}") for n, v in static.items()},
+        "children": {n: _enc_tree(v, f"{where}.{n}") for n, v in children.items()},
     }
 
 
@@ -344,7 +342,7 @@ def _dec_module(doc: dict, path: str, where: str) -> Module:
             f"{where}: field '{path}.module': {doc['module']!r} is registered as {cls!r}, not "
             "an nn.Module class"
         )
-    fields = {n for n, _ in _field_specs(cls)}
+    fields = set(field_names(cls))
     for part in ("static", "children"):
         for n in doc[part]:
             if n not in fields:
@@ -359,22 +357,14 @@ def _dec_module(doc: dict, path: str, where: str) -> Module:
             f"{where}: field {path!r}: {doc['module']} has the fields {missing} that were not "
             "saved: the class changed since the pipeline was saved, or the file was edited"
         )
-    obj = object.__new__(cls)
-    d = obj.__dict__
-    for n, v in doc["static"].items():
-        d[n] = _dec_static(v, f"{path}.static.{n}", where)
-    for n, v in doc["children"].items():
-        d[n] = _dec_tree(v, f"{path}.children.{n}", where)
-    check = getattr(cls, "__check_init__", None)
-    if check is not None:
-        try:
-            check(obj)
-        except (ValueError, TypeError) as exc:
-            raise SerializationError(
-                f"{where}: field {path!r}: not a valid {doc['module']}: {exc}"
-            ) from exc
-    d["_ds_frozen"] = True
-    return obj
+    static = {n: _dec_static(v, f"{path}.static.{n}", where) for n, v in doc["static"].items()}
+    children = {n: _dec_tree(v, f"{path}.children.{n}", where) for n, v in doc["children"].items()}
+    try:
+        return module_from_fields(cls, static, children)
+    except (ValueError, TypeError) as exc:
+        raise SerializationError(
+            f"{where}: field {path!r}: not a valid {doc['module']}: {exc}"
+        ) from exc
 
 
 # --- pipelines -----------------------------------------------------------------------------------
