@@ -94,3 +94,33 @@ def test_grad_of_a_tuple_without_has_aux(out):
         ds.grad(out)(1.0)
     g, aux = ds.grad(lambda x: (x * x, {"n": 3}), has_aux=True)(3.0)  # the advice works
     assert g == 6.0 and aux == {"n": 3}
+
+
+# --- jvp tangents follow the same rule ---------------------------------------------------------
+
+
+def test_lossless_tangents_take_the_primal_dtype():
+    x32 = np.linspace(0.1, 0.9, 3, dtype=np.float32)
+    for t in (np.ones(3, np.float16), np.ones(3, np.int8), np.ones(3, np.float32)):
+        y, ty = ds.jvp(dnp.sin, (x32,), (t,))
+        assert ty.dtype == np.float32 and y.dtype == np.float32
+        np.testing.assert_allclose(ty, np.cos(x32), rtol=1e-6)
+    # inside an outer transform the tangent may itself be traced (forward over reverse)
+    h = ds.hvp(lambda x: dnp.sum(x**3), (x32,), (np.ones(3, np.float16),))
+    assert h.dtype == np.float32
+    np.testing.assert_allclose(h, 6 * x32, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "t, primal_dtype, fix",
+    [
+        (np.ones(3), np.float32, "astype"),  # float64 into float32 loses precision
+        (np.ones(3, np.int64), np.float32, "astype"),
+        (np.ones(3, complex), np.float64, "real part"),
+        (np.array(["a", "b", "c"]), np.float64, "array of numbers"),
+    ],
+)
+def test_lossy_tangents_are_refused_naming_both_dtypes(t, primal_dtype, fix):
+    x = np.ones(3, primal_dtype)
+    with pytest.raises(TypeError, match=f"tangent for argument 0 has dtype {t.dtype}.*{fix}"):
+        ds.jvp(dnp.sin, (x,), (t,))

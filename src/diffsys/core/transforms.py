@@ -447,9 +447,23 @@ def _as_tangent(t, primal, where: str):
             f"jvp: the tangent for {where} has shape {np.shape(t)}, but the primal has shape "
             f"{np.shape(primal)}; they must match"
         )
-    if not np.issubdtype(t.dtype, np.inexact):
-        raise TypeError(f"jvp: the tangent for {where} has non-float dtype {t.dtype}")
-    return t
+    dtype, t_dtype = _dtype_of(primal), t.dtype
+    if t_dtype == dtype:
+        return t
+    if t_dtype.kind not in "biufc" or not np.can_cast(t_dtype, dtype):
+        if t_dtype.kind == "c":
+            fix = "take its real part (np.real) if the function is real"
+        elif t_dtype.kind in "biuf":
+            fix = f"convert it with .astype(np.{dtype.name}) if the loss is intended"
+        else:
+            fix = "a tangent is an array of numbers"
+        raise TypeError(
+            f"jvp: the tangent for {where} has dtype {t_dtype}, but the primal has dtype "
+            f"{dtype}, and {t_dtype} does not convert to {dtype} without loss: {fix}"
+        )
+    # a lossless cast (a lower precision, an integer array): the tangent takes the primal's
+    # dtype, so the output tangents have the outputs' dtypes
+    return ad_util.cast(t, dtype=dtype) if isinstance(t, Tracer) else t.astype(dtype)
 
 
 def hvp(fun: Callable, primals: Sequence, tangents: Sequence):
