@@ -204,7 +204,7 @@ def grad_report(
     >>> report["w"].norm == float(np.linalg.norm(2 * np.ones(3)))
     True
     """
-    from ..nn._tree import combine, named_leaves, partition
+    from ..nn import combine, named_leaves, partition
 
     nums, single = _normalize_argnums(argnums, len(args), "grad_report")
     arg_names = _arg_names(fun, len(args))

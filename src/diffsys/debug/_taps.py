@@ -145,7 +145,7 @@ def tap(x: Any, name: str, callback: Callable[[TapEvent], None] | None = None) -
     leaves, treedef = tree_flatten(x)
     if treedef.node_type is None:  # a single leaf
         return tap_p(x, name=name, sinks=sinks) if _is_inexact(x) else x
-    from ..nn._tree import named_leaves
+    from ..nn import named_leaves
 
     names = [n for n, _ in named_leaves(x, name)]
     out = [

@@ -23,7 +23,7 @@ from ..core.custom import stop_gradient
 from ..core.pytree import tree_leaves
 from ..core.tracer import Tracer, concrete
 from ..core.transforms import value_and_grad
-from ..nn._tree import combine, is_inexact_array, named_leaves, partition
+from ..nn import combine, is_inexact_array, named_leaves, partition
 from ..nn.module import State, eval_mode, train_mode, with_state
 from ..optim.base import GradientTransformation, apply_updates
 from ._text import table

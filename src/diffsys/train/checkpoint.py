@@ -34,7 +34,7 @@ import numpy as np
 from .. import fileio as fio
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.tracer import concrete
-from ..nn._tree import named_leaves
+from ..nn import named_leaves
 
 __all__ = [
     "CheckpointError",
