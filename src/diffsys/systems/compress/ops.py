@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 
 from ...core.custom import stop_gradient
+from ...core.pytree import tree_map
+from ...core.tracer import concrete
 from ...numpy import log2, matmul, mean, reshape, rint, sum, tanh, transpose, where
 from ...relax import lower_bound, noisy_quantize, sigmoid, softplus, ste_round
 
@@ -128,6 +130,7 @@ def factorized_likelihood(params, y: Array, *, bound: float | None = 1e-9) -> Ar
     >>> round(float(factorized_likelihood(prior.params, grid).sum()), 6)
     1.0
     """
+    _check_params(params, y, "factorized_likelihood")
     lower = factorized_logits(params, y - 0.5)
     upper = factorized_logits(params, y + 0.5)
     s = stop_gradient(where(lower + upper > 0, -1.0, 1.0))
@@ -205,9 +208,6 @@ def factorized_quantile(params, p: float, *, iterations: int = 40) -> np.ndarray
     >>> np.round(factorized_cdf(prior.params, m[None, :]), 6)
     array([[0.5, 0.5, 0.5]])
     """
-    from ...core.tracer import concrete
-    from ...core.pytree import tree_map
-
     if not 0.0 < p < 1.0:
         raise ValueError(f"factorized_quantile: p must be in (0, 1), got {p}")
     params = tree_map(lambda a: np.asarray(concrete(a), dtype=np.float64), params)
