@@ -27,7 +27,8 @@ from diffsys.systems.compress import (  # noqa: E402
 def random_params(rng, channels=2, filters=(3, 3)):
     """Parameters anywhere in their space (negative raw matrices and factors included)."""
     widths = (1, *filters, 1)
-    mats = tuple(rng.normal(size=(channels, widths[k + 1], widths[k])) for k in range(len(widths) - 1))
+    layers = range(len(widths) - 1)
+    mats = tuple(rng.normal(size=(channels, widths[k + 1], widths[k])) for k in layers)
     biases = tuple(rng.normal(size=(channels, widths[k + 1], 1)) for k in range(len(widths) - 1))
     factors = tuple(
         3 * rng.normal(size=(channels, widths[k + 1], 1)) for k in range(len(widths) - 2)

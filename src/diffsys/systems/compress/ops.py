@@ -126,7 +126,7 @@ def factorized_likelihood(params, y: Array, *, bound: float | None = 1e-9) -> Ar
     >>> import numpy as np
     >>> from diffsys.systems.compress import FactorizedPrior
     >>> prior = FactorizedPrior(1, key=0)
-    >>> grid = np.arange(-60.0, 61.0)[:, None]
+    >>> grid = np.arange(-400.0, 401.0)[:, None]
     >>> round(float(factorized_likelihood(prior.params, grid).sum()), 6)
     1.0
     """

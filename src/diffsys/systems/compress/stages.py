@@ -18,7 +18,9 @@ __all__ = ["codec_stage"]
 
 def codec_stage(name: str, codec: ImageCodec, *, inputs: Sequence[str] = ("patches",)) -> pl.Stage:
     """A stage of ``codec`` on flattened patches: output a
-    :class:`~diffsys.systems.compress.CodecOutput`. Kind ``straight_through`` for the
-    ``"ste"`` quantizer (the hard values, a surrogate's derivative), else ``relaxed``."""
+    :class:`~diffsys.systems.compress.CodecOutput` (later stages read ``name.0`` for the
+    reconstruction, ``name.1`` for the likelihoods, ``name.2`` for the latents). Kind
+    ``straight_through`` for the ``"ste"`` quantizer (the hard values, a surrogate's
+    derivative), else ``relaxed``."""
     kind = "straight_through" if codec.quantizer == "ste" else "relaxed"
-    return pl.Stage(name, codec, inputs=tuple(inputs), kind=kind)
+    return pl.Stage(name, codec, inputs=tuple(inputs), kind=kind, output_spec=(None, None, None))
