@@ -106,7 +106,7 @@ def run(cfg: CompressConfig, stream=None) -> dict:
     say("   lambda   bpp: noise est  rounded est  actual (gap)      PSNR: noisy  decoded  "
         "JPEG@bpp  exact")  # fmt: skip
     rows = []
-    for lmbda, res, ev, _ in runs:
+    for lmbda, _, ev, _ in runs:
         jpeg_db = float(np.interp(ev.bpp_actual, jb, jp)) if jb[0] <= ev.bpp_actual else None
         gap = 100 * (ev.bpp_actual / ev.bpp_estimated - 1)
         rows.append(
