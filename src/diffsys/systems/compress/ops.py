@@ -196,10 +196,13 @@ def rate_distortion_loss(
     return bpp + lmbda * 255.0**2 * mse, bpp, mse
 
 
-def factorized_quantile(params, p: float, *, iterations: int = 40) -> np.ndarray:
-    """Per channel, the ``y`` with ``CDF_c(y) = p`` (bisection on the monotone logits, on
-    concrete values: no derivative). CompressAI learns these with an auxiliary loss; the
-    CDF is monotone by construction, so bisection finds them exactly and cheaply.
+def factorized_quantile(params, p: float, *, rounds: int = 6, points: int = 32) -> np.ndarray:
+    """Per channel, the ``y`` with ``CDF_c(y) = p`` (on concrete values: no derivative).
+
+    CompressAI learns these quantiles with an auxiliary loss; the CDF here is monotone by
+    construction, so a search finds them directly: double a bracket until it holds the
+    target, then ``rounds`` of ``points``-ary search (each round one batched evaluation of
+    the network, shrinking the bracket ``points - 1`` fold: 6 rounds of 32, ~1e-9 of it).
 
     >>> import numpy as np
     >>> from diffsys.systems.compress import FactorizedPrior
@@ -213,16 +216,21 @@ def factorized_quantile(params, p: float, *, iterations: int = 40) -> np.ndarray
     params = tree_map(lambda a: np.asarray(concrete(a), dtype=np.float64), params)
     channels = params[0][0].shape[0]
     target = np.log(p) - np.log1p(-p)
-    logits = lambda y: np.asarray(factorized_logits(params, y[None, :]))[0]
+    logits = lambda y: np.asarray(factorized_logits(params, y))
     lo, hi = np.full(channels, -1.0), np.full(channels, 1.0)
     for _ in range(200):  # widen until the target is bracketed (the CDF spans (0, 1))
-        below, above = logits(lo) > target, logits(hi) < target
+        ends = logits(np.stack([lo, hi]))
+        below, above = ends[0] > target, ends[1] < target
         if not (below.any() or above.any()):
             break
         lo = np.where(below, 2.0 * lo, lo)
         hi = np.where(above, 2.0 * hi, hi)
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        up = logits(mid) < target
-        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    frac = np.linspace(0.0, 1.0, points + 1)[1:-1, None]
+    cols = np.arange(channels)
+    for _ in range(rounds):
+        grid = lo + (hi - lo) * frac  # (points - 1, C), increasing down each column
+        n_below = np.sum(logits(grid) < target, axis=0)
+        new_lo = np.where(n_below > 0, grid[np.maximum(n_below - 1, 0), cols], lo)
+        hi = np.where(n_below < points - 1, grid[np.minimum(n_below, points - 2), cols], hi)
+        lo = new_lo
     return 0.5 * (lo + hi)
