@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from doc_samples import Guide
 
 pytest.importorskip("diffsys.systems.compress")

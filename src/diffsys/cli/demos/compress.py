@@ -34,8 +34,8 @@ TRAIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "coins", "moon")
 class CompressConfig:
     seed: int = 0
     lambdas: tuple[float, ...] = (0.002, 0.006, 0.02, 0.06)
-    first_steps: int = 600
-    steps: int = 250
+    first_steps: int = 1200
+    steps: int = 400
     noise_only_steps: int = 400
     batch: int = 128
     patches: int = 30000
