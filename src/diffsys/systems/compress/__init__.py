@@ -12,8 +12,8 @@
 - modules (:mod:`.modules`): :class:`FactorizedPrior` (CompressAI's ``EntropyBottleneck``)
   and :class:`ImageCodec` (a patch autoencoder with ``relaxed``/``hard`` forms and real
   ``compress``/``decompress``); :func:`codec_stage` makes a ``pl.Stage`` of a codec.
-- :mod:`.evaluate`: :func:`evaluate` (estimated vs actual bits, noise vs rounding) and
-  :func:`train_codec`.
+- :mod:`.evaluate`: :func:`evaluate` (estimated vs actual bits, noise vs rounding),
+  :func:`train_codec` and :func:`random_patches`.
 
 See docs/compress.md.
 """
@@ -26,7 +26,7 @@ except ImportError as exc:
         "pip install 'diffsys[compress]' (or pip install constriction pillow)"
     ) from exc
 
-from .evaluate import Evaluation, TrainResult, evaluate, train_codec
+from .evaluate import Evaluation, TrainResult, evaluate, random_patches, train_codec
 from .exact import (
     CodingTables,
     decode_symbols,
@@ -74,6 +74,7 @@ __all__ = [
     "pack",
     "psnr",
     "quantize_latents",
+    "random_patches",
     "rate_bits",
     "rate_distortion_loss",
     "to_patches",

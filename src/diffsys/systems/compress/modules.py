@@ -232,7 +232,8 @@ class ImageCodec(nn.Module):
 
     def _run(self, x, mode: str, key) -> CodecOutput:
         y = self.encode(x)
-        for_rate, for_decoder = quantize_latents(y, self.prior.medians(), mode, rng=key)
+        medians = 0.0 if mode == "noise" else self.prior.medians()  # noise needs no grid
+        for_rate, for_decoder = quantize_latents(y, medians, mode, rng=key)
         return CodecOutput(self.decode(for_decoder), self.prior.likelihood(for_rate), for_rate)
 
     def relaxed(self, x: Array, *, key=None) -> CodecOutput:
