@@ -183,6 +183,9 @@ def _plots(report, runs, jpeg, test, mid, jpeg_roundtrip, psnr):
         ax.plot([r[2].bpp_estimated for r in runs], [r[2].psnr_hard for r in runs], "x",
                 label="learned codec, estimated bits")  # fmt: skip
         top = max(r[2].bpp_actual for r in runs) * 1.3
+        shown = [p for b, p in zip(jb, jp, strict=True) if b <= top]
+        shown += [r[2].psnr_hard for r in runs]
+        ax.set_ylim(min(shown) - 1, max(shown) + 1)
         ax.set(xlim=(0, top), xlabel="bits per pixel", ylabel="PSNR (dB)",
                title="rate-distortion on held-out camera")  # fmt: skip
         ax.legend(fontsize=8)
