@@ -129,3 +129,20 @@ def test_jpeg_baseline():
     assert np.isclose(db[1], psnr(img, dec, 255.0))
     with pytest.raises(TypeError, match="must be uint8"):
         jpeg_roundtrip(img.astype(float), 50)
+
+
+def test_import_without_constriction_names_the_extra():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = (
+        "import sys; sys.modules['constriction'] = None\n"
+        "try:\n    import diffsys.systems.compress\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={"PYTHONPATH": str(src)}, check=True,
+    ).stdout
+    assert "'compress' extra" in out and "diffsys[compress]" in out
