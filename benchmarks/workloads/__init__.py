@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
+from .compress import WORKLOADS as COMPRESS
 from .db import WORKLOADS as DB
 from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
@@ -41,6 +42,7 @@ WORKLOADS: dict[str, Workload] = {
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
         *LOGIC,
         *DISTRIBUTED,
+        *COMPRESS,
     )
 }
 

@@ -9,7 +9,7 @@
   :func:`soft_argmax`, :func:`soft_max`, :func:`soft_step`, :func:`soft_gate`,
   :func:`soft_clip`, ...
 - Straight-through estimators: :func:`straight_through`, :func:`ste_round`, :func:`quantize`,
-  :func:`ste_argmax_onehot`, ...
+  :func:`ste_argmax_onehot`, :func:`lower_bound`, ...
 - Sampling: :func:`gumbel_softmax`, :func:`relaxed_bernoulli`, :func:`normal_rsample`, and
   score-function gradients (:func:`score_function`) with baselines and
   :func:`gradient_variance`.
@@ -70,6 +70,7 @@ from .smooth import (
 from .sorting import permutahedron_projection
 from .sorting_relaxations import soft_rank, soft_sort, soft_topk, soft_topk_mask
 from .straight_through import (
+    lower_bound,
     quantize,
     ste_argmax_onehot,
     ste_binarize,
@@ -95,6 +96,7 @@ __all__ = [
     "isotonic_l2",
     "isotonic_regression",
     "log_sigmoid",
+    "lower_bound",
     "log_softmax",
     "logistic_noise",
     "logsumexp",

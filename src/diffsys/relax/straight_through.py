@@ -9,6 +9,9 @@
 The ready-made estimators: :func:`ste_round`, :func:`ste_floor`, :func:`ste_sign`,
 :func:`ste_binarize`, :func:`quantize` (uniform, learnable step, LSQ gradient) and
 :func:`ste_argmax_onehot` (one-hot argmax forward, softmax backward).
+
+:func:`lower_bound` is a clamp ``max(x, bound)`` whose reverse derivative lets a gradient
+through below the bound when it points back up towards it (Balle et al.'s ``LowerBound``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from ..core.custom import stop_gradient
+from ..core.primitive import Primitive
 from ..core.pytree import tree_map
 from ..core.tracer import Tracer
-from ..numpy import astype, clip, floor, greater, rint, sign
+from ..numpy import astype, clip, floor, greater, greater_equal, less, logical_or, rint, sign, where
 from ._ops import sigmoid, softmax
 from .smooth import _check_temperature, _dtype, _moved_one_hot
 
@@ -178,3 +182,52 @@ def ste_argmax_onehot(logits: Array, temperature: float | Array = 1.0, axis: int
         lambda z: _moved_one_hot(z, axis),
         lambda z: softmax(z / temperature, axis=axis),
     )(logits)
+
+
+def _lower_bound_impl(x, bound):
+    return np.maximum(x, np.asarray(bound, dtype=np.result_type(x)))
+
+
+def _lower_bound_vjp(g, ans, x, bound):
+    # Pass the cotangent where x is above the bound, and below it where a descent step
+    # (-g) would raise x towards the bound: g < 0. Elsewhere the clamp holds, and 0.
+    return where(logical_or(greater_equal(x, bound), less(g, 0)), g, 0.0 * g)
+
+
+def _lower_bound_jvp(t, ans, x, bound):
+    # Forward mode does not see the cotangent's sign: it gives the clamp's own derivative.
+    return where(greater_equal(x, bound), t, 0.0 * t)
+
+
+lower_bound_p = Primitive("relax.lower_bound", _lower_bound_impl)
+lower_bound_p.defvjp(_lower_bound_vjp)
+lower_bound_p.defjvp(_lower_bound_jvp)
+lower_bound_p.defbatch(lambda args, batched, bound: lower_bound_p(args[0], bound=bound))
+
+
+def lower_bound(x: Array, bound: float) -> Array:
+    """``max(x, bound)`` in value; in reverse mode the gradient passes where ``x >= bound``
+    and also where ``x < bound`` if it is negative (a descent step raises ``x``).
+
+    A plain clamp has zero derivative below its bound, so a parameter or a likelihood that
+    strays below it never comes back; this one lets the optimiser push it back up (Balle et
+    al. 2018, CompressAI's ``LowerBound``), while the value never drops below ``bound``
+    (e.g. a likelihood kept >= 1e-9, so ``-log2`` of it stays finite). Forward mode gives
+    the clamp's own derivative (1 above, 0 below): it cannot see a cotangent's sign.
+
+    >>> import numpy as np, diffsys as ds, diffsys.numpy as dnp
+    >>> from diffsys.relax import lower_bound
+    >>> x = np.array([-1.0, 2.0])
+    >>> lower_bound(x, 0.5)
+    array([0.5, 2. ])
+    >>> ds.grad(lambda x: dnp.sum(-lower_bound(x, 0.5)))(x)  # descent raises x: passes
+    array([-1., -1.])
+    >>> ds.grad(lambda x: dnp.sum(lower_bound(x, 0.5)))(x)   # descent would lower it: held
+    array([0., 1.])
+    """
+    if isinstance(bound, Tracer) or np.ndim(bound) != 0:
+        raise TypeError(
+            f"lower_bound: bound must be a Python or NumPy scalar (a fixed bound), got "
+            f"{type(bound).__name__} with shape {np.shape(bound)}"
+        )
+    return lower_bound_p(x, bound=float(bound))
