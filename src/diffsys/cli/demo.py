@@ -14,7 +14,6 @@ writes a report folder (JSON summary, telemetry history, PNG plots, the trained 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,6 +32,7 @@ from ..systems.data import Binarize, LearnableBlur, binarization_penalty
 from ..train.data import iterate_batches
 from ..train.progress import Progress, make_progress
 from .data import Digits, load_digits
+from .demos import one_blas_thread
 from .report import weight_ramp, write_report
 
 __all__ = ["DemoConfig", "DemoResult", "RunResult", "build_pipeline", "run_demo"]
@@ -341,24 +341,13 @@ def _grad_table(summary: dict[str, dict]) -> str:
 # --- the whole demo --------------------------------------------------------------------------
 
 
-def _one_blas_thread():
-    """BLAS on one thread while the demo runs, when threadpoolctl is there (scikit-learn
-    brings it). The demo's matrices are small: a second BLAS thread gains nothing, and on a
-    busy machine threads that wait for each other made training steps five times slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def run_demo(config: DemoConfig, *, stream: TextIO | None = None, argv=None) -> DemoResult:
     """Run the demo with ``config``, print to ``stream`` and write the report folder."""
     config = config.resolved()
     out_dir = Path(config.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"diffsys demo: --out {str(out_dir)!r} exists and is not a folder")
-    with _one_blas_thread():
+    with one_blas_thread():
         return _run_demo(config, stream or sys.stdout, argv)
 
 

@@ -10,9 +10,10 @@ without importing it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 
-__all__ = ["DEMOS", "report_folder", "run_named"]
+__all__ = ["DEMOS", "one_blas_thread", "report_folder", "run_named"]
 
 #: ``name: (one-line description, module in this package)``.
 DEMOS: dict[str, tuple[str, str]] = {
@@ -38,6 +39,18 @@ DEMOS: dict[str, tuple[str, str]] = {
 def report_folder(name: str, args: argparse.Namespace) -> str:
     """The report folder of demo ``name``: ``--out`` when given, else ``diffsys-demo-NAME``."""
     return args.out if args.out != "diffsys-demo-report" else f"diffsys-demo-{name}"
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """BLAS on one thread while a demo runs, when threadpoolctl is there (scikit-learn
+    brings it); a no-op otherwise. Demo matrices are small: a second BLAS thread gains
+    nothing, and on a busy machine threads that wait for each other made training steps
+    five times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def run_named(name: str, args: argparse.Namespace) -> int:

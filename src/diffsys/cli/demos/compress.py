@@ -18,11 +18,11 @@ Writes ``summary.json`` and PNGs (``rd_curve.png``, ``rates.png``, ``reconstruct
 from __future__ import annotations
 
 import argparse
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import one_blas_thread
 from ._common import Report
 
 __all__ = ["CompressConfig", "run"]
@@ -45,15 +45,6 @@ class CompressConfig:
     crop: int = 512
     out: str = "diffsys-demo-compress"
     plots: bool = True
-
-
-def _one_blas_thread():
-    """Small matrices: BLAS threads only wait for each other on a busy machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def load_images(crop: int):
@@ -249,6 +240,6 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed, out=out, plots=plots, lambdas=(0.005, 0.03), first_steps=60,
             steps=30, noise_only_steps=0, patches=3000, hidden=32, crop=128,
         )  # fmt: skip
-    with _one_blas_thread():
+    with one_blas_thread():
         summary = run(cfg)
     return 0 if summary["ok"] else 1
