@@ -69,7 +69,9 @@ class Genotype:
             )
         bad = [op for op in self.ops if op not in CANDIDATES]
         if bad:
-            raise ValueError(f"Genotype: unknown operations {bad}; expected names from {CANDIDATES}")
+            raise ValueError(
+                f"Genotype: unknown operations {bad}; expected names from {CANDIDATES}"
+            )
 
     def edges(self) -> list[tuple[int, int, str]]:
         """``(i, j, op)`` per edge."""
@@ -125,7 +127,9 @@ def op_parameter_count(op: str, channels: int) -> int:
     """Weights and biases of candidate ``op`` on ``channels`` channels (0 for the
     parameter-free ones)."""
     if op not in CANDIDATES:
-        raise ValueError(f"op_parameter_count: unknown operation {op!r}; expected one of {CANDIDATES}")
+        raise ValueError(
+            f"op_parameter_count: unknown operation {op!r}; expected one of {CANDIDATES}"
+        )
     if op not in CONV_SHAPES:
         return 0
     k, _ = CONV_SHAPES[op]
