@@ -22,7 +22,15 @@ __all__ = ["apply_policy_exact", "sample_decisions", "transform_image"]
 
 def sample_decisions(logits, prob_logits, noise: PolicyNoise) -> tuple[np.ndarray, np.ndarray]:
     """``(choice, applied)``, each ``(S, B)``: the operation index each image draws in each
-    stage, and whether it is applied."""
+    stage, and whether it is applied.
+
+    >>> import numpy as np
+    >>> from diffsys.systems.augment import draw_noise
+    >>> noise = draw_noise(0, 1, 10000, 2)
+    >>> choice, applied = sample_decisions(np.log([[0.25, 0.75]]), np.zeros((1, 2)), noise)
+    >>> round(float(choice.mean()), 2), round(float(applied.mean()), 2)
+    (0.75, 0.5)
+    """
     logits, prob_logits = np.asarray(logits), np.asarray(prob_logits)
     choice = np.argmax(logits[:, None, :] + noise.gumbel, axis=2)
     gates = prob_logits[:, None, :] + noise.logistic > 0
