@@ -137,12 +137,13 @@ def test_match_objective_finds_the_shift_of_the_validation_images():
     u = rng.uniform(0.6, 1.0, 200) * rng.choice([-1.0, 1.0], 200)
     shifted = A.apply_operation("translate_x", x, 1.0, u)
     policy = A.AugmentPolicy(1, ("translate_x", "blur", "brightness"), probability=0.3)
-    res = A.search_policy(policy, (x, None), (shifted, None), steps=40, batch=50,
+    res = A.search_policy(policy, (x, None), (shifted, None), steps=60, batch=50,
                           lr_policy=0.1, seed=0)
     p = res.policy.probabilities()[0]
-    assert p[0] > 0.6 and p[0] > 2 * max(p[1], p[2]), p
+    assert p[0] > 0.8 and p[0] > 4 * max(p[1], p[2]), p
     assert res.policy.magnitudes()[0, 0] > 0.5  # it grew from 0.3
-    assert res.history["val_loss"][-1] < 0.5 * res.history["val_loss"][0]
+    h = res.history["val_loss"]
+    assert np.mean(h[-5:]) < 0.5 * np.mean(h[:5])
 
 
 def test_unrolled_objective_hypergradient_and_errors(rng):

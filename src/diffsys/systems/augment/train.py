@@ -19,6 +19,7 @@ import numpy as np
 
 from ... import nn, optim
 from ...core.transforms import value_and_grad
+from ...train.data import endless_batches
 from .modules import AugmentPolicy
 from .ops import mmd
 
@@ -35,13 +36,6 @@ class PolicySearch:
     model: nn.Module | None
     policy: AugmentPolicy
     history: dict = field(default_factory=dict)
-
-
-def _batches(rng: np.random.Generator, n: int, batch: int):
-    while True:
-        perm = rng.permutation(n)
-        for s in range(0, n - batch + 1, batch):
-            yield perm[s : s + batch]
 
 
 def search_policy(
@@ -100,7 +94,8 @@ def search_policy(
         w_opt = optim.adam(lr)
         w_state = w_opt.init(weights)
     rng = np.random.default_rng(seed)
-    tb, vb = _batches(rng, len(xt), batch), _batches(rng, len(xv), val_batch or batch)
+    tb = endless_batches(len(xt), batch, seed=seed)
+    vb = endless_batches(len(xv), val_batch or batch, seed=seed + 1)
     hist = {"objective": objective, "train_loss": [], "val_loss": [], "probabilities": [],
             "magnitudes": []}
     for step in range(steps):
@@ -158,7 +153,7 @@ def train_classifier(
     opt = optim.adam(lr)
     state = opt.init(weights)
     rng = np.random.default_rng(seed)
-    batches = _batches(rng, len(y), batch)
+    batches = endless_batches(len(y), batch, seed=seed)
     losses = []
     for _ in range(steps):
         i = next(batches)

@@ -149,7 +149,8 @@ class Supernet(Module):
         """The discrete network of :meth:`genotype`, inheriting this supernet's weights."""
         g = self.genotype(exclude)
         convs = [{op: c[op]} if op in c else {} for op, c in zip(g.ops, self.convs, strict=True)]
-        return DiscreteNet._build(g, self.stem, convs, self.head, self.channels)
+        fresh = DiscreteNet(g, self.channels, key=0)  # the structure; its weights are replaced
+        return fresh.replace(stem=self.stem, convs=convs, head=self.head)
 
 
 class DiscreteNet(Module):
@@ -189,15 +190,6 @@ class DiscreteNet(Module):
         self.ops = genotype.ops
         self.nodes = genotype.nodes
         self.channels = int(channels)
-
-    @classmethod
-    def _build(cls, genotype, stem, convs, head, channels) -> DiscreteNet:
-        net = object.__new__(cls)
-        for name, value in (("stem", stem), ("convs", convs), ("head", head),
-                            ("ops", genotype.ops), ("nodes", genotype.nodes),
-                            ("channels", channels)):
-            object.__setattr__(net, name, value)
-        return net
 
     @property
     def genotype(self) -> Genotype:

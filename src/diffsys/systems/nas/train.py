@@ -15,6 +15,7 @@ import numpy as np
 
 from ... import nn, optim
 from ...core.transforms import value_and_grad
+from ...train.data import endless_batches
 from .exact import Genotype
 from .modules import Supernet
 
@@ -30,13 +31,6 @@ class SearchResult:
     net: Supernet
     genotype: Genotype
     history: dict = field(default_factory=dict)
-
-
-def _batches(rng: np.random.Generator, n: int, batch: int):
-    while True:
-        perm = rng.permutation(n)
-        for s in range(0, n - batch + 1, batch):
-            yield perm[s : s + batch]
 
 
 def _ce(net, x, y):
@@ -79,8 +73,8 @@ def search(
     w_opt, a_opt = optim.adam(lr_weights), optim.adam(lr_arch)
     w_state, a_state = w_opt.init(weights), a_opt.init(arch)
     xi = lr_weights if unrolled_lr is None else float(unrolled_lr)
-    rng = np.random.default_rng(seed)
-    tb, vb = _batches(rng, len(yt), batch), _batches(rng, len(yv), batch)
+    tb = endless_batches(len(yt), batch, seed=seed)
+    vb = endless_batches(len(yv), batch, seed=seed + 1)
     history = {"train_loss": [], "val_loss": [], "weights": [], "method": method}
     for step in range(steps):
         it, iv = next(tb), next(vb)
@@ -111,7 +105,7 @@ def train(net, x: np.ndarray, y: np.ndarray, *, steps: int, batch: int = 64,
     params, rest = nn.partition(net)
     opt = optim.adam(lr)
     state = opt.init(params)
-    batches = _batches(np.random.default_rng(seed), len(y), batch)
+    batches = endless_batches(len(y), batch, seed=seed)
     losses = []
     loss_fn = lambda p, i: _ce(nn.combine(p, rest), x[i], y[i])  # noqa: E731
     for _ in range(steps):
