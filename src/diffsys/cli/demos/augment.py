@@ -127,7 +127,7 @@ def _plots(rep: Report, searches: dict, cmp: dict, train, policy: A.AugmentPolic
         for k, op in enumerate(ops):
             ax1.plot(p[:, k], label=op)
             ax2.plot(m[:, k], label=op)
-        ax1.set(xlabel="record (every 10 steps)", title="P(applied), both stages")
+        ax1.set(xlabel="record (every 10 steps)", title="applications per image (2 stages)")
         ax2.set(xlabel="record (every 10 steps)", title="magnitude")
         ax1.legend(fontsize=6)
 
