@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
+from .augment import WORKLOAD as AUGMENT
 from .compress import WORKLOADS as COMPRESS
 from .db import WORKLOADS as DB
 from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
 from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
+from .nas import WORKLOAD as NAS
 from .physics import WORKLOADS as PHYSICS
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
@@ -43,6 +45,8 @@ WORKLOADS: dict[str, Workload] = {
         *LOGIC,
         *DISTRIBUTED,
         *COMPRESS,
+        NAS,
+        AUGMENT,
     )
 }
 

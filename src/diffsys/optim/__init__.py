@@ -21,6 +21,7 @@ from .base import (
     identity,
     tree_zeros_like,
 )
+from .bilevel import Hypergradient, unrolled_hypergradient
 from .minimize import MinimizeResult, minimize
 from .optimizers import adagrad, adam, adamw, decay_mask_ndim, lamb, lion, rmsprop, sgd
 from .schedules import (

@@ -8,6 +8,8 @@
 - :mod:`diffsys.systems.logic`: Datalog with provenance semirings (docs/logic.md).
 - :mod:`diffsys.systems.physics`: particles, springs and 2-D rigid bodies with smooth contact,
   simulated under ``ds.scan`` (docs/physics.md).
+- ``diffsys.systems.nas`` (architecture search, docs/nas.md) and ``augment`` (learned
+  augmentation policies, docs/augment.md) are imported on their own.
 - ``diffsys.systems.db``, ``search`` (DuckDB, the ``db`` extra), ``runtime``, ``compiler`` and
   ``compress`` (learned compression, the ``compress`` extra) are imported on their own.
 

@@ -8,7 +8,7 @@ from .checkpoint import (
     read_index,
     save_checkpoint,
 )
-from .data import epoch_permutation, iterate_batches, num_batches
+from .data import endless_batches, epoch_permutation, iterate_batches, num_batches
 from .loop import EarlyStopping, FitResult, fit
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -6,13 +6,34 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["epoch_permutation", "iterate_batches", "num_batches"]
+__all__ = ["endless_batches", "epoch_permutation", "iterate_batches", "num_batches"]
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     """The sample order of ``epoch``: a function of ``(seed, epoch)`` only, so a run resumed
     at any epoch sees exactly the batches an uninterrupted one would."""
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def endless_batches(n: int, batch_size: int, *, seed: int) -> Iterator[np.ndarray]:
+    """Index arrays of ``batch_size`` samples out of ``n``, epoch after epoch without end:
+    each epoch in the order :func:`epoch_permutation` gives, its incomplete last batch
+    dropped. For loops that count steps, not epochs.
+
+    >>> batches = endless_batches(5, 2, seed=0)
+    >>> [len(next(batches)) for _ in range(5)]   # two batches per epoch of 5, forever
+    [2, 2, 2, 2, 2]
+    >>> bool((next(endless_batches(5, 2, seed=0)) == epoch_permutation(5, 0, 0)[:2]).all())
+    True
+    """
+    if batch_size < 1 or batch_size > n:
+        raise ValueError(f"endless_batches: batch_size must be in 1..{n}, got {batch_size}")
+    epoch = 0
+    while True:
+        order = epoch_permutation(n, seed, epoch)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]
+        epoch += 1
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:

@@ -10,8 +10,9 @@ without importing it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
+
+from ._common import one_blas_thread
 
 __all__ = ["DEMOS", "one_blas_thread", "report_folder", "run_named"]
 
@@ -33,24 +34,14 @@ DEMOS: dict[str, tuple[str, str]] = {
     "distributed": ("data-parallel training and a sweep on a local Dask cluster", "distributed"),
     "physics": ("billiards shot and system identification through smooth contact", "physics"),
     "compress": ("learned image codec, really range-coded, rate-distortion vs JPEG", "compress"),
+    "augment": ("augmentation policy learned by gradient on noisy, shifted digits", "augment"),
+    "nas": ("DARTS architecture search on digits; found cell vs random cells, same budget", "nas"),
 }
 
 
 def report_folder(name: str, args: argparse.Namespace) -> str:
     """The report folder of demo ``name``: ``--out`` when given, else ``diffsys-demo-NAME``."""
     return args.out if args.out != "diffsys-demo-report" else f"diffsys-demo-{name}"
-
-
-def one_blas_thread() -> contextlib.AbstractContextManager:
-    """BLAS on one thread while a demo runs, when threadpoolctl is there (scikit-learn
-    brings it); a no-op otherwise. Demo matrices are small: a second BLAS thread gains
-    nothing, and on a busy machine threads that wait for each other made training steps
-    five times slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def run_named(name: str, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["Report"]
+__all__ = ["Report", "one_blas_thread"]
 
 
 class Report:
@@ -59,3 +59,16 @@ class Report:
             self.say(f"note: {note}")
         self.say(f"report: {self.dir} ({', '.join(summary['files'])})")
         return summary
+
+
+def one_blas_thread():
+    """BLAS on one thread while a demo runs, when threadpoolctl is there (scikit-learn brings
+    it): the demos' matrices are small, and on a busy machine BLAS threads that wait for each
+    other make small convolutions ten times slower. A no-op context without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import one_blas_thread
-from ._common import Report
+from ._common import Report, one_blas_thread
 
 __all__ = ["CompressConfig", "run"]
 
