@@ -161,6 +161,8 @@ def _ddp(world: int) -> Callable[[], Thunk]:
                 at += size
             return tuple(out)
 
+        thunk.close = stop  # the rank processes end at exit, or now
+        thunk.ranks = ranks
         return thunk
 
     return build
