@@ -17,10 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core.pytree import tree_flatten, tree_unflatten
+from ..core.pytree import tree_flatten, tree_map, tree_unflatten
 from ..core.tracer import concrete
+from ..core.transforms import value_and_grad
 from ..optim.base import GradientTransformation, apply_updates, global_norm
-from ..pipeline import NonFiniteError, Pipeline, Telemetry, combine_trainable, split_trainable
+from ..pipeline import (
+    Monitor,
+    NonFiniteError,
+    Pipeline,
+    Telemetry,
+    combine_trainable,
+    split_trainable,
+)
 from ..pipeline import Trainer as PlTrainer
 from .data_parallel import DataParallel, RoundResult, plain_objective
 from .errors import WorkerError
@@ -172,9 +180,6 @@ class _PipelineObjective:
         self.pipe, self.rest, self.seed = pipe, rest, seed
 
     def shard_value_and_grad(self, payload, batch, step, weight):
-        from ..core.transforms import value_and_grad
-        from ..pipeline import Monitor
-
         state = payload["state"]
         key = (self.seed * 1_000_003 + step) % 2**63
         monitor = Monitor()
@@ -188,8 +193,8 @@ class _PipelineObjective:
         (total, aux), grads = value_and_grad(objective, has_aux=True)(payload["diff"])
         new_state = aux["state"]
         out = {
-            "diff": _tree_map(lambda g: weight * np.asarray(g), grads),
-            "state": _tree_map(
+            "diff": tree_map(lambda g: weight * np.asarray(g), grads),
+            "state": tree_map(
                 lambda x: weight * np.asarray(concrete(x), dtype=np.float64), new_state
             ),
         }
@@ -200,12 +205,6 @@ class _PipelineObjective:
         for name, sq in monitor.ct_sq.items():
             scalars[f"aux.out_sq.{name}"] = weight * weight * sq
         return out, scalars
-
-
-def _tree_map(fn, tree):
-    from ..core.pytree import tree_map
-
-    return tree_map(fn, tree)
 
 
 class PipelineRounds:
