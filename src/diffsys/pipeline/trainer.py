@@ -226,8 +226,9 @@ class Trainer:
         if stage_lr_scale:
             optimizer = chain(optimizer, scale_stages(stage_lr_scale))
         pipeline, ts = load_training(directory, optimizer)
-        trainer = Trainer(
-            pipeline, optimizer, seed=ts.seed, telemetry=telemetry, client=client,
+        trainer = cls.__new__(cls)  # subclasses may take other arguments (distributed's)
+        Trainer.__init__(
+            trainer, pipeline, optimizer, seed=ts.seed, telemetry=telemetry, client=client,
             shards=shards, n_shards=n_shards,
         )
         trainer.ts = ts
