@@ -6,9 +6,12 @@ error, 40,000 examples, float64. A round broadcasts the parameters (safetensors 
 runs `value_and_grad` on each worker's shard (made on the worker), sums the weighted
 gradients in a fixed tree and gathers the sum. `dp_round_1proc` is the single-process
 cost; `dp_round_dask1 - dp_round_1proc` is the overhead of a round (transfer, scheduling,
-serialisation); `dp_round_dask2` shows the scaling on this machine's cores. The PyTorch peer
-is the same gradient in one process (`torch.distributed` needs a process group launcher,
-not comparable in a single timed call).
+serialisation); `dp_round_dask2` shows the scaling on this machine's cores. The PyTorch
+peers: the same gradient in one process (`dp_round_1proc`), and PyTorch's own data-parallel
+training, `DistributedDataParallel` over a `gloo` process group of 1 and 2 CPU processes
+(`dp_round_dask1`, `dp_round_dask2`), each rank making its shard itself; a call signals the
+ranks over pipes, they run forward + backward (DDP averages the gradients in buckets during
+the backward pass) and rank 0 sends the loss and gradients back to the timing process.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def _problem():
     from diffsys.cli.demos.distributed import init_params, make_data
 
     return init_params(SEED), make_data(N, SEED)
+
+
+def init_params_shapes() -> dict:
+    """The parameters in the order of the results (w1, b1, w2, b2)."""
+    from diffsys.cli.demos.distributed import init_params
+
+    p = init_params(SEED)
+    return {k: p[k] for k in ("w1", "b1", "w2", "b2")}
 
 
 def _numpy_value_and_grad(p, d):
@@ -86,6 +97,77 @@ def _dask(n_workers: int) -> Callable[[], Thunk]:
     return build
 
 
+def _ddp(world: int) -> Callable[[], Thunk]:
+    """PyTorch DDP over ``world`` gloo processes on this machine (see ``_ddp_rank.py``)."""
+
+    def build() -> Thunk:
+        import os
+        import select
+        import socket
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        import torch.distributed as tdist
+
+        if not (tdist.is_available() and tdist.is_gloo_available()):
+            raise ImportError("this PyTorch build has no torch.distributed with gloo")
+        with socket.socket() as sock:  # a free port for the process group's rendezvous
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        script = str(Path(__file__).with_name("_ddp_rank.py"))
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        ranks = [
+            subprocess.Popen(
+                [sys.executable, script, str(r), str(world), str(port), str(N), str(SEED)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            )
+            for r in range(world)
+        ]
+
+        def stop() -> None:
+            for proc in ranks:
+                if proc.poll() is None:
+                    try:
+                        proc.stdin.write(b"quit\n")
+                        proc.stdin.close()
+                        proc.wait(timeout=10)
+                    except (OSError, subprocess.TimeoutExpired):
+                        proc.kill()
+
+        atexit.register(stop)
+        for proc in ranks:
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            if not ready or proc.stdout.readline().strip() != b"ready":
+                stop()
+                raise RuntimeError(f"DDP rank did not start (exit code {proc.poll()})")
+
+        shapes = [(k, np.shape(v)) for k, v in init_params_shapes().items()]
+
+        def thunk():
+            for proc in ranks:
+                proc.stdin.write(b"go\n")
+                proc.stdin.flush()
+            size = int(ranks[0].stdout.readline())
+            flat = np.frombuffer(ranks[0].stdout.read(size), dtype=np.float64)
+            for proc in ranks[1:]:
+                proc.stdout.readline()
+            out, at = [flat[0]], 1
+            for _, shape in shapes:
+                size = int(np.prod(shape))
+                out.append(flat[at : at + size].reshape(shape))
+                at += size
+            return tuple(out)
+
+        thunk.close = stop  # the rank processes end at exit, or now
+        thunk.ranks = ranks
+        return thunk
+
+    return build
+
+
 def _torch() -> Thunk:
     torch = torch_single_thread()
     p, d = _problem()
@@ -136,14 +218,20 @@ WORKLOADS = (
     _workload(
         "dp_round_dask1",
         "data-parallel round: Dask, 1 worker process",
-        {"diffsys": Impl(_dask(1), "`distributed.DataParallel.round`, 1 shard")},
+        {
+            "diffsys": Impl(_dask(1), "`distributed.DataParallel.round`, 1 shard"),
+            "torch": Impl(_ddp(1), "`DistributedDataParallel`, gloo, 1 process"),
+        },
         target=200.0,
         relative=("dp_round_1proc", "diffsys", 1.25),  # overhead <= 25% of the compute
     ),
     _workload(
         "dp_round_dask2",
         "data-parallel round: Dask, 2 worker processes",
-        {"diffsys": Impl(_dask(2), "`distributed.DataParallel.round`, 2 shards")},
+        {
+            "diffsys": Impl(_dask(2), "`distributed.DataParallel.round`, 2 shards"),
+            "torch": Impl(_ddp(2), "`DistributedDataParallel`, gloo, 2 processes"),
+        },
         target=150.0,
         relative=("dp_round_1proc", "diffsys", 0.7),  # 2 workers: >= 1.43x with 2 free cores
     ),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 import diffsys.numpy as dnp
+from diffsys import nn
+from diffsys.core.custom import stop_gradient
 
 
 def make_data(n: int = 61, seed: int = 0) -> dict:
@@ -47,3 +49,39 @@ def register_by_value(module) -> None:
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
+
+
+
+class RunningCenter(nn.Module):
+    """A stateful stage module: subtracts the running mean of its inputs (state from before the
+    step) and updates that mean with the batch mean, counting the batches: the kind of state
+    whose shard-weighted mean equals the full batch's."""
+
+    features: int
+    momentum: float
+    scale: np.ndarray
+    state_name: str | None
+
+    stateful = True
+
+    def __init__(self, features: int, momentum: float = 0.25) -> None:
+        self.features, self.momentum = int(features), float(momentum)
+        self.scale = np.ones(features)
+        self.state_name = None
+
+    def init_state(self) -> dict:
+        return {"mean": np.zeros(self.features), "count": np.array(0)}
+
+    def __call__(self, x, state, *, key=None):
+        stats = state[self.state_name]
+        y = (x - stats["mean"]) * self.scale
+        m = self.momentum
+        new = {
+            "mean": (1 - m) * stats["mean"] + m * stop_gradient(dnp.mean(x, axis=0)),
+            "count": stats["count"] + 1,
+        }
+        return y, state.set(self.state_name, new)
+
+
+def running_center(features: int, momentum: float = 0.25) -> RunningCenter:
+    return RunningCenter(features, momentum)

@@ -19,6 +19,8 @@ dist = importlib.import_module("diffsys.distributed")
 
 h.register_by_value(h)
 h.register_by_value(sys.modules[__name__])
+if "tests.dp_helpers.RunningCenter" not in pl.registered():  # Trainer.save names its class
+    pl.register(h.RunningCenter, name="tests.dp_helpers.RunningCenter")
 
 
 def single_process(opt, steps: int):
@@ -147,6 +149,111 @@ def test_pipeline_trainer_equals_pl_trainer(client):
     tr.close()
 
 
+@pytest.mark.parametrize("n_shards", [1, 2, 3])
+def test_pl_trainer_with_a_client_equals_one_process(client, n_shards):
+    """pl.Trainer(client=...) runs the rounds of diffsys.distributed and the update and
+    telemetry of pl.Trainer: every reported figure, output gradient norms included, and the
+    parameters equal the single-process run on the concatenated data."""
+    ref_pipe = make_pipeline()
+    ref = pl.Trainer(ref_pipe, optim.adam(0.02))
+    ref_reports = [ref.step(h.make_data()) for _ in range(4)]
+    pipe = make_pipeline()
+    tr = pl.Trainer(pipe, optim.adam(0.02), client=client, shards=h.Loader(n_shards),
+                    n_shards=n_shards)
+    reports = tr.fit(4)
+    for r, q in zip(reports, ref_reports, strict=True):
+        assert abs(r.loss - q.loss) <= 1e-12 * abs(q.loss)
+        assert sorted(r.output_grad_norms) == sorted(q.output_grad_norms) == ["act", "enc", "head"]
+        for field in ("grad_norms", "output_grad_norms", "param_norms", "update_ratios"):
+            a, b = getattr(r, field), getattr(q, field)
+            assert a.keys() == b.keys()
+            for name in a:
+                assert abs(a[name] - b[name]) <= 1e-12 * max(abs(b[name]), 1.0), (field, name)
+    assert max_diff(pipe.params, ref_pipe.params) <= 1e-12
+    assert [r.step for r in pipe.telemetry.history] == [0, 1, 2, 3]
+    assert len(tr.history_rounds) == 4 and tr.history_rounds[0].bytes > 0
+    tr.close()
+
+
+def head_mse(p, y):
+    return nn.mse(p[:, 0], y)
+
+
+if "tests.distributed.head_mse" not in pl.registered():
+    pl.register(head_mse, name="tests.distributed.head_mse")
+
+
+def stateful_pipeline():
+    return pl.Pipeline(
+        [
+            pl.Stage("center", h.running_center(3)),
+            pl.Stage("enc", nn.Linear(3, 8, key=0)),
+            pl.Stage("act", ds.numpy.tanh),
+            pl.Stage("head", nn.Linear(8, 1, key=1)),
+        ],
+        losses=[pl.Loss("mse", head_mse, ("head", "y"))],
+    )
+
+
+@pytest.mark.parametrize("n_shards", [2, 3])
+def test_stateful_stage_state_is_merged_across_shards(client, n_shards):
+    ref_pipe = stateful_pipeline()
+    ref = pl.Trainer(ref_pipe, optim.sgd(0.1))
+    for _ in range(4):
+        ref.step(h.make_data())
+    pipe = stateful_pipeline()
+    tr = pl.Trainer(pipe, optim.sgd(0.1), client=client, shards=h.Loader(n_shards),
+                    n_shards=n_shards)
+    tr.fit(4)
+    name = pipe.params["center"].state_name
+    got, want = pipe.state["center"][name], ref_pipe.state["center"][name]
+    assert int(got["count"]) == int(want["count"]) == 4
+    assert got["count"].dtype == want["count"].dtype
+    assert np.max(np.abs(got["mean"] - want["mean"])) <= 1e-12
+    assert np.max(np.abs(want["mean"])) > 0.01  # the state moved
+    assert max_diff(pipe.params, ref_pipe.params) <= 1e-12
+    tr.close()
+
+
+def test_pl_trainer_with_a_client_resumes_bit_identically(client, tmp_path):
+    """Trainer.save after 2 rounds, a new driver's Trainer.load(..., client=) goes on: the same
+    parameters, state and optimizer state as 4 uninterrupted rounds, to the bit."""
+    full = pl.Trainer(stateful_pipeline(), optim.adam(0.05), client=client,
+                      shards=h.Loader(2), n_shards=2)
+    full.fit(4, progress=None)
+    first = pl.Trainer(stateful_pipeline(), optim.adam(0.05), client=client,
+                       shards=h.Loader(2), n_shards=2)
+    first.fit(2, progress=None)
+    first.save(tmp_path / "run")
+    first.close()
+    again = pl.Trainer.load(tmp_path / "run", optim.adam(0.05), client=client,
+                            shards=h.Loader(2), n_shards=2)
+    assert again.ts.step == 2
+    again.fit(2, progress=None)
+    for a, b in zip(ds.tree_leaves((again.ts.params, again.ts.state, again.ts.opt_state)),
+                    ds.tree_leaves((full.ts.params, full.ts.state, full.ts.opt_state)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    full.close()
+    again.close()
+
+
+def test_pl_trainer_client_arguments_are_checked(client):
+    pipe = make_pipeline()
+    with pytest.raises(TypeError, match="give shards="):
+        pl.Trainer(pipe, optim.sgd(0.1), client=client)
+    with pytest.raises(TypeError, match="need client="):
+        pl.Trainer(pipe, optim.sgd(0.1), shards=h.Loader(2), n_shards=2)
+    tr = pl.Trainer(pipe, optim.sgd(0.1), client=client, shards=h.Loader(2), n_shards=2)
+    with pytest.raises(TypeError, match="without a batch"):
+        tr.step(h.make_data())
+    with pytest.raises(TypeError, match="number of rounds"):
+        tr.fit([h.make_data()])
+    tr.close()
+    with pytest.raises(TypeError, match="a batch is needed"):
+        pl.Trainer(pipe, optim.sgd(0.1)).step()
+
+
 def test_pipeline_frozen_stage_gets_no_update(client):
     pipe = make_pipeline()
     pipe.freeze("enc")
@@ -190,14 +297,18 @@ class NanShard(h.Loader):
         return batch
 
 
-def test_pipeline_non_finite_gradient_names_the_stage_and_skips_the_update(client):
+def test_pipeline_non_finite_names_the_stage_and_shard_and_skips_the_update(client):
+    data = {k: np.concatenate([NanShard(3)(i)[k] for i in range(3)]) for k in ("x", "y")}
+    with pytest.raises(pl.NonFiniteError) as local:  # what one process says about it
+        pl.Trainer(make_pipeline(), optim.sgd(0.1)).step(data)
     pipe = make_pipeline()
     before = np.array(pipe.params["head"].weight)
     tr = dist.PipelineTrainer(pipe, optim.sgd(0.1), NanShard(3), n_shards=3, client=client)
     with pytest.raises(pl.NonFiniteError) as info:
         tr.step()
-    assert info.value.stage == "head" and info.value.where == "parameter gradient"
-    assert "['head', 'enc']" in str(info.value)
+    assert (info.value.stage, info.value.where) == (local.value.stage, local.value.where)
+    assert (info.value.stage, info.value.where) == ("mse", "loss term")
+    assert str(info.value).startswith("shard 1 (step 0): " + str(local.value))
     np.testing.assert_array_equal(pipe.params["head"].weight, before)
     assert tr.ts.step == 0
     tr.close()

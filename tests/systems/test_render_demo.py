@@ -14,10 +14,41 @@ def test_render_demo_quick(tmp_path, capsys):
     assert summary["learned"] and summary["psnr_final_hard_db"] > summary["psnr_initial_db"] + 3
     assert summary["pairs"] < summary["dense_pairs"]
     assert len(summary["pose_errors_deg"]) == 2 and 0 <= summary["pose_success_rate"] <= 1
+    # the scikit-image photograph as a second 2-D target (the 'images' extra, in 'test')
+    assert summary["sample_image"] == "astronaut" and summary["sample_learned"]
+    assert summary["sample_psnr_final_hard_db"] > summary["sample_psnr_initial_db"] + 3
     for name in ("images.png", "target.png", "initial.png", "fitted.png", "psnr.png", "pose.png",
-                 "shape.png"):
-        assert (out / name).stat().st_size > 0
-    assert "[8/8] report" in capsys.readouterr().out
+                 "shape.png", "sample.png"):
+        assert (out / name).stat().st_size > 0 and name in summary["files"]
+    assert "[10/10] report" in capsys.readouterr().out
+
+
+def test_sample_image_target():
+    import numpy as np
+
+    from diffsys.cli.demos.render import sample_image
+
+    img = sample_image("astronaut", (32, 48))
+    assert img.shape == (32, 48, 3) and img.dtype == np.float64
+    assert 0 <= img.min() and img.max() <= 1 and img.std() > 0.1  # a photograph, not blank
+    gray = sample_image("camera", (16, 16))  # grey images come back as RGB
+    assert gray.shape == (16, 16, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+
+
+def test_without_scikit_image_the_demo_skips_that_step(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import pytest
+
+    from diffsys.cli.demos.render import sample_image
+
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    with pytest.raises(ImportError, match="'images' extra"):
+        sample_image()
+    out = tmp_path / "r"
+    assert main(["demo", "render", "--quick", "--no-plots", "--out", str(out)]) == 0
+    assert "sample-image target skipped" in capsys.readouterr().out
+    assert "sample_image" not in json.loads((out / "summary.json").read_text())
 
 
 def test_pose_recovery_converges():

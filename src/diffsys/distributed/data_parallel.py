@@ -113,10 +113,15 @@ def _shard_grad(job: _Job, shard, payload: bytes, index: int, weight: float, ste
         t0 = time.perf_counter()
         leaves, _ = unpack(payload)
         params = tree_unflatten(job.treedef, leaves)
-        (loss, aux), grads = value_and_grad(job.objective, has_aux=True)(params, batch, step)
-        g_leaves = [weight * np.asarray(g) for g in tree_flatten(grads)[0]]
-        scalars = {"loss": weight * float(loss)}
-        scalars.update({f"aux.{k}": weight * float(v) for k, v in sorted(aux.items())})
+        custom = getattr(job.objective, "shard_value_and_grad", None)
+        if custom is not None:  # the objective weights what it returns itself
+            out, scalars = custom(params, batch, step, weight)
+            g_leaves = [np.asarray(g) for g in tree_flatten(out)[0]]
+        else:
+            (loss, aux), grads = value_and_grad(job.objective, has_aux=True)(params, batch, step)
+            g_leaves = [weight * np.asarray(g) for g in tree_flatten(grads)[0]]
+            scalars = {"loss": weight * float(loss)}
+            scalars.update({f"aux.{k}": weight * float(v) for k, v in sorted(aux.items())})
         from dask.distributed import get_worker
 
         scalars[_BUSY + get_worker().address] = time.perf_counter() - t0
@@ -144,7 +149,11 @@ class DataParallel:
     """The round engine: ``objective`` over shards on a Dask ``client``.
 
     ``objective(params, batch, step) -> (loss, aux)`` where ``aux`` maps names to floats
-    (use :func:`plain_objective` for a ``loss(params, batch)``). ``shards``: a
+    (use :func:`plain_objective` for a ``loss(params, batch)``). An objective with a method
+    ``shard_value_and_grad(params, batch, step, weight) -> (tree, scalars)`` computes a
+    shard's part itself: a tree shaped like ``params`` and scalars (``"loss"``, ``"aux.NAME"``),
+    both already weighted, which the round sums (the pipeline trainer sends the new
+    stage state this way, in the slots of the state it received). ``shards``: a
     ``loader(i) -> batch`` run on the workers with ``n_shards``, or a sequence of batches
     (scattered once). ``reduction="mean"`` weights shard ``i`` by ``n_i / N`` (the loss is a
     per-example mean, plus terms that do not depend on the data), ``"sum"`` by 1.

@@ -24,7 +24,10 @@ class WorkerError(RuntimeError):
     the sweep configuration) and the original traceback as text (``remote_traceback``).
 
     It is raised ``from`` the original exception where that exception could travel back, so
-    ``exc.__cause__`` is the worker's own exception object.
+    ``exc.__cause__`` is the worker's own exception object. ``remote_type`` is the original
+    exception's class name and ``remote_attrs`` its ``stage``, ``where`` and ``upstream``
+    attributes when it has them (a pipeline's ``NonFiniteError``), as strings: they travel
+    back whatever the cause does.
     """
 
     def __init__(self, where: str, error: str, remote_traceback: str) -> None:
@@ -32,6 +35,8 @@ class WorkerError(RuntimeError):
         self.where = where
         self.error = error
         self.remote_traceback = remote_traceback
+        self.remote_type = error.split(":", 1)[0]
+        self.remote_attrs: dict[str, str] = {}
 
     def __str__(self) -> str:
         return (
@@ -44,5 +49,9 @@ def wrap_worker_exception(where: str, exc: BaseException) -> WorkerError:
     """The :class:`WorkerError` for ``exc`` caught on a worker while doing ``where``."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     err = WorkerError(where, f"{type(exc).__name__}: {exc}", text)
+    err.remote_attrs = {
+        k: str(getattr(exc, k)) for k in ("stage", "where", "upstream")
+        if isinstance(getattr(exc, k, None), str)
+    }
     err.__cause__ = exc
     return err

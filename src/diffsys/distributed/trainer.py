@@ -1,5 +1,7 @@
-"""Data-parallel trainers: :class:`Trainer` for a loss function, :class:`PipelineTrainer` for a
-:class:`diffsys.pipeline.Pipeline` (its telemetry included).
+"""Data-parallel trainers: :class:`Trainer` for a loss function; for a
+:class:`diffsys.pipeline.Pipeline`, ``pl.Trainer(..., client=)`` runs on
+:class:`PipelineRounds` (:class:`PipelineTrainer` is the same trainer under this package's
+name), its telemetry included.
 
 Both step the optimizer on the driver with the reduced gradient, so a run over any number of
 shards follows the single-process run on the concatenated data (float64: within rounding,
@@ -15,13 +17,23 @@ from typing import Any
 
 import numpy as np
 
+from ..core.pytree import tree_flatten, tree_map, tree_unflatten
 from ..core.tracer import concrete
+from ..core.transforms import value_and_grad
 from ..optim.base import GradientTransformation, apply_updates, global_norm
-from ..pipeline import NonFiniteError, Pipeline, StepReport, Telemetry
-from ..pipeline.pipeline import combine_trainable, split_trainable
+from ..pipeline import (
+    Monitor,
+    NonFiniteError,
+    Pipeline,
+    Telemetry,
+    combine_trainable,
+    split_trainable,
+)
+from ..pipeline import Trainer as PlTrainer
 from .data_parallel import DataParallel, RoundResult, plain_objective
+from .errors import WorkerError
 
-__all__ = ["PipelineTrainer", "RoundReport", "Trainer"]
+__all__ = ["PipelineRounds", "PipelineTrainer", "RoundReport", "Trainer"]
 
 
 @dataclass
@@ -157,37 +169,165 @@ def _now() -> float:
 
 
 class _PipelineObjective:
-    """``objective(diff, batch, step)`` of a pipeline: its training loss with the trainable
-    floating-point leaves ``diff`` and everything else fixed; terms and metrics as aux."""
+    """A pipeline's part of a round on one shard: the training loss with the trainable
+    floating-point leaves ``diff`` (and the state it gets each round) and everything else
+    fixed; returns, weighted by the shard's share ``w``, the gradient, the new stage state
+    (for a shard-weighted mean), the terms, metrics and loss weights, and ``w**2`` times the
+    squared norm of the gradient reaching each stage's output (their sum over shards is the
+    full batch's when stage outputs are per-example rows)."""
 
-    def __init__(self, pipe: Pipeline, rest: dict, state: dict, seed: int) -> None:
-        self.pipe, self.rest, self.state, self.seed = pipe, rest, state, seed
+    def __init__(self, pipe: Pipeline, rest: dict, seed: int) -> None:
+        self.pipe, self.rest, self.seed = pipe, rest, seed
 
-    def __call__(self, diff, batch, step):
-        params = combine_trainable(diff, self.rest)
+    def shard_value_and_grad(self, payload, batch, step, weight):
+        state = payload["state"]
         key = (self.seed * 1_000_003 + step) % 2**63
-        total, aux = self.pipe.loss(
-            params, batch, state=self.state, step=step, key=key, mode="train"
-        )
-        out = {f"term.{k}": float(concrete(v)) for k, v in aux["terms"].items()}
-        out.update({f"metric.{k}": float(concrete(v)) for k, v in aux["metrics"].items()})
-        out.update({f"weight.{k}": float(concrete(v)) for k, v in aux["weights"].items()})
-        return total, out
+        monitor = Monitor()
+
+        def objective(diff):
+            return self.pipe.loss(
+                combine_trainable(diff, self.rest), batch, state=state, step=step, key=key,
+                mode="train", monitor=monitor,
+            )
+
+        (total, aux), grads = value_and_grad(objective, has_aux=True)(payload["diff"])
+        new_state = aux["state"]
+        out = {
+            "diff": tree_map(lambda g: weight * np.asarray(g), grads),
+            "state": tree_map(
+                lambda x: weight * np.asarray(concrete(x), dtype=np.float64), new_state
+            ),
+        }
+        scalars = {"loss": weight * float(concrete(total))}
+        for group in ("terms", "metrics", "weights"):
+            for k, v in aux[group].items():
+                scalars[f"aux.{group}.{k}"] = weight * float(concrete(v))
+        for name, sq in monitor.ct_sq.items():
+            scalars[f"aux.out_sq.{name}"] = weight * weight * sq
+        return out, scalars
 
 
-class PipelineTrainer:
-    """Data-parallel training of a :class:`~diffsys.pipeline.Pipeline`: the counterpart of
-    ``pl.Trainer`` whose :meth:`step` runs one round over the shards on ``client``.
+class PipelineRounds:
+    """The distributed half of ``pl.Trainer(..., client=)``: the round engine for a pipeline.
 
-    The pipeline (its stage code and frozen parameters) goes to the workers once; per round
-    only the trainable floating-point leaves travel. Telemetry: each step records a
-    :class:`~diffsys.pipeline.StepReport` (loss, terms, weights, metrics as shard-weighted
-    means; per-stage gradient and parameter norms and update ratios from the reduced
-    gradient) into ``pipe.telemetry``, and the pipeline's parameters follow, as with
-    ``pl.Trainer``. Stages with running state (e.g. batch statistics) are refused: their
-    state could not be merged across shards. Every shard gets the same step key, so stages
-    that draw random numbers draw the same ones on each shard.
+    Made by ``pl.Trainer`` (not usually by hand). The pipeline (its stage code and frozen
+    parameters) goes to the workers once; per round the trainable floating-point leaves and
+    the stage state travel. :meth:`step` runs one round over every shard and hands the
+    reduced gradient to :meth:`Pipeline.apply_gradients`, the same update and telemetry path
+    as a single-process step.
+
+    Reduced across shards (weights ``n_i / N``): the loss, terms, metrics (so metrics must be
+    per-example means to equal the single-process ones), the gradient, the squared norms of
+    the gradients reaching each stage output (``output_grad_norms``: equal to the single
+    process when stage outputs are per-example rows of the batch), and the new state of
+    stateful stages: each shard starts the round from the same state, and the new state is
+    the shard-weighted mean of the shards' new states (integer leaves, such as counters,
+    rounded). That is exact for state that is an average over examples (running means of
+    inputs); for batch statistics (BatchNorm), each shard normalizes with its own statistics,
+    as in PyTorch's DDP without SyncBatchNorm, and the merged running variance is the mean of
+    the shards' variances (without the spread between shard means).
     """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        ts,
+        shards: Callable[[int], Any] | Sequence,
+        *,
+        client,
+        n_shards: int | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        diff, rest = split_trainable(ts.params, ts.trainable)
+        self._trainable = ts.trainable
+        self._state_leaves, self._state_def = tree_flatten(ts.state)
+        self.engine = DataParallel(
+            _PipelineObjective(pipeline, rest, ts.seed),
+            {"diff": diff, "state": ts.state},
+            shards,
+            client=client,
+            n_shards=n_shards,
+        )
+        self.history: list[RoundReport] = []
+
+    def step(self, ts, telemetry=None):
+        """One round and one update: ``(new train state, StepReport)``."""
+        if ts.trainable != self._trainable:
+            raise ValueError(
+                "pl.Trainer(client=): the trainable stages changed since the trainer was made "
+                f"({list(self._trainable)} -> {list(ts.trainable)}); make a new trainer"
+            )
+        diff, _ = split_trainable(ts.params, ts.trainable)
+        try:
+            res = self.engine.round({"diff": diff, "state": ts.state}, ts.step)
+        except WorkerError as exc:
+            if exc.remote_type != "NonFiniteError" or "stage" not in exc.remote_attrs:
+                raise
+            a = exc.remote_attrs
+            raise NonFiniteError(
+                f"{exc.where}: {exc.error.split(': ', 1)[-1]}; no update applied",
+                a["stage"],
+                a.get("where", ""),
+                upstream=a.get("upstream"),
+            ) from exc
+        grads = res.grads["diff"]
+        self._check_finite(res, grads, ts.step)
+        aux = res.aux
+        group = lambda g: {k[len(g) + 1:]: v for k, v in aux.items() if k.startswith(g + ".")}  # noqa: E731
+        out_sq = group("out_sq")
+        t0 = _now()
+        new_ts, report = self.pipeline.apply_gradients(
+            ts,
+            grads,
+            loss=res.loss,
+            terms=group("terms"),
+            weights=group("weights"),
+            metrics=group("metrics"),
+            state=self._merged_state(res.grads["state"]),
+            output_grad_norms={
+                n: out_sq[n] ** 0.5 for n in self.pipeline.order if n in out_sq
+            },
+            telemetry=telemetry,
+        )
+        update_s = _now() - t0
+        self.history.append(_report(report.step, res, float(global_norm(grads)), update_s))
+        return new_ts, report
+
+    def _merged_state(self, summed):
+        """The shard-weighted mean of the new states, in the state's own dtypes."""
+        leaves = tree_flatten(summed)[0]
+        out = []
+        for old, new in zip(self._state_leaves, leaves, strict=True):
+            dtype = np.asarray(old).dtype
+            if not np.issubdtype(dtype, np.inexact):
+                new = np.rint(new)
+            out.append(np.asarray(new).astype(dtype))
+        return tree_unflatten(self._state_def, out)
+
+    def _check_finite(self, res: RoundResult, grads: dict, step: int) -> None:
+        """Refuse a round whose reduced gradient is not finite (no update applied), naming the
+        stages, last first (the backward order), as ``pl.Trainer`` does."""
+        bad = [n for n in reversed(self.pipeline.order) if n in grads
+               and not np.isfinite(float(global_norm(grads[n])))]
+        if bad:
+            raise NonFiniteError(
+                f"pl.Trainer(client=): the gradient of stage(s) {bad} summed over the "
+                f"{res.n_shards} shards is not finite at step {step} (loss "
+                f"{res.loss}); no update applied. Find the shard with dist.DataParallel.round "
+                "on each shard alone, or pl.Trainer on it, which names where the NaN starts",
+                bad[0],
+                "parameter gradient",
+            )
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class PipelineTrainer(PlTrainer):
+    """``pl.Trainer(pipeline, optimizer, client=client, shards=shards)``, under the name of
+    this package: data-parallel training of a :class:`~diffsys.pipeline.Pipeline` whose
+    :meth:`step` (no batch) runs one round over the shards on ``client``. Everything else
+    (telemetry, ``save``/``load``, per-stage learning rates) is ``pl.Trainer``'s."""
 
     def __init__(
         self,
@@ -200,98 +340,7 @@ class PipelineTrainer:
         seed: int = 0,
         telemetry: Telemetry | bool | None = None,
     ) -> None:
-        self.pipeline = pipeline
-        self.ts = pipeline.init(optimizer, seed=seed)
-        if any(True for _ in _leaves(self.ts.state)):
-            raise NotImplementedError(
-                "distributed.PipelineTrainer: the pipeline has running state (stages "
-                f"{sorted(k for k, v in self.ts.state.items() if _leaves(v))}); state cannot be "
-                "merged across shards yet: train it with pl.Trainer"
-            )
-        self.telemetry = telemetry
-        self._diff, rest = split_trainable(self.ts.params, self.ts.trainable)
-        self.engine = DataParallel(
-            _PipelineObjective(pipeline, rest, self.ts.state, seed),
-            self._diff,
-            shards,
-            client=client,
+        super().__init__(
+            pipeline, optimizer, seed=seed, telemetry=telemetry, client=client, shards=shards,
             n_shards=n_shards,
         )
-        self._rest = rest
-        self.history_rounds: list[RoundReport] = []
-
-    @property
-    def params(self) -> dict:
-        return self.ts.params
-
-    def _telemetry(self) -> Telemetry | None:
-        tel = self.pipeline.telemetry if self.telemetry is None else self.telemetry
-        if tel is False or not isinstance(tel, Telemetry) or not tel.enabled:
-            return None
-        return tel
-
-    def step(self) -> StepReport:
-        """One round over all shards and one optimizer update; the report as ``pl.Trainer``'s."""
-        ts = self.ts
-        diff = self._diff
-        res = self.engine.round(diff, ts.step)
-        self._check_finite(res)
-        t0 = _now()
-        updates, opt_state = ts.optimizer.update(res.grads, ts.opt_state, diff)
-        new_diff = apply_updates(diff, updates)
-        update_s = _now() - t0
-        aux = res.aux
-        report = StepReport(
-            step=ts.step,
-            loss=res.loss,
-            terms={k[5:]: v for k, v in aux.items() if k.startswith("term.")},
-            weights={k[7:]: v for k, v in aux.items() if k.startswith("weight.")},
-            metrics={k[7:]: v for k, v in aux.items() if k.startswith("metric.")},
-        )
-        tel = self._telemetry()
-        if tel is not None:
-            for name in ts.trainable:
-                pn = float(global_norm(diff[name]))
-                report.grad_norms[name] = float(global_norm(res.grads[name]))
-                report.param_norms[name] = pn
-                report.update_ratios[name] = float(global_norm(updates[name])) / max(
-                    pn, np.finfo(float).tiny
-                )
-            tel.record(report)
-        self._diff = new_diff
-        self.ts.params = combine_trainable(new_diff, self._rest)
-        self.ts.opt_state = opt_state
-        self.ts.step = ts.step + 1
-        self.pipeline.params = self.ts.params
-        self.pipeline.steps_done = self.ts.step
-        grad_norm = float(global_norm(res.grads))
-        self.history_rounds.append(_report(report.step, res, grad_norm, update_s))
-        return report
-
-    def _check_finite(self, res: RoundResult) -> None:
-        """Refuse a round whose reduced gradient is not finite (no update applied), naming the
-        stages, last first (the backward order), as ``pl.Trainer`` does."""
-        bad = [n for n in reversed(self.pipeline.order) if n in res.grads
-               and not np.isfinite(float(global_norm(res.grads[n])))]
-        if bad:
-            raise NonFiniteError(
-                f"distributed.PipelineTrainer: the gradient of stage(s) {bad} summed over the "
-                f"{res.n_shards} shards is not finite at step {self.ts.step} (loss "
-                f"{res.loss}); no update applied. Find the shard with dist.DataParallel.round "
-                "on each shard alone, or pl.Trainer on it, which names where the NaN starts",
-                bad[0],
-                "parameter gradient",
-            )
-
-    def fit(self, rounds: int) -> list[StepReport]:
-        """``rounds`` steps; their reports."""
-        return [self.step() for _ in range(rounds)]
-
-    def close(self) -> None:
-        self.engine.close()
-
-
-def _leaves(tree) -> list:
-    from ..core.pytree import tree_leaves
-
-    return tree_leaves(tree)

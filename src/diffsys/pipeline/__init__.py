@@ -68,11 +68,17 @@ starvation_steps=..)``). Contract violations raise :class:`ContractError` naming
 from .diagnostics import GradCheckReport, MismatchReport, check_grads, mismatch
 from .losses import Loss, Metric, Scheduled, accuracy, scheduled
 from .per_stage import per_stage, scale_stages
-from .pipeline import HardModeGradientWarning, Pipeline, TrainState
+from .pipeline import (
+    HardModeGradientWarning,
+    Pipeline,
+    TrainState,
+    combine_trainable,
+    split_trainable,
+)
 from .serialize import SerializationError, load, register, registered, save
 from .spec import ContractError, Spec
 from .stage import KINDS, Stage
-from .telemetry import NonFiniteError, StarvationWarning, StepReport, Telemetry
+from .telemetry import Monitor, NonFiniteError, StarvationWarning, StepReport, Telemetry
 from .trainer import Trainer
 
 __all__ = [
@@ -83,6 +89,7 @@ __all__ = [
     "Loss",
     "Metric",
     "MismatchReport",
+    "Monitor",
     "NonFiniteError",
     "Pipeline",
     "Scheduled",
@@ -96,6 +103,7 @@ __all__ = [
     "Trainer",
     "accuracy",
     "check_grads",
+    "combine_trainable",
     "load",
     "mismatch",
     "per_stage",
@@ -104,4 +112,5 @@ __all__ = [
     "save",
     "scale_stages",
     "scheduled",
+    "split_trainable",
 ]

@@ -519,6 +519,7 @@ class Pipeline:
         step: int | None = None,
         key=None,
         mode: str | None = None,
+        monitor: Monitor | None = None,
     ):
         """``(total loss, aux)`` for ``ds.value_and_grad(pipe.loss, has_aux=True)``.
 
@@ -530,10 +531,16 @@ class Pipeline:
         inference mode (after ``pipe.infer()``), the relaxed stages run their hard
         operations, whose gradient is zero or meaningless upstream: that warns. Pass
         ``mode="train"`` (or ``mode="infer"`` when that is what you mean) to say which.
+
+        ``monitor``: a :class:`Monitor`; the backward pass records in ``monitor.ct_sq`` the
+        squared norm of the gradient reaching each stage's output (the report's
+        ``output_grad_norms``), and the forward pass checks outputs for NaN/Inf.
         """
         if mode is None and self.mode == "infer" and params is not None:
             self._warn_if_differentiated_hard(params)
-        return self._loss(params, batch, state=state, step=step, key=key, mode=mode)
+        return self._loss(
+            params, batch, state=state, step=step, key=key, mode=mode, monitor=monitor
+        )
 
     def _warn_if_differentiated_hard(self, params) -> None:
         relaxed = [n for n, s in self.stages.items() if s.kind in RELAXED_KINDS]
@@ -613,13 +620,7 @@ class Pipeline:
                 f"-> {list(self.trainable_stages())}, by freeze/unfreeze): make a new train "
                 "state with pipe.init(optimizer, params=ts.params)"
             )
-        tel = self.telemetry if telemetry is None else telemetry
-        if tel is False:
-            tel = None
-        elif not isinstance(tel, Telemetry):
-            raise TypeError("Pipeline.step: telemetry must be a Telemetry, None or False")
-        if tel is not None and not tel.enabled:
-            tel = None
+        tel = self._telemetry_of(telemetry, "step")
         monitor = Monitor(self._shared_outputs()) if tel is not None else None
         diff, rest = split_trainable(ts.params, ts.trainable)
         key = (ts.seed * 1_000_003 + ts.step) % 2**63
@@ -648,6 +649,75 @@ class Pipeline:
             report = StepReport(step=ts.step, loss=float("nan"), warnings=[str(exc)], skipped=True)
             tel.record(report)
             return _replace_ts(ts, step=ts.step + 1), report
+        output_grad_norms = None
+        if monitor is not None:
+            output_grad_norms = {
+                n: monitor.ct_sq[n] ** 0.5 for n in self.order if n in monitor.ct_sq
+            }
+        return self._apply(
+            ts, diff, rest, grads, grad_sq, loss, aux, output_grad_norms, tel
+        )
+
+    def apply_gradients(
+        self,
+        ts: TrainState,
+        grads: dict,
+        *,
+        loss: float,
+        terms: dict[str, float],
+        weights: dict[str, float],
+        metrics: dict[str, float],
+        state: dict | None = None,
+        output_grad_norms: dict[str, float] | None = None,
+        telemetry: Telemetry | bool | None = None,
+    ) -> tuple[TrainState, StepReport]:
+        """The second half of :meth:`step` for gradients computed elsewhere (e.g. summed over
+        shards by :mod:`diffsys.distributed`): the optimizer update of the trainable stages
+        from ``grads`` (a dict over ``ts.trainable`` of the trainable floating-point leaves,
+        as :func:`split_trainable` gives), the new ``state`` (default: unchanged), and the
+        :class:`StepReport` recorded as :meth:`step` records it.
+
+        >>> import numpy as np
+        >>> import diffsys as ds
+        >>> from diffsys import nn, optim, pipeline as pl
+        >>> pipe = pl.Pipeline([pl.Stage("lin", nn.Linear(2, 1, key=0))],
+        ...     losses=[pl.Loss("mse", lambda p, y: nn.mse(p[:, 0], y), ("lin", "y"))])
+        >>> ts = pipe.init(optim.sgd(0.1))
+        >>> batch = {"x": np.ones((4, 2)), "y": np.zeros(4)}
+        >>> diff, rest = pl.split_trainable(ts.params, ts.trainable)
+        >>> f = lambda d: pipe.loss(pl.combine_trainable(d, rest), batch, mode="train")
+        >>> (value, aux), g = ds.value_and_grad(f, has_aux=True)(diff)
+        >>> ts2, report = pipe.apply_gradients(ts, g, loss=float(value), terms=aux["terms"],
+        ...     weights=aux["weights"], metrics=aux["metrics"], telemetry=False)
+        >>> ts2.step, report.loss == float(value)
+        (1, True)
+        """
+        if ts.trainable != self.trainable_stages():
+            raise ValueError(
+                f"Pipeline.apply_gradients: the trainable stages changed since init "
+                f"({list(ts.trainable)} -> {list(self.trainable_stages())}): make a new train "
+                "state with pipe.init(optimizer, params=ts.params)"
+            )
+        tel = self._telemetry_of(telemetry, "apply_gradients")
+        diff, rest = split_trainable(ts.params, ts.trainable)
+        grad_sq = {n: sq_norm(grads[n]) for n in ts.trainable} if tel is not None else {}
+        aux = {
+            "terms": terms,
+            "weights": weights,
+            "metrics": metrics,
+            "state": ts.state if state is None else state,
+        }
+        return self._apply(ts, diff, rest, grads, grad_sq, loss, aux, output_grad_norms, tel)
+
+    def _telemetry_of(self, telemetry, where: str) -> Telemetry | None:
+        tel = self.telemetry if telemetry is None else telemetry
+        if tel is False:
+            return None
+        if not isinstance(tel, Telemetry):
+            raise TypeError(f"Pipeline.{where}: telemetry must be a Telemetry, None or False")
+        return tel if tel.enabled else None
+
+    def _apply(self, ts, diff, rest, grads, grad_sq, loss, aux, output_grad_norms, tel):
         updates, opt_state = ts.optimizer.update(grads, ts.opt_state, diff)
         new_diff = apply_updates(diff, updates)
         report = StepReport(
@@ -655,7 +725,7 @@ class Pipeline:
             loss=float(loss),
             terms={k: float(v) for k, v in aux["terms"].items()},
             weights=dict(aux["weights"]),
-            metrics=aux["metrics"],
+            metrics=dict(aux["metrics"]),
         )
         if tel is not None:
             for name in ts.trainable:
@@ -665,9 +735,7 @@ class Pipeline:
                 report.update_ratios[name] = sq_norm(updates[name]) ** 0.5 / max(
                     p2**0.5, np.finfo(float).tiny
                 )
-            report.output_grad_norms = {
-                n: monitor.ct_sq[n] ** 0.5 for n in self.order if n in monitor.ct_sq
-            }
+            report.output_grad_norms = dict(output_grad_norms or {})
             tel.record(report)
         self.steps_done = ts.step + 1
         new_ts = _replace_ts(

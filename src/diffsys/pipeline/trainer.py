@@ -10,7 +10,8 @@ bit-identical to one that was never interrupted.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,17 @@ class Trainer:
     optimizer's (a per-stage learning rate: ``optim.chain(optimizer,
     pl.scale_stages(...))``); for a different optimizer per stage pass
     ``pl.per_stage({...})`` as ``optimizer``.
+
+    **Data-parallel** (``client=`` a Dask client, the ``distributed`` extra): the data lives
+    on the workers as ``shards`` (a ``loader(i) -> batch`` run there, with ``n_shards``, or a
+    sequence of batches sent once), and ``step()`` (no batch) is one round over all of them
+    through :class:`diffsys.distributed.PipelineRounds`: the parameters go out once, each
+    worker computes the gradient on its shards, the gradients come back summed in a fixed
+    order (shard-weighted), and the update and telemetry are this trainer's own (via
+    :meth:`Pipeline.apply_gradients`), so the run equals the single-process run on the
+    concatenated data within rounding. ``fit(rounds)`` takes a number of rounds;
+    ``history_rounds`` has each round's times and bytes; ``close()`` releases the shards.
+    docs/distributed.md has the details (stateful stages, what is reduced how).
     """
 
     def __init__(
@@ -52,6 +64,9 @@ class Trainer:
         seed: int = 0,
         telemetry: Telemetry | bool | None = None,
         stage_lr_scale: Mapping[str, float] | None = None,
+        client=None,
+        shards: Callable[[int], Any] | Sequence | None = None,
+        n_shards: int | None = None,
     ) -> None:
         if stage_lr_scale:
             unknown = sorted(set(stage_lr_scale) - set(pipeline.stages))
@@ -64,6 +79,34 @@ class Trainer:
         self.pipeline = pipeline
         self.telemetry = telemetry
         self.ts: TrainState = pipeline.init(optimizer, seed=seed)
+        self.rounds = None
+        if client is not None:
+            if shards is None:
+                raise TypeError(
+                    "Trainer(client=...): give shards= (a loader(i) -> batch run on the "
+                    "workers, with n_shards=, or a list of batches): the data lives on the "
+                    "workers, step() takes no batch"
+                )
+            # diffsys.distributed sits above this layer and needs an optional extra: imported
+            # only here, when a client is given.
+            from ..distributed.trainer import PipelineRounds
+
+            self.rounds = PipelineRounds(
+                pipeline, self.ts, shards, client=client, n_shards=n_shards
+            )
+        elif shards is not None or n_shards is not None:
+            raise TypeError("Trainer: shards= and n_shards= need client= (a Dask client)")
+
+    @property
+    def history_rounds(self) -> list:
+        """Per data-parallel round (``client=``), its costs: a
+        :class:`diffsys.distributed.RoundReport` (compute, reduce, transfer, bytes)."""
+        return [] if self.rounds is None else self.rounds.history
+
+    def close(self) -> None:
+        """Release the shards on the cluster (``client=``); nothing otherwise."""
+        if self.rounds is not None:
+            self.rounds.close()
 
     @property
     def params(self) -> dict:
@@ -74,10 +117,21 @@ class Trainer:
         tel = self.pipeline.telemetry if self.telemetry is None else self.telemetry
         return tel.history if isinstance(tel, Telemetry) else []
 
-    def step(self, batch) -> StepReport:
+    def step(self, batch=None) -> StepReport:
         """One training step on ``batch`` (in training mode whatever ``pipeline.mode`` is);
-        the pipeline's parameters and state follow."""
-        self.ts, report = self.pipeline.step(self.ts, batch, telemetry=self.telemetry)
+        the pipeline's parameters and state follow. With ``client=``: one round over the
+        shards on the workers, and no batch."""
+        if self.rounds is not None:
+            if batch is not None:
+                raise TypeError(
+                    "Trainer(client=...).step(): the data lives on the workers as shards; "
+                    "call step() without a batch"
+                )
+            self.ts, report = self.rounds.step(self.ts, telemetry=self.telemetry)
+        elif batch is None:
+            raise TypeError("Trainer.step(batch): a batch is needed (or make it with client=)")
+        else:
+            self.ts, report = self.pipeline.step(self.ts, batch, telemetry=self.telemetry)
         self.pipeline.params = self.ts.params
         self.pipeline.state = self.ts.state
         return report
@@ -91,11 +145,21 @@ class Trainer:
         progress: str | bool | None = "auto",
     ) -> list[StepReport]:
         """Step through ``batches`` (re-iterated each epoch: pass a list or a re-iterable);
-        ``callback(report)`` may return True to stop. Returns the reports.
+        ``callback(report)`` may return True to stop. Returns the reports. With ``client=``,
+        ``batches`` is the number of rounds (``fit(100)``).
 
         ``progress`` as in ``train.fit``: ``"auto"`` (a rich bar on a terminal, else one
         line per epoch), ``"rich"``, ``"plain"`` or ``None``; it shows the epoch's mean loss
         and metrics."""
+        if self.rounds is not None:
+            if not isinstance(batches, int) or isinstance(batches, bool):
+                raise TypeError(
+                    "Trainer(client=...).fit(rounds): the data lives on the workers; give the "
+                    f"number of rounds, not {type(batches).__name__}"
+                )
+            batches = [None] * batches
+        elif isinstance(batches, int):
+            raise TypeError("Trainer.fit(batches): an iterable of batches, not an int")
         reports = []
         steps = len(batches) if hasattr(batches, "__len__") else None
         bar = make_progress(progress, epochs, steps)
@@ -147,18 +211,26 @@ class Trainer:
         *,
         telemetry: Telemetry | bool | None = None,
         stage_lr_scale: Mapping[str, float] | None = None,
+        client=None,
+        shards: Callable[[int], Any] | Sequence | None = None,
+        n_shards: int | None = None,
     ) -> Trainer:
         """A trainer that goes on from a :meth:`save`: the pipeline (in the mode it was
         saved in), its parameters and state, and the optimizer state, step and seed.
         ``optimizer`` and ``stage_lr_scale`` must be given as the saved run's were (they are
         code, not saved); a state of another structure is a
-        :class:`~diffsys.pipeline.SerializationError`."""
+        :class:`~diffsys.pipeline.SerializationError`. ``client``, ``shards`` and ``n_shards``
+        continue a data-parallel run."""
         from .serialize import load_training
 
         if stage_lr_scale:
             optimizer = chain(optimizer, scale_stages(stage_lr_scale))
         pipeline, ts = load_training(directory, optimizer)
-        trainer = cls(pipeline, optimizer, seed=ts.seed, telemetry=telemetry)
+        trainer = cls.__new__(cls)  # subclasses may take other arguments (distributed's)
+        Trainer.__init__(
+            trainer, pipeline, optimizer, seed=ts.seed, telemetry=telemetry, client=client,
+            shards=shards, n_shards=n_shards,
+        )
         trainer.ts = ts
         return trainer
 

@@ -21,7 +21,7 @@ import diffsys as ds
 import diffsys.numpy as dnp
 from diffsys import optim
 
-from . import report_folder
+from . import one_blas_thread, report_folder
 
 N_FEATURES = 16
 HIDDEN = 64
@@ -77,20 +77,10 @@ def fall(params, config):
 
 
 # --- the steps --------------------------------------------------------------------------------
-def _one_blas_thread():
-    """BLAS limited to one thread, as Dask's worker processes run (``OMP_NUM_THREADS=1``), so
-    the single-process baseline is timed like the workers; a no-op without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
 def _single_process(params, data, opt, rounds: int):
-    with _one_blas_thread():
+    # BLAS on one thread, as Dask's worker processes run (OMP_NUM_THREADS=1), so the
+    # single-process baseline is timed like the workers
+    with one_blas_thread():
         return _single_process_loop(params, data, opt, rounds)
 
 

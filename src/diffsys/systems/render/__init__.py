@@ -11,7 +11,8 @@ bounding box (:func:`raster_cost` reports them).
 :func:`quaternion_matrix`), and :func:`rasterize_mesh` (SoftRas-style coverage, softmax depth
 aggregation, perspective-correct colours, Lambert + ambient :class:`Light`, silhouette), whose
 ``.hard`` form is a z-buffer. :func:`raster_stage` and :func:`mesh_stage` make pipeline stages
-(kind ``relaxed``). See docs/render.md.
+(kind ``relaxed``). :func:`load_mesh` / :func:`save_mesh` read and write OBJ, PLY and the
+other formats trimesh knows (the ``mesh`` extra). See docs/render.md.
 """
 
 from .exact import bbox_pairs, even_odd_inside, layer_plan, rasterize_exact_2d
@@ -27,6 +28,7 @@ from .mesh import (
     rotation_matrix,
     torus,
 )
+from .mesh_io import MeshData, load_mesh, save_mesh
 from .mesh_ops import Light, MeshCost, mesh_cost, rasterize_mesh
 from .ops import RasterCost, raster_cost, rasterize
 from .prims import gather_rows, segment_sum
@@ -38,6 +40,7 @@ __all__ = [
     "Circles",
     "Light",
     "MeshCost",
+    "MeshData",
     "Polygons",
     "RasterCost",
     "Strokes",
@@ -48,6 +51,7 @@ __all__ = [
     "gather_rows",
     "icosphere",
     "layer_plan",
+    "load_mesh",
     "look_at",
     "mesh_cost",
     "mesh_stage",
@@ -60,6 +64,7 @@ __all__ = [
     "rasterize_exact_2d",
     "rasterize_mesh",
     "rotation_matrix",
+    "save_mesh",
     "segment_sum",
     "torus",
 ]
