@@ -343,20 +343,28 @@ def _as_cotangent(c, out, k: int):
         )
     if dtype.kind not in "fc":  # an integer or boolean output: its cotangent is unused
         return c
-    if c_dtype != dtype and (c_dtype.kind not in "biufc" or not np.can_cast(c_dtype, dtype)):
-        if c_dtype.kind == "c":
-            fix = "take its real part (np.real) if the function is real"
-        elif c_dtype.kind in "biuf":
-            fix = f"convert it with .astype(np.{dtype.name}) if the loss is intended"
-        else:
-            fix = "a cotangent is a number or an array of numbers"
-        raise TypeError(
-            f"vjp_fn: cotangent {k} has dtype {c_dtype}, but the function's output {k} has "
-            f"dtype {dtype}, and {c_dtype} does not convert to {dtype} without loss: {fix}"
+    if c_dtype != dtype:
+        _check_lossless(
+            c_dtype, dtype, f"vjp_fn: cotangent {k} has dtype {c_dtype}, but the function's "
+            f"output {k} has dtype {dtype}", "a cotangent is a number or an array of numbers"
         )
     if isinstance(c, Tracer):
         return c if c_dtype == dtype else ad_util.cast(c, dtype=dtype)
     return np.array(c, dtype=dtype)  # a private copy
+
+
+def _check_lossless(given: np.dtype, wanted: np.dtype, what: str, non_numeric: str) -> None:
+    """Refuse a seed (cotangent or tangent) of dtype ``given`` for a value of dtype
+    ``wanted`` unless it converts without loss; ``what`` says which seed, for the error."""
+    if given.kind in "biufc" and np.can_cast(given, wanted):
+        return
+    if given.kind == "c":
+        fix = "take its real part (np.real) if the function is real"
+    elif given.kind in "biuf":
+        fix = f"convert it with .astype(np.{wanted.name}) if the loss is intended"
+    else:
+        fix = non_numeric
+    raise TypeError(f"{what}, and {given} does not convert to {wanted} without loss: {fix}")
 
 
 def _dtype_of(x) -> np.dtype:
@@ -450,17 +458,10 @@ def _as_tangent(t, primal, where: str):
     dtype, t_dtype = _dtype_of(primal), t.dtype
     if t_dtype == dtype:
         return t
-    if t_dtype.kind not in "biufc" or not np.can_cast(t_dtype, dtype):
-        if t_dtype.kind == "c":
-            fix = "take its real part (np.real) if the function is real"
-        elif t_dtype.kind in "biuf":
-            fix = f"convert it with .astype(np.{dtype.name}) if the loss is intended"
-        else:
-            fix = "a tangent is an array of numbers"
-        raise TypeError(
-            f"jvp: the tangent for {where} has dtype {t_dtype}, but the primal has dtype "
-            f"{dtype}, and {t_dtype} does not convert to {dtype} without loss: {fix}"
-        )
+    _check_lossless(
+        t_dtype, dtype, f"jvp: the tangent for {where} has dtype {t_dtype}, but the primal has "
+        f"dtype {dtype}", "a tangent is an array of numbers"
+    )
     # a lossless cast (a lower precision, an integer array): the tangent takes the primal's
     # dtype, so the output tangents have the outputs' dtypes
     return ad_util.cast(t, dtype=dtype) if isinstance(t, Tracer) else t.astype(dtype)
