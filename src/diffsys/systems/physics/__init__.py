@@ -31,7 +31,7 @@ from .dynamics import (
     step,
 )
 from .health import GradientReport, gradient_report
-from .rigid import RigidState, RigidWorld, rigid_step, simulate_rigid
+from .rigid import RigidState, RigidWorld, body_contacts, plane_depths, rigid_step, simulate_rigid
 from .simulate import RECORD, mismatch, simulate
 from .world import INTEGRATORS, StabilityWarning, State, World, check_state, stability_limit
 
@@ -45,6 +45,7 @@ __all__ = [
     "State",
     "World",
     "acceleration",
+    "body_contacts",
     "check_state",
     "contact_forces",
     "contact_penalty",
@@ -55,6 +56,7 @@ __all__ = [
     "gradient_report",
     "mismatch",
     "pair_forces",
+    "plane_depths",
     "rigid_step",
     "simulate",
     "simulate_rigid",
