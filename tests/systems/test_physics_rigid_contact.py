@@ -69,7 +69,8 @@ def test_disc_box_depth_is_the_exact_signed_distance():
 
 def test_box_box_rows_are_every_corner_against_the_other_box():
     w = RigidWorld([("box", 0.2, 0.1), ("box", 0.1, 0.1)], mass=[1.0, 1.0], collide=True)
-    assert w.contact_points.tolist() == [[0, k, 1] for k in range(4)] + [[1, k, 0] for k in range(4)]
+    rows = [[0, k, 1] for k in range(4)] + [[1, k, 0] for k in range(4)]
+    assert w.contact_points.tolist() == rows
     # box 1 resting 0.01 deep on top of box 0, both level: its two bottom corners penetrate
     s = _state([[0.0, 0.0], [0.0, 0.19]])
     a, b, depth, normal, _ = body_contacts(w, s)
@@ -190,7 +191,8 @@ def test_body_contact_gradients_match_finite_differences(case):
     )
     steps = 40
     f = _rigid_rollout(world, s0, steps)
-    args = (s0.velocity, s0.angular_velocity, np.asarray(0.4), np.asarray(2e3), np.array([1.0, 2.0]))
+    mass = np.array([1.0, 2.0])
+    args = (s0.velocity, s0.angular_velocity, np.asarray(0.4), np.asarray(2e3), mass)
     if case != "no contact":
         _, traj = simulate_rigid(world, s0, steps=steps)
         depth = [np.max(body_contacts(world, RigidState(*(a[t] for a in traj)))[2])

@@ -37,7 +37,8 @@ def _hard_penalty(penetration: Array, stiffness: Array = 1.0) -> Array:
 
 @relaxation(hard=_hard_penalty, strength="smoothing")
 def contact_penalty(penetration: Array, stiffness: Array = 1.0, smoothing: Array = 1e-3) -> Array:
-    """The normal contact force for a penetration depth: ``k soft_relu(p, temperature=w)`` = ``k w softplus(p / w)``.
+    """The normal contact force for a penetration depth: ``k w softplus(p / w)``, that is
+    ``k * relax.soft_relu(p, temperature=w)``.
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import contact_penalty
