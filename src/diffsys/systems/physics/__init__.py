@@ -13,8 +13,9 @@ contact and friction constants, control sequences and controller parameters.
 - :func:`forces`, :func:`step`, :func:`energy`: the equations of motion.
 - :func:`simulate`: a rollout; :func:`mismatch`: smooth vs hard contact over a rollout.
 - :class:`RigidWorld`, :class:`RigidState`, :func:`simulate_rigid`: 2-D discs and boxes
-  with inertia, in contact with the colliders.
+  with inertia, in contact with the colliders and with each other (:func:`body_contacts`).
 - :func:`gradient_report`: per-step gradient norms, explosion and contact-induced jumps.
+- :func:`simulation_stage`: a ``pipeline.Stage`` (kind ``relaxed``) running a simulation.
 
 See docs/physics.md.
 """
@@ -33,6 +34,7 @@ from .dynamics import (
 from .health import GradientReport, gradient_report
 from .rigid import RigidState, RigidWorld, body_contacts, plane_depths, rigid_step, simulate_rigid
 from .simulate import RECORD, mismatch, simulate
+from .stages import simulation_stage
 from .world import INTEGRATORS, StabilityWarning, State, World, check_state, stability_limit
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "rigid_step",
     "simulate",
     "simulate_rigid",
+    "simulation_stage",
     "spring_forces",
     "stability_limit",
     "step",
