@@ -10,6 +10,7 @@ from .jit import WORKLOADS as JIT
 from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .physics import WORKLOADS as PHYSICS
+from .physics_robot import WORKLOAD as PHYSICS_ROBOT
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .render3d import WORKLOADS as RENDER_3D
@@ -34,6 +35,7 @@ WORKLOADS: dict[str, Workload] = {
         neuralsort.WORKLOAD,
         *MASS_SPRING,
         *PHYSICS,
+        PHYSICS_ROBOT,
         *JIT,
         *soft_sort.SCALING,
         *DB,
