@@ -213,19 +213,13 @@ def _cross(r, f):
 def _contact_points(world: RigidWorld, c, theta):
     """Offsets ``(B, 4, 2)`` of the contact points from the centres: a box's four corners; a
     disc's centre (its radius is added to the depth, and only the first copy counts)."""
-    cos, sin = dnp.cos(theta), dnp.sin(theta)
     local = _CORNERS[None] * world.half_extent[:, None, :]  # (B, 4, 2)
-    rotated = dnp.stack(
-        [
-            cos[:, None] * local[..., 0] - sin[:, None] * local[..., 1],
-            sin[:, None] * local[..., 0] + cos[:, None] * local[..., 1],
-        ],
-        axis=-1,
-    )
+    rotated = _rotate(dnp.cos(theta)[:, None], dnp.sin(theta)[:, None], local)
     return dnp.where(world.is_box[:, None, None], rotated, 0.0)
 
 
 def _rotate(cos, sin, u):
+    """``u (..., 2)`` turned by the angle of ``(cos, sin)``."""
     return dnp.stack([cos * u[..., 0] - sin * u[..., 1], sin * u[..., 0] + cos * u[..., 1]], -1)
 
 
@@ -306,8 +300,7 @@ def _body_wrench(world: RigidWorld, state: RigidState):
     slide = direction(rel - vn[:, None] * n, smoothing=world.friction_smoothing)
     f = fn[:, None] * n - world.friction * push[:, None] * slide  # on a; -f on b
     S = world.body_incidence  # (B, K): +1 at a, -1 at b
-    on_a = np.maximum(S, 0.0)
-    torque = on_a @ _cross(arm_a, f) - np.maximum(-S, 0.0) @ _cross(arm_b, f)
+    torque = np.maximum(S, 0.0) @ _cross(arm_a, f) - np.maximum(-S, 0.0) @ _cross(arm_b, f)
     return S @ f, torque
 
 
