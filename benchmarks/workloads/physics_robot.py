@@ -3,7 +3,7 @@ distance it walks with respect to its controller.
 
 14 unit masses, 33 damped springs (12 of them muscles), ground contact by the smooth penalty
 law with contact damping and smoothed Coulomb friction, gravity, semi-implicit Euler,
-``dt = 2e-3``, 500 steps. A linear controller maps a 4-phase clock to the muscles'
+``dt = 2e-3``, 300 steps. A linear controller maps a 4-phase clock to the muscles'
 actuation, ``0.25 tanh(W clock_t + b)`` (rest lengths ``L0 (1 + a)``). The loss is minus the
 mean final ``x``; every framework returns ``(loss, dloss/dW, dloss/db)``.
 
@@ -22,7 +22,9 @@ import numpy as np
 from ._common import jax_blocking, jax_float64, torch_single_thread
 from ._spec import Impl, Thunk, Workload
 
-T = 500
+# 300 steps: at 500 a contact event amplifies rounding until the frameworks agree with the
+# exact reference only to about 1e-7 (at 300: 4e-13)
+T = 300
 DT = 2e-3
 GRID = [(0, 0), (1, 0), (3, 0), (4, 0)] + [(i, j) for j in (1, 2) for i in range(5)]
 X0 = 0.1 * np.array(GRID, dtype=float) + np.array([0.0, 0.02])
@@ -220,7 +222,7 @@ def _jax() -> Thunk:
 
 WORKLOAD = Workload(
     name="physics_robot",
-    title="Physics: soft robot (14 masses, 33 springs), 500 steps, controller gradient",
+    title=f"Physics: soft robot (14 masses, 33 springs), {T} steps, controller gradient",
     description=(
         f"{N} unit masses, {len(SPRINGS)} damped springs ({int(MUSCLES.sum())} muscles), ground "
         "contact (smooth penalty, contact damping, smoothed Coulomb friction), gravity, "
@@ -240,7 +242,4 @@ WORKLOAD = Workload(
         "jax-jit": Impl(_jax, "`jax.jit(jax.value_and_grad(...))` of `lax.scan`"),
     },
     own_target=True,
-    # 500 steps of contact and friction amplify rounding: the frameworks agree with each other
-    # and with the exact complex-step reference to about 2e-7, not to 1e-8
-    tolerance=1e-6,
 )
