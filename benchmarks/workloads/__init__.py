@@ -13,6 +13,8 @@ from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .nas import WORKLOAD as NAS
 from .physics import WORKLOADS as PHYSICS
+from .physics_robot import WORKLOAD as PHYSICS_ROBOT
+from .physics_sysid import WORKLOAD as PHYSICS_SYSID
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .render3d import WORKLOADS as RENDER_3D
@@ -37,6 +39,8 @@ WORKLOADS: dict[str, Workload] = {
         neuralsort.WORKLOAD,
         *MASS_SPRING,
         *PHYSICS,
+        PHYSICS_ROBOT,
+        PHYSICS_SYSID,
         *JIT,
         *soft_sort.SCALING,
         *DB,

@@ -85,3 +85,21 @@ def test_bad_settings():
         World(mass=[1.0], contact="soft")
     with pytest.raises(ValueError, match="stiffness must broadcast to shape"):
         World(mass=[1.0, 1.0], springs=[(0, 1)], rest_length=[1.0], stiffness=[1.0, 2.0])
+
+
+def test_collide_pairs_batch_independent_scenes_and_name_bad_pairs():
+    # two two-ball scenes in one world: each rolls out as it does alone
+    x0 = np.array([[0.0, 0.0], [0.3, 0.01], [0.0, 0.0], [0.3, -0.02]])
+    v0 = np.array([[1.0, 0.0], [0.0, 0.0], [1.5, 0.0], [0.0, 0.0]])
+    kw = dict(radius=0.1, gravity=[0.0, 0.0], planes=[], contact_stiffness=1e4, dt=1e-3)
+    both = World(mass=np.ones(4), collide=[(0, 1), (2, 3)], **kw)
+    assert both.pairs.tolist() == [[0, 1], [2, 3]]
+    end, _ = simulate(both, State(x0, v0), steps=300)
+    for k in (0, 2):
+        alone = World(mass=np.ones(2), collide=True, **kw)
+        ref, _ = simulate(alone, State(x0[k : k + 2], v0[k : k + 2]), steps=300)
+        np.testing.assert_allclose(end.position[k : k + 2], ref.position, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"collide pair 1 is \(2, 7\)"):
+        World(mass=np.ones(4), collide=[(0, 1), (2, 7)], **kw)
+    with pytest.raises(ValueError, match=r"collide pair 0 \(0, 1\) joins a particle of radius 0"):
+        World(mass=np.ones(2), collide=[(0, 1)], radius=[0.0, 0.1], planes=[])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import diffsys as ds
+import diffsys.numpy as dnp
 from diffsys.systems.physics import contact_penalty, friction_direction
 
 
@@ -49,3 +50,14 @@ def test_penalty_gap_is_at_most_k_w_log2():
 def test_smoothing_must_be_positive():
     with pytest.raises(ValueError, match="contact_penalty: smoothing"):
         contact_penalty(np.zeros(2), 1.0, smoothing=0.0)
+
+
+def test_hard_friction_direction_has_a_finite_gradient_at_rest():
+    # the hard law is 0 at v = 0; its gradient there must be 0, not 0 * inf = NaN
+    v = np.array([[0.0, 0.0], [3.0, 4.0]])
+    g = ds.grad(lambda v: dnp.sum(friction_direction.hard(v) * np.array([1.0, 2.0])))(v)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g[0], 0.0)
+    # d(v/|v|)/dv = (I - e e^T) / |v| with e = (0.6, 0.8), |v| = 5, contracted with (1, 2)
+    expected = [(1 - 0.36) / 5 - 2 * 0.48 / 5, -0.48 / 5 + 2 * (1 - 0.64) / 5]
+    np.testing.assert_allclose(g[1], expected)

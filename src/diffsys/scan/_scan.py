@@ -464,11 +464,13 @@ class _Node:
             if i in snap_at:
                 snaps[i] = c
             c, y = self.advance(c, i, keep_y=True, discover=True)
-            ys_steps.append(y)
+            if y:  # a step without outputs keeps nothing: memory independent of the length
+                ys_steps.append(y)
         if (n - 1) in snap_at:
             snaps[n - 1] = c
         c_final, y, last = self.last_step(c)
-        ys_steps.append(y)
+        if y:
+            ys_steps.append(y)
         return c_final, ys_steps, {"snaps": snaps, "last": last, "c_last": c}
 
     def run(self):

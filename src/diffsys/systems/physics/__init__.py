@@ -13,8 +13,9 @@ contact and friction constants, control sequences and controller parameters.
 - :func:`forces`, :func:`step`, :func:`energy`: the equations of motion.
 - :func:`simulate`: a rollout; :func:`mismatch`: smooth vs hard contact over a rollout.
 - :class:`RigidWorld`, :class:`RigidState`, :func:`simulate_rigid`: 2-D discs and boxes
-  with inertia, in contact with the colliders.
+  with inertia, in contact with the colliders and with each other (:func:`body_contacts`).
 - :func:`gradient_report`: per-step gradient norms, explosion and contact-induced jumps.
+- :func:`simulation_stage`: a ``pipeline.Stage`` (kind ``relaxed``) running a simulation.
 
 See docs/physics.md.
 """
@@ -31,8 +32,9 @@ from .dynamics import (
     step,
 )
 from .health import GradientReport, gradient_report
-from .rigid import RigidState, RigidWorld, rigid_step, simulate_rigid
+from .rigid import RigidState, RigidWorld, body_contacts, plane_depths, rigid_step, simulate_rigid
 from .simulate import RECORD, mismatch, simulate
+from .stages import simulation_stage
 from .world import INTEGRATORS, StabilityWarning, State, World, check_state, stability_limit
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "State",
     "World",
     "acceleration",
+    "body_contacts",
     "check_state",
     "contact_forces",
     "contact_penalty",
@@ -55,9 +58,11 @@ __all__ = [
     "gradient_report",
     "mismatch",
     "pair_forces",
+    "plane_depths",
     "rigid_step",
     "simulate",
     "simulate_rigid",
+    "simulation_stage",
     "spring_forces",
     "stability_limit",
     "step",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...core.transforms import value_and_grad
+from .rigid import RigidState, RigidWorld, body_contacts, plane_depths, simulate_rigid
 from .simulate import simulate
 from .world import State, World
 
@@ -76,9 +77,9 @@ class GradientReport:
 
 
 def gradient_report(
-    loss: Callable[[State, Any], Any],
-    world: World,
-    state: State,
+    loss: Callable[[Any, Any], Any],
+    world: World | RigidWorld,
+    state: State | RigidState,
     controls: Any = None,
     steps: int | None = None,
     *,
@@ -94,7 +95,10 @@ def gradient_report(
     ``jump``: how abruptly the per-step change of the adjoint must change at a contact event
     to count as a discontinuity (the ratio of the relative changes across two consecutive
     steps; 1 where the motion is smooth, hundreds where a hard contact starts). Other
-    keyword arguments go to :func:`~.simulate.simulate`.
+    keyword arguments go to :func:`~.simulate.simulate`. With a :class:`~.rigid.RigidWorld`
+    and a :class:`~.rigid.RigidState` the rollout is :func:`~.rigid.simulate_rigid`, the adjoint
+    covers positions, angles and both velocities, and the contact events are those of the
+    bodies' contact points (with the colliders and between bodies).
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import World, State, gradient_report
@@ -104,9 +108,24 @@ def gradient_report(
     >>> r.contact_events[0]
     (101, 'particle 0 touches collider 0')
     """
-    state = State(*state)
     if steps is None:
         raise ValueError("gradient_report: give steps=")
+    if isinstance(world, RigidWorld):
+        value, adjoint, trajectory = _rigid_adjoint(
+            loss, world, RigidState(*state), controls, steps, simulate_kwargs
+        )
+        events = _rigid_contact_events(world, RigidState(*state), trajectory)
+    else:
+        state = State(*state)
+        value, adjoint, positions = _particle_adjoint(
+            loss, world, state, controls, steps, simulate_kwargs
+        )
+        positions = np.concatenate([np.asarray(state.position)[None], np.asarray(positions)])
+        events = _contact_events(world, positions)
+    return _report(value, adjoint, events, limit, jump)
+
+
+def _particle_adjoint(loss, world, state, controls, steps, simulate_kwargs):
     n, dim = np.shape(state.position)
     dtype = np.result_type(state.position, np.float64)
     probe = np.zeros((steps, 2, n, dim), dtype=dtype)
@@ -119,7 +138,25 @@ def gradient_report(
         return loss(end, positions), positions
 
     (value, positions), adjoint = value_and_grad(objective, has_aux=True)(probe)
-    adjoint = np.asarray(adjoint).reshape(steps, -1)
+    return value, np.asarray(adjoint).reshape(steps, -1), positions
+
+
+def _rigid_adjoint(loss, world, state, controls, steps, simulate_kwargs):
+    if not simulate_kwargs.get("record", True):
+        raise ValueError("gradient_report: the loss takes positions; leave record=True")
+    simulate_kwargs["record"] = True
+    probe = RigidState(*(np.zeros((steps, *np.shape(a))) for a in state))
+
+    def objective(p):
+        end, states = simulate_rigid(world, state, controls, steps, probe=p, **simulate_kwargs)
+        return loss(end, states.position), states
+
+    (value, states), adjoint = value_and_grad(objective, has_aux=True)(probe)
+    flat = np.concatenate([np.asarray(a).reshape(steps, -1) for a in adjoint], axis=1)
+    return value, flat, RigidState(*(np.asarray(a) for a in states))
+
+
+def _report(value, adjoint, events, limit, jump) -> GradientReport:
     finite = np.all(np.isfinite(adjoint), axis=1)
     norms = np.linalg.norm(np.where(np.isfinite(adjoint), adjoint, 0.0), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -128,8 +165,6 @@ def gradient_report(
     end_norm = norms[-1]
     over = np.flatnonzero(norms > limit * end_norm) if end_norm > 0 else np.array([], int)
     exploded_at = int(over[-1]) if over.size else None
-    positions = np.concatenate([np.asarray(state.position)[None], np.asarray(positions)])
-    events = _contact_events(world, positions)
     # how much going back through step t turns the adjoint, and how abruptly that changes
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.linalg.norm(adjoint[:-1] - adjoint[1:], axis=1) / norms[1:]
@@ -172,3 +207,35 @@ def _contact_events(world: World, positions: np.ndarray) -> list[tuple[int, str]
             verb = "touch" if touching[t + 1, q] else "separate"
             events.append((int(t) + 1, f"particles {i[q]} and {j[q]} {verb}"))
     return sorted(events)
+
+
+def _rigid_contact_events(world: RigidWorld, state: RigidState, states: RigidState):
+    """Steps where a contact of a rigid body (a box corner or a disc's rim with a collider,
+    or two bodies) starts or ends (hard test: depth > 0)."""
+    trajectory = RigidState(
+        *(np.concatenate([np.asarray(a)[None], b]) for a, b in zip(state, states, strict=True))
+    )
+    events = []
+    if len(world.plane_offset):
+        touching = np.stack([plane_depths(world, _at(trajectory, t)) > 0 for t in range(
+            len(trajectory.angle))])  # (T + 1, B, 4, P)
+        for t, i, k, p in np.argwhere(touching[1:] != touching[:-1]):
+            verb = "touches" if touching[t + 1, i, k, p] else "leaves"
+            what = f"corner {k}" if world.is_box[i] else "rim"
+            events.append((int(t) + 1, f"body {i} ({what}) {verb} collider {p}"))
+    if len(world.contact_points):
+        depth = np.stack(
+            [np.asarray(body_contacts(world, _at(trajectory, t))[2]) for t in range(
+                len(trajectory.angle))]
+        )
+        touching = depth > 0
+        rows = world.contact_points
+        for t, q in np.argwhere(touching[1:] != touching[:-1]):
+            a, b = int(rows[q, 0]), int(rows[q, 2])
+            verb = "touch" if touching[t + 1, q] else "separate"
+            events.append((int(t) + 1, f"bodies {a} and {b} {verb}"))
+    return sorted(set(events))
+
+
+def _at(states: RigidState, t: int) -> RigidState:
+    return RigidState(*(a[t] for a in states))

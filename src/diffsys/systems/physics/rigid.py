@@ -11,16 +11,32 @@ centre and adds a torque ``(p - c) x F``. Semi-implicit Euler advances the bodie
 ``theta' = theta + dt omega'``.
 
 Inertia: a disc ``m r^2 / 2``, a box ``m (a^2 + b^2) / 3`` (half extents ``a``, ``b``).
-Contacts between bodies are not modelled yet.
+
+Contacts between bodies (``collide=``) use the same laws. Each is a point of body ``a``
+(with a radius ``r_a``) against body ``b``, with a depth and a unit normal ``n`` from ``b`` to
+``a``:
+
+- disc-disc: the centre of ``a`` against the disc ``b``: depth ``r_a + r_b - |c_a - c_b|``;
+- disc-box: the centre of the disc against the box, by the box's signed distance function
+  (``q`` the point in the box's frame, ``d = q - clip(q, -h, h)``: ``|d|`` outside,
+  ``max(|q| - h)`` inside, the normal its gradient): depth ``r_a - sdf``;
+- box-box: each corner of either box (radius 0) against the other box, the same way.
+
+The force ``F`` (penalty with contact damping along ``n``, Coulomb friction from the relative
+velocity of the two bodies at the contact point ``p_a - r_a n``) acts on ``a`` and ``-F`` on
+``b``, each with its torque.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ... import numpy as dnp
+from ...core.pytree import tree_map
 from ...core.tracer import concrete
 from ...nn.module import Module, static
 from ...relax import soft_step
@@ -30,7 +46,14 @@ from .world import _floats
 
 Array = Any
 
-__all__ = ["RigidState", "RigidWorld", "rigid_step", "simulate_rigid"]
+__all__ = [
+    "RigidState",
+    "RigidWorld",
+    "body_contacts",
+    "plane_depths",
+    "rigid_step",
+    "simulate_rigid",
+]
 
 _CORNERS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
 
@@ -44,12 +67,46 @@ class RigidState(NamedTuple):
     angular_velocity: Array
 
 
+def _body_pairs(collide, n: int) -> np.ndarray:
+    if collide is True:
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    elif collide is False or collide is None:
+        pairs = []
+    else:
+        pairs = np.asarray(collide, dtype=np.int64).reshape(-1, 2).tolist()
+        for q, (i, j) in enumerate(pairs):
+            if not (0 <= i < n and 0 <= j < n) or i == j:
+                raise ValueError(
+                    f"RigidWorld: collide pair {q} is ({i}, {j}); give two different bodies in "
+                    f"range({n})"
+                )
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _point_contacts(pairs: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Rows ``(a, corner, b)``: a point of body ``a`` (its centre if ``corner`` is -1, else
+    that corner of the box ``a``) against body ``b`` (a disc if ``a`` is a disc's centre and
+    ``b`` a disc; else ``b`` is a box)."""
+    rows = []
+    for i, j in pairs.tolist():
+        if not box[i] and not box[j]:
+            rows.append((j, -1, i))
+        elif box[i] and box[j]:
+            rows += [(i, k, j) for k in range(4)] + [(j, k, i) for k in range(4)]
+        else:
+            disc, b = (i, j) if box[j] else (j, i)
+            rows.append((disc, -1, b))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
 class RigidWorld(Module):
     """Discs and boxes under gravity and drag, in contact with half-plane colliders.
 
     ``shapes``: one per body, ``("disc", r)`` or ``("box", a, b)`` (half extents);
     ``mass (B,)``; the other settings as in :class:`~.world.World` (colliders ``planes``,
-    default the ground ``y >= 0``). ``inertia`` defaults to the solid shape's.
+    default the ground ``y >= 0``). ``inertia`` defaults to the solid shape's. ``collide=True``
+    adds contacts between every two bodies, ``collide=[(i, j), ...]`` between those pairs
+    (disc-disc, disc-box and box-box; see the module docstring).
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import RigidWorld
@@ -71,6 +128,9 @@ class RigidWorld(Module):
     contact_smoothing: Array
     friction_smoothing: Array
     is_box: np.ndarray = static()
+    pairs: np.ndarray = static()
+    contact_points: np.ndarray = static()
+    body_incidence: np.ndarray = static()
     plane_normal: np.ndarray = static()
     plane_offset: np.ndarray = static()
     dt: float = static()
@@ -91,6 +151,7 @@ class RigidWorld(Module):
         friction=0.0,
         contact_smoothing=1e-3,
         friction_smoothing=1e-2,
+        collide: bool | Sequence[tuple[int, int]] = False,
         dt: float = 1e-3,
         contact: str = "relaxed",
     ) -> None:
@@ -133,6 +194,12 @@ class RigidWorld(Module):
         if contact not in ("relaxed", "hard"):
             raise ValueError(f"{who}: contact must be 'relaxed' or 'hard', got {contact!r}")
         self.dt, self.contact = float(dt), contact
+        self.pairs = _body_pairs(collide, n)
+        self.contact_points = _point_contacts(self.pairs, box)
+        rows = self.contact_points
+        self.body_incidence = np.zeros((n, len(rows)))
+        self.body_incidence[rows[:, 0], np.arange(len(rows))] = 1.0
+        self.body_incidence[rows[:, 2], np.arange(len(rows))] = -1.0
 
     def hard(self) -> RigidWorld:
         """This world with the hard contact laws."""
@@ -146,16 +213,121 @@ def _cross(r, f):
 def _contact_points(world: RigidWorld, c, theta):
     """Offsets ``(B, 4, 2)`` of the contact points from the centres: a box's four corners; a
     disc's centre (its radius is added to the depth, and only the first copy counts)."""
-    cos, sin = dnp.cos(theta), dnp.sin(theta)
     local = _CORNERS[None] * world.half_extent[:, None, :]  # (B, 4, 2)
-    rotated = dnp.stack(
-        [
-            cos[:, None] * local[..., 0] - sin[:, None] * local[..., 1],
-            sin[:, None] * local[..., 0] + cos[:, None] * local[..., 1],
-        ],
-        axis=-1,
-    )
+    rotated = _rotate(dnp.cos(theta)[:, None], dnp.sin(theta)[:, None], local)
     return dnp.where(world.is_box[:, None, None], rotated, 0.0)
+
+
+def _rotate(cos, sin, u):
+    """``u (..., 2)`` turned by the angle of ``(cos, sin)``."""
+    return dnp.stack([cos * u[..., 0] - sin * u[..., 1], sin * u[..., 0] + cos * u[..., 1]], -1)
+
+
+def _box_distance(q, half):
+    """Signed distance from points ``q (K, 2)`` (in a box's frame) to the box of half extents
+    ``half (K, 2)``, and its gradient (the outward unit normal), both in the box's frame."""
+    d = q - dnp.clip(q, -half, half)
+    d2 = dnp.sum(d * d, axis=-1)
+    outside = d2 > 0
+    dist = dnp.sqrt(dnp.where(outside, d2, 1.0))
+    gap = dnp.abs(q) - half  # inside: both < 0, the larger is the nearest face
+    x_face = gap[:, 0] >= gap[:, 1]
+    side = dnp.where(q >= 0, 1.0, -1.0)
+    inward = dnp.stack([dnp.where(x_face, side[:, 0], 0.0), dnp.where(x_face, 0.0, side[:, 1])], -1)
+    sdf = dnp.where(outside, dist, dnp.maximum(gap[:, 0], gap[:, 1]))
+    normal = dnp.where(outside[:, None], d / dist[:, None], inward)
+    return sdf, normal
+
+
+def body_contacts(world: RigidWorld, state: RigidState):
+    """The geometry of the contacts between bodies: ``(a, b, depth (K,), normal (K, 2),
+    point (K, 2))`` for the rows of ``world.contact_points``: body ``a`` is pushed along
+    ``normal`` (from ``b`` to ``a``) with penetration ``depth`` (> 0 inside) at ``point``.
+
+    >>> import numpy as np
+    >>> from diffsys.systems.physics import RigidState, RigidWorld, body_contacts
+    >>> w = RigidWorld([("disc", 0.1), ("box", 0.2, 0.1)], mass=[1.0, 1.0], collide=True)
+    >>> s = RigidState(np.array([[0.0, 0.19], [0.0, 0.0]]), np.zeros(2), np.zeros((2, 2)),
+    ...                np.zeros(2))
+    >>> a, b, depth, normal, point = body_contacts(w, s)
+    >>> a.tolist(), b.tolist(), depth.round(6).tolist(), normal.tolist()
+    ([0], [1], [0.01], [[0.0, 1.0]])
+    """
+    rows = world.contact_points
+    a, corner, b = rows[:, 0], rows[:, 1], rows[:, 2]
+    c, theta = state.position, state.angle
+    offsets = _contact_points(world, c, theta)  # (B, 4, 2): box corners, zeros for discs
+    p = c[a] + offsets[a, np.maximum(corner, 0)]
+    ra = dnp.where(corner >= 0, 0.0, world.radius[a])
+    # against a disc (only disc-disc rows have a disc b)
+    d = p - c[b]
+    d2 = dnp.sum(d * d, axis=-1)
+    dist = dnp.sqrt(dnp.where(d2 > 0, d2, 1.0))
+    disc_depth = ra + world.radius[b] - dist
+    disc_normal = d / dist[:, None]
+    # against a box: the signed distance in the box's frame
+    cos, sin = dnp.cos(theta[b]), dnp.sin(theta[b])
+    q = _rotate(cos, -sin, d)
+    sdf, local = _box_distance(q, world.half_extent[b])
+    is_box = world.is_box[b]
+    depth = dnp.where(is_box, ra - sdf, disc_depth)
+    normal = dnp.where(is_box[:, None], _rotate(cos, sin, local), disc_normal)
+    return a, b, depth, normal, p - ra[:, None] * normal
+
+
+def _laws(world: RigidWorld):
+    if world.contact == "hard":
+        return contact_penalty.hard, friction_direction.hard, soft_step.hard
+    return contact_penalty, friction_direction, soft_step
+
+
+def _perp(omega, arm):
+    """``omega x arm`` in 2-D."""
+    return omega[..., None] * dnp.stack([-arm[..., 1], arm[..., 0]], axis=-1)
+
+
+def _body_wrench(world: RigidWorld, state: RigidState):
+    """Forces ``(B, 2)`` and torques ``(B,)`` from the contacts between bodies."""
+    penalty, direction, gate = _laws(world)
+    a, b, depth, n, point = body_contacts(world, state)
+    c, _, v, omega = state
+    arm_a, arm_b = point - c[a], point - c[b]
+    rel = v[a] + _perp(omega[a], arm_a) - v[b] - _perp(omega[b], arm_b)
+    vn = dnp.sum(rel * n, axis=-1)
+    w = world.contact_smoothing
+    push = penalty(depth, world.contact_stiffness, smoothing=w)
+    fn = push - world.contact_damping * vn * gate(depth, temperature=w)
+    slide = direction(rel - vn[:, None] * n, smoothing=world.friction_smoothing)
+    f = fn[:, None] * n - world.friction * push[:, None] * slide  # on a; -f on b
+    S = world.body_incidence  # (B, K): +1 at a, -1 at b
+    torque = np.maximum(S, 0.0) @ _cross(arm_a, f) - np.maximum(-S, 0.0) @ _cross(arm_b, f)
+    return S @ f, torque
+
+
+def _plane_geometry(world: RigidWorld, c, theta):
+    """Arms ``(B, 4, P, 2)`` from the centres to the contact points with each plane (a box's
+    corners; a disc's rim point facing the plane, ``-r n``, only the first of its four copies
+    counting), their depths ``(B, 4, P)``, and which count, ``active (B, 4, 1)``."""
+    N = world.plane_normal
+    arm = _contact_points(world, c, theta)[:, :, None, :] - world.radius[:, None, None, None] * N
+    active = np.where(world.is_box[:, None], 1.0, np.array([1.0, 0.0, 0.0, 0.0])[None])
+    depth = world.plane_offset - dnp.sum((c[:, None, None, :] + arm) * N, axis=-1)
+    return arm, depth, active[:, :, None]
+
+
+def plane_depths(world: RigidWorld, state: RigidState):
+    """The penetration depths ``(B, 4, P)`` of the bodies' contact points into the colliders
+    (> 0 inside): a box's four corners, a disc's rim (its copies 1-3 are ``-inf``).
+
+    >>> import numpy as np
+    >>> from diffsys.systems.physics import RigidState, RigidWorld, plane_depths
+    >>> w = RigidWorld([("box", 0.2, 0.1)], mass=[1.0])
+    >>> s = RigidState(np.array([[0.0, 0.09]]), np.zeros(1), np.zeros((1, 2)), np.zeros(1))
+    >>> plane_depths(w, s)[0, :, 0].round(6).tolist()
+    [-0.19, -0.19, 0.01, 0.01]
+    """
+    _, depth, active = _plane_geometry(world, state.position, state.angle)
+    return dnp.where(active > 0, depth, -np.inf)
 
 
 def _wrench(world: RigidWorld, state: RigidState):
@@ -163,24 +335,16 @@ def _wrench(world: RigidWorld, state: RigidState):
     c, theta, v, omega = state
     force = world.mass[:, None] * world.gravity - world.drag * v
     torque = -world.angular_drag * omega
+    if len(world.contact_points):
+        f, t = _body_wrench(world, state)
+        force, torque = force + f, torque + t
     if not len(world.plane_offset):
         return force, torque
-    if world.contact == "hard":
-        penalty, direction, gate = contact_penalty.hard, friction_direction.hard, soft_step.hard
-    else:
-        penalty, direction, gate = contact_penalty, friction_direction, soft_step
+    penalty, direction, gate = _laws(world)
     N = world.plane_normal  # (P, 2)
-    # arms from the centre to the contact points, per plane: a box's corners; a disc's rim
-    # point facing the plane, -r n (only the first of its four copies counts)
-    arm = _contact_points(world, c, theta)[:, :, None, :] - world.radius[:, None, None, None] * N
-    active = np.where(world.is_box[:, None], 1.0, np.array([1.0, 0.0, 0.0, 0.0])[None])
-    active = active[:, :, None]  # (B, 4, 1)
-    p = c[:, None, None, :] + arm  # (B, 4, P, 2)
-    pv = v[:, None, None, :] + omega[:, None, None, None] * dnp.stack(
-        [-arm[..., 1], arm[..., 0]], axis=-1
-    )
+    arm, depth, active = _plane_geometry(world, c, theta)
+    pv = v[:, None, None, :] + _perp(omega[:, None, None], arm)
     w = world.contact_smoothing
-    depth = world.plane_offset - dnp.sum(p * N, axis=-1)  # (B, 4, P)
     vn = dnp.sum(pv * N, axis=-1)
     push = penalty(depth, world.contact_stiffness, smoothing=w) * active
     fn = push - world.contact_damping * vn * gate(depth, temperature=w) * active
@@ -216,9 +380,12 @@ def simulate_rigid(
     checkpoint: Any = None,
     replay: bool | str = "auto",
     record: bool = True,
+    probe: RigidState | None = None,
 ):
     """Run ``steps`` steps of a :class:`RigidWorld` under ``ds.scan``; returns
     ``(final_state, trajectory)`` (the stacked states, or ``None`` with ``record=False``).
+    ``probe``: a :class:`RigidState` of zeros with a leading ``steps`` axis, added to the state
+    before each step (its gradient is the adjoint of every step, as in ``simulate``).
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import RigidState, RigidWorld, simulate_rigid
@@ -244,8 +411,30 @@ def simulate_rigid(
     if steps is None and controls is None:
         raise ValueError("simulate_rigid: give steps= or per-step controls")
 
-    def body(s, u):
+    _warn_if_overlapping(world, state)
+
+    def body(s, inputs):
+        u, p = (None, None) if inputs is None else inputs
+        if p is not None:
+            s = RigidState(*(a + b for a, b in zip(s, p, strict=True)))
         s = rigid_step(world, s, u)
         return s, (s if record else None)
 
-    return scan(body, state, controls, length=steps, checkpoint=checkpoint, replay=replay)
+    xs = None if controls is None and probe is None else (controls, probe)
+    return scan(body, state, xs, length=steps, checkpoint=checkpoint, replay=replay)
+
+
+def _warn_if_overlapping(world: RigidWorld, state: RigidState) -> None:
+    """A warning naming the two bodies when bodies are created overlapping."""
+    if not len(world.contact_points):
+        return
+    plain = RigidState(*(np.asarray(concrete(a)) for a in state))
+    a, b, depth, _, _ = body_contacts(tree_map(lambda x: np.asarray(concrete(x)), world), plain)
+    depth = np.asarray(depth)
+    k = int(np.argmax(depth))
+    if depth[k] > 10.0 * float(np.asarray(concrete(world.contact_smoothing))):
+        warnings.warn(
+            f"simulate_rigid: bodies {int(a[k])} and {int(b[k])} are created overlapping by "
+            f"{depth[k]:.3g}: the first steps push them apart hard",
+            stacklevel=3,
+        )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -68,6 +69,35 @@ def _incidence(n: int, pairs: np.ndarray) -> np.ndarray:
     return B
 
 
+def _contact_pairs(collide, springs: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """The particle pairs in contact: every two of positive radius not joined by a spring
+    (``collide=True``), none (``False``), or the pairs given."""
+    n = len(radius)
+    if collide is True:
+        joined = {tuple(sorted(p)) for p in springs.tolist()}
+        pairs = [
+            (i, j)
+            for i, j in itertools.combinations(range(n), 2)
+            if radius[i] > 0 and radius[j] > 0 and (i, j) not in joined
+        ]
+    elif collide is False or collide is None:
+        pairs = []
+    else:
+        pairs = np.asarray(collide, dtype=np.int64).reshape(-1, 2).tolist()
+        for q, (i, j) in enumerate(pairs):
+            if not (0 <= i < n and 0 <= j < n) or i == j:
+                raise ValueError(
+                    f"World: collide pair {q} is ({i}, {j}); give two different particles in "
+                    f"range(n={n})"
+                )
+            if radius[i] <= 0 or radius[j] <= 0:
+                raise ValueError(
+                    f"World: collide pair {q} ({i}, {j}) joins a particle of radius "
+                    f"{min(radius[i], radius[j]):g}; contacts need radius > 0"
+                )
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 class World(Module):
     """Particles joined by springs, with gravity, drag and contact with half-plane colliders.
 
@@ -78,9 +108,10 @@ class World(Module):
     none); ``contact_stiffness``, ``contact_damping`` (a restitution-like dissipation while in
     contact), ``friction`` (Coulomb ``mu``), ``contact_smoothing`` and ``friction_smoothing``
     (the widths of the smooth laws in :mod:`.contact`); ``collide=True`` adds contacts between
-    every two particles of positive radius not joined by a spring. ``dt``, ``integrator``
-    (``"euler"``: semi-implicit Euler, ``"verlet"``: velocity Verlet, ``"rk4"``) and
-    ``contact`` (``"relaxed"`` or ``"hard"``) are static settings.
+    every two particles of positive radius not joined by a spring, ``collide=[(i, j), ...]``
+    between those pairs only (e.g. several independent scenes batched in one world). ``dt``,
+    ``integrator`` (``"euler"``: semi-implicit Euler, ``"verlet"``: velocity Verlet,
+    ``"rk4"``) and ``contact`` (``"relaxed"`` or ``"hard"``) are static settings.
 
     >>> import numpy as np
     >>> from diffsys.systems.physics import World
@@ -130,7 +161,7 @@ class World(Module):
         friction=0.0,
         contact_smoothing=1e-3,
         friction_smoothing=1e-2,
-        collide: bool = False,
+        collide: bool | Sequence[tuple[int, int]] = False,
         dt: float = 1e-3,
         integrator: str = "euler",
         contact: str = "relaxed",
@@ -203,17 +234,7 @@ class World(Module):
             raise ValueError(f"World: plane {int(np.argmax(lengths == 0))} has a zero normal")
         self.plane_normal = normals / lengths[:, None]
         self.plane_offset = np.array([float(b) for _, b in planes], dtype=np.float64) / lengths
-        joined = {tuple(sorted(p)) for p in springs.tolist()}
-        if collide:
-            r = np.asarray(self.radius)
-            pairs = [
-                (i, j)
-                for i, j in itertools.combinations(range(n), 2)
-                if r[i] > 0 and r[j] > 0 and (i, j) not in joined
-            ]
-        else:
-            pairs = []
-        self.pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        self.pairs = _contact_pairs(collide, springs, np.asarray(_plain(self.radius)))
         self.springs = springs
         self.spring_incidence = _incidence(n, springs)
         self.pair_incidence = _incidence(n, self.pairs)
