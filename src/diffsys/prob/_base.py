@@ -43,8 +43,9 @@ def check_positive(dist: str, name: str, value) -> None:
     bad = ~(v > 0) | ~np.isfinite(v)
     if np.any(bad):
         where = np.argwhere(bad)[0] if v.ndim else ()
+        got = float(v[tuple(where)])
         raise ValueError(
-            f"{dist}: parameter {name!r} must be positive and finite, got {v[tuple(where)]!r} at "
+            f"{dist}: parameter {name!r} must be positive and finite, got {got} at "
             f"index {tuple(int(i) for i in where)} (shape {v.shape}); parameterise it through "
             "exp or softplus of an unconstrained value"
         )

@@ -31,6 +31,7 @@ DEMOS: dict[str, tuple[str, str]] = {
     "logic": ("learn edge probabilities through a recursive Datalog program; soft-DTW", "logic"),
     "distributed": ("data-parallel training and a sweep on a local Dask cluster", "distributed"),
     "physics": ("billiards shot and system identification through smooth contact", "physics"),
+    "vi": ("variational inference: conjugate checks, Bayesian logistic regression, a VAE", "vi"),
 }
 
 
