@@ -10,6 +10,7 @@ from .jit import WORKLOADS as JIT
 from .logic import WORKLOADS as LOGIC
 from .mass_spring import WORKLOADS as MASS_SPRING
 from .physics import WORKLOADS as PHYSICS
+from .prob import WORKLOAD as PROB
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .render3d import WORKLOADS as RENDER_3D
@@ -41,6 +42,7 @@ WORKLOADS: dict[str, Workload] = {
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
         *LOGIC,
         *DISTRIBUTED,
+        PROB,
     )
 }
 

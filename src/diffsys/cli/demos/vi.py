@@ -37,7 +37,7 @@ def _svi(model, guide, steps, lr, decay_to, particles, *args, seed=0, **elbo):
 
 def conjugate(args: argparse.Namespace, rep: Report) -> dict:
     rng = np.random.default_rng(args.seed)
-    steps = 300 if args.quick else 2000
+    steps = 150 if args.quick else 2000
     x = rng.normal(1.5, 1.0, size=20)
 
     def nn_model(x):
@@ -131,12 +131,12 @@ def logistic_regression(args: argparse.Namespace, rep: Report) -> dict:
         tril = prob.param("tril", 0.1 * np.eye(d), prob.constraints.lower_cholesky)
         prob.sample("w", prob.MultivariateNormal(loc, scale_tril=tril))
 
-    steps = 200 if args.quick else 800
+    steps = 100 if args.quick else 800
     t0 = time.perf_counter()
     res = _svi(model, guide, steps, 0.05, 5e-5, 2, x, y, seed=args.seed)
     seconds = time.perf_counter() - t0
     q = prob.MultivariateNormal(res.params["loc"], scale_tril=res.params["tril"])
-    n = 4000 if args.quick else 20000
+    n = 2000 if args.quick else 20000
     w = q.sample(args.seed + 1, (n,))
     log_joint = prob.Normal(0.0, 2.0).log_prob(w).sum(-1) + prob.Bernoulli(
         logits=w @ x.T
@@ -227,7 +227,7 @@ def vae_digits(args: argparse.Namespace, rep: Report) -> dict:
     x_train, x_test = binarise(data.x_train), binarise(data.x_test)
     n_latent, k = 4, 10
     model, guide = vae(n_latent, k, seed=args.seed)
-    steps = 40 if args.quick else 500
+    steps = 25 if args.quick else 500
     batch = 128
     elbo = prob.Trace_ELBO()
     svi = prob.SVI(model, guide, optim.adam(3e-3), elbo)
