@@ -16,8 +16,7 @@ def test_demo_vi_quick_writes_a_report(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"conjugate", "logistic_regression", "vae"}
     v = summary["vae"]
-    assert v["test_discrete_elbo"]["after"] > v["test_discrete_elbo"]["before"] + 5.0
-    assert v["test_relaxed_elbo"]["after"] > v["test_relaxed_elbo"]["before"] + 5.0
+    assert v["test_elbo"]["after"] > v["test_elbo"]["before"] + 5.0
 
 
 def test_vae_relaxed_latents_train_on_digits():
@@ -25,7 +24,7 @@ def test_vae_relaxed_latents_train_on_digits():
 
     x = (load_digits().data[:256] > 8).astype(np.float64)
     model, guide = vae(n_latent=2, k=5, hidden=32, seed=0)
-    svi = prob.SVI(model, guide, optim.adam(1e-2))
+    svi = prob.SVI(model, guide, optim.adam(1e-2), prob.Trace_ELBO(analytic_kl=True))
     state = svi.init(0, x[:64])
     before = discrete_elbo(svi.get_params(state), x, 2, 5, np.random.default_rng(0))
     for i in range(30):
@@ -33,5 +32,5 @@ def test_vae_relaxed_latents_train_on_digits():
     after = discrete_elbo(svi.get_params(state), x, 2, 5, np.random.default_rng(0))
     tr = prob.trace(prob.seed(guide, rng=0)).get_trace(x[:3])
     z = tr["z"]["value"]
-    assert z.shape == (3, 2, 5) and np.allclose(z.sum(-1), 1.0)  # points of the simplex
+    assert z.shape == (3, 2, 5) and np.all(z.sum(-1) == 1.0) and np.all((z == 0) | (z == 1))
     assert after > before + 5.0, (before, after)

@@ -255,3 +255,23 @@ def test_parameters_may_be_traced_integers_become_float():
     assert prob.Normal(0, 1).log_prob(0.0).dtype == np.float64
     g = ds.grad(lambda s: prob.Normal(0.0, s).log_prob(2.0))(np.float64(1.0))
     assert np.isclose(g, 3.0)  # -1/s + x^2/s^3
+
+
+def test_one_hot_categorical_straight_through():
+    logits = np.log(np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]))
+    d = prob.OneHotCategorical(logits=logits, temperature=0.5)
+    n = 20000
+    z = d.rsample(5, (n,))
+    assert z.shape == (n, 2, 3) and np.all(z.sum(-1) == 1) and np.all((z == 0) | (z == 1))
+    p = np.exp(logits)
+    assert np.all(np.abs(z.mean(0) - p) < 4.5 * np.sqrt(p * (1 - p) / n))
+    np.testing.assert_allclose(d.log_prob(np.eye(3)[[2, 0]]), np.log([0.3, 0.6]), rtol=1e-12)
+    np.testing.assert_allclose(d.entropy(), prob.Categorical(logits=logits).entropy(), rtol=1e-12)
+    ds.check_grads(lambda lg: prob.OneHotCategorical(logits=lg).log_prob(np.eye(3)[1]), (logits,))
+    ds.check_grads(lambda lg: prob.OneHotCategorical(logits=lg).entropy(), (logits,))
+    # the straight-through gradient is the relaxed sample's gradient (same noise)
+    relaxed = ds.jacrev(lambda lg: prob.RelaxedCategorical(0.5, logits=lg).rsample(9))(logits)
+    hard = ds.jacrev(lambda lg: prob.OneHotCategorical(logits=lg, temperature=0.5).rsample(9))(
+        logits
+    )
+    np.testing.assert_allclose(hard, relaxed, rtol=1e-12)

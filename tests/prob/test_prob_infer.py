@@ -68,6 +68,23 @@ def test_handler_errors_name_the_site():
         svi.update(state)
 
 
+def test_scale_multiplies_log_densities_in_the_elbo():
+    def model(x):
+        with prob.scale(factor=3.0):
+            prob.sample("x", prob.Normal(0.0, 1.0), obs=x)
+
+    tr = prob.trace(model).get_trace(0.5)
+    assert np.isclose(prob.log_density(tr), 3.0 * prob.Normal(0.0, 1.0).log_prob(0.5))
+
+    def noop_guide(x):
+        prob.param("unused", 0.0)
+
+    loss = prob.Trace_ELBO().loss({}, model, noop_guide, 0.5, rng=0)
+    assert np.isclose(loss, -3.0 * prob.Normal(0.0, 1.0).log_prob(0.5))
+    with pytest.raises(ValueError, match="factor must be positive"):
+        prob.scale(factor=0.0)
+
+
 # --- constraints ------------------------------------------------------------------------------
 
 

@@ -19,6 +19,10 @@ PAIRS = {
     "beta": (lambda a: prob.Beta(a[1], a[1] + 1), lambda b: prob.Beta(b[1] * 2, b[1])),
     "bernoulli": (lambda a: prob.Bernoulli(logits=a[0]), lambda b: prob.Bernoulli(logits=b[0])),
     "categorical": (lambda a: prob.Categorical(logits=a), lambda b: prob.Categorical(logits=b)),
+    "one_hot": (
+        lambda a: prob.OneHotCategorical(logits=a),
+        lambda b: prob.OneHotCategorical(logits=b),
+    ),
     "dirichlet": (lambda a: prob.Dirichlet(a + 1.5), lambda b: prob.Dirichlet(b + 1.0)),
     "uniform": (
         lambda a: prob.Uniform(a[0], a[0] + a[1]),

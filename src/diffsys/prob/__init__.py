@@ -4,10 +4,12 @@
   :class:`Exponential`, :class:`Uniform`, :class:`Gamma`, :class:`Beta` (continuous,
   reparameterised ``rsample``; Gamma/Beta/Dirichlet by implicit gradients),
   :class:`MultivariateNormal` (Cholesky), :class:`Dirichlet`, :class:`Bernoulli`,
-  :class:`Categorical` and :class:`RelaxedCategorical` (Gumbel-softmax); ``sample``,
+  :class:`Categorical`, :class:`RelaxedCategorical` (Gumbel-softmax) and
+  :class:`OneHotCategorical` (straight-through Gumbel-softmax); ``sample``,
   ``log_prob``, ``entropy``, ``mean``, ``variance``; :func:`kl_divergence` in closed form.
 - Programs (Pyro/NumPyro style): :func:`sample`, :func:`param` and the handlers
-  :class:`seed`, :class:`trace`, :class:`condition`, :class:`replay`, :class:`substitute`.
+  :class:`seed`, :class:`trace`, :class:`condition`, :class:`replay`, :class:`substitute`,
+  :class:`scale`.
 - Inference: :class:`Trace_ELBO` (pathwise gradients for continuous sites, score function with
   baselines from :mod:`diffsys.relax` for discrete ones), :class:`SVI` with :mod:`diffsys.optim`.
 
@@ -18,7 +20,7 @@ layer (like ``nn``), not a component driving an external engine. See docs/prob.m
 from . import constraints
 from ._base import Distribution
 from .continuous import Beta, Exponential, Gamma, LogNormal, Normal, Uniform
-from .discrete import Bernoulli, Categorical, RelaxedCategorical
+from .discrete import Bernoulli, Categorical, OneHotCategorical, RelaxedCategorical
 from .handlers import (
     Messenger,
     condition,
@@ -26,6 +28,7 @@ from .handlers import (
     param,
     replay,
     sample,
+    scale,
     seed,
     substitute,
     trace,
@@ -47,6 +50,7 @@ __all__ = [
     "Messenger",
     "MultivariateNormal",
     "Normal",
+    "OneHotCategorical",
     "RelaxedCategorical",
     "SVIRunResult",
     "SVIState",
@@ -60,6 +64,7 @@ __all__ = [
     "register_kl",
     "replay",
     "sample",
+    "scale",
     "seed",
     "substitute",
     "trace",

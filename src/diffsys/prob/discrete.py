@@ -205,3 +205,60 @@ class RelaxedCategorical(Distribution):
         raise NotImplementedError(
             "RelaxedCategorical has no closed-form mean; estimate it from rsample()"
         )
+
+
+class OneHotCategorical(Distribution):
+    """``Categorical(p)`` with one-hot samples, and a straight-through Gumbel-softmax
+    ``rsample`` (Jang et al. 2017): the value is an exact one-hot categorical sample, the
+    derivative is that of the relaxed sample ``softmax((logits + G) / temperature)`` (biased,
+    low-variance; the bias shrinks with the temperature). ``log_prob``, ``entropy`` and the KL
+    are the categorical ones (``sum(value * log p)`` for one-hot values).
+
+    >>> import numpy as np
+    >>> d = OneHotCategorical(probs=np.array([0.25, 0.75]), temperature=0.5)
+    >>> d.rsample(0).sum(), float(d.log_prob(np.array([0.0, 1.0])).round(4))
+    (np.float64(1.0), -0.2877)
+    """
+
+    has_rsample = True
+    is_discrete = True
+
+    def __init__(
+        self,
+        probs: Array | None = None,
+        logits: Array | None = None,
+        *,
+        temperature: float | Array = 1.0,
+    ) -> None:
+        raw = _logits_from("OneHotCategorical", probs, logits, simplex=True)
+        self.batch_shape, k = _check_events("OneHotCategorical", raw)
+        self.event_shape = (k,)
+        self.logits = log_softmax(raw, axis=-1)
+        self.temperature = as_param("OneHotCategorical", "temperature", temperature)
+        check_positive("OneHotCategorical", "temperature", self.temperature)
+
+    def _params(self):
+        return {"logits": self.logits}
+
+    @property
+    def probs(self) -> Array:
+        return dnp.exp(self.logits)
+
+    def rsample(self, rng: RNG, sample_shape: tuple[int, ...] = ()) -> Array:
+        logits = dnp.broadcast_to(self.logits, self._shape(sample_shape))
+        return gumbel_softmax(logits, self.temperature, rng=self._gen(rng, "rsample"), hard=True)
+
+    def log_prob(self, value: Array) -> Array:
+        return dnp.sum(value * self.logits, axis=-1)
+
+    def entropy(self) -> Array:
+        return dnp.negative(dnp.sum(self.probs * self.logits, axis=-1))
+
+    @property
+    def mean(self) -> Array:
+        return self.probs
+
+    @property
+    def variance(self) -> Array:
+        p = self.probs
+        return p * (1.0 - p)

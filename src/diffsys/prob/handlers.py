@@ -11,7 +11,9 @@ handlers, stacked around a call, decide what the sites do:
   ``trace(fn).get_trace(*args)`` returns them as a dict;
 - :class:`condition` ``(fn, data)``: the named sample sites are observed at ``data[name]``;
 - :class:`replay` ``(fn, guide_trace)``: unobserved sample sites take the guide's values;
-- :class:`substitute` ``(fn, params)``: the named param sites return ``params[name]``.
+- :class:`substitute` ``(fn, params)``: the named param sites return ``params[name]``;
+- :class:`scale` ``(fn, factor)``: the log-densities of the sample sites inside are multiplied
+  by ``factor`` in ELBOs (minibatch rescaling, KL annealing), in model and guide alike.
 
 Handlers are context managers too (``with seed(rng=0): model()``). The stack is a module-level
 list, as in Pyro; each handler pushes itself for the duration of one call.
@@ -115,6 +117,7 @@ def sample(name: str, dist: Distribution, obs: Any = None, *, infer: dict | None
         "is_observed": obs is not None,
         "rng": None,
         "infer": dict(infer or {}),
+        "scale": 1.0,
     }
     if not _STACK:
         return _apply(site) if obs is None else obs
@@ -218,11 +221,34 @@ class substitute(Messenger):
             site["value"] = self.params[site["name"]]
 
 
+class scale(Messenger):
+    """Multiply the log-density of every sample site inside by ``factor`` (> 0).
+
+    >>> from diffsys import prob
+    >>> def model():
+    ...     with prob.scale(factor=0.5):
+    ...         prob.sample("x", prob.Normal(0.0, 1.0), obs=0.0)
+    >>> round(float(prob.log_density(prob.trace(model).get_trace())), 6)  # 0.5 log N(0|0,1)
+    -0.459469
+    """
+
+    def __init__(self, fn: Callable | None = None, factor: float = 1.0) -> None:
+        super().__init__(fn)
+        if not float(factor) > 0:
+            raise ValueError(f"prob.scale: factor must be positive, got {factor!r}")
+        self.factor = factor
+
+    def process(self, site: Site) -> None:
+        if site["type"] == "sample":
+            site["scale"] = site["scale"] * self.factor
+
+
 def site_log_prob(site: Site) -> Any:
-    """The summed log-density of one sample site's value (a scalar)."""
+    """The summed log-density of one sample site's value (a scalar), times its ``scale``."""
     from ..numpy import sum as _sum
 
-    return _sum(site["fn"].log_prob(site["value"]))
+    lp = _sum(site["fn"].log_prob(site["value"]))
+    return lp if site.get("scale", 1.0) == 1.0 else site["scale"] * lp
 
 
 def log_density(trace_: Trace) -> Any:
@@ -247,6 +273,7 @@ __all__ = [
     "param",
     "replay",
     "sample",
+    "scale",
     "seed",
     "site_log_prob",
     "substitute",

@@ -98,7 +98,7 @@ class Trace_ELBO:
                     f"{sorted(k for k, s in guide_tr.items() if s['type'] == 'sample')})"
                 )
             if self.analytic_kl and _is_reparam(g) and _has_kl(g["fn"], site["fn"]):
-                elbo = elbo - dnp.sum(kl_divergence(g["fn"], site["fn"]))
+                elbo = elbo - g["scale"] * dnp.sum(kl_divergence(g["fn"], site["fn"]))
                 kl_sites.add(name)
             else:
                 elbo = elbo + site_log_prob(site)

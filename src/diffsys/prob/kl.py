@@ -22,7 +22,7 @@ from ..scipy import linalg as sla
 from ..scipy import special as sp
 from ._base import Array, Distribution
 from .continuous import Beta, Exponential, Gamma, LogNormal, Normal, Uniform
-from .discrete import Bernoulli, Categorical
+from .discrete import Bernoulli, Categorical, OneHotCategorical
 from .multivariate import Dirichlet, MultivariateNormal
 
 _KL: dict[tuple[type, type], Callable] = {}
@@ -90,6 +90,11 @@ def _kl_bernoulli(p: Bernoulli, q: Bernoulli) -> Array:
 
 @register_kl(Categorical, Categorical)
 def _kl_categorical(p: Categorical, q: Categorical) -> Array:
+    return dnp.sum(p.probs * (p.logits - q.logits), axis=-1)
+
+
+@register_kl(OneHotCategorical, OneHotCategorical)
+def _kl_one_hot(p: OneHotCategorical, q: OneHotCategorical) -> Array:
     return dnp.sum(p.probs * (p.logits - q.logits), axis=-1)
 
 

@@ -7,10 +7,10 @@
    exact posterior mean estimated by self-normalised importance sampling with the fitted
    guide as proposal (a consistent estimate; its effective sample size says how close the
    guide is).
-3. A VAE with Gumbel-softmax (relaxed categorical) latents on scikit-learn's digits
-   (binarised): trained on the relaxed ELBO, evaluated on held-out digits with the relaxed
-   ELBO and with the discrete ELBO of the categorical model it relaxes (one-hot latents,
-   closed-form KL to the uniform prior): the train/inference mismatch.
+3. A VAE with Gumbel-softmax latents on scikit-learn's digits (binarised): straight-through
+   (one-hot values, relaxed gradients) with the closed-form categorical KL, as Jang et al.
+   2017; the held-out ELBO, and the same with relaxed latents fed to the decoder (the
+   train/inference mismatch of the relaxation).
 """
 
 from __future__ import annotations
@@ -178,13 +178,14 @@ def logistic_regression(args: argparse.Namespace, rep: Report) -> dict:
     }
 
 
-# --- 3. VAE with relaxed categorical latents ---------------------------------------------------
+# --- 3. VAE with Gumbel-softmax latents ------------------------------------------------------
 
 
-def vae(n_latent: int = 4, k: int = 10, hidden: int = 128, temperature: float = 0.67,
+def vae(n_latent: int = 4, k: int = 10, hidden: int = 128, temperature: float = 1.0,
         seed: int = 0):
-    """A model/guide pair: ``n_latent`` categorical latents of ``k`` classes (relaxed), an
-    MLP decoder to 64 Bernoulli pixels, an MLP encoder to the guide's logits."""
+    """A model/guide pair: ``n_latent`` categorical latents of ``k`` classes drawn by the
+    straight-through Gumbel-softmax (:class:`prob.OneHotCategorical`: one-hot values, relaxed
+    gradients), an MLP decoder to 64 Bernoulli pixels, an MLP encoder to the guide's logits."""
     keys = np.random.default_rng(seed)
     encoder0 = nn.Sequential([nn.Linear(64, hidden, key=keys), nn.relu,
                               nn.Linear(hidden, n_latent * k, key=keys)])
@@ -194,27 +195,34 @@ def vae(n_latent: int = 4, k: int = 10, hidden: int = 128, temperature: float = 
     def model(x):
         decoder = prob.param("decoder", decoder0)
         b = x.shape[0]
-        prior = prob.RelaxedCategorical(temperature, logits=np.zeros((b, n_latent, k)))
+        prior = prob.OneHotCategorical(logits=np.zeros((b, n_latent, k)), temperature=temperature)
         z = prob.sample("z", prior)
         prob.sample("x", prob.Bernoulli(logits=decoder(dnp.reshape(z, (b, n_latent * k)))), obs=x)
 
     def guide(x):
         encoder = prob.param("encoder", encoder0)
         logits = dnp.reshape(encoder(x), (x.shape[0], n_latent, k))
-        prob.sample("z", prob.RelaxedCategorical(temperature, logits=logits))
+        prob.sample("z", prob.OneHotCategorical(logits=logits, temperature=temperature))
 
     return model, guide
 
 
-def discrete_elbo(params: dict, x: np.ndarray, n_latent: int, k: int, rng, samples: int = 8):
-    """The ELBO of the categorical model the VAE relaxes: one-hot latents drawn from the
-    encoder's categorical, closed-form KL to the uniform prior (nats per image)."""
+def discrete_elbo(params: dict, x: np.ndarray, n_latent: int, k: int, rng, samples: int = 8,
+                  temperature: float | None = None):
+    """The ELBO of the categorical model (nats per image): one-hot latents drawn from the
+    encoder's categorical, closed-form KL to the uniform prior. With ``temperature``, the
+    decoder reads relaxed samples (Gumbel-softmax) instead: the training-time input."""
     b = x.shape[0]
-    q = prob.Categorical(logits=np.reshape(params["encoder"](x), (b, n_latent, k)))
+    logits = np.reshape(params["encoder"](x), (b, n_latent, k))
+    q = prob.Categorical(logits=logits)
     kl = prob.kl_divergence(q, prob.Categorical(logits=np.zeros(k))).sum(-1)
     rec = 0.0
     for _ in range(samples):
-        z = np.eye(k)[q.sample(rng)].reshape(b, n_latent * k)
+        if temperature is None:
+            z = np.eye(k)[q.sample(rng)]
+        else:
+            z = prob.RelaxedCategorical(temperature, logits=logits).rsample(rng)
+        z = z.reshape(b, n_latent * k)
         rec = rec + prob.Bernoulli(logits=params["decoder"](z)).log_prob(x).sum(-1) / samples
     return float(np.mean(rec - kl))
 
@@ -225,20 +233,20 @@ def vae_digits(args: argparse.Namespace, rep: Report) -> dict:
     data = load_digits(args.seed)
     binarise = lambda a: (a.reshape(len(a), 64) > 0.5).astype(np.float64)  # noqa: E731
     x_train, x_test = binarise(data.x_train), binarise(data.x_test)
-    n_latent, k = 4, 10
-    model, guide = vae(n_latent, k, seed=args.seed)
+    n_latent, k, temperature = 4, 10, 1.0
+    model, guide = vae(n_latent, k, temperature=temperature, seed=args.seed)
     steps = 25 if args.quick else 500
     batch = 128
-    elbo = prob.Trace_ELBO()
-    svi = prob.SVI(model, guide, optim.adam(3e-3), elbo)
+    svi = prob.SVI(model, guide, optim.adam(1e-2), prob.Trace_ELBO(analytic_kl=True))
     rng = np.random.default_rng(args.seed)
     state = svi.init(args.seed, x_train[:batch])
 
     def test_elbo(state):
         params = svi.get_params(state)
-        relaxed = -svi.evaluate(state, x_test) / len(x_test)
         hard = discrete_elbo(params, x_test, n_latent, k, np.random.default_rng(1))
-        return relaxed, hard
+        soft = discrete_elbo(params, x_test, n_latent, k, np.random.default_rng(1),
+                             temperature=temperature)
+        return hard, soft
 
     before = test_elbo(state)
     t0 = time.perf_counter()
@@ -250,17 +258,17 @@ def vae_digits(args: argparse.Namespace, rep: Report) -> dict:
     seconds = time.perf_counter() - t0
     after = test_elbo(state)
     rep.say(
-        f"[3] VAE on {data.source} (binarised, {n_latent} x {k}-way Gumbel-softmax latents, "
-        f"T = 0.67): {steps} steps of batch {batch} in {seconds:.1f} s; held-out ELBO per image: "
-        f"relaxed {before[0]:.1f} -> {after[0]:.1f} nats, discrete (one-hot latents) "
-        f"{before[1]:.1f} -> {after[1]:.1f} nats"
+        f"[3] VAE on {data.source} (binarised; {n_latent} x {k}-way straight-through "
+        f"Gumbel-softmax latents, T = {temperature}): {steps} steps of batch {batch} in "
+        f"{seconds:.1f} s; held-out ELBO per image {before[0]:.1f} -> {after[0]:.1f} nats "
+        f"(one-hot latents); with relaxed latents fed to the decoder: {after[1]:.1f} nats"
     )
     params = svi.get_params(state)
 
     def draw(fig):
         ax = fig.add_subplot(2, 1, 1)
         ax.plot(-np.asarray(losses), lw=0.6)
-        ax.set(title="relaxed ELBO per image (training batches)", xlabel="step")
+        ax.set(title="ELBO per image (training batches)", xlabel="step")
         x = x_test[:12]
         logits = np.reshape(params["encoder"](x), (len(x), n_latent, k))
         z = np.eye(k)[logits.argmax(-1)].reshape(len(x), -1)
@@ -276,9 +284,9 @@ def vae_digits(args: argparse.Namespace, rep: Report) -> dict:
     return {
         "source": data.source,
         "steps": steps,
-        "train_relaxed_elbo": [float(-v) for v in losses],
-        "test_relaxed_elbo": {"before": before[0], "after": after[0]},
-        "test_discrete_elbo": {"before": before[1], "after": after[1]},
+        "train_elbo": [float(-v) for v in losses],
+        "test_elbo": {"before": before[0], "after": after[0]},
+        "test_elbo_relaxed_latents": {"before": before[1], "after": after[1]},
     }
 
 
@@ -296,5 +304,5 @@ def main(args: argparse.Namespace) -> int:
     )
     lr_ok = args.quick or summary["logistic_regression"]["max_gap_in_sd"] < 0.25
     v = summary["vae"]
-    vae_ok = v["test_discrete_elbo"]["after"] > v["test_discrete_elbo"]["before"]
+    vae_ok = v["test_elbo"]["after"] > v["test_elbo"]["before"]
     return 0 if conj_ok and lr_ok and vae_ok else 1
