@@ -15,6 +15,7 @@ from .nas import WORKLOAD as NAS
 from .physics import WORKLOADS as PHYSICS
 from .physics_robot import WORKLOAD as PHYSICS_ROBOT
 from .physics_sysid import WORKLOAD as PHYSICS_SYSID
+from .prob import WORKLOAD as PROB
 from .render import SCALING as RENDER_2D
 from .render import WORKLOAD_DENSE as RENDER_2D_DENSE
 from .render3d import WORKLOADS as RENDER_3D
@@ -51,6 +52,7 @@ WORKLOADS: dict[str, Workload] = {
         *COMPRESS,
         NAS,
         AUGMENT,
+        PROB,
     )
 }
 

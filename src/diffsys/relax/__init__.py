@@ -48,6 +48,7 @@ from .score_function import (
     GradientVariance,
     MovingAverageBaseline,
     Normal,
+    baseline_values,
     gradient_variance,
     score_function,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "QuantizationGap",
     "Relaxation",
     "as_generator",
+    "baseline_values",
     "gradient_variance",
     "gumbel_noise",
     "gumbel_softmax",

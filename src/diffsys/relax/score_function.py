@@ -147,8 +147,15 @@ class MovingAverageBaseline:
         return f"MovingAverageBaseline(decay={self.decay}, value={self.value})"
 
 
-def _baseline_values(baseline, fz: np.ndarray, name: str) -> np.ndarray:
-    """The baseline for each sample (a plain array shaped like ``fz``)."""
+def baseline_values(baseline, fz: np.ndarray, name: str = "baseline") -> np.ndarray:
+    """The baseline for each sample (a plain array shaped like ``fz``, the per-sample objectives
+    stacked on axis 0): ``None`` (zeros), a number, ``"loo"`` (the mean of the other samples)
+    or a :class:`MovingAverageBaseline` (its current value; call its ``update`` afterwards).
+
+    >>> import numpy as np
+    >>> baseline_values("loo", np.array([1.0, 2.0, 3.0]))
+    array([2.5, 2. , 1.5])
+    """
     if baseline is None:
         return np.zeros_like(fz)
     if isinstance(baseline, str):
@@ -206,7 +213,7 @@ def score_function(
             f"{fz_shape} for samples of shape {np.shape(z)}"
         )
     f_plain = np.asarray(concrete(fz), dtype=np.float64)
-    b = _baseline_values(baseline, f_plain, name)
+    b = baseline_values(baseline, f_plain, name)
     logp = dist.log_prob(z)
     extra = tuple(range(1, len(tuple(logp.shape) if hasattr(logp, "shape") else np.shape(logp))))
     if extra:

@@ -36,6 +36,7 @@ DEMOS: dict[str, tuple[str, str]] = {
     "compress": ("learned image codec, really range-coded, rate-distortion vs JPEG", "compress"),
     "augment": ("augmentation policy learned by gradient on noisy, shifted digits", "augment"),
     "nas": ("DARTS architecture search on digits; found cell vs random cells, same budget", "nas"),
+    "vi": ("variational inference: conjugate checks, Bayesian logistic regression, a VAE", "vi"),
 }
 
 
