@@ -112,7 +112,7 @@ def matmul_features(space: MatmulSpace, n: int) -> list[FeatureGroup]:
     )  # fmt: skip
 
     names, ol = [], np.zeros((len(space.orders), len(space.layouts), 12))
-    for depth, label in ((1, "inner"), (2, "next")):
+    for label in ("inner", "next"):
         for op in "ABC":
             names += [f"{label} {op} contiguous", f"{label} {op} strided"]
     for o, order in enumerate(space.orders):

@@ -11,18 +11,20 @@ import numpy as np
 
 from . import ops
 from .exact import Space
-from .kernels import MatmulSpace
+from .kernels import MatmulSpace, heuristic_schedule
 from .schedule import (
     FeatureGroup,
     choose_schedule,
     feature_matrix,
     fit_schedule_model,
+    matmul_features,
     predict_schedule,
 )
 
 __all__ = [
     "ScheduleSearch",
     "TileSearch",
+    "compare_schedule_searches",
     "cma_schedule_search",
     "model_search",
     "random_schedule_search",
@@ -174,6 +176,8 @@ def schedule_model_search(
     chooser: str = "gradient",
     restarts: int = 3,
     gumbel: bool = False,
+    straight_through: bool = True,
+    temperature: tuple[float, float] = (1.0, 1.0),
     ridge: float = 1.0,
     seed: int = 0,
 ) -> ScheduleSearch:
@@ -181,7 +185,8 @@ def schedule_model_search(
     (:func:`~.schedule.fit_schedule_model`) to every measurement and measure its choice.
 
     ``chooser="gradient"``: :func:`~.schedule.choose_schedule` from ``restarts`` random
-    starts (``gumbel``: Gumbel-softmax samples instead of the softmax); the unmeasured
+    starts (``gumbel``: Gumbel-softmax samples instead of the softmax; ``straight_through``
+    and ``temperature`` as there); the unmeasured
     choice with the lowest model cost is measured; if every start chose a measured
     configuration, a random unmeasured one is (counted in ``fallbacks``).
     ``chooser="enumerate"``: the model's best unmeasured configuration over the whole space
@@ -192,6 +197,8 @@ def schedule_model_search(
     rng = np.random.default_rng(seed + 7)
     out = random_schedule_search(space, timer, min(initial, budget), seed=seed)
     out.method = f"cost model + {chooser}" + (" (Gumbel)" if gumbel else "")
+    if chooser == "gradient" and not straight_through:
+        out.method += " (annealed softmax)"
     every = None
     while len(out.tried) < budget:
         model = fit_schedule_model(
@@ -205,6 +212,7 @@ def schedule_model_search(
         else:
             choices = [
                 choose_schedule(model, groups, space.sizes, gumbel=gumbel,
+                                straight_through=straight_through, temperature=temperature,
                                 seed=int(rng.integers(2**31)))
                 for _ in range(restarts)
             ]  # fmt: skip
@@ -222,3 +230,67 @@ def schedule_model_search(
         out.predicted.append(float(predict_schedule(model, feature_matrix(groups, [pick])[0])))
         out.measure(pick, timer)
     return out
+
+
+SCHEDULE_METHODS: dict[str, dict] = {
+    "random search": {},
+    "CMA-ES": {},
+    "cost model + gradient": {"chooser": "gradient"},
+    "cost model + gradient (Gumbel)": {"chooser": "gradient", "gumbel": True},
+    "cost model + gradient (annealed softmax)": {
+        "chooser": "gradient", "straight_through": False, "temperature": (1.0, 0.05),
+    },
+    "cost model + enumeration": {"chooser": "enumerate"},
+}  # fmt: skip
+
+
+def compare_schedule_searches(
+    space: MatmulSpace,
+    table: dict[tuple[int, ...], float],
+    budget: int,
+    n: int,
+    *,
+    seeds: int = 5,
+    initial: int = 8,
+    methods: Sequence[str] | None = None,
+    seed: int = 0,
+) -> dict:
+    """Every search of :data:`SCHEDULE_METHODS` (CMA-ES only with the ``tune`` extra) at
+    ``budget`` measurements over ``seeds`` seeds, all reading the same measured ``table``
+    (index tuple -> seconds, e.g. from :func:`~.kernels.exhaustive_matmul`), plus the
+    hand-written :func:`~.kernels.heuristic_schedule` (one measurement). Returns
+    ``{"best", "median", "heuristic": seconds, "chosen": {method: [index per seed]},
+    "seconds": {method: [table seconds per seed]}, "searches": {method: [ScheduleSearch]}}``."""
+    groups = matmul_features(space, n)
+
+    def timer(idx):
+        return table[tuple(idx)]
+
+    names = list(SCHEDULE_METHODS) if methods is None else list(methods)
+    try:
+        import cma  # noqa: F401
+    except ImportError:
+        names = [m for m in names if m != "CMA-ES"]
+    searches: dict[str, list[ScheduleSearch]] = {m: [] for m in names}
+    for s in range(seeds):
+        sd = seed * 1000 + s
+        for m in names:
+            if m == "random search":
+                res = random_schedule_search(space, timer, budget, seed=sd)
+            elif m == "CMA-ES":
+                res = cma_schedule_search(space, timer, budget, seed=sd)
+            else:
+                res = schedule_model_search(space, timer, budget, groups, initial=initial,
+                                            seed=sd, **SCHEDULE_METHODS[m])  # fmt: skip
+            searches[m].append(res)
+    times = np.array(list(table.values()))
+    heur = heuristic_schedule(space, n)
+    return {
+        "best": float(times.min()),
+        "median": float(np.median(times)),
+        "heuristic": float(table[space.index(heur)]),
+        "heuristic_schedule": str(heur),
+        "chosen": {m: [r.best for r in rs] for m, rs in searches.items()},
+        "seconds": {m: [r.best_seconds for r in rs] for m, rs in searches.items()},
+        "searches": searches,
+    }
