@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
+from .compiler import WORKLOAD as COMPILER
 from .db import WORKLOADS as DB
 from .distributed import WORKLOADS as DISTRIBUTED
 from .jit import WORKLOADS as JIT
@@ -37,7 +38,7 @@ WORKLOADS: dict[str, Workload] = {
         *JIT,
         *soft_sort.SCALING,
         *DB,
-        RUNTIME,
+        RUNTIME, COMPILER,
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
         *LOGIC,
         *DISTRIBUTED,
