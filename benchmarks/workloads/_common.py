@@ -12,7 +12,8 @@ def torch_single_thread() -> Any:
     import torch
 
     torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+    if torch.get_num_interop_threads() != 1:  # settable once per process, before any work
+        torch.set_num_interop_threads(1)
     return torch
 
 
