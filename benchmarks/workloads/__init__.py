@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import cnn_step, fft, hessian, hvp, linalg, mlp_step, neuralsort, overhead, soft_sort
 from ._spec import FRAMEWORKS, Framework, Impl, Thunk, Workload
 from .augment import WORKLOAD as AUGMENT
+from .compiler import WORKLOAD as COMPILER
 from .compress import WORKLOADS as COMPRESS
 from .db import WORKLOADS as DB
 from .distributed import WORKLOADS as DISTRIBUTED
@@ -46,6 +47,7 @@ WORKLOADS: dict[str, Workload] = {
         *soft_sort.SCALING,
         *DB,
         RUNTIME,
+        COMPILER,
         *RENDER_2D, RENDER_2D_DENSE, *RENDER_3D,
         *LOGIC,
         *DISTRIBUTED,

@@ -99,3 +99,10 @@ def test_tiling_demo_quick(tmp_path):
     assert summary["best_ms"] <= summary["median_ms"]
     for vals in summary["searches"].values():
         assert min(vals) >= summary["best_ms"] - 1e-3  # rounded to 0.001 ms
+    mm = summary["matmul"]
+    if mm is not None:  # Numba installed: the compiled matmul's schedule searches
+        assert set(mm["searches"]) == {"random search", "CMA-ES", "cost model + gradient",
+                                       "cost model + gradient (Gumbel)",
+                                       "cost model + enumeration"}  # fmt: skip
+        for vals in mm["searches"].values():
+            assert min(vals) >= mm["best_ms"] - 1e-4 and max(vals) <= mm["median_ms"] * 10

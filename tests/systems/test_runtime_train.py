@@ -55,6 +55,23 @@ def test_gradient_search_lowers_the_relaxed_and_hard_dispatch_latency():
     assert problem.hard(res.theta) < problem.hard(problem.theta0)
 
 
+def test_gradient_search_best_exact_iterate_counts_its_exact_evaluations():
+    train = [make_jobs(120, seed=s) for s in range(2)]
+    problem = dispatch_problem(train, train[:1], metric=0.95)
+    calls = []
+
+    def hard(theta):
+        calls.append(1)
+        return problem.hard(theta)
+
+    res = gradient_search(problem.relaxed, problem.theta0, 12, hard=hard, select="best_exact")
+    assert res.evaluations == 12 and len(res.history) == len(calls) == 6  # 6 steps + 6 exact
+    assert problem.hard(res.theta) == pytest.approx(min(res.hard_history))
+    assert problem.hard(res.theta) <= problem.hard(problem.theta0)
+    with pytest.raises(ValueError, match="gradient_search: select must be"):
+        gradient_search(problem.relaxed, problem.theta0, 4, select="best_exact")
+
+
 def test_dispatch_quantile_problem_uses_the_exact_quantile_when_hard():
     jobs = [make_jobs(100, seed=4)]
     problem = dispatch_problem(jobs, jobs, metric=0.9, quantile_strength=1e-6)
@@ -71,7 +88,8 @@ def test_compare_reports_every_method_on_held_out_traces():
     test = [make_requests(300, catalogue=40, seed=2)]
     problem = cache_problem(train, test, 6)
     out = compare(problem, 6, record_mismatch=False)
-    expected = {"LRU", "LFU", "smallest-first", "gradient", "random search"}
+    expected = {"LRU", "LFU", "smallest-first", "gradient", "random search",
+                "gradient, best exact iterate"}  # fmt: skip
     assert expected <= set(out["test"])
     assert out["start"] == out["test"]["LRU"]  # the search starts at LRU
     assert all(r.evaluations == 6 for r in out["runs"].values())

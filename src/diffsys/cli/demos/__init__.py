@@ -28,7 +28,7 @@ DEMOS: dict[str, tuple[str, str]] = {
     ),
     "search": ("retrieval + reader trained end to end; index staleness measured", "search"),
     "scheduler": ("dispatch and eviction policies learned through relaxed simulation", "scheduler"),
-    "tiling": ("a stencil's tile shape chosen by gradient through a learned cost model", "tiling"),
+    "tiling": ("tile shape and matmul schedule chosen through a learned cost model", "tiling"),
     "render": ("fit coloured discs and triangles to an image with the soft rasterizer", "render"),
     "logic": ("learn edge probabilities through a recursive Datalog program; soft-DTW", "logic"),
     "distributed": ("data-parallel training and a sweep on a local Dask cluster", "distributed"),
