@@ -3,7 +3,7 @@ random search and CMA-ES at the same evaluation budget (not a timing workload: t
 is the quality of the decision, judged hard, held out or measured for real).
 
 ```sh
-python benchmarks/decisions.py --output /tmp/decisions.md           # both parts, < 15 min
+python benchmarks/decisions.py --output docs/benchmarks-decisions.md  # both parts, < 15 min
 python benchmarks/decisions.py --part compiler --table /tmp/mm.json  # reuse a measured table
 python benchmarks/decisions.py --quick                               # small, about a minute
 ```
@@ -181,8 +181,11 @@ def main(argv=None) -> None:
         (8, 32, 64) if a.quick else (8, 32, 128, 256))  # fmt: skip
     budget = a.budget or (12 if a.quick else 30)
     seeds = a.seeds or (2 if a.quick else 5)
-    parts = [f"# Decisions by gradient vs search (issue 21)\n\n{time.strftime('%Y-%m-%d %H:%M')}"
-             f" UTC-ish, {platform.processor() or platform.machine()}, Python "
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python benchmarks/decisions.py", *given])
+    parts = [f"# Decisions by gradient vs search (issue 21)\n\n`{command}`, "
+             f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+             f"{platform.processor() or platform.machine()}, Python "
              f"{platform.python_version()}, load average "
              f"{', '.join(f'{x:.1f}' for x in _loadavg())}\n"]  # fmt: skip
     if "runtime" in a.part:

@@ -27,6 +27,10 @@ from workloads import FRAMEWORKS, WORKLOADS
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CHILD_TIMEOUT_S = 300
+# The quality of decisions (issue 21: learned policies and schedules against baselines and
+# search) is not a timing: benchmarks/decisions.py measures it in its own run and writes this
+# file, which the report includes as its last section.
+DECISIONS = REPO / "docs" / "benchmarks-decisions.md"
 
 
 def installed(framework: str) -> bool:
@@ -62,6 +66,17 @@ def run_child(workload: str, framework: str, quick: bool) -> Result:
             return result
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return base | {"status": "error", "message": f"exit code {proc.returncode}: {tail}"}
+
+
+def decisions_section(text: str) -> str:
+    """benchmarks/decisions.py's tables as the report's last section (headings one level
+    down, and where they come from)."""
+    lines = [("#" + line) if line.startswith("#") else line for line in text.splitlines()]
+    note = (
+        f"(Included from `{DECISIONS.relative_to(REPO)}`, written by its own run of "
+        "`benchmarks/decisions.py`; the command, date and load are its first line.)"
+    )
+    return "\n".join([lines[0], "", note, *lines[1:]]) + "\n"
 
 
 def describe(result: Result) -> str:
@@ -131,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     markdown = render(
         command=command, machine=machine, settings=settings, elapsed=elapsed, sections=sections
     )
+    if DECISIONS.exists():
+        markdown = markdown.rstrip("\n") + "\n\n" + decisions_section(DECISIONS.read_text())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(markdown)
     print(markdown)

@@ -101,3 +101,14 @@ def test_jit_workloads_return_what_their_reference_returns(name):
     w = WORKLOADS[name]
     got = to_numpy(w.impls["diffsys"].build()())
     assert relative_error(got, w.reference()) <= w.tolerance
+
+
+def test_decision_tables_become_the_reports_last_section():
+    import run
+
+    text = "# Decisions (issue 21)\n\n`python benchmarks/decisions.py`, today\n\n## Runtime\n|a|\n"
+    section = run.decisions_section(text)
+    lines = section.splitlines()
+    assert lines[0] == "## Decisions (issue 21)" and "### Runtime" in lines
+    assert "docs/benchmarks-decisions.md" in lines[2] and "|a|" in lines
+    assert run.DECISIONS.name == "benchmarks-decisions.md"
