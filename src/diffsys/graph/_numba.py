@@ -459,7 +459,8 @@ def _write_op(w: _Writer, node) -> None:
     elif name == "concatenate":
         expr = f"np.concatenate(({', '.join(ins)},), axis={int(p['axis'])})"
     elif name == "matmul":
-        expr = f"np.dot({ins[0]}, {ins[1]})"
+        # BLAS wants contiguous operands (a transposed view would take Numba's slow loop)
+        expr = f"np.dot(np.ascontiguousarray({ins[0]}), np.ascontiguousarray({ins[1]}))"
     else:  # pragma: no cover - why_not() admitted it
         raise AssertionError(name)
     w.store(out, expr, g.vars[node.inputs[0]].shape if name == "reshape" else None)
