@@ -24,6 +24,7 @@ FRAMEWORKS: dict[str, Framework] = {
     f.key: f
     for f in (
         Framework("diffsys", "diffsys", ("diffsys",)),
+        Framework("diffsys-numba", "diffsys, ds.jit backend numba", ("diffsys", "numba")),
         Framework("numpy", "NumPy, hand-written derivatives", ("numpy",)),
         Framework("autograd", "HIPS autograd", ("autograd",)),
         Framework("torch", "PyTorch (eager)", ("torch",)),

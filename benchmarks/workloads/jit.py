@@ -21,7 +21,7 @@ from ._spec import Impl, Thunk, Workload
 # --- the MLP step ----------------------------------------------------------------------------
 
 
-def _mlp_diffsys(dtype) -> Thunk:
+def _mlp_diffsys(dtype, backend: str = "numpy") -> Thunk:
     import diffsys as ds
     from diffsys import nn, optim
 
@@ -39,7 +39,7 @@ def _mlp_diffsys(dtype) -> Thunk:
     opt = optim.sgd(mlp_step.LR)
     opt_state = opt.init(model)
 
-    @ds.jit
+    @ds.jit(backend=backend)
     def step(model, opt_state, x, y):
         _, grads = ds.value_and_grad(lambda m, x, y: nn.cross_entropy(m(x), y))(model, x, y)
         updates, opt_state = opt.update(grads, opt_state, model)
@@ -94,6 +94,9 @@ MLP_F64 = Workload(
     reference=mlp_step._reference(np.float64),
     impls={
         "diffsys": Impl(lambda: _mlp_diffsys(np.float64), "`ds.jit` of the step"),
+        "diffsys-numba": Impl(
+            lambda: _mlp_diffsys(np.float64, "numba"), '`ds.jit(..., backend="numba")`'
+        ),
         "numpy": Impl(lambda: mlp_step._numpy(np.float64), "hand-written backward"),
         "jax-jit": Impl(lambda: _mlp_jax(np.float64), "`jax.jit` of the step"),
     },
@@ -103,12 +106,12 @@ MLP_F64 = Workload(
 # --- the overhead chain ------------------------------------------------------------------------
 
 
-def _overhead_diffsys() -> Thunk:
+def _overhead_diffsys(backend: str = "numpy") -> Thunk:
     import diffsys as ds
     import diffsys.nn  # noqa: F401 - a one-time import, not compile time
     import diffsys.numpy as dnp
 
-    f = ds.jit(ds.value_and_grad(lambda x: dnp.sum(overhead._chain(dnp.sin, x))))
+    f = ds.jit(ds.value_and_grad(lambda x: dnp.sum(overhead._chain(dnp.sin, x))), backend=backend)
     x = overhead._x0()
     return lambda: f(x)
 
@@ -131,6 +134,9 @@ OVERHEAD = Workload(
     reference=overhead.reference,
     impls={
         "diffsys": Impl(_overhead_diffsys, "`ds.jit(ds.value_and_grad(f))(x)`"),
+        "diffsys-numba": Impl(
+            lambda: _overhead_diffsys("numba"), '`ds.jit(..., backend="numba")`: fused loops'
+        ),
         "numpy": Impl(overhead._numpy, "forward loop storing `cos(x)`, backward loop"),
         "jax-jit": Impl(lambda: overhead._jax(jit=True), "`jax.jit(jax.value_and_grad(f))(x)`"),
     },
@@ -140,7 +146,7 @@ OVERHEAD = Workload(
 # --- the HVP ---------------------------------------------------------------------------------
 
 
-def _hvp_diffsys() -> Thunk:
+def _hvp_diffsys(backend: str = "numpy") -> Thunk:
     import diffsys as ds
     import diffsys.nn  # noqa: F401 - a one-time import, not compile time
     import diffsys.numpy as dnp
@@ -148,7 +154,7 @@ def _hvp_diffsys() -> Thunk:
     def f(x: Any) -> Any:
         return dnp.sum(rosenbrock_terms(x))
 
-    product = ds.jit(lambda x, v: ds.hvp(f, (x,), (v,)))
+    product = ds.jit(lambda x, v: ds.hvp(f, (x,), (v,)), backend=backend)
     x, v = hvp._inputs()
     return lambda: product(x, v)
 
@@ -169,6 +175,7 @@ HVP = Workload(
     reference=hvp.reference,
     impls={
         "diffsys": Impl(_hvp_diffsys, "`ds.jit(lambda x, v: ds.hvp(f, (x,), (v,)))`"),
+        "diffsys-numba": Impl(lambda: _hvp_diffsys("numba"), '`ds.jit(..., backend="numba")`'),
         "numpy": Impl(hvp._numpy, "exact tridiagonal product"),
         "jax-jit": Impl(lambda: hvp._jax(jit=True), "`jax.jit` of `jax.jvp(jax.grad(f))`"),
     },

@@ -45,7 +45,9 @@ class JitCacheInfo(NamedTuple):
     ``evictions``: graphs dropped to respect the bound; ``retraces``: traces caused by a
     failed guard (a new Python path for a known signature); ``eager_calls``: calls run
     without a cached graph (too many paths, or a closure over a value traced outside);
-    ``trace_seconds``: time spent tracing and optimizing, in total.
+    ``trace_seconds``: time spent tracing and optimizing, in total; ``compile_seconds``:
+    time spent generating and compiling native code (``backend="numba"``; Numba compiles
+    at the first call of a signature, or loads its disk cache), in total.
     """
 
     hits: int
@@ -56,13 +58,16 @@ class JitCacheInfo(NamedTuple):
     retraces: int
     eager_calls: int
     trace_seconds: float
+    compile_seconds: float = 0.0
 
 
 class _Entry:
     """One traced path: the graph replayed (its outputs then the guard values), how to
     rebuild the outputs, and the guard values seen while tracing."""
 
-    __slots__ = ("graph", "n_out", "out_treedef", "guards", "_traced", "_optimize", "_lowered")
+    __slots__ = (
+        "graph", "n_out", "out_treedef", "guards", "_traced", "_optimize", "_lowered", "native"
+    )
 
     def __init__(self, graph: Graph, n_out: int, out_treedef, guards: list, traced, optimize):
         self.graph = graph
@@ -72,6 +77,15 @@ class _Entry:
         self._traced = traced  # the graph as traced, when ``graph`` has guard outputs
         self._optimize = optimize
         self._lowered: Graph | None = None
+        self.native = None  # the compiled program (backend="numba")
+
+    def run(self, flat: list) -> list:
+        """The graph's flat outputs: compiled code on plain arrays, else the executor (whose
+        operations dispatch on the tracers of outer transforms)."""
+        native = self.native
+        if native is not None and not any(isinstance(x, Tracer) for x in flat):
+            return native.call_flat(flat)
+        return self.graph.call_flat(flat)
 
     @property
     def lowered(self) -> Graph:
@@ -104,6 +118,7 @@ class Jitted:
         optimize: bool = True,
         guards: bool = True,
         max_variants: int = 8,
+        backend: str = "numpy",
     ) -> None:
         if not callable(fun):
             raise TypeError(f"ds.jit: expected a function, got {type(fun).__name__}")
@@ -111,6 +126,13 @@ class Jitted:
             raise ValueError(f"ds.jit: cache_size must be a positive int, got {cache_size!r}")
         if not isinstance(max_variants, int) or max_variants < 1:
             raise ValueError(f"ds.jit: max_variants must be a positive int, got {max_variants!r}")
+        if backend not in ("numpy", "numba"):
+            raise ValueError(f"ds.jit: backend must be 'numpy' or 'numba', got {backend!r}")
+        if backend == "numba":
+            from ._numba import import_numba
+
+            import_numba()  # an ImportError naming the `jit` extra, now rather than later
+        self.backend = backend
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.name = getattr(fun, "__name__", None) or type(fun).__name__
@@ -130,6 +152,7 @@ class Jitted:
         self._cache: OrderedDict[Any, list[_Entry]] = OrderedDict()
         self._stats = {"hits": 0, "misses": 0, "evictions": 0, "retraces": 0, "eager": 0}
         self._trace_seconds = 0.0
+        self._compile_seconds = 0.0
         self._warned: set[str] = set()
 
     # --- calling ---------------------------------------------------------------------------
@@ -145,7 +168,7 @@ class Jitted:
         if variants is not None:
             self._cache.move_to_end(key)
             for entry in variants:
-                out = entry.graph.call_flat(flat)
+                out = entry.run(flat)
                 if _guards_hold(entry, out):
                     self._stats["hits"] += 1
                     return tree_unflatten(entry.out_treedef, out[: entry.n_out])
@@ -156,6 +179,10 @@ class Jitted:
 
     def _trace_and_run(self, key, inner, dyn, flat, args, kwargs):
         self._stats["misses"] += 1
+        if self.backend == "numba":
+            from ._numba import check_dtypes
+
+            check_dtypes(flat, self.name)
         entry, captured = self._trace(inner, dyn)
         if captured:  # closures over outer tracers: this graph is for this call only
             self._warn_once(
@@ -167,7 +194,15 @@ class Jitted:
             self._stats["eager"] += 1
             out = entry.graph.call_flat(flat + captured)
             return tree_unflatten(entry.out_treedef, out[: entry.n_out])
-        out = entry.graph.call_flat(flat)
+        if self.backend == "numba":
+            from ._numba import NumbaProgram
+
+            start = time.perf_counter()
+            entry.native = NumbaProgram(entry.graph)
+            out = entry.run(flat)  # Numba compiles (or loads its cache) here
+            self._compile_seconds += time.perf_counter() - start
+        else:
+            out = entry.graph.call_flat(flat)
         if not _guards_hold(entry, out):  # impure code: a replay of the new trace differs
             return self._eager(args, kwargs, "unstable")
         variants = self._cache.get(key)
@@ -297,9 +332,39 @@ class Jitted:
                 return entry.lowered
         return self._trace(inner, dyn)[0].lowered  # not cacheable (a closure, impure code)
 
+    def explain(self, *args, **kwargs):
+        """What runs a call with these arguments (traced, compiled and cached now if it was
+        not): with ``backend="numba"``, how many operations compiled into how many regions,
+        the compile time, and each operation left to the graph executor with the reason;
+        ``str()`` of it is a short report.
+
+        >>> import diffsys as ds, diffsys.numpy as dnp
+        >>> f = ds.jit(lambda x: dnp.sum(dnp.sin(x) * 2.0))
+        >>> print(f.explain(dnp.ones(3)))
+        backend numpy: 3 operation(s) replayed by the graph executor (no compiled code)
+        """
+        from ._numba import Explanation
+
+        dyn, static, inner = self._split(args, kwargs)
+        leaves, treedef = tree_flatten(dyn)
+        key, flat = _signature(leaves, self.name)
+        key = (treedef, key, static)
+        if not self._cache.get(key):
+            self(*args, **kwargs)
+        for entry in self._cache.get(key, ()):
+            if _guards_hold(entry, entry.run(flat)):
+                if entry.native is not None:
+                    return entry.native.explain()
+                n = len(entry.graph.nodes)
+                return Explanation(self.backend, n, 0, 0, (), 0.0, None)
+        raise RuntimeError(  # pragma: no cover - eager calls only (see the warnings)
+            f"ds.jit({self.name}).explain: no cached graph serves these arguments (the "
+            "function runs eagerly for them)"
+        )
+
     def cache_info(self) -> JitCacheInfo:
         """Hits, misses (traces), bound and size of the cache, evictions, guard retraces,
-        eager calls and the total tracing time."""
+        eager calls, the total tracing time and the total native compile time."""
         s = self._stats
         return JitCacheInfo(
             s["hits"],
@@ -310,6 +375,7 @@ class Jitted:
             s["retraces"],
             s["eager"],
             self._trace_seconds,
+            self._compile_seconds,
         )
 
     def cache_clear(self) -> None:
@@ -318,6 +384,7 @@ class Jitted:
         for k in self._stats:
             self._stats[k] = 0
         self._trace_seconds = 0.0
+        self._compile_seconds = 0.0
 
     def __get__(self, obj, objtype=None):  # methods: ds.jit on a function in a class body
         if obj is None:
@@ -325,7 +392,8 @@ class Jitted:
         return functools.partial(self, obj)
 
     def __repr__(self) -> str:
-        return f"<ds.jit {self.name}: {len(self._cache)} cached signature(s)>"
+        backend = "" if self.backend == "numpy" else f" (backend {self.backend})"
+        return f"<ds.jit {self.name}{backend}: {len(self._cache)} cached signature(s)>"
 
 
 def jit(
@@ -337,6 +405,7 @@ def jit(
     optimize: bool = True,
     guards: bool = True,
     max_variants: int = 8,
+    backend: str = "numpy",
 ) -> Jitted | Callable[[Callable], Jitted]:
     """``fun`` traced once per signature into a graph (:func:`diffsys.trace`) and replayed.
 
@@ -353,6 +422,11 @@ def jit(
     results (modules stay modules). Composes with every transform, inside and outside.
     Use as ``ds.jit(f)``, ``@ds.jit`` or ``@ds.jit(static_argnums=1)``.
 
+    ``backend="numpy"`` (the default) replays the graph's NumPy calls; ``backend="numba"``
+    (the ``jit`` extra) compiles it to native code at the first call of each signature,
+    fusing elementwise chains into loops; operations without a compiled kernel run through
+    the executor (:meth:`Jitted.explain` names them). See docs/jit.md.
+
     >>> import diffsys as ds, diffsys.numpy as dnp
     >>> f = ds.jit(ds.value_and_grad(lambda x: dnp.sum(dnp.sin(x) ** 2)))
     >>> value, g = f(dnp.array([0.0, 1.0]))      # traces
@@ -367,6 +441,7 @@ def jit(
         optimize=optimize,
         guards=guards,
         max_variants=max_variants,
+        backend=backend,
     )
     if fun is None:
         return lambda f: Jitted(f, **options)
