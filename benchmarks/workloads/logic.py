@@ -11,8 +11,8 @@
 - ``logic_topk``: the same closure in ``TopKProofs(1)`` (values).
 - ``soft_dtw``: soft-DTW of two 512-step series (gamma 1), forward + gradient wrt the cost
   matrix. Reference: an independent NumPy version of Cuturi & Blondel's two recursions;
-  peer: the same anti-diagonal recursion in PyTorch with autograd. (tslearn is not
-  installed here.)
+  peers: tslearn's ``SoftDTW`` (both recursions compiled by Numba, the library soft-DTW users
+  pick) and the same anti-diagonal recursion in PyTorch with autograd.
 """
 
 from __future__ import annotations
@@ -201,6 +201,20 @@ def _diffsys_dtw() -> Thunk:
     return run
 
 
+def _tslearn_dtw() -> Thunk:
+    from tslearn.metrics import SoftDTW
+
+    D = _dtw_inputs()
+    SoftDTW(D[:4, :4], 1.0).compute()  # compile the Numba kernels outside the timing
+
+    def run() -> Any:
+        sdtw = SoftDTW(D, 1.0)
+        value = sdtw.compute()
+        return np.array(value), sdtw.grad()
+
+    return run
+
+
 def _torch_dtw() -> Thunk:
     torch = torch_single_thread()
     D0 = torch.tensor(_dtw_inputs())
@@ -286,7 +300,8 @@ WORKLOAD_SOFT_DTW = Workload(
         f"`relax.soft_dtw_cost(D, 1.0)` on the squared-distance matrix of two {N_DTW}-step "
         "random walks (seed 0), value and gradient. NumPy: both recursions of the paper, an "
         "independent cell-by-cell version (also the reference). PyTorch: the anti-diagonal "
-        "recursion with autograd. tslearn (numba) is not installed here."
+        "recursion with autograd. tslearn: `SoftDTW(D, 1.0).compute()` and `.grad()` (Numba, "
+        "compiled before the timing)."
     ),
     unit="ms",
     scale=1e3,
@@ -298,6 +313,7 @@ WORKLOAD_SOFT_DTW = Workload(
         "numpy": Impl(lambda: (lambda D: lambda: numpy_soft_dtw(D))(_dtw_inputs()),
                       "cell-by-cell Python loops"),
         "torch": Impl(_torch_dtw, "anti-diagonal recursion + `autograd.grad`"),
+        "tslearn": Impl(_tslearn_dtw, "`metrics.SoftDTW(D).compute()`, `.grad()`"),
     },
     tolerance=1e-9,
 )
