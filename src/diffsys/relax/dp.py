@@ -524,8 +524,8 @@ def soft_viterbi(
     >>> import numpy as np
     >>> from diffsys.relax import soft_viterbi
     >>> e, tr = np.log([[0.5, 0.5], [0.9, 0.1]]), np.log([[0.5, 0.5], [0.5, 0.5]])
-    >>> round(float(np.exp(soft_viterbi(e, tr, 1.0))), 4)   # P(observations)
-    0.25
+    >>> round(float(np.exp(soft_viterbi(e, tr, 1.0))), 4)   # sum over state paths
+    0.5
     """
     _check_reg(regularization, "soft_viterbi")
     if np.ndim(emissions) != 2 or np.shape(transitions) != (np.shape(emissions)[1],) * 2:
@@ -715,8 +715,8 @@ def soft_bellman_ford(
     >>> import numpy as np
     >>> from diffsys.relax import soft_bellman_ford
     >>> W = np.array([[np.inf, 4.0, 1.0], [np.inf, np.inf, np.inf], [np.inf, -2.0, np.inf]])
-    >>> soft_bellman_ford.hard(W), soft_bellman_ford(W, 0.01).round(4)
-    (array([ 0., -1.,  1.]), array([ 0., -1.,  1.]))
+    >>> soft_bellman_ford.hard(W), soft_bellman_ford(W, 0.01).round(2)
+    (array([ 0., -1.,  1.]), array([-0.  , -1.  ,  0.99]))
     """
     _check_reg(regularization, "soft_bellman_ford")
     _, rounds = _check_bellman_ford(weights, source, rounds)
