@@ -31,6 +31,8 @@ FRAMEWORKS: dict[str, Framework] = {
         Framework("jax", "JAX eager (no jit)", ("jax", "jaxlib")),
         Framework("jax-jit", "JAX jit", ("jax", "jaxlib")),
         Framework("sql", "DuckDB, hand-written SQL", ("duckdb",)),
+        Framework("tslearn", "tslearn (Numba)", ("tslearn",)),
+        Framework("problog", "ProbLog", ("problog",)),
     )
 }
 """Every framework, in table order."""

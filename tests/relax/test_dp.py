@@ -12,6 +12,7 @@ from diffsys.relax import (
     dp,
     smoothed_max,
     smoothed_min,
+    soft_bellman_ford,
     soft_dtw,
     soft_dtw_cost,
     soft_edit_distance,
@@ -177,3 +178,180 @@ def test_soft_edit_distance_against_wagner_fischer(n, m):
         want = _edit_reference(C, 1.0, 1.5, gamma)
         assert float(soft_edit_distance(C, 1.0, 1.5, gamma)) == pytest.approx(want, rel=1e-12)
     ds.check_grads(lambda c, i, d: soft_edit_distance(c, i, d, 0.5), (C + 0.1, 1.0, 1.5), order=2)
+
+
+# --- memory-light backward passes: the DP's reverse recursion on its table --------------------
+
+
+def _traced_grad(fun, args, argnums):
+    """The gradient through the recursion written in diffsys operations (a tape of every op)."""
+    return ds.grad(fun, argnums)(*args)
+
+
+def _dag(n, density=1.0, rng=RNG):
+    W = np.triu(rng.uniform(0.1, 2.0, (n, n)), 1)
+    W[(W == 0) | (rng.uniform(size=(n, n)) > density)] = np.inf
+    return W
+
+
+@pytest.mark.parametrize("reg", ["entropy", "l2"])
+def test_fast_backward_equals_the_traced_recursion(reg):
+    e, tr = RNG.standard_normal((7, 4)), RNG.standard_normal((4, 4))
+    fast = ds.grad(lambda e, tr: soft_viterbi(e, tr, 0.5, reg), (0, 1))(e, tr)
+    slow = _traced_grad(lambda e, tr: dp._viterbi(e, tr, 0.5, reg, False), (e, tr), (0, 1))
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(f, s, rtol=1e-10, atol=1e-12)
+    C = RNG.uniform(0, 2, (6, 8))
+    fast = ds.grad(lambda c, i, d: soft_edit_distance(c, i, d, 0.3, reg), (0, 1, 2))(C, 1.0, 1.5)
+    slow = _traced_grad(lambda c, i, d: dp._edit(c, i, d, 0.3, reg, False), (C, 1.0, 1.5),
+                        (0, 1, 2))
+    for f, s in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(f, s, rtol=1e-10, atol=1e-12)
+    W = _dag(9, density=0.6)
+    fast = ds.grad(lambda w: soft_shortest_path(w, 0.4, reg))(W)
+    slow = _traced_grad(lambda w: dp._shortest(w, 0.4, reg, False), (W,), 0)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
+    assert (fast[~np.isfinite(W)] == 0).all()
+    G = _general_graph(7)
+    reach = np.isfinite(soft_bellman_ford.hard(G))
+    ct = RNG.standard_normal(7)
+    fast = ds.grad(lambda w: dnp_where(reach, soft_bellman_ford(w, 0.4, reg), 0.0) @ ct)(G)
+    slow = _traced_grad(lambda w: dnp_where(reach, dp._bf_traced(w, 0.4, reg, 0, 6), 0.0) @ ct,
+                        (G,), 0)
+    np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_backward_keeps_the_dtype_and_nests():
+    e, tr = RNG.standard_normal((5, 3)).astype(np.float32), np.zeros((3, 3), np.float32)
+    g = ds.grad(lambda e: soft_viterbi(e, tr, 1.0))(e)
+    assert g.dtype == np.float32
+    # hessian-vector products run the traced recursion through the same rule
+    C = RNG.uniform(0, 2, (4, 5))
+    ds.check_grads(lambda c: soft_edit_distance(c, 1.0, 1.0, 0.5, "entropy"), (C,), order=2,
+                   modes=("rev",))
+
+
+def _peak_mib(fun):
+    import tracemalloc
+
+    fun()
+    tracemalloc.start()
+    try:
+        fun()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_backward_passes_keep_only_the_dp_table():
+    """A tape of every operation held 3.9 MiB (Viterbi 200 x 32), 7.3 MiB (edit 150 x 150)
+    and 13 MiB (DAG of 120 nodes); the reverse recursions hold the table and one step."""
+    rng = np.random.default_rng(1)
+    e, tr = rng.standard_normal((200, 32)), rng.standard_normal((32, 32))
+    C = rng.uniform(0, 1, (150, 150))
+    W = _dag(120, rng=rng)
+    assert _peak_mib(lambda: ds.grad(lambda e, t: soft_viterbi(e, t, 0.5), (0, 1))(e, tr)) < 0.6
+    assert _peak_mib(lambda: ds.grad(lambda c: soft_edit_distance(c, 1.0, 1.0, 0.5))(C)) < 1.5
+    assert _peak_mib(lambda: ds.grad(lambda w: soft_shortest_path(w, 0.5))(W)) < 0.6
+
+
+# --- Bellman-Ford on general graphs ------------------------------------------------------------
+
+
+def _general_graph(n, p=0.4, rng=RNG, negative=True):
+    """A random digraph with cycles; with ``negative``, negative edges but no negative cycle
+    (lengths ``w + h[i] - h[j]`` from ``w >= 0.1``: every cycle keeps its positive length)."""
+    W = rng.uniform(0.1, 2.0, (n, n))
+    if negative:
+        h = rng.uniform(0, 3, n)
+        W = W + h[:, None] - h[None, :]
+    W[rng.uniform(size=(n, n)) > p] = np.inf
+    np.fill_diagonal(W, np.inf)
+    W[W == 0] = 0.01
+    return W
+
+
+def _scipy_shortest(W, source):
+    from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
+
+    return shortest_path(csgraph_from_dense(W, null_value=np.inf), method="BF",
+                         indices=source)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bellman_ford_hard_equals_scipy_and_soft_tends_to_it(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 12))
+    W = _general_graph(n, rng=rng, negative=seed % 2 == 0)
+    source = int(rng.integers(n))
+    want = _scipy_shortest(W, source)
+    np.testing.assert_allclose(soft_bellman_ford.hard(W, source=source), want, rtol=1e-12)
+    reach = np.isfinite(want)
+    gaps = []
+    for t in (1.0, 0.1, 0.01):
+        soft = soft_bellman_ford(W, t, source=source)
+        assert (np.isinf(soft) == ~reach).all()
+        gap = np.max(want[reach] - soft[reach])
+        assert 0 <= gap <= t * (n - 1) * np.log(n + 1) + 1e-9  # entropy: below the min
+        gaps.append(gap)
+    assert gaps[2] < gaps[0] or gaps[0] == 0
+    l2 = soft_bellman_ford(W, 0.01, "l2", source=source)
+    np.testing.assert_allclose(l2[reach], want[reach], atol=0.01 * (n - 1))
+
+
+def test_bellman_ford_is_the_soft_min_over_walks_of_the_time_expanded_graph():
+    n, rounds, T = 3, 3, 0.7
+    W = _general_graph(n, p=0.8, rng=np.random.default_rng(3))
+    W[0, 1] = -0.5
+    want = np.full(n, np.inf)
+    total = np.zeros(n)
+    for walk in itertools.product(range(n), repeat=rounds):  # node at each round, from node 0
+        length, at = 0.0, 0
+        for v in walk:
+            length += 0.0 if v == at else W[at, v]
+            at = v
+        total[at] += np.exp(-length / T)
+    with np.errstate(divide="ignore"):
+        want = -T * np.log(total)
+    np.testing.assert_allclose(soft_bellman_ford(W, T, rounds=rounds), want, rtol=1e-12)
+
+
+def test_bellman_ford_gradients():
+    W = _general_graph(5, p=0.7, rng=np.random.default_rng(4))
+    finite = np.isfinite(W)
+    ct = np.array([0.0, 1.0, -0.5, 2.0, 0.3])
+    ct[~np.isfinite(soft_bellman_ford.hard(W))] = 0.0
+
+    def f(w, reg="entropy"):
+        full = dnp_where(finite, w, np.inf)
+        return soft_bellman_ford(full, 0.5, reg) @ ct
+
+    w0 = np.where(finite, W, 0.0)
+    ds.check_grads(f, (w0,), order=2)
+    ds.check_grads(lambda w: f(w, "l2"), (w0,), order=1)
+    g = ds.grad(f)(w0)
+    assert (g[~finite] == 0).all() and np.abs(g[finite]).sum() > 0
+    # a traced temperature takes the traced recursion
+    ds.check_grads(lambda t: soft_bellman_ford(W, t)[1:].sum(), (0.6,), order=2)
+
+
+def dnp_where(mask, a, b):
+    import diffsys.numpy as dnp
+
+    return dnp.where(mask, a, b)
+
+
+def test_bellman_ford_bad_input():
+    W = np.array([[np.inf, 1.0, np.inf], [np.inf, np.inf, -3.0], [1.0, np.inf, np.inf]])
+    with pytest.raises(ValueError, match=r"negative cycle reachable from source 0.*rounds=k"):
+        soft_bellman_ford(W, 0.5)
+    with pytest.raises(ValueError, match="negative cycle"):
+        soft_bellman_ford.hard(W)
+    # a bounded number of edges is well defined with a negative cycle
+    np.testing.assert_allclose(soft_bellman_ford.hard(W, rounds=2), [0.0, 1.0, -2.0])
+    with pytest.raises(ValueError, match=r"square \(n, n\) matrix, got shape \(2, 3\)"):
+        soft_bellman_ford(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"source must be a node index in \[0, 3\), got 5"):
+        soft_bellman_ford(np.ones((3, 3)), source=5)
+    with pytest.raises(ValueError, match="NaN or -inf"):
+        soft_bellman_ford(np.full((2, 2), -np.inf))

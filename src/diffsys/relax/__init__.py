@@ -15,7 +15,8 @@
   :func:`gradient_variance`.
 - Differentiable dynamic programming (Mensch & Blondel 2018): :func:`smoothed_max`,
   :func:`smoothed_min` (entropy or l2), :func:`soft_dtw`, :func:`soft_edit_distance`,
-  :func:`soft_viterbi`, :func:`soft_shortest_path` (docs/dp.md).
+  :func:`soft_viterbi`, :func:`soft_shortest_path`, :func:`soft_bellman_ford`
+  (docs/dp.md).
 - Soft quantization: :func:`noisy_quantize`, :func:`soft_round`, :func:`quantization_gap`.
 
 See docs/relax.md for the guide.
@@ -25,6 +26,7 @@ from ._ops import log_sigmoid, log_softmax, logsumexp, sigmoid, softplus
 from .dp import (
     smoothed_max,
     smoothed_min,
+    soft_bellman_ford,
     soft_dtw,
     soft_dtw_cost,
     soft_edit_distance,
@@ -131,6 +133,7 @@ __all__ = [
     "soft_min",
     "soft_rank",
     "soft_round",
+    "soft_bellman_ford",
     "soft_shortest_path",
     "soft_sign",
     "soft_sort",
