@@ -6,9 +6,11 @@ circle nearest each collider (handled as a particle of radius ``r``), and for a 
 extents ``(a, b)``, its four corners ``c + R(theta) (+-a, +-b)``. At each contact point ``p``
 the laws of :mod:`.contact` give a normal force (penalty with contact damping) and Coulomb
 friction from the point's velocity ``v + omega x (p - c)``; the force ``F`` acts on the
-centre and adds a torque ``(p - c) x F``. Semi-implicit Euler advances the bodies:
-``v' = v + dt F / m``, ``omega' = omega + dt tau / I``, then ``c' = c + dt v'``,
-``theta' = theta + dt omega'``.
+centre and adds a torque ``(p - c) x F``. The world's ``integrator`` advances the bodies, as
+for particles: ``"euler"`` (semi-implicit: ``v' = v + dt F / m``, ``omega' = omega + dt tau /
+I``, then ``c' = c + dt v'``, ``theta' = theta + dt omega'``), ``"verlet"`` (velocity Verlet)
+or ``"rk4"``, each on the generalised coordinates ``(c, theta)`` and velocities
+``(v, omega)``.
 
 Inertia: a disc ``m r^2 / 2``, a box ``m (a^2 + b^2) / 3`` (half extents ``a``, ``b``).
 
@@ -42,7 +44,7 @@ from ...nn.module import Module, static
 from ...relax import soft_step
 from ...scan import scan
 from .contact import contact_penalty, friction_direction
-from .world import _floats
+from .world import INTEGRATORS, _floats
 
 Array = Any
 
@@ -104,7 +106,8 @@ class RigidWorld(Module):
 
     ``shapes``: one per body, ``("disc", r)`` or ``("box", a, b)`` (half extents);
     ``mass (B,)``; the other settings as in :class:`~.world.World` (colliders ``planes``,
-    default the ground ``y >= 0``). ``inertia`` defaults to the solid shape's. ``collide=True``
+    default the ground ``y >= 0``; ``integrator`` ``"euler"``, ``"verlet"`` or ``"rk4"``).
+    ``inertia`` defaults to the solid shape's. ``collide=True``
     adds contacts between every two bodies, ``collide=[(i, j), ...]`` between those pairs
     (disc-disc, disc-box and box-box; see the module docstring).
 
@@ -135,6 +138,7 @@ class RigidWorld(Module):
     plane_offset: np.ndarray = static()
     dt: float = static()
     contact: str = static()
+    integrator: str = static()
 
     def __init__(
         self,
@@ -154,6 +158,7 @@ class RigidWorld(Module):
         collide: bool | Sequence[tuple[int, int]] = False,
         dt: float = 1e-3,
         contact: str = "relaxed",
+        integrator: str = "euler",
     ) -> None:
         who = "RigidWorld"
         n = len(shapes)
@@ -193,7 +198,11 @@ class RigidWorld(Module):
         self.plane_offset = np.array([float(b) for _, b in planes]) / lengths
         if contact not in ("relaxed", "hard"):
             raise ValueError(f"{who}: contact must be 'relaxed' or 'hard', got {contact!r}")
-        self.dt, self.contact = float(dt), contact
+        if integrator not in INTEGRATORS:
+            raise ValueError(
+                f"{who}: integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}"
+            )
+        self.dt, self.contact, self.integrator = float(dt), contact, integrator
         self.pairs = _body_pairs(collide, n)
         self.contact_points = _point_contacts(self.pairs, box)
         rows = self.contact_points
@@ -356,19 +365,50 @@ def _wrench(world: RigidWorld, state: RigidState):
     return force, torque
 
 
-def rigid_step(world: RigidWorld, state: RigidState, controls: dict | None = None) -> RigidState:
-    """One semi-implicit Euler step; ``controls`` may hold ``"force" (B, 2)`` and
-    ``"torque" (B,)``."""
+def _rigid_acceleration(world: RigidWorld, state: RigidState, controls: dict | None):
+    """Linear ``(B, 2)`` and angular ``(B,)`` accelerations: the wrench over mass and inertia."""
     force, torque = _wrench(world, state)
     if controls:
         if controls.get("force") is not None:
             force = force + controls["force"]
         if controls.get("torque") is not None:
             torque = torque + controls["torque"]
+    return force / world.mass[:, None], torque / world.inertia
+
+
+def rigid_step(world: RigidWorld, state: RigidState, controls: dict | None = None) -> RigidState:
+    """One time step ``world.dt`` with ``world.integrator`` (as :func:`~.dynamics.step` for
+    particles, on positions ``(c, theta)`` and velocities ``(v, omega)``); ``controls`` may
+    hold ``"force" (B, 2)`` and ``"torque" (B,)``, held over the step."""
     dt = world.dt
-    v = state.velocity + dt * force / world.mass[:, None]
-    omega = state.angular_velocity + dt * torque / world.inertia
-    return RigidState(state.position + dt * v, state.angle + dt * omega, v, omega)
+    c, th, v, om = state
+    a, al = _rigid_acceleration(world, state, controls)
+    if world.integrator == "euler":
+        v, om = v + dt * a, om + dt * al
+        return RigidState(c + dt * v, th + dt * om, v, om)
+    if world.integrator == "verlet":
+        c1, th1 = c + dt * v + (0.5 * dt * dt) * a, th + dt * om + (0.5 * dt * dt) * al
+        a1, al1 = _rigid_acceleration(
+            world, RigidState(c1, th1, v + dt * a, om + dt * al), controls
+        )
+        return RigidState(c1, th1, v + (0.5 * dt) * (a + a1), om + (0.5 * dt) * (al + al1))
+    h = 0.5 * dt
+    s2 = RigidState(c + h * v, th + h * om, v + h * a, om + h * al)
+    a2, al2 = _rigid_acceleration(world, s2, controls)
+    s3 = RigidState(c + h * s2.velocity, th + h * s2.angular_velocity, v + h * a2, om + h * al2)
+    a3, al3 = _rigid_acceleration(world, s3, controls)
+    s4 = RigidState(
+        c + dt * s3.velocity, th + dt * s3.angular_velocity, v + dt * a3, om + dt * al3
+    )
+    a4, al4 = _rigid_acceleration(world, s4, controls)
+    k = dt / 6.0
+    return RigidState(
+        c + k * (v + 2.0 * s2.velocity + 2.0 * s3.velocity + s4.velocity),
+        th + k * (om + 2.0 * s2.angular_velocity + 2.0 * s3.angular_velocity
+                  + s4.angular_velocity),
+        v + k * (a + 2.0 * a2 + 2.0 * a3 + a4),
+        om + k * (al + 2.0 * al2 + 2.0 * al3 + al4),
+    )
 
 
 def simulate_rigid(
