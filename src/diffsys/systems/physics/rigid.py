@@ -22,7 +22,10 @@ Contacts between bodies (``collide=``) use the same laws. Each is a point of bod
 - disc-box: the centre of the disc against the box, by the box's signed distance function
   (``q`` the point in the box's frame, ``d = q - clip(q, -h, h)``: ``|d|`` outside,
   ``max(|q| - h)`` inside, the normal its gradient): depth ``r_a - sdf``;
-- box-box: each corner of either box (radius 0) against the other box, the same way.
+- box-box: each corner of either box (radius 0) against the other box, the same way. Two
+  boxes whose edges cross with no corner inside the other (a thin bar across another like a
+  plus sign) have no contact point and pass through each other: ``simulate_rigid`` warns
+  once, naming the bodies and the step (:func:`edge_crossings`).
 
 The force ``F`` (penalty with contact damping along ``n``, Coulomb friction from the relative
 velocity of the two bodies at the contact point ``p_a - r_a n``) acts on ``a`` and ``-F`` on
@@ -52,6 +55,7 @@ __all__ = [
     "RigidState",
     "RigidWorld",
     "body_contacts",
+    "edge_crossings",
     "plane_depths",
     "rigid_step",
     "simulate_rigid",
@@ -461,7 +465,67 @@ def simulate_rigid(
         return s, (s if record else None)
 
     xs = None if controls is None and probe is None else (controls, probe)
-    return scan(body, state, xs, length=steps, checkpoint=checkpoint, replay=replay)
+    end, trajectory = scan(body, state, xs, length=steps, checkpoint=checkpoint, replay=replay)
+    _warn_if_edges_cross(world, state, end, trajectory)
+    return end, trajectory
+
+
+def edge_crossings(world: RigidWorld, position: Array, angle: Array) -> list[tuple[int, int, int]]:
+    """The box-box pairs that overlap with no corner of either inside the other (their edges
+    cross, as a plus sign), which the corner contacts miss: ``[(index, a, b), ...]`` over the
+    leading axis of ``position (..., B, 2)`` and ``angle (..., B)`` (plain values).
+
+    >>> import numpy as np
+    >>> from diffsys.systems.physics import RigidWorld, edge_crossings
+    >>> w = RigidWorld([("box", 0.5, 0.05), ("box", 0.05, 0.5)], mass=[1.0, 1.0], collide=True)
+    >>> edge_crossings(w, np.zeros((1, 2, 2)), np.zeros((1, 2)))   # a plus sign
+    [(0, 0, 1)]
+    """
+    c = np.asarray(concrete(position), dtype=np.float64).reshape(-1, len(world.is_box), 2)
+    th = np.asarray(concrete(angle), dtype=np.float64).reshape(len(c), -1)
+    half = np.asarray(world.half_extent)
+    axes = np.stack([np.stack([np.cos(th), np.sin(th)], -1),
+                     np.stack([-np.sin(th), np.cos(th)], -1)], -2)  # (T, B, 2 axes, 2)
+    corners = c[:, :, None, :] + np.einsum("kd,bd,tbde->tbke", _CORNERS, half, axes)
+    found = []
+    for i, j in world.pairs.tolist():
+        if not (world.is_box[i] and world.is_box[j]):
+            continue
+        overlap = np.ones(len(c), dtype=bool)
+        for u in np.concatenate([axes[:, i], axes[:, j]], axis=1).transpose(1, 0, 2):  # (T, 2)
+            reach = sum(
+                half[k, d] * np.abs(np.sum(axes[:, k, d] * u, -1)) for k in (i, j) for d in (0, 1)
+            )
+            overlap &= np.abs(np.sum((c[:, i] - c[:, j]) * u, -1)) < reach
+        inside = np.zeros(len(c), dtype=bool)
+        for a, b in ((i, j), (j, i)):
+            q = np.einsum("tkd,ted->tke", corners[:, a] - c[:, b, None], axes[:, b])
+            inside |= np.any(np.all(np.abs(q) < half[b], axis=-1), axis=-1)
+        found += [(int(t), i, j) for t in np.flatnonzero(overlap & ~inside)]
+    return sorted(found)
+
+
+def _warn_if_edges_cross(world, start, end, trajectory) -> None:
+    """A warning naming the first two boxes whose edges cross with no corner inside, in the
+    recorded trajectory (or, without one, at the start and the end)."""
+    if not any(world.is_box[i] and world.is_box[j] for i, j in world.pairs.tolist()):
+        return
+    if trajectory is not None:
+        position, angle, offset = trajectory.position, trajectory.angle, 1
+    else:
+        position = np.stack([np.asarray(concrete(x)) for x in (start.position, end.position)])
+        angle = np.stack([np.asarray(concrete(x)) for x in (start.angle, end.angle)])
+        offset = 0
+    hits = edge_crossings(world, position, angle)
+    if hits:
+        t, a, b = hits[0]
+        when = f"after step {t + 1}" if offset else ("at the start" if t == 0 else "at the end")
+        warnings.warn(
+            f"simulate_rigid: boxes {a} and {b} cross edge to edge with no corner inside the "
+            f"other ({when}, {len(hits)} state(s) in all): box-box contact acts at corners only, "
+            "so they pass through each other; use smaller steps, thicker boxes or discs",
+            stacklevel=3,
+        )
 
 
 def _warn_if_overlapping(world: RigidWorld, state: RigidState) -> None:
