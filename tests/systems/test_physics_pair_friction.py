@@ -93,3 +93,15 @@ def test_hard_pair_friction_gradients_away_from_switches():
 
     ds.check_grads(loss, (V0, np.asarray(0.5)), order=1)
     assert abs(float(ds.grad(loss, argnums=1)(V0, np.asarray(0.5)))) > 1e-5
+
+
+def test_friction_gradient_at_zero_mu_is_not_skipped():
+    # a world with mu = 0 skips the friction term's cost, but not when mu is being learned
+    w = make_world(friction=0.0, contact_smoothing=1e-2)
+
+    def loss(mu):
+        end, _ = simulate(w.replace(friction=mu), State(X0, V0), steps=12)
+        return end.position[1, 1]
+
+    ds.check_grads(loss, (np.asarray(0.0),), order=1)
+    assert abs(float(ds.grad(loss)(np.asarray(0.0)))) > 1e-5

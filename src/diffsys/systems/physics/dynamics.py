@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ... import numpy as dnp
 from ...relax import soft_step
 from .contact import contact_penalty, friction_direction
@@ -99,8 +101,13 @@ def pair_forces(world: World, x: Array, v: Array) -> Array:
     w = world.contact_smoothing
     push = penalty(depth, world.contact_stiffness, smoothing=w)
     fn = push - world.contact_damping * rate * gate(depth, temperature=w)
-    slide = direction(rel - rate[:, None] * e, smoothing=world.friction_smoothing)
-    return B @ (fn[:, None] * e - world.friction * push[:, None] * slide)
+    f = fn[:, None] * e
+    # a constant mu = 0 (not a traced parameter) adds exactly 0: skip its cost
+    mu = world.friction
+    if not (isinstance(mu, (np.ndarray, np.generic, float)) and not np.any(mu)):
+        slide = direction(rel - rate[:, None] * e, smoothing=world.friction_smoothing)
+        f = f - world.friction * push[:, None] * slide
+    return B @ f
 
 
 def forces(world: World, x: Array, v: Array, controls: dict | None = None) -> Array:
