@@ -32,7 +32,15 @@ from .dynamics import (
     step,
 )
 from .health import GradientReport, gradient_report
-from .rigid import RigidState, RigidWorld, body_contacts, plane_depths, rigid_step, simulate_rigid
+from .rigid import (
+    RigidState,
+    RigidWorld,
+    body_contacts,
+    edge_crossings,
+    plane_depths,
+    rigid_step,
+    simulate_rigid,
+)
 from .simulate import RECORD, mismatch, simulate
 from .stages import simulation_stage
 from .world import INTEGRATORS, StabilityWarning, State, World, check_state, stability_limit

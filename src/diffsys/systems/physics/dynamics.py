@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ... import numpy as dnp
 from ...relax import soft_step
 from .contact import contact_penalty, friction_direction
@@ -82,22 +84,30 @@ def contact_forces(world: World, x: Array, v: Array) -> Array:
 
 def pair_forces(world: World, x: Array, v: Array) -> Array:
     """Contact between particles of positive radius (``collide=True``): the penalty normal
-    force with contact damping, along the line of centres (frictionless)."""
+    force with contact damping along the line of centres, and Coulomb friction
+    ``-mu f_n dir(v_t)`` on the relative tangential velocity ``v_t`` of the two particles
+    (the same laws as :func:`contact_forces`; equal and opposite on the two)."""
     if not len(world.pairs):
         return 0.0
-    penalty, _, gate = _laws(world)
+    penalty, direction, gate = _laws(world)
     B = world.pair_incidence
     d = B.T @ x
     dist = _norm(d)
     e = d / dist[:, None]
     i, j = world.pairs[:, 0], world.pairs[:, 1]
     depth = world.radius[i] + world.radius[j] - dist
-    rate = dnp.sum((B.T @ v) * e, axis=-1)  # separation speed
+    rel = B.T @ v  # v_j - v_i
+    rate = dnp.sum(rel * e, axis=-1)  # separation speed
     w = world.contact_smoothing
-    fn = penalty(depth, world.contact_stiffness, smoothing=w) - world.contact_damping * rate * gate(
-        depth, temperature=w
-    )
-    return B @ (fn[:, None] * e)
+    push = penalty(depth, world.contact_stiffness, smoothing=w)
+    fn = push - world.contact_damping * rate * gate(depth, temperature=w)
+    f = fn[:, None] * e
+    # a constant mu = 0 (not a traced parameter) adds exactly 0: skip its cost
+    mu = world.friction
+    if not (isinstance(mu, (np.ndarray, np.generic, float)) and not np.any(mu)):
+        slide = direction(rel - rate[:, None] * e, smoothing=world.friction_smoothing)
+        f = f - world.friction * push[:, None] * slide
+    return B @ f
 
 
 def forces(world: World, x: Array, v: Array, controls: dict | None = None) -> Array:

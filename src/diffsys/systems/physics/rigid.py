@@ -6,9 +6,11 @@ circle nearest each collider (handled as a particle of radius ``r``), and for a 
 extents ``(a, b)``, its four corners ``c + R(theta) (+-a, +-b)``. At each contact point ``p``
 the laws of :mod:`.contact` give a normal force (penalty with contact damping) and Coulomb
 friction from the point's velocity ``v + omega x (p - c)``; the force ``F`` acts on the
-centre and adds a torque ``(p - c) x F``. Semi-implicit Euler advances the bodies:
-``v' = v + dt F / m``, ``omega' = omega + dt tau / I``, then ``c' = c + dt v'``,
-``theta' = theta + dt omega'``.
+centre and adds a torque ``(p - c) x F``. The world's ``integrator`` advances the bodies, as
+for particles: ``"euler"`` (semi-implicit: ``v' = v + dt F / m``, ``omega' = omega + dt tau /
+I``, then ``c' = c + dt v'``, ``theta' = theta + dt omega'``), ``"verlet"`` (velocity Verlet)
+or ``"rk4"``, each on the generalised coordinates ``(c, theta)`` and velocities
+``(v, omega)``.
 
 Inertia: a disc ``m r^2 / 2``, a box ``m (a^2 + b^2) / 3`` (half extents ``a``, ``b``).
 
@@ -20,7 +22,10 @@ Contacts between bodies (``collide=``) use the same laws. Each is a point of bod
 - disc-box: the centre of the disc against the box, by the box's signed distance function
   (``q`` the point in the box's frame, ``d = q - clip(q, -h, h)``: ``|d|`` outside,
   ``max(|q| - h)`` inside, the normal its gradient): depth ``r_a - sdf``;
-- box-box: each corner of either box (radius 0) against the other box, the same way.
+- box-box: each corner of either box (radius 0) against the other box, the same way. Two
+  boxes whose edges cross with no corner inside the other (a thin bar across another like a
+  plus sign) have no contact point and pass through each other: ``simulate_rigid`` warns
+  once, naming the bodies and the step (:func:`edge_crossings`).
 
 The force ``F`` (penalty with contact damping along ``n``, Coulomb friction from the relative
 velocity of the two bodies at the contact point ``p_a - r_a n``) acts on ``a`` and ``-F`` on
@@ -42,7 +47,7 @@ from ...nn.module import Module, static
 from ...relax import soft_step
 from ...scan import scan
 from .contact import contact_penalty, friction_direction
-from .world import _floats
+from .world import INTEGRATORS, _floats
 
 Array = Any
 
@@ -50,6 +55,7 @@ __all__ = [
     "RigidState",
     "RigidWorld",
     "body_contacts",
+    "edge_crossings",
     "plane_depths",
     "rigid_step",
     "simulate_rigid",
@@ -104,7 +110,8 @@ class RigidWorld(Module):
 
     ``shapes``: one per body, ``("disc", r)`` or ``("box", a, b)`` (half extents);
     ``mass (B,)``; the other settings as in :class:`~.world.World` (colliders ``planes``,
-    default the ground ``y >= 0``). ``inertia`` defaults to the solid shape's. ``collide=True``
+    default the ground ``y >= 0``; ``integrator`` ``"euler"``, ``"verlet"`` or ``"rk4"``).
+    ``inertia`` defaults to the solid shape's. ``collide=True``
     adds contacts between every two bodies, ``collide=[(i, j), ...]`` between those pairs
     (disc-disc, disc-box and box-box; see the module docstring).
 
@@ -135,6 +142,7 @@ class RigidWorld(Module):
     plane_offset: np.ndarray = static()
     dt: float = static()
     contact: str = static()
+    integrator: str = static()
 
     def __init__(
         self,
@@ -154,6 +162,7 @@ class RigidWorld(Module):
         collide: bool | Sequence[tuple[int, int]] = False,
         dt: float = 1e-3,
         contact: str = "relaxed",
+        integrator: str = "euler",
     ) -> None:
         who = "RigidWorld"
         n = len(shapes)
@@ -193,7 +202,11 @@ class RigidWorld(Module):
         self.plane_offset = np.array([float(b) for _, b in planes]) / lengths
         if contact not in ("relaxed", "hard"):
             raise ValueError(f"{who}: contact must be 'relaxed' or 'hard', got {contact!r}")
-        self.dt, self.contact = float(dt), contact
+        if integrator not in INTEGRATORS:
+            raise ValueError(
+                f"{who}: integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}"
+            )
+        self.dt, self.contact, self.integrator = float(dt), contact, integrator
         self.pairs = _body_pairs(collide, n)
         self.contact_points = _point_contacts(self.pairs, box)
         rows = self.contact_points
@@ -356,19 +369,50 @@ def _wrench(world: RigidWorld, state: RigidState):
     return force, torque
 
 
-def rigid_step(world: RigidWorld, state: RigidState, controls: dict | None = None) -> RigidState:
-    """One semi-implicit Euler step; ``controls`` may hold ``"force" (B, 2)`` and
-    ``"torque" (B,)``."""
+def _rigid_acceleration(world: RigidWorld, state: RigidState, controls: dict | None):
+    """Linear ``(B, 2)`` and angular ``(B,)`` accelerations: the wrench over mass and inertia."""
     force, torque = _wrench(world, state)
     if controls:
         if controls.get("force") is not None:
             force = force + controls["force"]
         if controls.get("torque") is not None:
             torque = torque + controls["torque"]
+    return force / world.mass[:, None], torque / world.inertia
+
+
+def rigid_step(world: RigidWorld, state: RigidState, controls: dict | None = None) -> RigidState:
+    """One time step ``world.dt`` with ``world.integrator`` (as :func:`~.dynamics.step` for
+    particles, on positions ``(c, theta)`` and velocities ``(v, omega)``); ``controls`` may
+    hold ``"force" (B, 2)`` and ``"torque" (B,)``, held over the step."""
     dt = world.dt
-    v = state.velocity + dt * force / world.mass[:, None]
-    omega = state.angular_velocity + dt * torque / world.inertia
-    return RigidState(state.position + dt * v, state.angle + dt * omega, v, omega)
+    c, th, v, om = state
+    a, al = _rigid_acceleration(world, state, controls)
+    if world.integrator == "euler":
+        v, om = v + dt * a, om + dt * al
+        return RigidState(c + dt * v, th + dt * om, v, om)
+    if world.integrator == "verlet":
+        c1, th1 = c + dt * v + (0.5 * dt * dt) * a, th + dt * om + (0.5 * dt * dt) * al
+        a1, al1 = _rigid_acceleration(
+            world, RigidState(c1, th1, v + dt * a, om + dt * al), controls
+        )
+        return RigidState(c1, th1, v + (0.5 * dt) * (a + a1), om + (0.5 * dt) * (al + al1))
+    h = 0.5 * dt
+    s2 = RigidState(c + h * v, th + h * om, v + h * a, om + h * al)
+    a2, al2 = _rigid_acceleration(world, s2, controls)
+    s3 = RigidState(c + h * s2.velocity, th + h * s2.angular_velocity, v + h * a2, om + h * al2)
+    a3, al3 = _rigid_acceleration(world, s3, controls)
+    s4 = RigidState(
+        c + dt * s3.velocity, th + dt * s3.angular_velocity, v + dt * a3, om + dt * al3
+    )
+    a4, al4 = _rigid_acceleration(world, s4, controls)
+    k = dt / 6.0
+    return RigidState(
+        c + k * (v + 2.0 * s2.velocity + 2.0 * s3.velocity + s4.velocity),
+        th + k * (om + 2.0 * s2.angular_velocity + 2.0 * s3.angular_velocity
+                  + s4.angular_velocity),
+        v + k * (a + 2.0 * a2 + 2.0 * a3 + a4),
+        om + k * (al + 2.0 * al2 + 2.0 * al3 + al4),
+    )
 
 
 def simulate_rigid(
@@ -421,7 +465,67 @@ def simulate_rigid(
         return s, (s if record else None)
 
     xs = None if controls is None and probe is None else (controls, probe)
-    return scan(body, state, xs, length=steps, checkpoint=checkpoint, replay=replay)
+    end, trajectory = scan(body, state, xs, length=steps, checkpoint=checkpoint, replay=replay)
+    _warn_if_edges_cross(world, state, end, trajectory)
+    return end, trajectory
+
+
+def edge_crossings(world: RigidWorld, position: Array, angle: Array) -> list[tuple[int, int, int]]:
+    """The box-box pairs that overlap with no corner of either inside the other (their edges
+    cross, as a plus sign), which the corner contacts miss: ``[(index, a, b), ...]`` over the
+    leading axis of ``position (..., B, 2)`` and ``angle (..., B)`` (plain values).
+
+    >>> import numpy as np
+    >>> from diffsys.systems.physics import RigidWorld, edge_crossings
+    >>> w = RigidWorld([("box", 0.5, 0.05), ("box", 0.05, 0.5)], mass=[1.0, 1.0], collide=True)
+    >>> edge_crossings(w, np.zeros((1, 2, 2)), np.zeros((1, 2)))   # a plus sign
+    [(0, 0, 1)]
+    """
+    c = np.asarray(concrete(position), dtype=np.float64).reshape(-1, len(world.is_box), 2)
+    th = np.asarray(concrete(angle), dtype=np.float64).reshape(len(c), -1)
+    half = np.asarray(world.half_extent)
+    axes = np.stack([np.stack([np.cos(th), np.sin(th)], -1),
+                     np.stack([-np.sin(th), np.cos(th)], -1)], -2)  # (T, B, 2 axes, 2)
+    corners = c[:, :, None, :] + np.einsum("kd,bd,tbde->tbke", _CORNERS, half, axes)
+    found = []
+    for i, j in world.pairs.tolist():
+        if not (world.is_box[i] and world.is_box[j]):
+            continue
+        overlap = np.ones(len(c), dtype=bool)
+        for u in np.concatenate([axes[:, i], axes[:, j]], axis=1).transpose(1, 0, 2):  # (T, 2)
+            reach = sum(
+                half[k, d] * np.abs(np.sum(axes[:, k, d] * u, -1)) for k in (i, j) for d in (0, 1)
+            )
+            overlap &= np.abs(np.sum((c[:, i] - c[:, j]) * u, -1)) < reach
+        inside = np.zeros(len(c), dtype=bool)
+        for a, b in ((i, j), (j, i)):
+            q = np.einsum("tkd,ted->tke", corners[:, a] - c[:, b, None], axes[:, b])
+            inside |= np.any(np.all(np.abs(q) < half[b], axis=-1), axis=-1)
+        found += [(int(t), i, j) for t in np.flatnonzero(overlap & ~inside)]
+    return sorted(found)
+
+
+def _warn_if_edges_cross(world, start, end, trajectory) -> None:
+    """A warning naming the first two boxes whose edges cross with no corner inside, in the
+    recorded trajectory (or, without one, at the start and the end)."""
+    if not any(world.is_box[i] and world.is_box[j] for i, j in world.pairs.tolist()):
+        return
+    if trajectory is not None:
+        position, angle, offset = trajectory.position, trajectory.angle, 1
+    else:
+        position = np.stack([np.asarray(concrete(x)) for x in (start.position, end.position)])
+        angle = np.stack([np.asarray(concrete(x)) for x in (start.angle, end.angle)])
+        offset = 0
+    hits = edge_crossings(world, position, angle)
+    if hits:
+        t, a, b = hits[0]
+        when = f"after step {t + 1}" if offset else ("at the start" if t == 0 else "at the end")
+        warnings.warn(
+            f"simulate_rigid: boxes {a} and {b} cross edge to edge with no corner inside the "
+            f"other ({when}, {len(hits)} state(s) in all): box-box contact acts at corners only, "
+            "so they pass through each other; use smaller steps, thicker boxes or discs",
+            stacklevel=3,
+        )
 
 
 def _warn_if_overlapping(world: RigidWorld, state: RigidState) -> None:
