@@ -56,6 +56,7 @@ __all__ = [
     "World",
     "acceleration",
     "body_contacts",
+    "edge_crossings",
     "check_state",
     "contact_forces",
     "contact_penalty",
