@@ -30,7 +30,7 @@ def numpy_only(monkeypatch):
 
 
 @pytest.mark.parametrize(("n", "m", "gamma"), CASES)
-def test_soft_dtw_numba_kernels_equal_the_numpy_recursions(rng, n, m, gamma):
+def test_soft_dtw_numba_kernels_equal_the_numpy_recursions(rng, monkeypatch, n, m, gamma):
     pytest.importorskip("numba")
     kernels = _dp_kernels.sdtw_kernels()
     assert kernels is not None
@@ -42,8 +42,15 @@ def test_soft_dtw_numba_kernels_equal_the_numpy_recursions(rng, n, m, gamma):
     np.testing.assert_allclose(backward(D, R_nb, gamma), dp._sdtw_grad_numpy(D, R_np, gamma),
                                rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(forward(D, gamma, True), dp._sdtw_numpy(D, gamma, hard=True))
-    # the public op runs the kernels and gives the fallback's value and gradient
+    # the public op runs the kernels (once each) and gives the fallback's value and gradient
+    calls = []
+
+    def spy(k, f):
+        return lambda *a: calls.append(k) or f(*a)
+
+    monkeypatch.setattr(_dp_kernels, "_KERNELS", (spy("R", forward), spy("E", backward)))
     value, dD = ds.value_and_grad(lambda D: soft_dtw_cost(D, gamma))(D)
+    assert calls == ["R", "E"]
     assert float(value) == pytest.approx(R_np[n, m], rel=1e-12, abs=1e-300)
     np.testing.assert_allclose(dD, dp._sdtw_grad_numpy(D, R_np, gamma), rtol=1e-12, atol=1e-14)
 
