@@ -42,6 +42,7 @@ from ..numpy import (
     sum,
     where,
 )
+from . import _dp_kernels
 from ._ops import logsumexp
 from .smooth import relaxation
 
@@ -185,6 +186,25 @@ def _sdtw_grad_numpy(D: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
     return _unskew(E, n + 2, m + 2)[1 : n + 1, 1 : m + 1]
 
 
+def _sdtw_table(D: np.ndarray, gamma: float, hard: bool = False) -> np.ndarray:
+    """The forward table ``R``: compiled (Numba, the ``jit`` extra) where installed, else the
+    vectorised NumPy recursion."""
+    kernels = _dp_kernels.sdtw_kernels()
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    if kernels is None:
+        return _sdtw_numpy(D, gamma, hard)
+    return kernels[0](D, float(gamma), bool(hard))
+
+
+def _sdtw_grad(D: np.ndarray, R: np.ndarray, gamma: float) -> np.ndarray:
+    """``d R[n, m] / d D``: compiled where Numba is installed, else the NumPy recursion."""
+    kernels = _dp_kernels.sdtw_kernels()
+    D = np.ascontiguousarray(D, dtype=np.float64)
+    if kernels is None:
+        return _sdtw_grad_numpy(D, R, gamma)
+    return kernels[1](D, np.ascontiguousarray(R, dtype=np.float64), float(gamma))
+
+
 def _sdtw_traced(D: Array, gamma: float) -> Array:
     """The same recursion in diffsys operations (for forward mode and higher orders)."""
     n, m = D.shape
@@ -208,7 +228,7 @@ def _sdtw_traced(D: Array, gamma: float) -> Array:
 def _sdtw_value(D, gamma):
     if isinstance(D, Tracer):
         return _sdtw_traced(D, gamma)
-    return _sdtw_numpy(np.asarray(D, dtype=np.float64), gamma)[D.shape[0], D.shape[1]]
+    return _sdtw_table(np.asarray(D, dtype=np.float64), gamma)[D.shape[0], D.shape[1]]
 
 
 _sdtw = custom_vjp(_sdtw_value, nondiff_argnums=(1,))
@@ -217,7 +237,7 @@ _sdtw = custom_vjp(_sdtw_value, nondiff_argnums=(1,))
 def _sdtw_fwd(D, gamma):
     if isinstance(D, Tracer):
         return _sdtw_traced(D, gamma), (D, None)
-    R = _sdtw_numpy(np.asarray(D, dtype=np.float64), gamma)
+    R = _sdtw_table(np.asarray(D, dtype=np.float64), gamma)
     return R[D.shape[0], D.shape[1]], (D, R)
 
 
@@ -226,7 +246,7 @@ def _sdtw_bwd(gamma, res, g):
     if R is None:  # traced residuals (a nested transform): differentiate the traced recursion
         _, pull = vjp(lambda d: _sdtw_traced(d, gamma), D)
         return pull(g)
-    return (g * _sdtw_grad_numpy(np.asarray(D, dtype=np.float64), R, gamma),)
+    return (g * _sdtw_grad(np.asarray(D, dtype=np.float64), R, gamma),)
 
 
 _sdtw.defvjp(_sdtw_fwd, _sdtw_bwd)
@@ -239,7 +259,7 @@ def _check_cost(D, name: str) -> None:
 
 
 def _hard_dtw_cost(D, temperature=1.0):
-    return _sdtw_numpy(np.asarray(concrete(D), dtype=np.float64), 1.0, hard=True)[
+    return _sdtw_table(np.asarray(concrete(D), dtype=np.float64), 1.0, hard=True)[
         np.shape(D)[0], np.shape(D)[1]
     ]
 
