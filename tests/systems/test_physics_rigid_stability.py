@@ -12,10 +12,10 @@ from diffsys.systems.physics import (
     RigidState,
     RigidWorld,
     StabilityWarning,
+    rigid_stability_limit,
     simulate_rigid,
     stability_limit,
 )
-from diffsys.systems.physics.rigid import rigid_stability_limit
 
 BOX = [("box", 0.2, 0.1)]
 

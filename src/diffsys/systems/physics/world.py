@@ -285,8 +285,7 @@ def stability_limit(world: Any) -> tuple[float, str]:
 
     For particles, the fastest frequency is bounded (Gershgorin) by ``omega_i^2 <= 2 sum_s k_s
     / m_i`` over the springs ``s`` at particle ``i``, and ``k_contact / m_i`` for contacts; the
-    limit is
-    ``INTEGRATORS[integrator] / omega_max``.
+    limit is ``INTEGRATORS[integrator] / omega_max``.
 
     >>> from diffsys.systems.physics import World, stability_limit
     >>> w = World(mass=[1.0, 1.0], springs=[(0, 1)], stiffness=100.0, rest_length=[1.0],
