@@ -13,7 +13,8 @@ contact and friction constants, control sequences and controller parameters.
 - :func:`forces`, :func:`step`, :func:`energy`: the equations of motion.
 - :func:`simulate`: a rollout; :func:`mismatch`: smooth vs hard contact over a rollout.
 - :class:`RigidWorld`, :class:`RigidState`, :func:`simulate_rigid`: 2-D discs and boxes
-  with inertia, in contact with the colliders and with each other (:func:`body_contacts`).
+  with inertia, in contact with the colliders and with each other (:func:`body_contacts`);
+  :func:`rigid_stability_limit` (also through :func:`stability_limit`).
 - :func:`gradient_report`: per-step gradient norms, explosion and contact-induced jumps.
 - :func:`simulation_stage`: a ``pipeline.Stage`` (kind ``relaxed``) running a simulation.
 
@@ -38,6 +39,7 @@ from .rigid import (
     body_contacts,
     edge_crossings,
     plane_depths,
+    rigid_stability_limit,
     rigid_step,
     simulate_rigid,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "mismatch",
     "pair_forces",
     "plane_depths",
+    "rigid_stability_limit",
     "rigid_step",
     "simulate",
     "simulate_rigid",

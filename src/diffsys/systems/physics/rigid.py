@@ -42,12 +42,12 @@ import numpy as np
 
 from ... import numpy as dnp
 from ...core.pytree import tree_map
-from ...core.tracer import concrete
+from ...core.tracer import Tracer, concrete
 from ...nn.module import Module, static
 from ...relax import soft_step
 from ...scan import scan
 from .contact import contact_penalty, friction_direction
-from .world import INTEGRATORS, _floats
+from .world import INTEGRATORS, _floats, warn_if_unstable
 
 Array = Any
 
@@ -57,6 +57,7 @@ __all__ = [
     "body_contacts",
     "edge_crossings",
     "plane_depths",
+    "rigid_stability_limit",
     "rigid_step",
     "simulate_rigid",
 ]
@@ -213,10 +214,65 @@ class RigidWorld(Module):
         self.body_incidence = np.zeros((n, len(rows)))
         self.body_incidence[rows[:, 0], np.arange(len(rows))] = 1.0
         self.body_incidence[rows[:, 2], np.arange(len(rows))] = -1.0
+        learned = (self.mass, self.inertia, self.contact_stiffness)
+        if not any(isinstance(v, Tracer) for v in learned):
+            limit, where = rigid_stability_limit(self)
+            warn_if_unstable(who, self.dt, integrator, limit, where,
+                             "a softer contact_stiffness or a heavier body", stacklevel=3)
 
     def hard(self) -> RigidWorld:
         """This world with the hard contact laws."""
         return self.replace(contact="hard")
+
+
+def rigid_stability_limit(world: RigidWorld) -> tuple[float, str]:
+    """An estimate of the largest stable time step of a :class:`RigidWorld`, and what limits
+    it (also :func:`~.world.stability_limit`).
+
+    A contact point ``p`` pressing along ``n`` with stiffness ``k`` moves body ``i`` at the
+    frequency ``omega^2 = k (1/m_i + ((p - c_i) x n)^2 / I_i)``. A disc's normal forces pass
+    through its centre (no lever); a box's contact corners have a lever up to ``l = max(a,
+    b)`` against a collider, where two corners press at once when it lies flat, so ``omega^2
+    <= 2 k max(1/m, l^2 / I)`` (exact for a box lying flat); between two bodies, the inverse
+    masses of both add, a box's lever up to its corner ``sqrt(a^2 + b^2)``, two points for two
+    boxes. The limit is ``INTEGRATORS[integrator] / omega_max``, as for particles (contact
+    damping and friction, not counted, lower it a little).
+
+    >>> from diffsys.systems.physics import RigidWorld, rigid_stability_limit
+    >>> w = RigidWorld([("disc", 0.1), ("box", 0.2, 0.1)], mass=[1.0, 0.5],
+    ...                contact_stiffness=1e4)
+    >>> limit, why = rigid_stability_limit(w)
+    >>> round(limit, 5), why
+    (0.00645, 'body 1 (box, mass 0.5, inertia 0.00833) on a collider (contact_stiffness 10000)')
+    """
+    mass = np.asarray(concrete(world.mass), dtype=np.float64)
+    inertia = np.asarray(concrete(world.inertia), dtype=np.float64)
+    k = abs(float(np.asarray(concrete(world.contact_stiffness))))
+    half = np.asarray(world.half_extent)
+    box = np.asarray(world.is_box)
+
+    def body(i):
+        kind = "box" if box[i] else "disc"
+        return f"body {i} ({kind}, mass {mass[i]:.3g}, inertia {inertia[i]:.3g})"
+
+    worst, where = 0.0, "nothing (no contacts)"
+    if len(world.plane_offset):
+        lever2 = np.where(box, np.max(half, axis=1) ** 2, 0.0)
+        omega2 = np.where(box, 2.0 * k * np.maximum(1.0 / mass, lever2 / inertia), k / mass)
+        i = int(np.argmax(omega2))
+        worst = float(omega2[i])
+        where = f"{body(i)} on a collider (contact_stiffness {k:g})"
+    corner2 = np.where(box, np.sum(half**2, axis=1), 0.0)
+    mobility = 1.0 / mass + corner2 / inertia
+    for a, b in np.asarray(world.pairs).tolist():
+        points = 2.0 if box[a] and box[b] else 1.0
+        omega2 = points * k * (mobility[a] + mobility[b])
+        if omega2 > worst:
+            worst = float(omega2)
+            where = f"{body(a)} against {body(b)} (contact_stiffness {k:g})"
+    if worst <= 0:
+        return float("inf"), where
+    return float(INTEGRATORS[world.integrator] / np.sqrt(worst)), where
 
 
 def _cross(r, f):

@@ -25,7 +25,15 @@ from ...nn.module import Module, static
 
 Array = Any
 
-__all__ = ["INTEGRATORS", "StabilityWarning", "State", "World", "check_state", "stability_limit"]
+__all__ = [
+    "INTEGRATORS",
+    "StabilityWarning",
+    "State",
+    "World",
+    "check_state",
+    "stability_limit",
+    "warn_if_unstable",
+]
 
 #: The integrators, and the largest stable ``omega * dt`` of each on an undamped oscillator.
 INTEGRATORS: dict[str, float] = {"euler": 2.0, "verlet": 2.0, "rk4": 2.785}
@@ -271,12 +279,13 @@ class World(Module):
         return self.replace(contact="relaxed")
 
 
-def stability_limit(world: World) -> tuple[float, str]:
-    """An estimate of the largest stable time step, and what limits it.
+def stability_limit(world: Any) -> tuple[float, str]:
+    """An estimate of the largest stable time step, and what limits it, for a :class:`World`
+    or a :class:`~.rigid.RigidWorld` (see :func:`~.rigid.rigid_stability_limit`).
 
-    The fastest frequency is bounded (Gershgorin) by ``omega_i^2 <= 2 sum_s k_s / m_i`` over
-    the springs ``s`` at particle ``i``, and ``k_contact / m_i`` for contacts; the limit is
-    ``INTEGRATORS[integrator] / omega_max``.
+    For particles, the fastest frequency is bounded (Gershgorin) by ``omega_i^2 <= 2 sum_s k_s
+    / m_i`` over the springs ``s`` at particle ``i``, and ``k_contact / m_i`` for contacts; the
+    limit is ``INTEGRATORS[integrator] / omega_max``.
 
     >>> from diffsys.systems.physics import World, stability_limit
     >>> w = World(mass=[1.0, 1.0], springs=[(0, 1)], stiffness=100.0, rest_length=[1.0],
@@ -285,6 +294,14 @@ def stability_limit(world: World) -> tuple[float, str]:
     >>> round(limit, 4), why
     (0.1414, 'particle 0 through spring 0 (stiffness 100)')
     """
+    if not isinstance(world, World):
+        from .rigid import RigidWorld, rigid_stability_limit
+
+        if isinstance(world, RigidWorld):
+            return rigid_stability_limit(world)
+        raise TypeError(
+            f"stability_limit: expected a World or a RigidWorld, got {type(world).__name__}"
+        )
     mass = np.asarray(_plain(world.mass))
     k = np.abs(np.asarray(_plain(world.stiffness)))
     omega2 = 2.0 * np.abs(world.spring_incidence) @ k / mass
@@ -311,13 +328,30 @@ def _warn_if_unstable(world: World) -> None:
     if any(isinstance(v, Tracer) for v in (world.mass, world.stiffness, world.contact_stiffness)):
         return
     limit, where = stability_limit(world)
-    if world.dt > limit:
+    warn_if_unstable("World", world.dt, world.integrator, limit, where,
+                     "a softer spring or a heavier particle", stacklevel=3)
+
+
+def warn_if_unstable(
+    who: str, dt: float, integrator: str, limit: float, where: str, remedy: str,
+    stacklevel: int = 2,
+) -> None:
+    """A :class:`StabilityWarning` from ``who`` when ``dt > limit`` (the estimated limit of
+    ``integrator``, set by ``where``), suggesting ``dt < limit`` or ``remedy``.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_unstable("Me", 0.1, "euler", 0.01, "body 0", "a softer spring")
+    >>> print(str(w[0].message)[:59])
+    Me: dt=0.1 is beyond the estimated stability limit 0.01 of
+    """
+    if dt > limit:
         warnings.warn(
-            f"World: dt={world.dt:g} is beyond the estimated stability limit {limit:.3g} of "
-            f"{world.integrator!r} (set by {where}); use dt < {limit:.3g}, a softer spring or "
-            "a heavier particle",
+            f"{who}: dt={dt:g} is beyond the estimated stability limit {limit:.3g} of "
+            f"{integrator!r} (set by {where}); use dt < {limit:.3g}, {remedy}",
             StabilityWarning,
-            stacklevel=3,
+            stacklevel=stacklevel + 1,
         )
 
 
