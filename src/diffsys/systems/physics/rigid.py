@@ -47,7 +47,7 @@ from ...nn.module import Module, static
 from ...relax import soft_step
 from ...scan import scan
 from .contact import contact_penalty, friction_direction
-from .world import INTEGRATORS, _floats, warn_if_unstable
+from .world import INTEGRATORS, _floats, _given_pairs, warn_if_unstable
 
 Array = Any
 
@@ -80,13 +80,7 @@ def _body_pairs(collide, n: int) -> np.ndarray:
     elif collide is False or collide is None:
         pairs = []
     else:
-        pairs = np.asarray(collide, dtype=np.int64).reshape(-1, 2).tolist()
-        for q, (i, j) in enumerate(pairs):
-            if not (0 <= i < n and 0 <= j < n) or i == j:
-                raise ValueError(
-                    f"RigidWorld: collide pair {q} is ({i}, {j}); give two different bodies in "
-                    f"range({n})"
-                )
+        pairs = _given_pairs(collide, n, "RigidWorld", "bodies")
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 

@@ -77,6 +77,19 @@ def _incidence(n: int, pairs: np.ndarray) -> np.ndarray:
     return B
 
 
+def _given_pairs(collide, n: int, owner: str, things: str) -> list[list[int]]:
+    """The explicit ``collide=[(i, j), ...]`` pairs as a list, each checked to name two
+    different ``things`` in ``range(n)`` (the error names ``owner`` and the pair)."""
+    pairs = np.asarray(collide, dtype=np.int64).reshape(-1, 2).tolist()
+    for q, (i, j) in enumerate(pairs):
+        if not (0 <= i < n and 0 <= j < n) or i == j:
+            raise ValueError(
+                f"{owner}: collide pair {q} is ({i}, {j}); give two different {things} in "
+                f"range(n={n})"
+            )
+    return pairs
+
+
 def _contact_pairs(collide, springs: np.ndarray, radius: np.ndarray) -> np.ndarray:
     """The particle pairs in contact: every two of positive radius not joined by a spring
     (``collide=True``), none (``False``), or the pairs given."""
@@ -91,13 +104,8 @@ def _contact_pairs(collide, springs: np.ndarray, radius: np.ndarray) -> np.ndarr
     elif collide is False or collide is None:
         pairs = []
     else:
-        pairs = np.asarray(collide, dtype=np.int64).reshape(-1, 2).tolist()
+        pairs = _given_pairs(collide, n, "World", "particles")
         for q, (i, j) in enumerate(pairs):
-            if not (0 <= i < n and 0 <= j < n) or i == j:
-                raise ValueError(
-                    f"World: collide pair {q} is ({i}, {j}); give two different particles in "
-                    f"range(n={n})"
-                )
             if radius[i] <= 0 or radius[j] <= 0:
                 raise ValueError(
                     f"World: collide pair {q} ({i}, {j}) joins a particle of radius "
