@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import diffsys as ds
+import diffsys.numpy as dnp
 from diffsys.relax import (
     dp,
     smoothed_max,
@@ -355,3 +356,32 @@ def test_bellman_ford_bad_input():
         soft_bellman_ford(np.ones((3, 3)), source=5)
     with pytest.raises(ValueError, match="NaN or -inf"):
         soft_bellman_ford(np.full((2, 2), -np.inf))
+
+
+@pytest.mark.parametrize("regularization", ["entropy", "l2"])
+def test_smoothed_max_ignores_minus_inf_with_zero_not_nan_derivatives(regularization):
+    """-inf entries (no edge, no path) take no part: value, gradient in x and in the
+    temperature, and second derivatives equal those of the finite entries alone; a row of
+    only -inf is -inf with zero derivatives (the old rule gave 0 * inf = NaN)."""
+    from diffsys.relax import smoothed_max
+
+    x = np.array([[-np.inf, 1.0, 2.0], [-np.inf, -np.inf, -np.inf]])
+    finite = np.array([1.0, 2.0])
+
+    def total(x, t):
+        v = smoothed_max(x, t, regularization)
+        return dnp.sum(dnp.where(dnp.isfinite(v), v, 0.0))
+
+    def alone(x, t):
+        return smoothed_max(x, t, regularization)
+
+    value = smoothed_max(x, 0.7, regularization)
+    assert value[1] == -np.inf and value[0] == pytest.approx(alone(finite, 0.7), rel=1e-15)
+    gx, gt = ds.grad(total, argnums=(0, 1))(x, 0.7)
+    ax, at = ds.grad(alone, argnums=(0, 1))(finite, 0.7)
+    np.testing.assert_allclose(gx, [[0.0, *ax], [0.0, 0.0, 0.0]], rtol=1e-14)
+    assert gt == pytest.approx(at, rel=1e-14)
+    _, tangent = ds.jvp(lambda t: total(x, t), (0.7,), (1.0,))
+    assert tangent == pytest.approx(at, rel=1e-14)
+    h = ds.hessian(lambda t: total(x, t))(0.7)
+    assert np.isfinite(h) and h == pytest.approx(ds.hessian(lambda t: alone(finite, t))(0.7))

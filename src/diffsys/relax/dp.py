@@ -86,15 +86,28 @@ def smoothed_max(
     (2.95, 3.0)
     """
     _check_reg(regularization, "smoothed_max")
+    ignored = np.isneginf(np.asarray(concrete(x)))
+    if ignored.any():
+        # -inf entries take no part, with zero derivatives (not 0 * inf = NaN, also in the
+        # temperature); a slice of only -inf is -inf, computed on zeros so its derivatives
+        # are zero too
+        empty = np.all(ignored, axis=axis, keepdims=True)
+        z = where(ignored, -np.inf, where(ignored, 0.0, x) / temperature)
+        best = temperature * _smoothed_max_unit(where(empty, 0.0, z), regularization, axis)
+        return where(np.squeeze(empty, axis=axis), -np.inf, best)
+    return temperature * _smoothed_max_unit(x / temperature, regularization, axis)
+
+
+def _smoothed_max_unit(z, regularization: str, axis: int):
+    """``smoothed_max`` at temperature 1."""
     if regularization == "entropy":
-        return temperature * logsumexp(x / temperature, axis=axis)
-    z = x / temperature
+        return logsumexp(z, axis=axis)
     support = _sparsemax_support(np.asarray(concrete(z)), axis)
     count = np.sum(support, axis=axis, keepdims=True)
     z = where(support, z, 0.0)  # entries off the support (maybe -inf) get p = 0
     tau = (sum(z, axis=axis, keepdims=True) - 1.0) / count
     p = where(support, maximum(z - tau, 0.0), 0.0)
-    return temperature * sum(p * z - 0.5 * p * p, axis=axis)
+    return sum(p * z - 0.5 * p * p, axis=axis)
 
 
 def _hard_min(x, regularization="entropy", axis=-1):
@@ -568,26 +581,13 @@ def _check_square(weights, name: str) -> int:
     return shape[0]
 
 
-def _soft_min_or_inf(cand, temperature, regularization, axis):
-    """``smoothed_min`` along ``axis`` ignoring ``inf`` candidates (no edge, no path yet) with
-    zero derivatives for them, not NaN (also in ``temperature``), and ``inf`` where every
-    candidate is ``inf``; uses ``smoothed_max(x, T) = T smoothed_max(x / T, 1)``."""
-    inf = np.isposinf(np.asarray(concrete(cand)))
-    if not inf.any():
-        return smoothed_min(cand, temperature, regularization, axis=axis)
-    dead = np.all(inf, axis=axis, keepdims=True)
-    z = where(inf, -np.inf, negative(where(inf, 0.0, cand)) / temperature)
-    best = negative(temperature * smoothed_max(where(dead, 0.0, z), 1.0, regularization, axis))
-    return where(np.squeeze(dead, axis), np.inf, best)
-
-
 def _shortest(weights, temperature, regularization, hard):
     n = np.shape(weights)[0]
     dist = [asarray(np.zeros(()))]
     for j in range(1, n):
         cand = stack(dist) + weights[:j, j]
         dist.append(_hard_min(cand) if hard else
-                    _soft_min_or_inf(cand, temperature, regularization, -1))
+                    smoothed_min(cand, temperature, regularization, axis=-1))
     return dist[-1]
 
 
@@ -649,7 +649,7 @@ def _bf_traced(weights, temperature, regularization, source, rounds):
     n = np.shape(weights)[0]
     d = asarray(np.where(np.arange(n) == source, 0.0, np.inf))
     for _ in range(rounds):
-        d = _soft_min_or_inf(_bf_candidates(d, weights), temperature, regularization, 0)
+        d = smoothed_min(_bf_candidates(d, weights), temperature, regularization, axis=0)
     return d
 
 
