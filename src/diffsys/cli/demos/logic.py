@@ -170,7 +170,8 @@ def _series(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list, s
         t = np.linspace(0, 1, length)
         shifts = rng.uniform(-0.15, 0.15, count)
         return ([np.exp(-((t - 0.5 - s) ** 2) / 0.005) + 0.05 * rng.standard_normal(length)
-                 for s in shifts], "synthetic shifted pulses (tslearn not installed)")
+                 for s in shifts],
+                "synthetic shifted pulses (no tslearn: pip install -e '.[timeseries]')")
     x, y, _, _ = CachedDatasets().load_dataset("Trace")
     picked = rng.choice(np.flatnonzero(y == 3), size=count, replace=False)
     step = x.shape[1] // length
