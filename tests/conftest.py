@@ -20,7 +20,7 @@ if _HERE not in sys.path:
 # keeps them optional locally. Under CI=true such a skip fails the run: CI installs the `oracle`
 # extra, so a skip there means the oracle stopped running, not that it is unavailable.
 
-ORACLE_MODULES = ("torch", "dask.distributed")  # dask: the distributed extra, in `test`
+ORACLE_MODULES = ("torch", "dask.distributed", "tslearn", "numba")  # all in `test`
 _oracle_skips: list[str] = []
 
 
