@@ -59,3 +59,38 @@ def test_unflatten_wrong_leaf_count():
 def test_is_leaf():
     leaves, _ = ds.tree_flatten([(1, 2), (3, 4)], is_leaf=lambda t: isinstance(t, tuple))
     assert leaves == [(1, 2), (3, 4)]
+
+
+class Pair:
+    def __init__(self, left, right):
+        self.left, self.right = left, right
+
+
+class Bag:
+    def __init__(self, items):
+        self.items = items
+
+
+ds.register_pytree_node(
+    Pair, lambda p: ((p.left, p.right), None), lambda _, c: Pair(*c), lambda p: ["left", "right"]
+)
+ds.register_pytree_node(Bag, lambda b: (tuple(b.items), None), lambda _, c: Bag(list(c)))
+
+
+def test_named_leaves_use_registered_child_names_dicts_and_fields():
+    tree = {
+        "p": Pair(1.0, Point(2.0, None)),
+        "bag": Bag([3.0, 4.0]),
+        "f": Frozen(a=5.0),
+        "skip": None,
+    }
+    named = dict(ds.tree_named_leaves(tree))
+    assert named == {
+        "bag.0": 3.0,  # a registered type without child_names: numbered
+        "bag.1": 4.0,
+        "f.a": 5.0,
+        "p.left": 1.0,
+        "p.right.x": 2.0,
+    }
+    assert [v for _, v in ds.tree_named_leaves(tree)] == ds.tree_leaves(tree)
+    assert list(ds.tree_named_leaves(7.0, "x")) == [("x", 7.0)]

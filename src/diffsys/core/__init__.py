@@ -8,6 +8,7 @@ from .pytree import (
     tree_flatten,
     tree_leaves,
     tree_map,
+    tree_named_leaves,
     tree_structure,
     tree_unflatten,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "stop_gradient",
     "tree_flatten",
     "tree_leaves",
+    "tree_named_leaves",
     "tree_map",
     "tree_structure",
     "tree_unflatten",

@@ -14,7 +14,7 @@ is a leaf.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 _registry: dict[type, tuple[Callable, Callable]] = {}
@@ -28,11 +28,59 @@ def register_pytree_node(
     cls: type,
     flatten: Callable[[Any], tuple[Iterable, Any]],
     unflatten: Callable[[Any, list], Any],
+    child_names: Callable[[Any], list[str]] | None = None,
 ) -> None:
     """Make ``cls`` a container: ``flatten(x) -> (children, aux)``,
-    ``unflatten(aux, children) -> x``. ``aux`` must compare with ``==``."""
+    ``unflatten(aux, children) -> x``. ``aux`` must compare with ``==``. ``child_names(x)``
+    (optional) names the children in flattening order, for :func:`tree_named_leaves`;
+    without it they are numbered."""
     _registry[cls] = (flatten, unflatten)
     _handlers_by_type.pop(cls, None)
+    if child_names is None:
+        _child_namers.pop(cls, None)
+    else:
+        _child_namers[cls] = child_names
+
+
+_child_namers: dict[type, Callable[[Any], list[str]]] = {}
+
+
+def tree_child_names(x, n: int) -> list[str]:
+    """Names of the ``n`` children of pytree node ``x``, in flattening order: a registered
+    type's ``child_names``, a dict's keys (sorted, as flattened), a namedtuple's or a
+    dataclass's fields, else ``"0"``, ``"1"``, ...
+
+    >>> tree_child_names({"b": 1, "a": 2}, 2)
+    ['a', 'b']
+    """
+    namer = _child_namers.get(type(x))
+    if namer is not None:
+        return [str(name) for name in namer(x)]
+    if isinstance(x, dict):
+        return [str(k) for k in _dict_keys(x)]
+    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
+        return list(type(x)._fields)
+    fields = getattr(type(x), "__dataclass_fields__", None)
+    if fields is not None and len(fields) == n:
+        return list(fields)
+    return [str(i) for i in range(n)]
+
+
+def tree_named_leaves(tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted name, leaf)`` for every leaf of ``tree`` (``None`` is no leaf), in
+    :func:`tree_leaves` order.
+
+    >>> dict(tree_named_leaves({"enc": [1.0, 2.0], "w": 3.0}))
+    {'enc.0': 1.0, 'enc.1': 2.0, 'w': 3.0}
+    """
+    children, treedef = tree_flatten(tree, is_leaf=lambda y: y is not tree)
+    if treedef.node_type is None:  # tree is itself a leaf
+        yield prefix, tree
+        return
+    for name, child in zip(tree_child_names(tree, len(children)), children, strict=True):
+        if child is None:
+            continue
+        yield from tree_named_leaves(child, f"{prefix}.{name}" if prefix else name)
 
 
 def _dict_keys(d: dict) -> list:

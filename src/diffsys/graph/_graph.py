@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..core.pytree import PyTreeDef, same_structure, tree_flatten, tree_unflatten
+from ..core.pytree import PyTreeDef, same_structure, tree_child_names, tree_flatten, tree_unflatten
 from ..core.tracer import Tracer
 from . import _exec
 
@@ -101,9 +101,7 @@ def spec_of(x) -> tuple:
 
 
 def _child_names(x, n: int) -> list[str]:
-    from ..nn._tree import _child_names as names
-
-    return names(x, n)
+    return tree_child_names(x, n)
 
 
 def flatten_spec(spec: tuple, x, where: str, out: list, templates: dict | None = None) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..core.owned import frozen
-from ..core.pytree import tree_flatten, tree_unflatten
+from ..core.pytree import tree_flatten, tree_named_leaves, tree_unflatten
 from ..core.tracer import _NO_PARAMS, Trace, Tracer
 from ..core.warn import warn_user
 from ._graph import ArgSpec, Graph, Node, VarInfo, spec_of
@@ -305,9 +305,7 @@ def _is_module(x) -> bool:
 
 
 def _named(arg, prefix: str) -> list[str]:
-    from ..nn._tree import named_leaves
-
-    return [name for name, _ in named_leaves(arg, prefix)]
+    return [name for name, _ in tree_named_leaves(arg, prefix)]
 
 
 def trace(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.pytree import tree_flatten, tree_map, tree_unflatten
+from ..core.pytree import tree_flatten, tree_map, tree_named_leaves, tree_unflatten
 from ..core.tracer import Tracer
 
 __all__ = [
@@ -24,42 +24,14 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _child_names(x, n: int) -> list[str]:
-    """Names of the ``n`` children of pytree node ``x``, in flattening order."""
-    from .module import Module, State, _flatten_module
-
-    if isinstance(x, Module):
-        return list(_flatten_module(x)[1].dynamic)
-    if isinstance(x, State):
-        return sorted(x.keys())
-    if isinstance(x, dict):
-        try:
-            keys = sorted(x)
-        except TypeError:
-            keys = list(x)
-        return [str(k) for k in keys]
-    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        return list(type(x)._fields)
-    fields = getattr(type(x), "__dataclass_fields__", None)
-    if fields is not None and len(fields) == n:
-        return list(fields)
-    return [str(i) for i in range(n)]
-
-
 def named_leaves(tree, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted name, leaf)`` for every leaf of ``tree``, in ``tree_leaves`` order.
+    """``(dotted name, leaf)`` for every leaf of ``tree``, in ``tree_leaves`` order (a
+    module's leaves are named by its fields: ``"layers.0.weight"``).
 
     >>> dict(named_leaves({"enc": [1.0, 2.0], "w": 3.0}))
     {'enc.0': 1.0, 'enc.1': 2.0, 'w': 3.0}
     """
-    children, treedef = tree_flatten(tree, is_leaf=lambda y: y is not tree)
-    if treedef.node_type is None:  # tree is itself a leaf
-        yield prefix, tree
-        return
-    for name, child in zip(_child_names(tree, len(children)), children, strict=True):
-        if child is None:
-            continue
-        yield from named_leaves(child, _join(prefix, name))
+    return tree_named_leaves(tree, prefix)
 
 
 def _value(x):

@@ -191,6 +191,10 @@ def _flatten_module(m: Module):
     return children, aux
 
 
+def _module_child_names(m: Module) -> list[str]:
+    return list(_flatten_module(m)[1].dynamic)
+
+
 def _unflatten_module(cls, aux: _Static, children) -> Module:
     obj = object.__new__(cls)
     d = obj.__dict__
@@ -300,7 +304,9 @@ class Module:
 
         __init__._ds_custom = custom
         cls.__init__ = __init__
-        register_pytree_node(cls, _flatten_module, functools.partial(_unflatten_module, cls))
+        register_pytree_node(
+            cls, _flatten_module, functools.partial(_unflatten_module, cls), _module_child_names
+        )
 
     def __setattr__(self, name: str, value) -> None:
         if self.__dict__.get("_ds_frozen", False):
@@ -583,7 +589,7 @@ def _unflatten_state(keys, children) -> State:
     return State(dict(zip(keys, children, strict=True)))
 
 
-register_pytree_node(State, _flatten_state, _unflatten_state)
+register_pytree_node(State, _flatten_state, _unflatten_state, lambda s: sorted(s._entries))
 
 
 def with_state(model):
