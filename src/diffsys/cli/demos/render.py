@@ -25,6 +25,7 @@ from ... import numpy as dnp
 from ... import optim, value_and_grad
 from ...relax import sigmoid
 from ...systems import render as R
+from ...systems.data import psnr
 from . import report_folder
 from .render_pose import recover_poses
 from .render_shape import fit_shape
@@ -72,12 +73,6 @@ def _render(p: dict, sigma: float, hard: bool = False):
     if hard:
         return R.rasterize.hard(shapes, SIZE, background=bg)
     return R.rasterize(shapes, SIZE, sigma, background=bg)
-
-
-def psnr(image: np.ndarray, target: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB for images in [0, 1]."""
-    mse = float(np.mean((np.asarray(image) - target) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def _plots(out: Path, target, initial, soft, hard, history, frames) -> list[str]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.metrics import psnr
+
 __all__ = [
     "CodingTables",
     "decode_symbols",
@@ -267,12 +269,6 @@ def from_patches(patches: np.ndarray, shape: tuple[int, int], size: int) -> np.n
     h, w = shape
     p = np.asarray(patches).reshape(h // size, w // size, size, size).transpose(0, 2, 1, 3)
     return p.reshape(h, w)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(peak^2 / MSE)``."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> tuple[int, np.ndarray]:

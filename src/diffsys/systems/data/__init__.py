@@ -22,6 +22,7 @@ raise errors that name the stage. See docs/systems-data.md.
 
 from .blur import PADDING_MODES, LearnableBlur, gaussian_blur, gaussian_kernel
 from .jitter import ColorJitter, jitter_factors
+from .metrics import psnr
 from .normalize import Normalize
 from .threshold import Binarize, binarization_penalty
 from .warp import AffineWarp, Resize, affine_grid, grid_sample, resize
@@ -40,6 +41,7 @@ __all__ = [
     "gaussian_kernel",
     "grid_sample",
     "jitter_factors",
+    "psnr",
     "resize",
 ]
 
